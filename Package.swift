@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// vld: a research lab in a box. See README.md and DESIGN.md (in ../shared) for the layout.
+import PackageDescription
+
+// Release builds drop bounds and overflow checks in the numeric modules only: their hot loops are
+// covered by the naive-reference and gradient-check tests, which run in the same configuration.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
+let package = Package(
+    name: "vld",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vldd", targets: ["vldd"]),
+        .executable(name: "vldctl", targets: ["vldctl"]),
+        .executable(name: "vld-bench", targets: ["vld-bench"]),
+        .library(name: "VLDModel", targets: ["VLDModel"]),
+    ],
+    targets: [
+        // System C libraries: one tiny module each (module.modulemap + shim.h).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CLinux"),
+
+        .target(name: "VLDTensor", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
+        .target(name: "VLDModel", dependencies: ["VLDTensor", "CLinux"], swiftSettings: fastMath),
+
+        .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
+        .executableTarget(name: "vldctl", dependencies: ["VLDModel"]),
+        .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
+
+        .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
+        .testTarget(name: "VLDModelTests", dependencies: ["VLDModel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,27 @@
+// Linux interfaces that Swift's Glibc module does not expose (they need _GNU_SOURCE).
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <linux/fs.h>
+
+/// renameat2(2) with RENAME_EXCHANGE: atomically swaps two paths (used to publish a checkpoint
+/// directory over an older one without a moment where neither exists).
+static inline int clinux_rename_exchange(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE);
+}
+
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing `to`.
+static inline int clinux_rename_noreplace(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+/// Peak resident set size of this process in KiB (ru_maxrss).
+static inline long clinux_peak_rss_kib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return ru.ru_maxrss;
+}

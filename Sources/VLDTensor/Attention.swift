@@ -1,0 +1,143 @@
+// Attention.swift: causal multi-head attention with grouped-query heads, forward and backward.
+//
+// qkv (B,T,QKV) holds, per token, NH query heads, then KVH key heads, then KVH value heads, each
+// of HS floats (QKV = (NH + 2 KVH) HS); query head h reads key/value head h / (NH / KVH). The
+// score and value products run as per-head SGEMMs on strided views of qkv (lda = QKV), so no head
+// is ever copied out. The full T x T score block is computed and the upper triangle masked: on
+// CPU the BLAS speed is worth more than the skipped half.
+//
+// Forward caches the attention probabilities att (B,NH,T,T); backward uses them as they are.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Numerically stable in-place softmax of p[0..<n].
+@inline(__always) public func softmaxInPlace(_ p: FPtr, _ n: Int) {
+    var mx = -Float.infinity
+    for j in 0..<n where p[j] > mx { mx = p[j] }
+    var sum: Float = 0
+    var j = 0
+    let m8 = F8(repeating: mx)
+    var s8 = F8(repeating: 0)
+    while j + 8 <= n {
+        let e = fastExp(load8(p + j) - m8)
+        store8(e, p + j)
+        s8 += e
+        j += 8
+    }
+    sum = s8.sum()
+    while j < n { let e = fastExp(p[j] - mx); p[j] = e; sum += e; j += 1 }
+    let inv = 1 / sum
+    for j in 0..<n { p[j] *= inv }
+}
+
+/// out (B,T,NH*HS) = softmax(mask(Q K^T / sqrt(HS))) V; caches att (B,NH,T,T).
+public func attentionForward(
+    out: FPtr, att: FPtr, qkv: CFPtr, B: Int, T: Int, NH: Int, KVH: Int, HS: Int, pool: ThreadPool
+) {
+    let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
+    let scale = 1 / Float(HS).squareRoot()
+    pool.parallelFor(B * NH) { r in
+        for item in r {
+            let b = item / NH, h = item % NH, kvh = h / group
+            let base = qkv + b * T * QKV
+            let q = base + h * HS, k = base + (NH + kvh) * HS, v = base + (NH + KVH + kvh) * HS
+            let a = att + item * T * T
+            BLAS.sgemm(transA: false, transB: true, M: T, N: T, K: HS, alpha: scale, A: q, lda: QKV,
+                       B: k, ldb: QKV, beta: 0, C: a, ldc: T)
+            for t in 0..<T {
+                let row = a + t * T
+                softmaxInPlace(row, t + 1)
+                for j in (t + 1)..<T { row[j] = 0 }
+            }
+            BLAS.sgemm(transA: false, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: v, ldb: QKV,
+                       beta: 0, C: out + b * T * C + h * HS, ldc: C)
+        }
+    }
+}
+
+/// dqkv += gradient of attentionForward given dout (B,T,NH*HS). Work is split by (batch, kv head)
+/// so that the query heads sharing a key/value head accumulate into it on one thread.
+public func attentionBackward(
+    dqkv: FPtr, dout: CFPtr, qkv: CFPtr, att: CFPtr, B: Int, T: Int, NH: Int, KVH: Int, HS: Int,
+    pool: ThreadPool
+) {
+    let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
+    let scale = 1 / Float(HS).squareRoot()
+    let scratch = FPtr.allocate(capacity: pool.threads * T * T)
+    defer { scratch.deallocate() }
+    pool.run { w in
+        let dp = scratch + w * T * T
+        for item in ThreadPool.chunk(B * KVH, parts: pool.threads, index: w) {
+            let b = item / KVH, kvh = item % KVH
+            let base = qkv + b * T * QKV, dbase = dqkv + b * T * QKV
+            let k = base + (NH + kvh) * HS, v = base + (NH + KVH + kvh) * HS
+            let dk = dbase + (NH + kvh) * HS, dv = dbase + (NH + KVH + kvh) * HS
+            for h in (kvh * group)..<((kvh + 1) * group) {
+                let q = base + h * HS, dq = dbase + h * HS
+                let a = att + (b * NH + h) * T * T
+                let dy = dout + b * T * C + h * HS
+                // dP = dY V^T ; dV += P^T dY
+                BLAS.sgemm(transA: false, transB: true, M: T, N: T, K: HS, A: dy, lda: C, B: v, ldb: QKV,
+                           beta: 0, C: dp, ldc: T)
+                BLAS.sgemm(transA: true, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: dy, ldb: C,
+                           beta: 1, C: dv, ldc: QKV)
+                // dS = P * (dP - rowsum(P * dP)), masked entries have P = 0
+                for t in 0..<T {
+                    let pr = a + t * T, dr = dp + t * T
+                    var s: Float = 0
+                    for j in 0...t { s += pr[j] * dr[j] }
+                    for j in 0...t { dr[j] = pr[j] * (dr[j] - s) }
+                    for j in (t + 1)..<T { dr[j] = 0 }
+                }
+                // dQ += scale dS K ; dK += scale dS^T Q
+                BLAS.sgemm(transA: false, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: k,
+                           ldb: QKV, beta: 1, C: dq, ldc: QKV)
+                BLAS.sgemm(transA: true, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: q,
+                           ldb: QKV, beta: 1, C: dk, ldc: QKV)
+            }
+        }
+    }
+}
+
+/// One decoding step against a KV cache: for each sequence b, the single query token attends to
+/// cache positions 0...lengths[b] (its own key/value already written at lengths[b]).
+/// q (B,NH*HS); kCache, vCache (B,KVH,S,HS); out (B,NH*HS); scratch needs S floats per thread.
+public func attentionDecode(
+    out: FPtr, q: CFPtr, kCache: CFPtr, vCache: CFPtr, lengths: UnsafePointer<Int32>,
+    B: Int, NH: Int, KVH: Int, HS: Int, S: Int, pool: ThreadPool
+) {
+    let group = NH / KVH, C = NH * HS
+    let scale = 1 / Float(HS).squareRoot()
+    let work = B * NH * (Int(lengths[0]) + 1) * HS
+    let scratch = FPtr.allocate(capacity: pool.threads * S)
+    defer { scratch.deallocate() }
+    let body: (Int, Range<Int>) -> Void = { w, r in
+        let p = scratch + w * S
+        for item in r {
+            let b = item / NH, h = item % NH, kvh = h / group
+            let n = Int(lengths[b]) + 1
+            let qh = q + b * C + h * HS
+            let kc = kCache + (b * KVH + kvh) * S * HS, vc = vCache + (b * KVH + kvh) * S * HS
+            for j in 0..<n {
+                let kr = kc + j * HS
+                var s: Float = 0
+                for d in 0..<HS { s += qh[d] * kr[d] }
+                p[j] = s * scale
+            }
+            softmaxInPlace(p, n)
+            let o = out + b * C + h * HS
+            for d in 0..<HS { o[d] = 0 }
+            for j in 0..<n {
+                let pj = p[j], vr = vc + j * HS
+                for d in 0..<HS { o[d] += pj * vr[d] }
+            }
+        }
+    }
+    if work < 32_768 || pool.threads == 1 {
+        body(0, 0..<(B * NH))
+    } else {
+        pool.run { w in body(w, ThreadPool.chunk(B * NH, parts: pool.threads, index: w)) }
+    }
+}

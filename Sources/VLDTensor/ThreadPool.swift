@@ -1,0 +1,147 @@
+// ThreadPool.swift: a fixed set of worker threads for the engine's data-parallel loops.
+//
+// The caller chooses the size (one per core it may use). The caller's thread takes part as
+// worker 0, so a pool of N threads starts N-1 OS threads. Work is split statically and evenly,
+// which makes every reduction order (and so every floating-point result) a function of the
+// thread count alone: the same thread count gives bitwise the same numbers.
+//
+// Workers spin briefly after each job (kernels arrive back to back during a training step,
+// and a futex wake costs more than a short kernel), then sleep on a condition variable so an
+// idle pool costs nothing.
+//
+// BLAS is set to one thread per call: the pool is the only source of parallelism, so the pool
+// and OpenBLAS can never oversubscribe the cores.
+
+import COpenBLAS
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed-size pool of threads running one data-parallel job at a time.
+public final class ThreadPool: @unchecked Sendable {
+    /// Number of threads taking part in each job, including the caller.
+    public let threads: Int
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var job: ((Int) -> Void)?
+    private var stopping = false
+    private var handles: [pthread_t] = []
+    private let lock = NSLockLite()
+
+    /// Starts `threads - 1` worker threads and sets OpenBLAS to single-threaded calls.
+    public init(threads: Int) {
+        precondition(threads >= 1, "a thread pool needs at least one thread")
+        self.threads = threads
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+        BLAS.useSingleThreadedCalls()
+        for index in 1..<max(threads, 1) {
+            let box = Unmanaged.passRetained(WorkerStart(pool: self, index: index))
+            var handle = pthread_t()
+            let rc = pthread_create(&handle, nil, { raw in
+                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+                start.pool.workerLoop(index: start.index)
+                return nil
+            }, box.toOpaque())
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            handles.append(handle)
+        }
+    }
+
+    deinit {
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        generation.add(1, ordering: .releasing)
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+        for h in handles { pthread_join(h, nil) }
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&cond)
+    }
+
+    /// Runs `body(worker)` once on every thread of the pool (worker in 0..<threads) and returns
+    /// when all have finished. Not reentrant: a body must not call back into the same pool.
+    public func run(_ body: (Int) -> Void) {
+        if threads == 1 { body(0); return }
+        lock.lock()
+        defer { lock.unlock() }
+        withoutActuallyEscaping(body) { escaping in
+            job = escaping
+            pending.store(threads - 1, ordering: .relaxed)
+            pthread_mutex_lock(&mutex)
+            generation.add(1, ordering: .releasing)
+            if sleepers.load(ordering: .relaxed) > 0 { pthread_cond_broadcast(&cond) }
+            pthread_mutex_unlock(&mutex)
+            escaping(0)
+            var spins = 0
+            while pending.load(ordering: .acquiring) != 0 {
+                spins += 1
+                if spins > 1000 { sched_yield() }
+            }
+            job = nil
+        }
+    }
+
+    /// Splits 0..<n into `threads` contiguous, nearly equal ranges and runs `body` on each in
+    /// parallel. With `n < minPerThread * 2` (too little work to be worth a wake-up) it runs
+    /// `body(0..<n)` on the caller.
+    public func parallelFor(_ n: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        if n <= 0 { return }
+        let useThreads = Swift.min(threads, Swift.max(1, n / Swift.max(minPerThread, 1)))
+        if useThreads == 1 { body(0..<n); return }
+        run { w in
+            if w < useThreads { body(ThreadPool.chunk(n, parts: useThreads, index: w)) }
+        }
+    }
+
+    /// The `index`-th of `parts` contiguous ranges covering 0..<n.
+    @inline(__always) public static func chunk(_ n: Int, parts: Int, index: Int) -> Range<Int> {
+        let base = n / parts, extra = n % parts
+        let lo = index * base + Swift.min(index, extra)
+        return lo..<(lo + base + (index < extra ? 1 : 0))
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = generation.load(ordering: .acquiring)
+        while true {
+            var spins = 0
+            var g = generation.load(ordering: .acquiring)
+            while g == seen {
+                spins += 1
+                if spins > 20_000 {
+                    pthread_mutex_lock(&mutex)
+                    sleepers.add(1, ordering: .relaxed)
+                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&cond, &mutex) }
+                    sleepers.subtract(1, ordering: .relaxed)
+                    pthread_mutex_unlock(&mutex)
+                    spins = 0
+                }
+                g = generation.load(ordering: .acquiring)
+            }
+            seen = g
+            if stopping { return }
+            job?(index)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+}
+
+private final class WorkerStart {
+    let pool: ThreadPool
+    let index: Int
+    init(pool: ThreadPool, index: Int) { self.pool = pool; self.index = index }
+}
+
+/// A pthread mutex owned by one object (keeps `run` from being entered twice at once).
+final class NSLockLite: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func lock() { pthread_mutex_lock(&m) }
+    func unlock() { pthread_mutex_unlock(&m) }
+}
