@@ -103,9 +103,10 @@ public func attentionBackward(
 
 /// One decoding step against a KV cache: for each sequence b, the single query token attends to
 /// cache positions 0...lengths[b] (its own key/value already written at lengths[b]).
-/// q (B,NH*HS); kCache, vCache (B,KVH,S,HS); out (B,NH*HS); scratch needs S floats per thread.
+/// q (B, qStride) with the NH query heads first in each row; kCache, vCache (B,KVH,S,HS);
+/// out (B,NH*HS).
 public func attentionDecode(
-    out: FPtr, q: CFPtr, kCache: CFPtr, vCache: CFPtr, lengths: UnsafePointer<Int32>,
+    out: FPtr, q: CFPtr, qStride: Int, kCache: CFPtr, vCache: CFPtr, lengths: UnsafePointer<Int32>,
     B: Int, NH: Int, KVH: Int, HS: Int, S: Int, pool: ThreadPool
 ) {
     let group = NH / KVH, C = NH * HS
@@ -118,7 +119,7 @@ public func attentionDecode(
         for item in r {
             let b = item / NH, h = item % NH, kvh = h / group
             let n = Int(lengths[b]) + 1
-            let qh = q + b * C + h * HS
+            let qh = q + b * qStride + h * HS
             let kc = kCache + (b * KVH + kvh) * S * HS, vc = vCache + (b * KVH + kvh) * S * HS
             for j in 0..<n {
                 let kr = kc + j * HS

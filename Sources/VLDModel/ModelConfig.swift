@@ -1,0 +1,125 @@
+// ModelConfig.swift: the architecture of a vld model and its parameter accounting.
+
+/// The two supported architectures, matching Hugging Face's GPT2LMHeadModel and LlamaForCausalLM.
+public enum Arch: String, Codable, Sendable, CaseIterable {
+    /// Pre-LayerNorm, learned absolute positions, fused QKV with biases, GELU(tanh) MLP, tied head.
+    case gpt2
+    /// Pre-RMSNorm, RoPE, no biases, SwiGLU MLP, grouped-query attention, untied head by default.
+    case llama
+}
+
+/// A decoder-only transformer: `layers` physical blocks applied in the order of `schedule`.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public var arch: Arch
+    public var dModel: Int
+    /// Physical blocks (parameters are sized by these).
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var ffnHidden: Int
+    /// Maximum sequence length (learned positions for gpt2, RoPE table for llama).
+    public var context: Int
+    public var vocab: Int
+    public var tiedEmbeddings: Bool
+    public var normEps: Float
+    public var ropeTheta: Double
+    public var schedule: LayerSchedule
+
+    public init(
+        arch: Arch, dModel: Int, layers: Int, heads: Int, kvHeads: Int? = nil, ffnHidden: Int? = nil,
+        context: Int, vocab: Int, tiedEmbeddings: Bool? = nil, normEps: Float = 1e-5, ropeTheta: Double = 10000,
+        schedule: LayerSchedule = .base
+    ) {
+        self.arch = arch
+        self.dModel = dModel
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads ?? heads
+        self.ffnHidden = ffnHidden ?? ModelConfig.defaultFFNHidden(arch: arch, dModel: dModel)
+        self.context = context
+        self.vocab = vocab
+        self.tiedEmbeddings = tiedEmbeddings ?? (arch == .gpt2)
+        self.normEps = normEps
+        self.ropeTheta = ropeTheta
+        self.schedule = schedule
+    }
+
+    /// 4d for gpt2; round_up(8d/3, 32) for llama's SwiGLU (same parameter count as 4d GELU).
+    public static func defaultFFNHidden(arch: Arch, dModel d: Int) -> Int {
+        arch == .gpt2 ? 4 * d : ((8 * d / 3 + 31) / 32) * 32
+    }
+
+    public var headSize: Int { dModel / heads }
+    /// Width of the fused q,k,v projection: (heads + 2 kvHeads) * headSize.
+    public var qkvWidth: Int { (heads + 2 * kvHeads) * headSize }
+    /// Output width of the first MLP matrix: ffnHidden (GELU) or 2 ffnHidden (SwiGLU gate+up).
+    public var fcWidth: Int { arch == .gpt2 ? ffnHidden : 2 * ffnHidden }
+
+    /// Checks the invariants the engine relies on; every message names the field.
+    public func validate() throws {
+        func fail(_ m: String) -> ConfigError { ConfigError(message: m) }
+        guard dModel >= 1 else { throw fail("dModel must be >= 1, got \(dModel)") }
+        guard layers >= 1 else { throw fail("layers must be >= 1, got \(layers)") }
+        guard heads >= 1, dModel % heads == 0 else { throw fail("heads (\(heads)) must divide dModel (\(dModel))") }
+        guard kvHeads >= 1, heads % kvHeads == 0 else { throw fail("kvHeads (\(kvHeads)) must divide heads (\(heads))") }
+        if arch == .gpt2 && kvHeads != heads { throw fail("kvHeads must equal heads for gpt2 (grouped-query attention is llama only)") }
+        if arch == .llama && headSize % 2 != 0 { throw fail("dModel/heads must be even for RoPE, got \(headSize)") }
+        guard ffnHidden >= 1 else { throw fail("ffnHidden must be >= 1, got \(ffnHidden)") }
+        guard context >= 1 else { throw fail("context must be >= 1, got \(context)") }
+        guard vocab >= 2 else { throw fail("vocab must be >= 2, got \(vocab)") }
+        guard normEps > 0 else { throw fail("normEps must be > 0") }
+        guard ropeTheta > 0 else { throw fail("ropeTheta must be > 0") }
+        do { _ = try schedule.indices(layers: layers) } catch let e as ScheduleError { throw fail("schedule: \(e.message)") }
+    }
+
+    // MARK: accounting (specs/vld.md 6.1, specs/tts.md 8.5)
+
+    /// Weight-matrix parameters of one block (QKV, output projection, MLP); no norms or biases.
+    public var blockMatrixParams: Int { dModel * qkvWidth + dModel * dModel + dModel * fcWidth + ffnHidden * dModel }
+
+    /// All parameters of one physical block, norms and biases included.
+    public var blockParams: Int {
+        let vectors = arch == .gpt2 ? (4 * dModel + qkvWidth + dModel + fcWidth + dModel) : 2 * dModel
+        return blockMatrixParams + vectors
+    }
+
+    /// Token embedding, learned positions (gpt2), and an untied output head.
+    public var embeddingParams: Int {
+        vocab * dModel + (arch == .gpt2 ? context * dModel : 0) + (tiedEmbeddings ? 0 : vocab * dModel)
+    }
+
+    /// P_total: every stored parameter, counted once (a reused block counts once).
+    public var totalParams: Int { embeddingParams + layers * blockParams + (arch == .gpt2 ? 2 * dModel : dModel) }
+
+    /// P_non-embedding: P_total without token/position embeddings and the output head.
+    public var nonEmbeddingParams: Int { totalParams - embeddingParams }
+
+    /// D: block applications per token (the schedule length).
+    public var applications: Int { (try? schedule.indices(layers: layers).count) ?? layers }
+
+    /// D_VLD = D - L: applications added by reuse.
+    public var vldDepth: Int { applications - layers }
+
+    /// N_applied = D * (block matrix params) + V d: matrix parameters as applied per token.
+    public var appliedMatrixParams: Int { applications * blockMatrixParams + vocab * dModel }
+
+    /// Forward FLOPs for one token attending to `t` positions (specs/tts.md 8.5):
+    /// D * (2 * blockMatrixParams + 4 t d) + 2 d V.
+    public func forwardFlopsPerToken(attending t: Int) -> Double {
+        Double(applications) * (2 * Double(blockMatrixParams) + 4 * Double(t) * Double(dModel))
+            + 2 * Double(dModel) * Double(vocab)
+    }
+
+    /// Training FLOPs of one step of B sequences of T tokens, with the convention of
+    /// shared/bench/torch_gpt_bench.py: 6 N_applied BT + 12 D d T BT (full T x T attention).
+    public func trainFlopsPerStep(batch B: Int, seqLen T: Int) -> Double {
+        let tokens = Double(B * T)
+        return 6 * Double(appliedMatrixParams) * tokens + 12 * Double(applications) * Double(dModel) * Double(T) * tokens
+    }
+}
+
+/// An invalid model configuration; the message names the field.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,241 @@
+// Sampling.swift: batched autoregressive sampling with a KV cache.
+//
+// The cache has one entry per *schedule position*, never per physical block: a reused block sees
+// different inputs at each visit, so its keys and values differ per visit. Sequences of one batch
+// may have prompts of different lengths; each decodes at its own position.
+
+import VLDTensor
+
+/// Keys and values of every schedule position for a batch of sequences.
+public final class KVCache {
+    public let batch: Int
+    /// Maximum tokens per sequence (prompt + generated), at most the model context.
+    public let capacity: Int
+    /// Tokens held per sequence.
+    public internal(set) var lengths: [Int32]
+    let keys: [FloatBuffer]
+    let values: [FloatBuffer]
+    // decode scratch, (B, ...) each
+    let x: FloatBuffer, ln: FloatBuffer, qkv: FloatBuffer, atty: FloatBuffer, res2: FloatBuffer
+    let fch: FloatBuffer, fchAct: FloatBuffer, stats: FloatBuffer, logits: FloatBuffer
+
+    public init(model: Transformer, batch: Int, capacity: Int) {
+        let cfg = model.config
+        precondition(capacity >= 1 && capacity <= cfg.context, "KV cache capacity must be within the model context")
+        self.batch = batch
+        self.capacity = capacity
+        lengths = Array(repeating: 0, count: batch)
+        let per = batch * cfg.kvHeads * capacity * cfg.headSize
+        keys = model.schedule.map { _ in FloatBuffer(count: per) }
+        values = model.schedule.map { _ in FloatBuffer(count: per) }
+        x = FloatBuffer(count: batch * cfg.dModel)
+        ln = FloatBuffer(count: batch * cfg.dModel)
+        qkv = FloatBuffer(count: batch * cfg.qkvWidth)
+        atty = FloatBuffer(count: batch * cfg.dModel)
+        res2 = FloatBuffer(count: batch * cfg.dModel)
+        fch = FloatBuffer(count: batch * cfg.fcWidth)
+        fchAct = FloatBuffer(count: batch * cfg.ffnHidden)
+        stats = FloatBuffer(count: 2 * batch)
+        logits = FloatBuffer(count: batch * cfg.vocab)
+    }
+}
+
+extension Transformer {
+    /// Runs the prompts through the model, fills `cache` (which must be empty) and returns the
+    /// next-token logits of each sequence (B rows of V). Prompts of equal length run as one
+    /// batch; otherwise each runs on its own.
+    public func prefill(prompts: [[Int32]], cache: KVCache) -> [[Float]] {
+        precondition(prompts.count == cache.batch, "one prompt per cache row")
+        precondition(prompts.allSatisfy { !$0.isEmpty && $0.count <= cache.capacity }, "prompt length out of range")
+        if Set(prompts.map(\.count)).count == 1 {
+            return prefillRows(prompts, rows: Array(0..<prompts.count), cache: cache)
+        }
+        return prompts.indices.flatMap { b in prefillRows([prompts[b]], rows: [b], cache: cache) }
+    }
+
+    func prefillRows(_ prompts: [[Int32]], rows: [Int], cache: KVCache) -> [[Float]] {
+        let cfg = config, B = prompts.count, T = prompts[0].count
+        ensureActivations(B: B, T: T)
+        tokenBuf = prompts.flatMap { $0 }
+        positionBuf = (0..<(B * T)).map { Int32($0 % T) }
+        _ = runForward(B: B, T: T, targets: nil)
+        let a = acts!, L = actLayout!, QKV = cfg.qkvWidth, HS = cfg.headSize, S = cache.capacity
+        for v in 0..<schedule.count {
+            let qkv = a[L.positions[v].qkv]
+            for (i, b) in rows.enumerated() {
+                for t in 0..<T {
+                    for kvh in 0..<cfg.kvHeads {
+                        let src = qkv + (i * T + t) * QKV
+                        let dst = ((b * cfg.kvHeads + kvh) * S + t) * HS
+                        cache.keys[v][dst].update(from: src + (cfg.heads + kvh) * HS, count: HS)
+                        cache.values[v][dst].update(from: src + (cfg.heads + cfg.kvHeads + kvh) * HS, count: HS)
+                    }
+                }
+                cache.lengths[b] = Int32(T)
+            }
+        }
+        return (0..<B).map { i in logits(row: i * T + T - 1) }
+    }
+
+    /// Appends one token per sequence and returns the next-token logits (B rows of V, flat; valid
+    /// until the next call). A sequence whose cache is already full is not extended: its row is
+    /// computed at its last position and should be ignored (`generate` has stopped it).
+    public func decode(tokens: [Int32], cache: KVCache) -> UnsafeBufferPointer<Float> {
+        let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity
+        precondition(tokens.count == B, "one token per sequence")
+        let p = params
+        let clamped = cache.lengths.map { min($0, Int32(S - 1)) }
+        tokens.withUnsafeBufferPointer { tok in
+            clamped.withUnsafeBufferPointer { lens in
+                let pos = lens.baseAddress!
+                embeddingForward(out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
+                                 wpe: layout.wpe.map { p[$0] }, N: B, C: C, pool: pool)
+                for (v, l) in schedule.enumerated() {
+                    decodeBlock(v: v, block: layout.blocks[l], cache: cache, positions: pos)
+                    if let hook = residualHook {
+                        hook(ResidualSite(position: v, hidden: cache.x.base, B: B, T: 1, C: C, tokenPositions: pos))
+                    }
+                }
+                let st = cache.stats
+                finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: B)
+                linearForward(out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: B, C: C,
+                              OC: cfg.vocab, pool: pool)
+            }
+        }
+        for b in 0..<B where Int(cache.lengths[b]) < S { cache.lengths[b] += 1 }
+        return UnsafeBufferPointer(start: cache.logits.base, count: B * cfg.vocab)
+    }
+
+    func decodeBlock(v: Int, block s: BlockSlots, cache k: KVCache, positions: UnsafePointer<Int32>) {
+        let cfg = config, B = k.batch, C = cfg.dModel, HS = cfg.headSize, QKV = cfg.qkvWidth, S = k.capacity
+        let p = params, st = k.stats
+        norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.x.base, w: s.norm1W, b: s.norm1B, N: B)
+        linearForward(out: k.qkv.base, inp: k.ln.base, weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: B, C: C,
+                      OC: QKV, pool: pool)
+        if let rope {
+            ropeApply(qkv: k.qkv.base, positions: positions, table: rope, N: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS,
+                      inverse: false, pool: pool)
+        }
+        for b in 0..<B where Int(k.lengths[b]) < S {
+            let t = Int(positions[b])
+            for kvh in 0..<cfg.kvHeads {
+                let src = k.qkv[b * QKV]
+                let dst = ((b * cfg.kvHeads + kvh) * S + t) * HS
+                k.keys[v][dst].update(from: src + (cfg.heads + kvh) * HS, count: HS)
+                k.values[v][dst].update(from: src + (cfg.heads + cfg.kvHeads + kvh) * HS, count: HS)
+            }
+        }
+        attentionDecode(out: k.atty.base, q: k.qkv.base, qStride: QKV, kCache: k.keys[v].base, vCache: k.values[v].base,
+                        lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool)
+        linearForward(out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
+                      OC: C, pool: pool)
+        for i in 0..<(B * C) { k.res2.base[i] += k.x.base[i] }
+        norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.res2.base, w: s.norm2W, b: s.norm2B, N: B)
+        linearForward(out: k.fch.base, inp: k.ln.base, weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: B, C: C,
+                      OC: cfg.fcWidth, pool: pool)
+        if cfg.arch == .gpt2 {
+            geluForward(out: k.fchAct.base, inp: k.fch.base, N: B * cfg.ffnHidden, pool: pool)
+        } else {
+            swigluForward(out: k.fchAct.base, inp: k.fch.base, M: B, F: cfg.ffnHidden, pool: pool)
+        }
+        linearForward(out: k.x.base, inp: k.fchAct.base, weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: B,
+                      C: cfg.ffnHidden, OC: C, pool: pool)
+        for i in 0..<(B * C) { k.x.base[i] += k.res2.base[i] }
+    }
+}
+
+/// How to choose each next token.
+public struct SamplingOptions: Codable, Equatable, Sendable {
+    public var maxNewTokens: Int
+    /// 0 means greedy (argmax).
+    public var temperature: Float
+    /// Keep only the k most likely tokens (0 = off).
+    public var topK: Int
+    /// Keep the smallest set of tokens whose probability reaches p (1 = off).
+    public var topP: Float
+    /// Generation of a sequence ends after one of these; it is not included in the output.
+    public var stopTokens: [Int32]
+
+    public init(maxNewTokens: Int, temperature: Float = 1, topK: Int = 0, topP: Float = 1, stopTokens: [Int32] = []) {
+        self.maxNewTokens = maxNewTokens
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.stopTokens = stopTokens
+    }
+
+    public static func greedy(maxNewTokens: Int, stopTokens: [Int32] = []) -> SamplingOptions {
+        SamplingOptions(maxNewTokens: maxNewTokens, temperature: 0, stopTokens: stopTokens)
+    }
+}
+
+/// Chooses one token from a row of logits under `options`.
+public func sampleToken(logits: UnsafeBufferPointer<Float>, options: SamplingOptions, rng: inout SeededRNG) -> Int32 {
+    let V = logits.count
+    if options.temperature <= 0 {
+        var best = 0
+        for i in 1..<V where logits[i] > logits[best] { best = i }
+        return Int32(best)
+    }
+    var probs = [Float](repeating: 0, count: V)
+    let invT = 1 / options.temperature
+    var mx = -Float.infinity
+    for i in 0..<V { probs[i] = logits[i] * invT; mx = max(mx, probs[i]) }
+    var candidates = Array(0..<V)
+    if options.topK > 0 && options.topK < V || options.topP < 1 {
+        candidates.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+        if options.topK > 0 && options.topK < V { candidates.removeLast(V - options.topK) }
+    }
+    var sum: Double = 0
+    var weights = candidates.map { i -> Double in
+        let e = Double(fastExp(probs[i] - mx))
+        sum += e
+        return e
+    }
+    if options.topP < 1 {
+        var acc: Double = 0
+        var keep = weights.count
+        for (j, w) in weights.enumerated() {
+            acc += w / sum
+            if acc >= Double(options.topP) { keep = j + 1; break }
+        }
+        candidates.removeLast(candidates.count - keep)
+        weights.removeLast(weights.count - keep)
+        sum = weights.reduce(0, +)
+    }
+    var u = rng.nextDouble() * sum
+    for (j, w) in weights.enumerated() {
+        u -= w
+        if u < 0 { return Int32(candidates[j]) }
+    }
+    return Int32(candidates[candidates.count - 1])
+}
+
+extension Transformer {
+    /// Generates up to `options.maxNewTokens` tokens after each prompt, with one KV-cached batch.
+    /// A sequence stops at a stop token or when the context is full. Returns the new tokens of
+    /// each sequence (stop token excluded).
+    public func generate(prompts: [[Int32]], options: SamplingOptions, rng: inout SeededRNG) -> [[Int32]] {
+        let B = prompts.count, V = config.vocab
+        let capacity = min(config.context, (prompts.map(\.count).max() ?? 0) + options.maxNewTokens)
+        let cache = KVCache(model: self, batch: B, capacity: capacity)
+        let first = prefill(prompts: prompts, cache: cache)
+        var out = Array(repeating: [Int32](), count: B)
+        var done = Array(repeating: options.maxNewTokens <= 0, count: B)
+        var next = [Int32](repeating: 0, count: B)
+        let stops = Set(options.stopTokens)
+        func pick(_ b: Int, _ row: UnsafeBufferPointer<Float>) {
+            let t = sampleToken(logits: row, options: options, rng: &rng)
+            next[b] = t
+            if stops.contains(t) { done[b] = true; return }
+            out[b].append(t)
+            if out[b].count >= options.maxNewTokens || Int(cache.lengths[b]) >= capacity { done[b] = true }
+        }
+        for b in 0..<B where !done[b] { first[b].withUnsafeBufferPointer { pick(b, $0) } }
+        while done.contains(false) {
+            let logits = decode(tokens: next, cache: cache)
+            for b in 0..<B where !done[b] { pick(b, UnsafeBufferPointer(rebasing: logits[(b * V)..<((b + 1) * V)])) }
+        }
+        return out
+    }
+}

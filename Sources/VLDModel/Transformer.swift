@@ -1,0 +1,319 @@
+// Transformer.swift: a GPT-2 / Llama style decoder whose blocks are applied in the order of a
+// layer schedule (virtual logical depth), with forward and backward passes in the manner of
+// Karpathy's llm.c (train_gpt2.c) and the module structure of nanoGPT's model.py.
+//
+// Shapes: B batch, T sequence, C = dModel, NH heads, KVH kv heads, HS = C/NH, QKV = (NH+2KVH)HS,
+// F = ffnHidden, FC = F (gelu) or 2F (swiglu), V vocab, D schedule length, N = B*T.
+//
+// Parameters live in one buffer laid out by ParameterLayout and are indexed by physical block.
+// Activations live in one buffer with a slice per *schedule position*, because a reused block
+// sees a different input at each visit. Backward walks the schedule in reverse and adds into the
+// physical block's gradient, so reuse (like a tied embedding) needs no special case.
+
+import VLDTensor
+
+/// Read/write access to the residual stream after one block application (see `residualHook`).
+public struct ResidualSite {
+    /// Schedule position v (0..<D) whose block output this is.
+    public let position: Int
+    /// The hidden states (B,T,C), row n = b*T + t. Writes change the rest of the forward pass.
+    public let hidden: FPtr
+    public let B: Int, T: Int, C: Int
+    /// Absolute position of each row (B*T), e.g. the cache length during decoding.
+    public let tokenPositions: UnsafePointer<Int32>
+}
+
+/// Per-position activation slices of a (B,T) forward pass.
+struct PositionActs {
+    var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, atty = 0, res2 = 0
+    var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fch = 0, fchAct = 0, resOut = 0
+}
+
+struct ActivationLayout {
+    let B: Int, T: Int
+    var positions: [PositionActs] = []
+    var res0 = 0, lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
+    var dres = 0, dln = 0, dqkv = 0, datty = 0, dfch = 0, dfchAct = 0
+    var count = 0
+
+    init(_ cfg: ModelConfig, D: Int, B: Int, T: Int) {
+        self.B = B
+        self.T = T
+        let N = B * T, C = cfg.dModel
+        var offset = 0
+        func take(_ n: Int) -> Int { defer { offset += n }; return offset }
+        res0 = take(N * C)
+        for _ in 0..<D {
+            var p = PositionActs()
+            p.ln1 = take(N * C); p.ln1Mean = take(N); p.ln1Rstd = take(N)
+            p.qkv = take(N * cfg.qkvWidth); p.att = take(B * cfg.heads * T * T); p.atty = take(N * C)
+            p.res2 = take(N * C)
+            p.ln2 = take(N * C); p.ln2Mean = take(N); p.ln2Rstd = take(N)
+            p.fch = take(N * cfg.fcWidth); p.fchAct = take(N * cfg.ffnHidden); p.resOut = take(N * C)
+            positions.append(p)
+        }
+        lnf = take(N * C); lnfMean = take(N); lnfRstd = take(N)
+        logits = take(N * cfg.vocab); losses = take(N)
+        dres = take(N * C); dln = take(N * C); dqkv = take(N * cfg.qkvWidth); datty = take(N * C)
+        dfch = take(N * cfg.fcWidth); dfchAct = take(N * cfg.ffnHidden)
+        count = offset
+    }
+}
+
+/// A decoder-only transformer with a layer schedule. Not thread-safe: one caller at a time;
+/// its kernels run on the `pool` given at creation.
+public final class Transformer {
+    public let config: ModelConfig
+    /// Physical block index at each schedule position.
+    public let schedule: [Int]
+    public let layout: ParameterLayout
+    public let params: FloatBuffer
+    public let grads: FloatBuffer
+    public let pool: ThreadPool
+    /// Called after each block application with the residual stream (forward passes only; what
+    /// a hook adds is a constant to the backward pass).
+    public var residualHook: ((ResidualSite) -> Void)?
+
+    let rope: RopeTable?
+    var acts: FloatBuffer?
+    var actLayout: ActivationLayout?
+    var tokenBuf: [Int32] = []
+    var targetBuf: [Int32] = []
+    var positionBuf: [Int32] = []
+    /// Number of rows counted by the loss of the last forward with targets.
+    var lastCount = 0
+
+    /// Creates a model with freshly initialised weights: N(0, 0.02) for matrices and embeddings,
+    /// output projections scaled by 1/sqrt(2D) (GPT-2's residual scaling), norms 1, biases 0.
+    public init(config: ModelConfig, pool: ThreadPool, rng: inout SeededRNG) throws {
+        try config.validate()
+        self.config = config
+        self.pool = pool
+        schedule = try config.schedule.indices(layers: config.layers)
+        layout = ParameterLayout(config)
+        params = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
+        rope = config.arch == .llama
+            ? RopeTable(headSize: config.headSize, positions: config.context, theta: config.ropeTheta) : nil
+        let projStd = 0.02 / Double(2 * schedule.count).squareRoot()
+        for slot in layout.tensors {
+            let p = params[slot.offset]
+            if slot.shape.count == 1 {
+                let one: Float = slot.name.hasSuffix("norm1.weight") || slot.name.hasSuffix("norm2.weight")
+                    || slot.name == "norm_f.weight" ? 1 : 0
+                p.update(repeating: one, count: slot.count)
+            } else {
+                let std = slot.name.hasSuffix(".proj.weight") || slot.name.hasSuffix("fc_proj.weight") ? projStd : 0.02
+                for i in 0..<slot.count { p[i] = Float(rng.nextNormal() * std) }
+            }
+        }
+    }
+
+    /// Total parameters stored (P_total).
+    public var parameterCount: Int { layout.count }
+
+    public func zeroGrads() { grads.zero() }
+
+    func ensureActivations(B: Int, T: Int) {
+        precondition(T <= config.context, "sequence length \(T) exceeds the model context \(config.context)")
+        if let l = actLayout, l.B == B, l.T == T { return }
+        let l = ActivationLayout(config, D: schedule.count, B: B, T: T)
+        actLayout = l
+        acts = FloatBuffer(count: l.count)
+    }
+
+    // MARK: forward
+
+    /// Runs the forward pass on `inputs` (B*T token ids, row-major). With `targets` (B*T ids,
+    /// negative = ignored) returns the mean cross-entropy and leaves probabilities for backward;
+    /// without, leaves raw logits readable through `logits(row:)` and returns nil.
+    @discardableResult
+    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int) -> Float? {
+        precondition(inputs.count == B * T, "inputs must hold B*T tokens")
+        if let bad = inputs.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            preconditionFailure("token \(bad) is outside the vocabulary 0..<\(config.vocab)")
+        }
+        ensureActivations(B: B, T: T)
+        tokenBuf = inputs
+        positionBuf = (0..<(B * T)).map { Int32($0 % T) }
+        let loss = runForward(B: B, T: T, targets: targets)
+        return loss
+    }
+
+    func runForward(B: Int, T: Int, targets: [Int32]?) -> Float? {
+        let cfg = config, N = B * T, C = cfg.dModel, V = cfg.vocab
+        let a = acts!, L = actLayout!, p = params
+        tokenBuf.withUnsafeBufferPointer { tok in
+            positionBuf.withUnsafeBufferPointer { pos in
+                embeddingForward(out: a[L.res0], tokens: tok.baseAddress!, positions: pos.baseAddress!,
+                                 wte: p[layout.wte], wpe: layout.wpe.map { p[$0] }, N: N, C: C, pool: pool)
+                var input = a[L.res0]
+                for (v, l) in schedule.enumerated() {
+                    blockForward(L.positions[v], input: input, block: layout.blocks[l], B: B, T: T,
+                                 positions: pos.baseAddress!)
+                    input = a[L.positions[v].resOut]
+                    if let hook = residualHook {
+                        hook(ResidualSite(position: v, hidden: input, B: B, T: T, C: C, tokenPositions: pos.baseAddress!))
+                    }
+                }
+                finalNorm(out: a[L.lnf], mean: a[L.lnfMean], rstd: a[L.lnfRstd], inp: input, N: N)
+                linearForward(out: a[L.logits], inp: a[L.lnf], weight: p[layout.head], bias: nil, M: N, C: C, OC: V,
+                              pool: pool)
+            }
+        }
+        guard let targets else { return nil }
+        precondition(targets.count == N, "targets must hold B*T tokens")
+        targetBuf = targets
+        let (loss, count) = targetBuf.withUnsafeBufferPointer { t in
+            crossEntropyForward(losses: a[L.losses], probs: a[L.logits], logits: a[L.logits], targets: t.baseAddress!,
+                                N: N, V: V, pool: pool)
+        }
+        lastCount = count
+        return loss
+    }
+
+    func finalNorm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, N: Int) {
+        let p = params
+        if config.arch == .gpt2 {
+            layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: p[layout.normFW], bias: p[layout.normFB!],
+                             N: N, C: config.dModel, eps: config.normEps, pool: pool)
+        } else {
+            rmsNormForward(out: out, rrms: rstd, inp: inp, weight: p[layout.normFW], N: N, C: config.dModel,
+                           eps: config.normEps, pool: pool)
+        }
+    }
+
+    func norm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, w: Int, b: Int?, N: Int) {
+        let p = params
+        if let b {
+            layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: p[w], bias: p[b], N: N,
+                             C: config.dModel, eps: config.normEps, pool: pool)
+        } else {
+            rmsNormForward(out: out, rrms: rstd, inp: inp, weight: p[w], N: N, C: config.dModel, eps: config.normEps,
+                           pool: pool)
+        }
+    }
+
+    /// One block application: res2 = x + attn(norm1(x)); out = res2 + mlp(norm2(res2)).
+    func blockForward(_ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int,
+                      positions: UnsafePointer<Int32>) {
+        let cfg = config, N = B * T, C = cfg.dModel, a = acts!, p = params
+        norm(out: a[P.ln1], mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], inp: x, w: s.norm1W, b: s.norm1B, N: N)
+        linearForward(out: a[P.qkv], inp: a[P.ln1], weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: N, C: C,
+                      OC: cfg.qkvWidth, pool: pool)
+        if let rope {
+            ropeApply(qkv: a[P.qkv], positions: positions, table: rope, N: N, NH: cfg.heads, KVH: cfg.kvHeads,
+                      HS: cfg.headSize, inverse: false, pool: pool)
+        }
+        attentionForward(out: a[P.atty], att: a[P.att], qkv: a[P.qkv], B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads,
+                         HS: cfg.headSize, pool: pool)
+        linearForward(out: a[P.res2], inp: a[P.atty], weight: p[s.projW], bias: s.projB.map { p[$0] }, M: N, C: C,
+                      OC: C, pool: pool)
+        addInPlace(a[P.res2], x, N * C)
+        norm(out: a[P.ln2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd], inp: a[P.res2], w: s.norm2W, b: s.norm2B, N: N)
+        mlpForward(P, block: s, N: N)
+        addInPlace(a[P.resOut], a[P.res2], N * C)
+    }
+
+    func mlpForward(_ P: PositionActs, block s: BlockSlots, N: Int) {
+        let cfg = config, C = cfg.dModel, a = acts!, p = params
+        linearForward(out: a[P.fch], inp: a[P.ln2], weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: N, C: C,
+                      OC: cfg.fcWidth, pool: pool)
+        if cfg.arch == .gpt2 {
+            geluForward(out: a[P.fchAct], inp: a[P.fch], N: N * cfg.ffnHidden, pool: pool)
+        } else {
+            swigluForward(out: a[P.fchAct], inp: a[P.fch], M: N, F: cfg.ffnHidden, pool: pool)
+        }
+        linearForward(out: a[P.resOut], inp: a[P.fchAct], weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: N,
+                      C: cfg.ffnHidden, OC: C, pool: pool)
+    }
+
+    func addInPlace(_ out: FPtr, _ x: CFPtr, _ n: Int) {
+        pool.parallelFor(n, minPerThread: 16384) { r in for i in r { out[i] += x[i] } }
+    }
+
+    /// Logits (or, after a forward with targets, probabilities) of row n = b*T + t.
+    public func logits(row n: Int) -> [Float] {
+        acts!.array(actLayout!.logits + n * config.vocab, config.vocab)
+    }
+
+    // MARK: backward
+
+    /// Adds the gradient of the last forward's mean loss to `grads` (call `zeroGrads` first).
+    public func backward() {
+        let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
+        let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
+        precondition(lastCount >= 0 && targetBuf.count == N, "backward needs a forward pass with targets")
+        targetBuf.withUnsafeBufferPointer { t in
+            crossEntropyBackward(dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
+                                 scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)
+        }
+        a.zero(L.dln, N * C)
+        linearBackward(dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
+                       weight: p[layout.head], M: N, C: C, OC: V, pool: pool)
+        a.zero(L.dres, N * C)
+        let last = schedule.isEmpty ? a[L.res0] : a[L.positions[schedule.count - 1].resOut]
+        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: last, mean: a[L.lnfMean], rstd: a[L.lnfRstd],
+                     w: layout.normFW, b: layout.normFB, N: N)
+        for v in stride(from: schedule.count - 1, through: 0, by: -1) {
+            let input = v == 0 ? a[L.res0] : a[L.positions[v - 1].resOut]
+            blockBackward(L.positions[v], input: input, block: layout.blocks[schedule[v]], B: B, T: T)
+        }
+        tokenBuf.withUnsafeBufferPointer { tok in
+            positionBuf.withUnsafeBufferPointer { pos in
+                embeddingBackward(dwte: g[layout.wte], dwpe: layout.wpe.map { g[$0] }, dout: a[L.dres],
+                                  tokens: tok.baseAddress!, positions: pos.baseAddress!, N: N, C: C)
+            }
+        }
+    }
+
+    func normBackward(dinp: FPtr, dout: CFPtr, inp: CFPtr, mean: CFPtr, rstd: CFPtr, w: Int, b: Int?, N: Int) {
+        let g = grads, p = params
+        if let b {
+            layerNormBackward(dinp: dinp, dweight: g[w], dbias: g[b], dout: dout, inp: inp, weight: p[w], mean: mean,
+                              rstd: rstd, N: N, C: config.dModel, pool: pool)
+        } else {
+            rmsNormBackward(dinp: dinp, dweight: g[w], dout: dout, inp: inp, weight: p[w], rrms: rstd, N: N,
+                            C: config.dModel, pool: pool)
+        }
+    }
+
+    /// Backward of one block application. On entry dres holds d(out); on exit d(input).
+    func blockBackward(_ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int) {
+        let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
+        let N = B * T, C = cfg.dModel, F = cfg.ffnHidden
+        // MLP branch
+        a.zero(L.dfchAct, N * F)
+        linearBackward(dinp: a[L.dfchAct], dweight: g[s.fcProjW], dbias: s.fcProjB.map { g[$0] }, dout: a[L.dres],
+                       inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool)
+        a.zero(L.dfch, N * cfg.fcWidth)
+        if cfg.arch == .gpt2 {
+            geluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], N: N * F, pool: pool)
+        } else {
+            swigluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool)
+        }
+        a.zero(L.dln, N * C)
+        linearBackward(dinp: a[L.dln], dweight: g[s.fcW], dbias: s.fcB.map { g[$0] }, dout: a[L.dfch], inp: a[P.ln2],
+                       weight: p[s.fcW], M: N, C: C, OC: cfg.fcWidth, pool: pool)
+        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: a[P.res2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd],
+                     w: s.norm2W, b: s.norm2B, N: N)
+        // attention branch
+        a.zero(L.datty, N * C)
+        linearBackward(dinp: a[L.datty], dweight: g[s.projW], dbias: s.projB.map { g[$0] }, dout: a[L.dres],
+                       inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool)
+        a.zero(L.dqkv, N * cfg.qkvWidth)
+        attentionBackward(dqkv: a[L.dqkv], dout: a[L.datty], qkv: a[P.qkv], att: a[P.att], B: B, T: T, NH: cfg.heads,
+                          KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool)
+        if let rope {
+            positionBuf.withUnsafeBufferPointer { pos in
+                ropeApply(qkv: a[L.dqkv], positions: pos.baseAddress!, table: rope, N: N, NH: cfg.heads,
+                          KVH: cfg.kvHeads, HS: cfg.headSize, inverse: true, pool: pool)
+            }
+        }
+        a.zero(L.dln, N * C)
+        linearBackward(dinp: a[L.dln], dweight: g[s.qkvW], dbias: s.qkvB.map { g[$0] }, dout: a[L.dqkv],
+                       inp: a[P.ln1], weight: p[s.qkvW], M: N, C: C, OC: cfg.qkvWidth, pool: pool)
+        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: x, mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], w: s.norm1W,
+                     b: s.norm1B, N: N)
+    }
+}
