@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <linux/fs.h>
 
 /// renameat2(2) with RENAME_EXCHANGE: atomically swaps two paths (used to publish a checkpoint
@@ -19,9 +18,3 @@ static inline int clinux_rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
-/// Peak resident set size of this process in KiB (ru_maxrss).
-static inline long clinux_peak_rss_kib(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
-    return ru.ru_maxrss;
-}

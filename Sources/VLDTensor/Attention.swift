@@ -15,19 +15,9 @@ import Glibc
 /// Numerically stable in-place softmax of p[0..<n].
 @inline(__always) public func softmaxInPlace(_ p: FPtr, _ n: Int) {
     var mx = -Float.infinity
-    for j in 0..<n where p[j] > mx { mx = p[j] }
+    for j in 0..<n { mx = p[j] > mx ? p[j] : mx }
     var sum: Float = 0
-    var j = 0
-    let m8 = F8(repeating: mx)
-    var s8 = F8(repeating: 0)
-    while j + 8 <= n {
-        let e = fastExp(load8(p + j) - m8)
-        store8(e, p + j)
-        s8 += e
-        j += 8
-    }
-    sum = s8.sum()
-    while j < n { let e = fastExp(p[j] - mx); p[j] = e; sum += e; j += 1 }
+    for j in 0..<n { let e = fastExp(p[j] - mx); p[j] = e; sum += e }
     let inv = 1 / sum
     for j in 0..<n { p[j] *= inv }
 }

@@ -44,18 +44,17 @@ public func gradNorm(_ grads: CFPtr, N: Int, pool: ThreadPool) -> Float {
     partial.withUnsafeMutableBufferPointer { part in
         let parts = part.baseAddress!
         pool.run { w in
+            // Float partial sums over blocks of 1024 (vectorisable), accumulated in Double.
             var s: Double = 0
-            var acc = F8(repeating: 0)
             let r = ThreadPool.chunk(N, parts: pool.threads, index: w)
             var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                let g = load8(grads + i)
-                acc += g * g
-                i += 8
-                if (i - r.lowerBound) % 4096 == 0 { s += Double(acc.sum()); acc = F8(repeating: 0) }
+            while i < r.upperBound {
+                let end = Swift.min(i + 1024, r.upperBound)
+                var block: Float = 0
+                for j in i..<end { block += grads[j] * grads[j] }
+                s += Double(block)
+                i = end
             }
-            s += Double(acc.sum())
-            while i < r.upperBound { s += Double(grads[i]) * Double(grads[i]); i += 1 }
             parts[w] = s
         }
     }

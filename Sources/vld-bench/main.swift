@@ -1,1 +1,53 @@
-print("todo")
+// vld-bench: training and sampling throughput of the vld engine, one JSON object per line.
+// Configurations and conventions match shared/bench/torch_gpt_bench.py so that both can be run
+// side by side on one machine (see README, "Performance").
+
+import Foundation
+import VLDModel
+
+let usage = """
+    usage: vld-bench [--config tiny|small|medium|small_loop2] [--arch gpt2|llama] [--threads N] [--all]
+                     [--min-seconds S] [--no-sample] [--no-train]
+
+    Prints one JSON object per line: config, arch, threads, params, train_tokens_per_s, train_gflops,
+    sample_b1_tokens_per_s, sample_b32_tokens_per_s, peak_rss_mib.
+    --all runs every config for both architectures.
+    """
+
+var options = BenchOptions()
+var runAll = false
+var args = Array(CommandLine.arguments.dropFirst())
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("vld-bench: \(message)\n\(usage)\n".utf8))
+    exit(64)
+}
+while !args.isEmpty {
+    let a = args.removeFirst()
+    func value() -> String {
+        guard !args.isEmpty else { fail("\(a) needs a value") }
+        return args.removeFirst()
+    }
+    switch a {
+    case "--config": options.config = value()
+    case "--arch": guard let v = Arch(rawValue: value()) else { fail("--arch is gpt2 or llama") }; options.arch = v
+    case "--threads": guard let n = Int(value()), n >= 1 else { fail("--threads needs an integer >= 1") }; options.threads = n
+    case "--min-seconds": guard let s = Double(value()), s >= 0 else { fail("--min-seconds needs a number") }; options.minSeconds = s
+    case "--no-sample": options.sample = false
+    case "--no-train": options.train = false
+    case "--all": runAll = true
+    case "-h", "--help": print(usage); exit(0)
+    default: fail("unknown argument \(a)")
+    }
+}
+let runs: [(String, Arch)] = runAll
+    ? BenchConfig.names.flatMap { n in Arch.allCases.map { (n, $0) } } : [(options.config, options.arch)]
+for (name, arch) in runs {
+    guard BenchConfig.named(name, arch: arch) != nil else { fail("unknown config \(name); expected \(BenchConfig.names.joined(separator: ", "))") }
+    var o = options
+    o.config = name
+    o.arch = arch
+    let result = runBenchmark(o)
+    let data = try! JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+    fflush(stdout)
+}

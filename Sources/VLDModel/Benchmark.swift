@@ -1,0 +1,111 @@
+// Benchmark.swift: the measurements behind vld-bench, following shared/bench/torch_gpt_bench.py.
+//
+// Training: 3 warm-up steps, then at least 10 steps and `minSeconds` of steps; tokens/s = B*T over
+// the median step time (forward + backward + AdamW). Sampling: a 16-token random prompt, 64 new
+// tokens by multinomial sampling at temperature 1 (1 prefill + 63 decode forwards), one warm-up
+// then the median of 3 repetitions; tokens/s = batch * 64 over the whole time including prefill.
+
+import Foundation
+import VLDTensor
+
+public struct BenchOptions {
+    public var config = "small"
+    public var arch: Arch = .gpt2
+    public var threads = 2
+    public var minSeconds = 3.0
+    public var train = true
+    public var sample = true
+    public init() {}
+}
+
+public enum BenchConfig {
+    public static let names = ["tiny", "small", "medium", "small_loop2"]
+
+    /// The model and batch of a named benchmark configuration.
+    public static func named(_ name: String, arch: Arch) -> (ModelConfig, batch: Int, seqLen: Int)? {
+        let (d, L, H, T, V, B, schedule): (Int, Int, Int, Int, Int, Int, LayerSchedule)
+        switch name {
+        case "tiny": (d, L, H, T, V, B, schedule) = (64, 2, 2, 64, 128, 32, .base)
+        case "small": (d, L, H, T, V, B, schedule) = (128, 4, 4, 128, 256, 32, .base)
+        case "medium": (d, L, H, T, V, B, schedule) = (256, 6, 8, 128, 512, 16, .base)
+        case "small_loop2": (d, L, H, T, V, B, schedule) = (128, 4, 4, 128, 256, 32, .cyc(1))
+        default: return nil
+        }
+        // n_positions = max(ctx, prompt 16 + 64 new), as in the PyTorch script.
+        let cfg = ModelConfig(arch: arch, dModel: d, layers: L, heads: H, context: max(T, 80), vocab: V, schedule: schedule)
+        return (cfg, B, T)
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+}
+
+/// Runs one configuration and returns the JSON fields of vld-bench.
+public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
+    let (cfg, B, T) = BenchConfig.named(o.config, arch: o.arch)!
+    let pool = ThreadPool(threads: o.threads)
+    var rng = SeededRNG(seed: 1234)
+    let model = try! Transformer(config: cfg, pool: pool, rng: &rng)
+    var result: [String: Any] = [
+        "config": o.config, "arch": o.arch.rawValue, "threads": o.threads, "params": model.parameterCount,
+        "schedule": cfg.schedule.description,
+    ]
+    if o.train {
+        let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
+        var data = SeededRNG(seed: 1235)
+        let batches = (0..<4).map { _ in
+            ((0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) }, (0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) })
+        }
+        for i in 0..<3 {
+            model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
+        }
+        var times: [Double] = []
+        let start = now()
+        var i = 0
+        var loss: Float = 0
+        while (i < 10 || now() - start < o.minSeconds) && i < 1000 {
+            let t0 = now()
+            loss = model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
+                                   optimizer: opt).loss
+            times.append(now() - t0)
+            i += 1
+        }
+        let med = median(times)
+        result["train_tokens_per_s"] = Double(B * T) / med
+        result["train_gflops"] = cfg.trainFlopsPerStep(batch: B, seqLen: T) / med / 1e9
+        result["train_step_ms_median"] = med * 1e3
+        result["train_final_loss"] = Double(loss)
+    }
+    if o.sample {
+        for batch in [1, 32] {
+            var srng = SeededRNG(seed: 1241)
+            func once() -> Double {
+                let prompts = (0..<batch).map { _ in (0..<16).map { _ in Int32(srng.nextInt(cfg.vocab)) } }
+                let t0 = now()
+                let out = model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: 64), rng: &srng)
+                precondition(out.allSatisfy { $0.count == 64 })
+                return now() - t0
+            }
+            _ = once()
+            let t = median((0..<3).map { _ in once() })
+            result["sample_b\(batch)_tokens_per_s"] = Double(batch * 64) / t
+        }
+    }
+    result["peak_rss_mib"] = peakRSSMiB()
+    return result
+}
+
+/// Peak resident set size of this process in MiB (getrusage ru_maxrss).
+public func peakRSSMiB() -> Double {
+    var ru = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
+    return Double(ru.ru_maxrss) / 1024
+}
