@@ -85,16 +85,8 @@ public final class Transformer {
 
     /// Creates a model with freshly initialised weights: N(0, 0.02) for matrices and embeddings,
     /// output projections scaled by 1/sqrt(2D) (GPT-2's residual scaling), norms 1, biases 0.
-    public init(config: ModelConfig, pool: ThreadPool, rng: inout SeededRNG) throws {
-        try config.validate()
-        self.config = config
-        self.pool = pool
-        schedule = try config.schedule.indices(layers: config.layers)
-        layout = ParameterLayout(config)
-        params = FloatBuffer(count: layout.count)
-        grads = FloatBuffer(count: layout.count)
-        rope = config.arch == .llama
-            ? RopeTable(headSize: config.headSize, positions: config.context, theta: config.ropeTheta) : nil
+    public convenience init(config: ModelConfig, pool: ThreadPool, rng: inout SeededRNG) throws {
+        try self.init(config: config, pool: pool)
         let projStd = 0.02 / Double(2 * schedule.count).squareRoot()
         for slot in layout.tensors {
             let p = params[slot.offset]
@@ -107,6 +99,19 @@ public final class Transformer {
                 for i in 0..<slot.count { p[i] = Float(rng.nextNormal() * std) }
             }
         }
+    }
+
+    /// Creates a model with all parameters zero (checkpoint loading fills them).
+    init(config: ModelConfig, pool: ThreadPool) throws {
+        try config.validate()
+        self.config = config
+        self.pool = pool
+        schedule = try config.schedule.indices(layers: config.layers)
+        layout = ParameterLayout(config)
+        params = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
+        rope = config.arch == .llama
+            ? RopeTable(headSize: config.headSize, positions: config.context, theta: config.ropeTheta) : nil
     }
 
     /// Total parameters stored (P_total).

@@ -1,0 +1,177 @@
+// Checkpoint.swift: checkpoint directories, written atomically and verified on load.
+//
+//   DIR/config.json            Hugging Face config of the class + "vld_schedule"
+//   DIR/model.safetensors      parameters, HF names and layouts
+//   DIR/optimizer.safetensors  AdamW moments "m.<name>", "v.<name>" (vld internal names) — resume only
+//   DIR/state.json             step, RNG state, data cursor, AdamW settings, and the CRC-32 of the
+//                              other files — resume only
+//
+// A checkpoint is written into a hidden sibling directory, every file and the directory are
+// fsynced, and the directory is then renamed into place (exchanged with the previous one when it
+// exists, then the old one removed), so a crash leaves either the old checkpoint or the new one,
+// never a mixture. state.json records the checksums of its siblings, so files from different
+// checkpoints are detected too.
+
+import CLinux
+import Foundation
+import VLDTensor
+
+/// What a resumed run needs besides weights and moments.
+public struct TrainingState: Codable, Equatable {
+    /// Optimizer steps completed.
+    public var step: Int
+    /// The training RNG as it stood after `step` steps.
+    public var rng: SeededRNG
+    /// Position in the data stream (its meaning belongs to the data source).
+    public var dataCursor: Int
+    public var adamW: AdamWConfig
+    /// vld version that wrote the checkpoint.
+    public var vldVersion: String
+    /// CRC-32 (hex) of the other files, filled in by `Checkpoint.save`.
+    public var files: [String: String]
+
+    public init(step: Int, rng: SeededRNG, dataCursor: Int, adamW: AdamWConfig) {
+        self.step = step
+        self.rng = rng
+        self.dataCursor = dataCursor
+        self.adamW = adamW
+        vldVersion = VLD.version
+        files = [:]
+    }
+}
+
+public enum VLD {
+    public static let version = "0.1.0"
+}
+
+public enum Checkpoint {
+    /// Writes `model` (and, when given, optimizer and training state) to `dir` atomically.
+    public static func save(_ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil) throws {
+        let fm = FileManager.default
+        let parent = dir.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        do {
+            var files: [String: Data] = [:]
+            files["model.safetensors"] = Safetensors.encode(HFFormat.export(model), metadata: ["vld_version": VLD.version])
+            let config = try JSONSerialization.data(withJSONObject: HFFormat.configJSON(model.config),
+                                                    options: [.prettyPrinted, .sortedKeys])
+            files["config.json"] = config
+            if let optimizer, var state {
+                var tensors: [NamedTensor] = []
+                for slot in model.layout.tensors {
+                    tensors.append(NamedTensor(name: "m." + slot.name, shape: slot.shape, values: optimizer.m.array(slot.offset, slot.count)))
+                    tensors.append(NamedTensor(name: "v." + slot.name, shape: slot.shape, values: optimizer.v.array(slot.offset, slot.count)))
+                }
+                files["optimizer.safetensors"] = Safetensors.encode(tensors, metadata: ["step": String(optimizer.step)])
+                state.files = files.mapValues { String(format: "%08x", CRC32.checksum($0)) }
+                state.adamW = optimizer.config
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                files["state.json"] = try enc.encode(state)
+            }
+            for (name, data) in files.sorted(by: { $0.key < $1.key }) {
+                try writeDurably(data, to: tmp.appendingPathComponent(name))
+            }
+            try fsyncPath(tmp.path)
+            if fm.fileExists(atPath: dir.path) {
+                guard clinux_rename_exchange(tmp.path, dir.path) == 0 else {
+                    throw CheckpointError("\(dir.path): cannot replace the checkpoint: \(String(cString: strerror(errno)))")
+                }
+                try fm.removeItem(at: tmp)  // now holds the previous checkpoint
+            } else {
+                guard rename(tmp.path, dir.path) == 0 else {
+                    throw CheckpointError("\(dir.path): cannot publish the checkpoint: \(String(cString: strerror(errno)))")
+                }
+            }
+            try fsyncPath(parent.path)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+
+    /// Loads the model of a checkpoint directory (vld's or a Hugging Face `save_pretrained` one).
+    public static func loadModel(from dir: URL, pool: ThreadPool) throws -> Transformer {
+        let cfg = try loadConfig(from: dir)
+        let file = dir.appendingPathComponent("model.safetensors")
+        let data = try read(file)
+        let (tensors, _) = try Safetensors.decode(data, file: file.path)
+        let model = try Transformer(config: cfg, pool: pool)
+        try HFFormat.load(tensors, into: model, file: file.path)
+        return model
+    }
+
+    /// Reads and validates config.json.
+    public static func loadConfig(from dir: URL) throws -> ModelConfig {
+        let file = dir.appendingPathComponent("config.json")
+        let data = try read(file)
+        guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CheckpointError("\(file.path): not a JSON object")
+        }
+        return try HFFormat.parseConfig(j, file: file.path)
+    }
+
+    /// Loads model, optimizer and training state for resuming; verifies every file against the
+    /// checksums in state.json.
+    public static func loadForResume(from dir: URL, pool: ThreadPool) throws -> (Transformer, OptimizerState, TrainingState) {
+        let stateFile = dir.appendingPathComponent("state.json")
+        let state: TrainingState
+        do { state = try JSONDecoder().decode(TrainingState.self, from: try read(stateFile)) } catch let e as CheckpointError {
+            throw e
+        } catch {
+            throw CheckpointError("\(stateFile.path): corrupt or incomplete: \(error)")
+        }
+        for (name, crc) in state.files.sorted(by: { $0.key < $1.key }) {
+            let actual = String(format: "%08x", CRC32.checksum(try read(dir.appendingPathComponent(name))))
+            guard actual == crc else {
+                throw CheckpointError("\(dir.appendingPathComponent(name).path): checksum \(actual) does not match \(crc) in state.json")
+            }
+        }
+        let model = try loadModel(from: dir, pool: pool)
+        let optFile = dir.appendingPathComponent("optimizer.safetensors")
+        let (tensors, meta) = try Safetensors.decode(try read(optFile), file: optFile.path)
+        let opt = OptimizerState(parameterCount: model.parameterCount, config: state.adamW)
+        for slot in model.layout.tensors {
+            for (prefix, buf) in [("m.", opt.m), ("v.", opt.v)] {
+                guard let t = tensors[prefix + slot.name], t.shape == slot.shape else {
+                    throw CheckpointError("\(optFile.path): missing or misshapen tensor \(prefix + slot.name)")
+                }
+                buf.load(t.values, at: slot.offset)
+            }
+        }
+        opt.step = Int(meta["step"] ?? "") ?? state.step
+        return (model, opt, state)
+    }
+
+    static func read(_ url: URL) throws -> Data {
+        do { return try Data(contentsOf: url) } catch {
+            throw CheckpointError("\(url.path): cannot read: \((error as NSError).localizedDescription)")
+        }
+    }
+
+    static func writeDurably(_ data: Data, to url: URL) throws {
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CheckpointError("\(url.path): cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw CheckpointError("\(url.path): write failed: \(String(cString: strerror(errno)))") }
+                off += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw CheckpointError("\(url.path): fsync failed: \(String(cString: strerror(errno)))") }
+    }
+
+    static func fsyncPath(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError("\(path): cannot open directory: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+    }
+}

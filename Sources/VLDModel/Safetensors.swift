@@ -1,0 +1,145 @@
+// Safetensors.swift: reading and writing the safetensors format (Hugging Face), float32 only.
+//
+// Layout: an 8-byte little-endian header length n, n bytes of JSON mapping each tensor name to
+// {dtype, shape, data_offsets: [begin, end]} (offsets relative to the byte after the header) plus
+// an optional "__metadata__" object of strings, then the raw little-endian data.
+//
+// vld adds "vld_crc32" to the metadata: the CRC-32 of the data section, checked on load, so a
+// flipped bit is reported instead of loaded. Files written by Hugging Face have no checksum; for
+// those the structural checks (offsets inside the file, sizes matching shapes, no overlap) still
+// catch truncation.
+
+import Foundation
+
+/// One float32 tensor read from or written to a safetensors file.
+public struct NamedTensor: Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+    public init(name: String, shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not match \(values.count) values")
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// A problem with a checkpoint file; the message names the file and what is wrong.
+public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public enum Safetensors {
+    /// Serialises tensors (in the given order) with `metadata`, adding the vld_crc32 checksum.
+    public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> Data {
+        var body = Data(capacity: tensors.reduce(0) { $0 + $1.values.count * 4 })
+        var entries: [(String, [String: Any])] = []
+        for t in tensors {
+            let begin = body.count
+            t.values.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!)
+                .assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+            entries.append((t.name, ["dtype": "F32", "shape": t.shape, "data_offsets": [begin, body.count]]))
+        }
+        var meta = metadata
+        meta["format"] = meta["format"] ?? "pt"
+        meta["vld_crc32"] = String(format: "%08x", CRC32.checksum(body))
+        // Keys sorted for a reproducible file; JSONSerialization has no ordered dictionaries.
+        var json = "{\"__metadata__\":" + jsonString(meta)
+        for (name, e) in entries.sorted(by: { $0.0 < $1.0 }) {
+            json += "," + jsonString(name) + ":" + jsonString(e)
+        }
+        json += "}"
+        var header = Data(json.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var out = Data(capacity: 8 + header.count + body.count)
+        var n = UInt64(header.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(header)
+        out.append(body)
+        return out
+    }
+
+    static func jsonString(_ value: Any) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Parses and verifies a safetensors file. `file` names it in error messages.
+    public static func decode(_ data: Data, file: String) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
+        func fail(_ why: String) -> CheckpointError { CheckpointError("\(file): \(why)") }
+        guard data.count >= 8 else { throw fail("truncated: \(data.count) bytes, not even a header length") }
+        let n = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard n <= UInt64(data.count - 8), n < 100_000_000 else {
+            throw fail("truncated or corrupt: header length \(n) but the file has \(data.count) bytes")
+        }
+        let headerEnd = 8 + Int(n)
+        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
+            throw fail("corrupt: the header is not a JSON object")
+        }
+        let dataLen = data.count - headerEnd
+        var metadata: [String: String] = [:]
+        var tensors: [String: NamedTensor] = [:]
+        var spans: [(Int, Int, String)] = []
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let m = value as? [String: String] else { throw fail("corrupt: __metadata__ is not a map of strings") }
+                metadata = m
+                continue
+            }
+            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String, let shape = e["shape"] as? [Int],
+                let offsets = e["data_offsets"] as? [Int], offsets.count == 2
+            else { throw fail("corrupt: entry \(name) lacks dtype, shape or data_offsets") }
+            guard dtype == "F32" else {
+                throw fail("tensor \(name) has dtype \(dtype); vld loads float32 (F32) checkpoints only")
+            }
+            let count = shape.reduce(1, *)
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * 4
+            else { throw fail("corrupt: tensor \(name) has shape \(shape) but spans bytes \(offsets)") }
+            guard offsets[1] <= dataLen else {
+                throw fail("truncated: tensor \(name) ends at byte \(offsets[1]) of the data, which has \(dataLen) bytes")
+            }
+            spans.append((offsets[0], offsets[1], name))
+            var values = [Float](repeating: 0, count: count)
+            values.withUnsafeMutableBytes { dst in
+                data.withUnsafeBytes { src in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]))
+                }
+            }
+            tensors[name] = NamedTensor(name: name, shape: shape, values: values)
+        }
+        spans.sort { $0.0 < $1.0 }
+        for i in spans.indices.dropFirst() where spans[i].0 < spans[i - 1].1 {
+            throw fail("corrupt: tensors \(spans[i - 1].2) and \(spans[i].2) overlap")
+        }
+        if let expected = metadata["vld_crc32"] {
+            let actual = String(format: "%08x", CRC32.checksum(data.subdata(in: headerEnd..<data.count)))
+            guard actual == expected else {
+                throw fail("corrupt: data checksum is \(actual) but the file records \(expected)")
+            }
+        } else if let last = spans.last, last.1 != dataLen {
+            throw fail("corrupt: \(dataLen - last.1) bytes after the last tensor")
+        }
+        return (tensors, metadata)
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as used by zlib and PNG.
+public enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ data: Data) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { t in
+            data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+                for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+            }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
