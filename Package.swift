@@ -26,13 +26,15 @@ let package = Package(
 
         .target(name: "VLDTensor", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
         .target(name: "VLDModel", dependencies: ["VLDTensor", "CLinux"], swiftSettings: fastMath),
+        .target(name: "VLDTasks"),
 
         .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
-        .executableTarget(name: "vldctl", dependencies: ["VLDModel"]),
+        .executableTarget(name: "vldctl", dependencies: ["VLDModel", "VLDTasks"]),
         .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
-        .testTarget(name: "VLDModelTests", dependencies: ["VLDModel"]),
+        .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"]),
+        .testTarget(name: "VLDTasksTests", dependencies: ["VLDTasks"]),
         .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
     ],
     swiftLanguageModes: [.v5]

@@ -175,3 +175,17 @@ public enum Checkpoint {
         guard fsync(fd) == 0 else { throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
     }
 }
+
+extension Checkpoint {
+    /// Name and shape of every tensor in DIR/model.safetensors, sorted by name.
+    public static func tensorTable(of dir: URL) throws -> [(name: String, shape: [Int])] {
+        let file = dir.appendingPathComponent("model.safetensors")
+        let (tensors, _) = try Safetensors.decode(try read(file), file: file.path)
+        return tensors.values.map { ($0.name, $0.shape) }.sorted { $0.name < $1.name }
+    }
+
+    /// DIR/state.json, when the checkpoint has one.
+    public static func trainingState(of dir: URL) throws -> TrainingState {
+        try JSONDecoder().decode(TrainingState.self, from: try read(dir.appendingPathComponent("state.json")))
+    }
+}

@@ -1,0 +1,51 @@
+// CLI.swift: argument parsing and output helpers shared by the subcommands.
+
+import Foundation
+import VLDModel
+
+enum VLDVersion { static var string: String { VLD.version } }
+
+/// A command-line mistake: printed with the command's usage, exit status 64.
+struct UsageError: Error { let message: String }
+
+enum CLI {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("vldctl: \(message)\n".utf8))
+    }
+
+    /// Splits `--name value` options (and bare `--flag`s listed in `flags`) from positionals.
+    static func parse(_ args: [String], options: Set<String>, flags: Set<String>) throws -> (values: [String: String], flags: Set<String>, positional: [String]) {
+        var values: [String: String] = [:], set = Set<String>(), positional: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if options.contains(a) {
+                guard i + 1 < args.count else { throw UsageError(message: "\(a) needs a value") }
+                values[a] = args[i + 1]
+                i += 2
+            } else if flags.contains(a) {
+                set.insert(a)
+                i += 1
+            } else if a.hasPrefix("-") && a.count > 1 {
+                throw UsageError(message: "unknown option \(a)")
+            } else {
+                positional.append(a)
+                i += 1
+            }
+        }
+        return (values, set, positional)
+    }
+
+    static func int(_ values: [String: String], _ key: String, default d: Int, min: Int = 1) throws -> Int {
+        guard let s = values[key] else { return d }
+        guard let v = Int(s), v >= min else { throw UsageError(message: "\(key) needs an integer >= \(min), got '\(s)'") }
+        return v
+    }
+
+    /// Human-friendly duration, e.g. 1m05s.
+    static func duration(_ s: Double) -> String {
+        if s < 60 { return String(format: "%.1fs", s) }
+        let m = Int(s) / 60, r = Int(s) % 60
+        return m < 60 ? String(format: "%dm%02ds", m, r) : String(format: "%dh%02dm", m / 60, m % 60)
+    }
+}

@@ -1,0 +1,44 @@
+// LinearTests.swift: linearForward/linearBackward against Reference.linear, with and without bias,
+// on shapes that take each of the forward's two split strategies (rows, output channels).
+
+import Testing
+import VLDTensor
+
+private let valueTol = Tolerance(abs: 1e-5, rel: 1e-5)
+private let gradTol = Tolerance(abs: 1e-4, rel: 1e-4)
+
+/// (M, C, OC): small; many rows (row split with 2 threads); few rows, many outputs (channel split).
+private let linearShapes: [(Int, Int, Int)] = [(10, 8, 11), (40, 8, 12), (3, 8, 600)]
+
+@Test(arguments: threadCounts, [0, 1, 2])
+func linearMatchesReference(threads: Int, shape: Int) {
+    let (M, C, OC) = linearShapes[shape]
+    var rng = SeededRNG(seed: 201 + UInt64(shape))
+    let x = randn(M * C, &rng), w = randn(OC * C, &rng, scale: 0.5), b = randn(OC, &rng), dout = randn(M * OC, &rng)
+    let p = pool(threads)
+
+    for withBias in [true, false] {
+        var out = [Float](repeating: .nan, count: M * OC)
+        if withBias {
+            linearForward(out: &out, inp: x, weight: w, bias: b, M: M, C: C, OC: OC, pool: p)
+        } else {
+            linearForward(out: &out, inp: x, weight: w, bias: nil, M: M, C: C, OC: OC, pool: p)
+        }
+        let ref = Reference.linear(x.d, w: w.d, b: withBias ? b.d : nil, M: M, C: C, OC: OC)
+        expectClose(out, ref, valueTol, "linear out (bias \(withBias), M \(M) OC \(OC))")
+    }
+
+    let ref = Reference.linearBackward(dout: dout.d, x: x.d, w: w.d, M: M, C: C, OC: OC)
+    var dinp = [Float](repeating: prefill, count: M * C)
+    var dw = [Float](repeating: prefill, count: OC * C), db = [Float](repeating: prefill, count: OC)
+    linearBackward(dinp: &dinp, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: w, M: M, C: C, OC: OC, pool: p)
+    expectClose(dinp, add(ref.dx, Double(prefill)), gradTol, "linear dinp (accumulated)")
+    expectClose(dw, add(ref.dw, Double(prefill)), gradTol, "linear dweight (accumulated)")
+    expectClose(db, add(ref.db, Double(prefill)), gradTol, "linear dbias (accumulated)")
+
+    // Without a bias gradient the other two are unchanged.
+    var dinp2 = [Float](repeating: prefill, count: M * C), dw2 = [Float](repeating: prefill, count: OC * C)
+    linearBackward(dinp: &dinp2, dweight: &dw2, dbias: nil, dout: dout, inp: x, weight: w, M: M, C: C, OC: OC, pool: p)
+    expectClose(dinp2, add(ref.dx, Double(prefill)), gradTol, "linear dinp (no dbias)")
+    expectClose(dw2, add(ref.dw, Double(prefill)), gradTol, "linear dweight (no dbias)")
+}
