@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
-        .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"]),
+        .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"], exclude: ["Fixtures"]),
         .testTarget(name: "VLDTasksTests", dependencies: ["VLDTasks"]),
         .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
     ],

@@ -153,7 +153,8 @@ enum HFFormat {
             j.merge(["architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg.dModel,
                      "intermediate_size": cfg.ffnHidden, "num_hidden_layers": cfg.layers, "num_attention_heads": cfg.heads,
                      "num_key_value_heads": cfg.kvHeads, "head_dim": cfg.headSize, "max_position_embeddings": cfg.context,
-                     "rms_norm_eps": Double(cfg.normEps), "rope_theta": cfg.ropeTheta, "hidden_act": "silu",
+                     "rms_norm_eps": Double(cfg.normEps), "rope_theta": cfg.ropeTheta,
+                     "rope_parameters": ["rope_type": "default", "rope_theta": cfg.ropeTheta], "hidden_act": "silu",
                      "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(), "attention_dropout": 0.0,
                      "pretraining_tp": 1]) { $1 }
         }
@@ -209,6 +210,14 @@ enum HFFormat {
             try require("attention_bias", { ($0 as? Bool) == false }, "vld's llama has no attention biases")
             try require("mlp_bias", { ($0 as? Bool) == false }, "vld's llama has no MLP biases")
             try require("rope_scaling", { $0 is NSNull }, "RoPE scaling is not implemented")
+            // transformers >= 5 writes {"rope_parameters": {"rope_type": "default", "rope_theta": ...}}.
+            var theta = try double("rope_theta", default: 10000)
+            if let rp = j["rope_parameters"], !(rp is NSNull) {
+                guard let params = rp as? [String: Any] else { throw fail("rope_parameters is not an object") }
+                let type = params["rope_type"] as? String ?? "default"
+                guard type == "default" else { throw fail("unsupported rope_parameters.rope_type = \(type): vld implements default RoPE") }
+                if let t = params["rope_theta"] as? Double { theta = t }
+            }
             try require("pretraining_tp", { ($0 as? Int) == 1 }, "tensor-parallel slicing is not implemented")
             let d = try int("hidden_size"), heads = try int("num_attention_heads")
             if let hd = try optionalInt("head_dim"), hd != d / heads {
@@ -219,7 +228,7 @@ enum HFFormat {
                               context: try int("max_position_embeddings"), vocab: try int("vocab_size"),
                               tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false,
                               normEps: Float(try double("rms_norm_eps", default: 1e-6)),
-                              ropeTheta: try double("rope_theta", default: 10000), schedule: schedule)
+                              ropeTheta: theta, schedule: schedule)
         default:
             throw fail("unsupported model_type \(modelType.map { "\"\($0)\"" } ?? "(missing)"): vld loads gpt2 and llama")
         }

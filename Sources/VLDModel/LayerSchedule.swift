@@ -157,5 +157,6 @@ extension LayerSchedule: Codable {
 /// An invalid schedule, with a message that lists the accepted forms.
 public struct ScheduleError: Error, CustomStringConvertible, Equatable {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -121,5 +121,6 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 /// An invalid model configuration; the message names the field.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -213,8 +213,9 @@ public func sampleToken(logits: UnsafeBufferPointer<Float>, options: SamplingOpt
 
 extension Transformer {
     /// Generates up to `options.maxNewTokens` tokens after each prompt, with one KV-cached batch.
-    /// A sequence stops at a stop token or when the context is full. Returns the new tokens of
-    /// each sequence (stop token excluded).
+    /// A sequence stops at a stop token or when the context is full (a prompt of P tokens gets
+    /// at most context - P + 1 new ones: the last is predicted from position context - 1).
+    /// Returns the new tokens of each sequence (stop token excluded).
     public func generate(prompts: [[Int32]], options: SamplingOptions, rng: inout SeededRNG) -> [[Int32]] {
         let B = prompts.count, V = config.vocab
         let capacity = min(config.context, (prompts.map(\.count).max() ?? 0) + options.maxNewTokens)

@@ -20,16 +20,13 @@ import Glibc
 #endif
 
 /// A fixed-size pool of threads running one data-parallel job at a time.
+///
+/// The workers share a `PoolState` (never the pool itself), so dropping the last reference to
+/// the pool runs `deinit`, which stops and joins them.
 public final class ThreadPool: @unchecked Sendable {
     /// Number of threads taking part in each job, including the caller.
     public let threads: Int
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
-    private let sleepers = Atomic<Int>(0)
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var job: ((Int) -> Void)?
-    private var stopping = false
+    private let state = PoolState()
     private var handles: [pthread_t] = []
     private let lock = NSLockLite()
 
@@ -37,15 +34,13 @@ public final class ThreadPool: @unchecked Sendable {
     public init(threads: Int) {
         precondition(threads >= 1, "a thread pool needs at least one thread")
         self.threads = threads
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
         BLAS.useSingleThreadedCalls()
         for index in 1..<max(threads, 1) {
-            let box = Unmanaged.passRetained(WorkerStart(pool: self, index: index))
+            let box = Unmanaged.passRetained(WorkerStart(state: state, index: index))
             var handle = pthread_t()
             let rc = pthread_create(&handle, nil, { raw in
                 let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
-                start.pool.workerLoop(index: start.index)
+                start.state.workerLoop(index: start.index)
                 return nil
             }, box.toOpaque())
             precondition(rc == 0, "pthread_create failed: \(rc)")
@@ -54,14 +49,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
-        pthread_mutex_lock(&mutex)
-        stopping = true
-        generation.add(1, ordering: .releasing)
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
+        state.stop()
         for h in handles { pthread_join(h, nil) }
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&cond)
     }
 
     /// Runs `body(worker)` once on every thread of the pool (worker in 0..<threads) and returns
@@ -70,21 +59,7 @@ public final class ThreadPool: @unchecked Sendable {
         if threads == 1 { body(0); return }
         lock.lock()
         defer { lock.unlock() }
-        withoutActuallyEscaping(body) { escaping in
-            job = escaping
-            pending.store(threads - 1, ordering: .relaxed)
-            pthread_mutex_lock(&mutex)
-            generation.add(1, ordering: .releasing)
-            if sleepers.load(ordering: .relaxed) > 0 { pthread_cond_broadcast(&cond) }
-            pthread_mutex_unlock(&mutex)
-            escaping(0)
-            var spins = 0
-            while pending.load(ordering: .acquiring) != 0 {
-                spins += 1
-                if spins > 1000 { sched_yield() }
-            }
-            job = nil
-        }
+        withoutActuallyEscaping(body) { escaping in state.post(escaping, workers: threads - 1) }
     }
 
     /// Splits 0..<n into `threads` contiguous, nearly equal ranges and runs `body` on each in
@@ -105,20 +80,72 @@ public final class ThreadPool: @unchecked Sendable {
         let lo = index * base + Swift.min(index, extra)
         return lo..<(lo + base + (index < extra ? 1 : 0))
     }
+}
 
-    private func workerLoop(index: Int) {
-        var seen = generation.load(ordering: .acquiring)
+/// What the caller and the workers share: the job, a generation counter that announces each
+/// job, the count of workers still busy with it, and a condition variable for sleeping workers.
+private final class PoolState: @unchecked Sendable {
+    let generation = Atomic<Int>(0)
+    let pending = Atomic<Int>(0)
+    let sleepers = Atomic<Int>(0)
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    var job: ((Int) -> Void)?
+    var stopping = false
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(cond)
+        mutex.deallocate()
+        cond.deallocate()
+    }
+
+    private func announce() {
+        pthread_mutex_lock(mutex)
+        generation.add(1, ordering: .releasing)
+        if sleepers.load(ordering: .relaxed) > 0 || stopping { pthread_cond_broadcast(cond) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs `job` on the caller (as worker 0) and on every worker; returns when all are done.
+    func post(_ body: @escaping (Int) -> Void, workers: Int) {
+        job = body
+        pending.store(workers, ordering: .relaxed)
+        announce()
+        body(0)
+        var spins = 0
+        while pending.load(ordering: .acquiring) != 0 {
+            spins += 1
+            if spins > 1000 { sched_yield() }
+        }
+        job = nil
+    }
+
+    func stop() {
+        stopping = true
+        announce()
+    }
+
+    /// A worker starts from generation 0, so a job posted before its thread first ran is not
+    /// mistaken for one it has already seen.
+    func workerLoop(index: Int) {
+        var seen = 0
         while true {
             var spins = 0
             var g = generation.load(ordering: .acquiring)
             while g == seen {
                 spins += 1
                 if spins > 20_000 {
-                    pthread_mutex_lock(&mutex)
+                    pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .relaxed)
-                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&cond, &mutex) }
+                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(cond, mutex) }
                     sleepers.subtract(1, ordering: .relaxed)
-                    pthread_mutex_unlock(&mutex)
+                    pthread_mutex_unlock(mutex)
                     spins = 0
                 }
                 g = generation.load(ordering: .acquiring)
@@ -132,9 +159,9 @@ public final class ThreadPool: @unchecked Sendable {
 }
 
 private final class WorkerStart {
-    let pool: ThreadPool
+    let state: PoolState
     let index: Int
-    init(pool: ThreadPool, index: Int) { self.pool = pool; self.index = index }
+    init(state: PoolState, index: Int) { self.state = state; self.index = index }
 }
 
 /// A pthread mutex owned by one object (keeps `run` from being entered twice at once).

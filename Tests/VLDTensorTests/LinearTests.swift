@@ -4,8 +4,8 @@
 import Testing
 import VLDTensor
 
-private let valueTol = Tolerance(abs: 1e-5, rel: 1e-5)
-private let gradTol = Tolerance(abs: 1e-4, rel: 1e-4)
+private let valueTol = Tolerance(abs: 2e-6, rel: 2e-6)
+private let gradTol = Tolerance(abs: 1e-5, rel: 1e-5)
 
 /// (M, C, OC): small; many rows (row split with 2 threads); few rows, many outputs (channel split).
 private let linearShapes: [(Int, Int, Int)] = [(10, 8, 11), (40, 8, 12), (3, 8, 600)]

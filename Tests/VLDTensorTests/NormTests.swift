@@ -4,8 +4,8 @@
 import Testing
 import VLDTensor
 
-private let valueTol = Tolerance(abs: 1e-5, rel: 1e-5)
-private let gradTol = Tolerance(abs: 1e-4, rel: 1e-4)
+private let valueTol = Tolerance(abs: 2e-6, rel: 2e-6)
+private let gradTol = Tolerance(abs: 1e-5, rel: 1e-5)
 private let eps: Float = 1e-5
 
 /// Rows: 10 runs on one thread; 160 makes both forward (64 rows per thread) and backward split.

@@ -2,11 +2,16 @@
 // inputs, the tolerance check (abs + rel*|ref|, reporting the worst element), and central-difference
 // gradients of a Double function.
 
+import Foundation
 import Testing
 import VLDTensor
 
+/// A new pool (its first job may arrive before its threads have started; see
+/// `freshPoolRunsItsFirstJob`).
+func startedPool(threads: Int) -> ThreadPool { ThreadPool(threads: threads) }
+
 /// One pool per thread count, shared by all tests (a pool serialises concurrent `run` calls).
-let sharedPools: [Int: ThreadPool] = [1: ThreadPool(threads: 1), 2: ThreadPool(threads: 2)]
+let sharedPools: [Int: ThreadPool] = [1: startedPool(threads: 1), 2: startedPool(threads: 2)]
 
 func pool(_ threads: Int) -> ThreadPool { sharedPools[threads]! }
 

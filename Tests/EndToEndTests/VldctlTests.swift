@@ -1,0 +1,75 @@
+// VldctlTests.swift: the built vldctl binary, run as a user would run it.
+
+import Foundation
+import Testing
+
+/// Directory holding the built products (the test bundle sits next to them).
+let products: URL = {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("vldctl").path) {
+        url.deleteLastPathComponent()
+    }
+    return url
+}()
+
+struct Run { let status: Int32; let stdout: String; let stderr: String }
+
+func vldctl(_ args: [String], cwd: URL? = nil) throws -> Run {
+    let p = Process()
+    p.executableURL = products.appendingPathComponent("vldctl")
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = cwd }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func scratch() -> URL {
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent("vld-e2e-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    return u
+}
+
+@Test func demoTrainsChecksPointsAndResumes() throws {
+    let dir = scratch()
+    let first = try vldctl(["demo", "--steps", "40", "--threads", "2", "--out", dir.path])
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stdout.contains("exact match"))
+    #expect(first.stdout.contains("    40 "))
+    // Running again with more steps resumes from the checkpoint instead of starting over.
+    let second = try vldctl(["demo", "--steps", "60", "--threads", "2", "--out", dir.path])
+    #expect(second.status == 0)
+    #expect(second.stdout.contains("resuming from") && second.stdout.contains("at step 40"))
+
+    let ckpt = dir.appendingPathComponent("checkpoint").path
+    let inspect = try vldctl(["checkpoint", "inspect", ckpt])
+    #expect(inspect.status == 0)
+    #expect(inspect.stdout.contains("schedule      cyc(1) = 0 1 0 1"))
+    #expect(inspect.stdout.contains("D=4 D_VLD=2"))
+    #expect(inspect.stdout.contains("transformer.h.1.attn.c_attn.weight"))
+    #expect(inspect.stdout.contains("step=60"))
+
+    let logits = try vldctl(["checkpoint", "logits", ckpt, "--tokens", "5,7,1", "--json"])
+    #expect(logits.status == 0)
+    let json = try JSONSerialization.jsonObject(with: Data(logits.stdout.utf8)) as? [String: Any]
+    #expect(json?.keys.sorted() == ["logits"])
+    let rows = json?["logits"] as? [[Double]]
+    #expect(rows?.count == 3 && rows?.allSatisfy { $0.count == 16 } == true)
+}
+
+@Test func mistakesGetUsageErrorsAndDamageGetsFailures() throws {
+    let unknown = try vldctl(["frobnicate"])
+    #expect(unknown.status == 64 && unknown.stderr.contains("unknown command"))
+    let badSchedule = try vldctl(["demo", "--schedule", "cyk(1)"])
+    #expect(badSchedule.status == 64 && badSchedule.stderr.contains("expected base, seq(k), cyc(k)"))
+    let missing = try vldctl(["checkpoint", "inspect", "/nonexistent/ckpt"])
+    #expect(missing.status == 1 && missing.stderr.contains("cannot read"))
+    let help = try vldctl(["checkpoint", "--help"])
+    #expect(help.status == 0 && help.stdout.contains("vldctl checkpoint logits"))
+    let badTokens = try vldctl(["checkpoint", "logits", "/x", "--tokens", "a,b"])
+    #expect(badTokens.status == 64)
+}

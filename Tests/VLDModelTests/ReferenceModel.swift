@@ -1,0 +1,38 @@
+// ReferenceModel.swift: the whole forward pass in Double, composed from VLDTensor's naive
+// Reference kernels and the same parameter layout, for finite-difference gradient checks.
+
+import VLDModel
+import VLDTensor
+
+/// Mean cross-entropy of the model defined by `params` (vld's internal layout) in Double.
+func referenceLoss(_ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int], params p: [Double],
+                   inputs: [Int], targets: [Int], B: Int, T: Int) -> Double {
+    let C = cfg.dModel, N = B * T, eps = Double(cfg.normEps)
+    func slice(_ off: Int, _ n: Int) -> [Double] { Array(p[off..<(off + n)]) }
+    let positions = (0..<N).map { $0 % T }
+    var x = Reference.embedding(tokens: inputs, positions: positions, wte: slice(layout.wte, cfg.vocab * C),
+                                wpe: layout.wpe.map { slice($0, cfg.context * C) }, C: C)
+    func norm(_ h: [Double], _ w: Int, _ b: Int?) -> [Double] {
+        if let b { return Reference.layerNorm(h, w: slice(w, C), b: slice(b, C), C: C, eps: eps) }
+        return Reference.rmsNorm(h, w: slice(w, C), C: C, eps: eps)
+    }
+    func linear(_ h: [Double], _ w: Int, _ b: Int?, _ inC: Int, _ outC: Int) -> [Double] {
+        Reference.linear(h, w: slice(w, outC * inC), b: b.map { slice($0, outC) }, M: N, C: inC, OC: outC)
+    }
+    for l in schedule {
+        let s = layout.blocks[l]
+        var qkv = linear(norm(x, s.norm1W, s.norm1B), s.qkvW, s.qkvB, C, cfg.qkvWidth)
+        if cfg.arch == .llama {
+            qkv = Reference.rope(qkv, positions: positions, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize, theta: cfg.ropeTheta)
+        }
+        let y = Reference.attention(qkv, B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize)
+        let attnOut = linear(y, s.projW, s.projB, C, C)
+        let res2 = zip(x, attnOut).map { $0 + $1 }
+        let h = linear(norm(res2, s.norm2W, s.norm2B), s.fcW, s.fcB, C, cfg.fcWidth)
+        let act = cfg.arch == .gpt2 ? Reference.gelu(h) : Reference.swiglu(h, M: N, F: cfg.ffnHidden)
+        let mlpOut = linear(act, s.fcProjW, s.fcProjB, cfg.ffnHidden, C)
+        x = zip(res2, mlpOut).map { $0 + $1 }
+    }
+    let logits = linear(norm(x, layout.normFW, layout.normFB), layout.head, nil, C, cfg.vocab)
+    return Reference.crossEntropy(logits: logits, targets: targets, V: cfg.vocab)
+}
