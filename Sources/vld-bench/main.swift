@@ -4,6 +4,9 @@
 
 import Foundation
 import VLDModel
+import VLDTensor
+
+BLAS.reexecWithSupportedKernelsIfNeeded()
 
 let usage = """
     usage: vld-bench [--config tiny|small|medium|small_loop2] [--arch gpt2|llama] [--threads N] [--all]
@@ -47,7 +50,9 @@ for (name, arch) in runs {
     o.config = name
     o.arch = arch
     let result = runBenchmark(o)
-    let data = try! JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    var fields = result
+    fields["blas_core"] = BLAS.coreName
+    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
     fflush(stdout)
 }

@@ -13,7 +13,7 @@ enum DemoCommand {
     static let usage = """
         usage: vldctl demo [--arch gpt2|llama] [--schedule S] [--steps N] [--threads N] [--seed N] [--out DIR]
 
-        Trains a small transformer (d=64, 2 physical blocks, 4 heads) to reverse strings of 8 symbols,
+        Trains a small transformer (d=64, 2 physical blocks, 4 heads) to reverse strings of 12 of 30 symbols,
         printing step, train loss, held-out loss, greedy exact-match on 128 held-out strings, tokens/s
         and ETA. The final checkpoint is written to DIR/checkpoint (default ./var/demo); running the
         same command again resumes from it.
@@ -40,7 +40,7 @@ enum DemoCommand {
         let out = URL(fileURLWithPath: p.values["--out"] ?? "var/demo")
         let ckpt = out.appendingPathComponent("checkpoint")
 
-        let task = ReverseTask(vocab: 16, length: 8)
+        let task = ReverseTask(vocab: 32, length: 12)
         let B = 32, T = task.sequenceLength
         let cfg = ModelConfig(arch: arch, dModel: 64, layers: 2, heads: 4, kvHeads: arch == .llama ? 2 : nil, context: T,
                               vocab: task.vocab, schedule: schedule)
@@ -94,14 +94,14 @@ enum DemoCommand {
                 let done = state.step - firstStep
                 let tps = Double(done * B * T) / elapsed
                 let eta = elapsed / Double(done) * Double(steps - state.step)
-                print(String(format: "%6d   %10.4f   %9.4f   %10.1f%%   %8.0f   %8@", state.step, recentLoss, e.loss, 100 * e.exact, tps,
+                print(String(format: "%6d   %10.4g   %9.4g   %10.1f%%   %8.0f   %8@", state.step, recentLoss, e.loss, 100 * e.exact, tps,
                              CLI.duration(eta) as NSString))
                 fflush(stdout)
                 try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state)
             }
         }
         let e = evaluate()
-        print(String(format: "final: held-out loss %.4f, exact match %.1f%% of 128 unseen strings", e.loss, 100 * e.exact))
+        print(String(format: "final: held-out loss %.3g, exact match %.1f%% of 128 unseen strings", e.loss, 100 * e.exact))
         print("checkpoint: \(ckpt.path)  (inspect: vldctl checkpoint inspect \(ckpt.path))")
         return 0
     }

@@ -58,7 +58,7 @@ func scratch() -> URL {
     let json = try JSONSerialization.jsonObject(with: Data(logits.stdout.utf8)) as? [String: Any]
     #expect(json?.keys.sorted() == ["logits"])
     let rows = json?["logits"] as? [[Double]]
-    #expect(rows?.count == 3 && rows?.allSatisfy { $0.count == 16 } == true)
+    #expect(rows?.count == 3 && rows?.allSatisfy { $0.count == 32 } == true)
 }
 
 @Test func mistakesGetUsageErrorsAndDamageGetsFailures() throws {
