@@ -253,9 +253,8 @@ public final class Transformer {
             crossEntropyBackward(dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
                                  scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)
         }
-        a.zero(L.dln, N * C)
         linearBackward(dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
-                       weight: p[layout.head], M: N, C: C, OC: V, pool: pool)
+                       weight: p[layout.head], M: N, C: C, OC: V, pool: pool, overwriteInput: true)
         a.zero(L.dres, N * C)
         let last = schedule.isEmpty ? a[L.res0] : a[L.positions[schedule.count - 1].resOut]
         normBackward(dinp: a[L.dres], dout: a[L.dln], inp: last, mean: a[L.lnfMean], rstd: a[L.lnfRstd],
@@ -288,24 +287,21 @@ public final class Transformer {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
         let N = B * T, C = cfg.dModel, F = cfg.ffnHidden
         // MLP branch
-        a.zero(L.dfchAct, N * F)
         linearBackward(dinp: a[L.dfchAct], dweight: g[s.fcProjW], dbias: s.fcProjB.map { g[$0] }, dout: a[L.dres],
-                       inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool)
+                       inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool, overwriteInput: true)
         a.zero(L.dfch, N * cfg.fcWidth)
         if cfg.arch == .gpt2 {
             geluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], N: N * F, pool: pool)
         } else {
             swigluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool)
         }
-        a.zero(L.dln, N * C)
         linearBackward(dinp: a[L.dln], dweight: g[s.fcW], dbias: s.fcB.map { g[$0] }, dout: a[L.dfch], inp: a[P.ln2],
-                       weight: p[s.fcW], M: N, C: C, OC: cfg.fcWidth, pool: pool)
+                       weight: p[s.fcW], M: N, C: C, OC: cfg.fcWidth, pool: pool, overwriteInput: true)
         normBackward(dinp: a[L.dres], dout: a[L.dln], inp: a[P.res2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd],
                      w: s.norm2W, b: s.norm2B, N: N)
         // attention branch
-        a.zero(L.datty, N * C)
         linearBackward(dinp: a[L.datty], dweight: g[s.projW], dbias: s.projB.map { g[$0] }, dout: a[L.dres],
-                       inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool)
+                       inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool, overwriteInput: true)
         a.zero(L.dqkv, N * cfg.qkvWidth)
         attentionBackward(dqkv: a[L.dqkv], dout: a[L.datty], qkv: a[P.qkv], att: a[P.att], B: B, T: T, NH: cfg.heads,
                           KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool)
@@ -315,9 +311,8 @@ public final class Transformer {
                           KVH: cfg.kvHeads, HS: cfg.headSize, inverse: true, pool: pool)
             }
         }
-        a.zero(L.dln, N * C)
         linearBackward(dinp: a[L.dln], dweight: g[s.qkvW], dbias: s.qkvB.map { g[$0] }, dout: a[L.dqkv],
-                       inp: a[P.ln1], weight: p[s.qkvW], M: N, C: C, OC: cfg.qkvWidth, pool: pool)
+                       inp: a[P.ln1], weight: p[s.qkvW], M: N, C: C, OC: cfg.qkvWidth, pool: pool, overwriteInput: true)
         normBackward(dinp: a[L.dres], dout: a[L.dln], inp: x, mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], w: s.norm1W,
                      b: s.norm1B, N: N)
     }

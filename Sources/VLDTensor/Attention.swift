@@ -14,11 +14,9 @@ import Glibc
 
 /// Numerically stable in-place softmax of p[0..<n].
 @inline(__always) public func softmaxInPlace(_ p: FPtr, _ n: Int) {
-    var mx = -Float.infinity
-    for j in 0..<n { mx = p[j] > mx ? p[j] : mx }
-    var sum: Float = 0
-    for j in 0..<n { let e = fastExp(p[j] - mx); p[j] = e; sum += e }
-    let inv = 1 / sum
+    let mx = max8(p, n)
+    for j in 0..<n { p[j] = fastExp(p[j] - mx) }
+    let inv = 1 / sum8(p, n)
     for j in 0..<n { p[j] *= inv }
 }
 
@@ -76,8 +74,7 @@ public func attentionBackward(
                 // dS = P * (dP - rowsum(P * dP)), masked entries have P = 0
                 for t in 0..<T {
                     let pr = a + t * T, dr = dp + t * T
-                    var s: Float = 0
-                    for j in 0...t { s += pr[j] * dr[j] }
+                    let s = dot8(pr, dr, t + 1)
                     for j in 0...t { dr[j] = pr[j] * (dr[j] - s) }
                     for j in (t + 1)..<T { dr[j] = 0 }
                 }
@@ -113,9 +110,7 @@ public func attentionDecode(
             let kc = kCache + (b * KVH + kvh) * S * HS, vc = vCache + (b * KVH + kvh) * S * HS
             for j in 0..<n {
                 let kr = kc + j * HS
-                var s: Float = 0
-                for d in 0..<HS { s += qh[d] * kr[d] }
-                p[j] = s * scale
+                p[j] = dot8(qh, kr, HS) * scale
             }
             softmaxInPlace(p, n)
             let o = out + b * C + h * HS

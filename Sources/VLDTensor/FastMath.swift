@@ -37,3 +37,50 @@
 @inline(__always) public func fastSigmoid(_ x: Float) -> Float {
     1 / (1 + fastExp(-x))
 }
+
+// Reductions with eight independent accumulators. A single running sum is a serial chain of
+// dependent additions that the compiler may not reorder (float addition is not associative), so
+// it runs at one element per add latency; eight partial sums let it vectorise. The summation
+// order is fixed, so results stay reproducible.
+
+/// p[0] + ... + p[n-1].
+@inline(__always) public func sum8(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0, s4: Float = 0, s5: Float = 0, s6: Float = 0, s7: Float = 0
+    var j = 0
+    while j + 8 <= n {
+        s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3]
+        s4 += p[j + 4]; s5 += p[j + 5]; s6 += p[j + 6]; s7 += p[j + 7]
+        j += 8
+    }
+    var s = ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
+    while j < n { s += p[j]; j += 1 }
+    return s
+}
+
+/// a[0] b[0] + ... + a[n-1] b[n-1].
+@inline(__always) public func dot8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0, s4: Float = 0, s5: Float = 0, s6: Float = 0, s7: Float = 0
+    var j = 0
+    while j + 8 <= n {
+        s0 += a[j] * b[j]; s1 += a[j + 1] * b[j + 1]; s2 += a[j + 2] * b[j + 2]; s3 += a[j + 3] * b[j + 3]
+        s4 += a[j + 4] * b[j + 4]; s5 += a[j + 5] * b[j + 5]; s6 += a[j + 6] * b[j + 6]; s7 += a[j + 7] * b[j + 7]
+        j += 8
+    }
+    var s = ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
+    while j < n { s += a[j] * b[j]; j += 1 }
+    return s
+}
+
+/// max(p[0..<n]) (n >= 1; NaNs are not propagated).
+@inline(__always) public func max8(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m0 = p[0], m1 = p[0], m2 = p[0], m3 = p[0]
+    var j = 0
+    while j + 4 <= n {
+        m0 = p[j] > m0 ? p[j] : m0; m1 = p[j + 1] > m1 ? p[j + 1] : m1
+        m2 = p[j + 2] > m2 ? p[j + 2] : m2; m3 = p[j + 3] > m3 ? p[j + 3] : m3
+        j += 4
+    }
+    var m = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
+    while j < n { m = p[j] > m ? p[j] : m; j += 1 }
+    return m
+}

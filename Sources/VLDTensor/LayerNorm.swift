@@ -16,14 +16,12 @@ public func layerNormForward(
     pool.parallelFor(N, minPerThread: 64) { range in
         for n in range {
             let x = inp + n * C
-            var s: Float = 0
-            for c in 0..<C { s += x[c] }
-            let m = s / Float(C)
-            var v: Float = 0
-            for c in 0..<C { let d = x[c] - m; v += d * d }
-            let r = 1 / (v / Float(C) + eps).squareRoot()
+            let m = sum8(x, C) / Float(C)
             let o = out + n * C
-            for c in 0..<C { o[c] = (x[c] - m) * r * weight[c] + bias[c] }
+            for c in 0..<C { o[c] = x[c] - m }  // centred input, scaled in place below
+            let v = dot8(o, o, C)
+            let r = 1 / (v / Float(C) + eps).squareRoot()
+            for c in 0..<C { o[c] = o[c] * r * weight[c] + bias[c] }
             mean[n] = m
             rstd[n] = r
         }
@@ -77,9 +75,7 @@ public func rmsNormForward(
     pool.parallelFor(N, minPerThread: 64) { range in
         for n in range {
             let x = inp + n * C
-            var s: Float = 0
-            for c in 0..<C { s += x[c] * x[c] }
-            let r = 1 / (s / Float(C) + eps).squareRoot()
+            let r = 1 / (dot8(x, x, C) / Float(C) + eps).squareRoot()
             let o = out + n * C
             for c in 0..<C { o[c] = x[c] * r * weight[c] }
             rrms[n] = r

@@ -16,7 +16,9 @@ public func linearForward(
             if let bias { addBias(out + r.lowerBound * OC, bias, rows: r.count, OC: OC, oc: 0..<OC) }
         }
     } else {
-        pool.parallelFor(OC, minPerThread: 256) { r in
+        // Enough multiply-adds per thread to pay for a wake-up (about 5 us).
+        let perThread = Swift.max(16, 32_768 / Swift.max(1, M * C))
+        pool.parallelFor(OC, minPerThread: perThread) { r in
             BLAS.sgemm(transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
                        B: weight + r.lowerBound * C, ldb: C, beta: 0, C: out + r.lowerBound, ldc: OC)
             if let bias { addBias(out, bias, rows: M, OC: OC, oc: r) }
@@ -32,14 +34,16 @@ public func linearForward(
 }
 
 /// dinp (M,C) += dout * W; dweight (OC,C) += dout^T * inp; dbias (OC) += column sums of dout.
+/// With `overwriteInput`, dinp is written (=) instead of accumulated, which saves zero-filling a
+/// scratch gradient buffer that nothing else adds into.
 public func linearBackward(
     dinp: FPtr, dweight: FPtr, dbias: FPtr?, dout: CFPtr, inp: CFPtr, weight: CFPtr,
-    M: Int, C: Int, OC: Int, pool: ThreadPool
+    M: Int, C: Int, OC: Int, pool: ThreadPool, overwriteInput: Bool = false
 ) {
     pool.run { w in
         let rows = ThreadPool.chunk(M, parts: pool.threads, index: w)
         BLAS.sgemm(transA: false, transB: false, M: rows.count, N: C, K: OC, A: dout + rows.lowerBound * OC, lda: OC,
-                   B: weight, ldb: C, beta: 1, C: dinp + rows.lowerBound * C, ldc: C)
+                   B: weight, ldb: C, beta: overwriteInput ? 0 : 1, C: dinp + rows.lowerBound * C, ldc: C)
         let ocs = ThreadPool.chunk(OC, parts: pool.threads, index: w)
         BLAS.sgemm(transA: true, transB: false, M: ocs.count, N: C, K: M, A: dout + ocs.lowerBound, lda: OC,
                    B: inp, ldb: C, beta: 1, C: dweight + ocs.lowerBound * C, ldc: C)
