@@ -26,7 +26,7 @@ public struct ResidualSite {
 /// Per-position activation slices of a (B,T) forward pass.
 struct PositionActs {
     var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, atty = 0, res2 = 0
-    var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fch = 0, fchAct = 0, resOut = 0
+    var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fch = 0, fchAct = 0, geluTanh = 0, resOut = 0
 }
 
 struct ActivationLayout {
@@ -50,6 +50,7 @@ struct ActivationLayout {
             p.res2 = take(N * C)
             p.ln2 = take(N * C); p.ln2Mean = take(N); p.ln2Rstd = take(N)
             p.fch = take(N * cfg.fcWidth); p.fchAct = take(N * cfg.ffnHidden); p.resOut = take(N * C)
+            if cfg.arch == .gpt2 { p.geluTanh = take(N * cfg.ffnHidden) }
             positions.append(p)
         }
         lnf = take(N * C); lnfMean = take(N); lnfRstd = take(N)
@@ -225,7 +226,7 @@ public final class Transformer {
         linearForward(out: a[P.fch], inp: a[P.ln2], weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: N, C: C,
                       OC: cfg.fcWidth, pool: pool)
         if cfg.arch == .gpt2 {
-            geluForward(out: a[P.fchAct], inp: a[P.fch], N: N * cfg.ffnHidden, pool: pool)
+            geluForward(out: a[P.fchAct], inp: a[P.fch], N: N * cfg.ffnHidden, pool: pool, tanhCache: a[P.geluTanh])
         } else {
             swigluForward(out: a[P.fchAct], inp: a[P.fch], M: N, F: cfg.ffnHidden, pool: pool)
         }
@@ -291,7 +292,7 @@ public final class Transformer {
                        inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool, overwriteInput: true)
         a.zero(L.dfch, N * cfg.fcWidth)
         if cfg.arch == .gpt2 {
-            geluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], N: N * F, pool: pool)
+            geluBackward(dinp: a[L.dfch], inp: a[P.fch], cached: a[P.geluTanh], dout: a[L.dfchAct], N: N * F, pool: pool)
         } else {
             swigluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool)
         }

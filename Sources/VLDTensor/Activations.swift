@@ -3,12 +3,33 @@
 
 private let geluScale: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
 
-/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-public func geluForward(out: FPtr, inp: CFPtr, N: Int, pool: ThreadPool) {
+/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). With `tanhCache`, also stores
+/// the tanh term for `geluBackward(cached:)`, which then needs no exponential.
+public func geluForward(out: FPtr, inp: CFPtr, N: Int, pool: ThreadPool, tanhCache: FPtr? = nil) {
+    pool.parallelFor(N, minPerThread: 16384) { r in
+        if let tc = tanhCache {
+            for i in r {
+                let x = inp[i]
+                let t = fastTanh(geluScale * (x + 0.044715 * x * x * x))
+                tc[i] = t
+                out[i] = 0.5 * x * (1 + t)
+            }
+        } else {
+            for i in r {
+                let x = inp[i]
+                out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + 0.044715 * x * x * x)))
+            }
+        }
+    }
+}
+
+/// dinp += dout * gelu'(inp), with the tanh term cached by the forward pass.
+public func geluBackward(dinp: FPtr, inp: CFPtr, cached tanhCache: CFPtr, dout: CFPtr, N: Int, pool: ThreadPool) {
     pool.parallelFor(N, minPerThread: 16384) { r in
         for i in r {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + 0.044715 * x * x * x)))
+            let x = inp[i], t = tanhCache[i]
+            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * geluScale * (1 + 3 * 0.044715 * x * x)
+            dinp[i] += dout[i] * grad
         }
     }
 }

@@ -8,8 +8,9 @@
 public func linearForward(
     out: FPtr, inp: CFPtr, weight: CFPtr, bias: CFPtr?, M: Int, C: Int, OC: Int, pool: ThreadPool
 ) {
-    // Split rows when there are many, else output channels (decoding has M = batch).
-    if M >= 16 * pool.threads {
+    // Split rows when there are many, else output channels: with few rows (decoding, M = batch)
+    // the weights dominate the memory traffic, and each thread then streams only its share.
+    if M >= 128 * pool.threads {
         pool.parallelFor(M, minPerThread: 16) { r in
             BLAS.sgemm(transA: false, transB: true, M: r.count, N: OC, K: C, A: inp + r.lowerBound * C, lda: C,
                        B: weight, ldb: C, beta: 0, C: out + r.lowerBound * OC, ldc: OC)
