@@ -140,7 +140,10 @@ enum HFFormat {
 
     static func configJSON(_ cfg: ModelConfig) -> [String: Any] {
         var j: [String: Any] = ["vocab_size": cfg.vocab, "tie_word_embeddings": cfg.tiedEmbeddings, "torch_dtype": "float32",
-                                "vld_schedule": cfg.schedule.description, "use_cache": true]
+                                "vld_schedule": cfg.schedule.description, "use_cache": true,
+                                // vld vocabularies have no GPT-2/Llama special tokens; null keeps
+                                // transformers from assuming its defaults (50256 for GPT-2).
+                                "bos_token_id": NSNull(), "eos_token_id": NSNull()]
         switch cfg.arch {
         case .gpt2:
             j.merge(["architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_positions": cfg.context, "n_ctx": cfg.context,
