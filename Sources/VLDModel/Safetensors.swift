@@ -94,8 +94,16 @@ public enum Safetensors {
             guard dtype == "F32" else {
                 throw fail("tensor \(name) has dtype \(dtype); vld loads float32 (F32) checkpoints only")
             }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * 4
+            // Products are checked for overflow: shapes come from the file and may be hostile.
+            var count = 1
+            for dim in shape {
+                let (p, overflow) = count.multipliedReportingOverflow(by: dim)
+                guard dim >= 0, !overflow, p <= dataLen / 4 else {
+                    throw fail("truncated or corrupt: tensor \(name) has shape \(shape), more data than the file holds")
+                }
+                count = p
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * 4
             else { throw fail("corrupt: tensor \(name) has shape \(shape) but spans bytes \(offsets)") }
             guard offsets[1] <= dataLen else {
                 throw fail("truncated: tensor \(name) ends at byte \(offsets[1]) of the data, which has \(dataLen) bytes")
