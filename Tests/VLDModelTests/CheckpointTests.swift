@@ -126,3 +126,21 @@ func loadError(_ dir: URL) -> String? {
     try FileManager.default.copyItem(at: b.appendingPathComponent("model.safetensors"), to: a.appendingPathComponent("model.safetensors"))
     #expect(throws: CheckpointError.self) { _ = try Checkpoint.loadForResume(from: a, pool: pool) }
 }
+
+@Test func hostileShapesAreRefusedWithoutOverflow() throws {
+    func file(_ header: String, dataBytes: Int) -> Data {
+        var data = Data()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
+        data.append(Data(header.utf8))
+        data.append(Data(count: dataBytes))
+        return data
+    }
+    let huge = file(#"{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,0]}}"#, dataBytes: 8)
+    #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(huge, file: "f") }
+    let negative = file(#"{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}"#, dataBytes: 16)
+    #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(negative, file: "f") }
+    let overlap = file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                       dataBytes: 12)
+    #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(overlap, file: "f") }
+}
