@@ -91,7 +91,7 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
                 let prompts = (0..<batch).map { _ in (0..<16).map { _ in Int32(srng.nextInt(cfg.vocab)) } }
                 let t0 = now()
                 let out = model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: 64), rng: &srng)
-                precondition(out.allSatisfy { $0.count == 64 })
+                require(out.allSatisfy { $0.count == 64 }, "benchmark sampling must produce 64 tokens per sequence")
                 return now() - t0
             }
             _ = once()

@@ -45,13 +45,17 @@ public enum VLD {
 }
 
 public enum Checkpoint {
-    /// Writes `model` (and, when given, optimizer and training state) to `dir` atomically.
+    /// Writes `model` (and, when both are given, optimizer and training state) to `dir` atomically.
     public static func save(_ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil) throws {
         let fm = FileManager.default
         let parent = dir.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
+        // Leftovers of a crashed earlier save (any PID) are removed first.
+        let prefix = ".\(dir.lastPathComponent).tmp-"
+        for name in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(prefix) {
+            try? fm.removeItem(at: parent.appendingPathComponent(name))
+        }
+        let tmp = parent.appendingPathComponent(prefix + String(getpid()))
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
             var files: [String: Data] = [:]
@@ -80,7 +84,11 @@ public enum Checkpoint {
                 guard clinux_rename_exchange(tmp.path, dir.path) == 0 else {
                     throw CheckpointError("\(dir.path): cannot replace the checkpoint: \(String(cString: strerror(errno)))")
                 }
-                try fm.removeItem(at: tmp)  // now holds the previous checkpoint
+                // Make the swap durable before the previous checkpoint (now at tmp) goes away;
+                // failing to delete it afterwards leaves a leftover, not a broken checkpoint.
+                try fsyncPath(parent.path)
+                try? fm.removeItem(at: tmp)
+                return
             } else {
                 guard rename(tmp.path, dir.path) == 0 else {
                     throw CheckpointError("\(dir.path): cannot publish the checkpoint: \(String(cString: strerror(errno)))")
@@ -123,6 +131,10 @@ public enum Checkpoint {
             throw e
         } catch {
             throw CheckpointError("\(stateFile.path): corrupt or incomplete: \(error)")
+        }
+        let expected: Set<String> = ["config.json", "model.safetensors", "optimizer.safetensors"]
+        guard Set(state.files.keys) == expected else {
+            throw CheckpointError("\(stateFile.path): must list the checksums of exactly \(expected.sorted().joined(separator: ", "))")
         }
         for (name, crc) in state.files.sorted(by: { $0.key < $1.key }) {
             let actual = String(format: "%08x", CRC32.checksum(try read(dir.appendingPathComponent(name))))

@@ -223,6 +223,7 @@ enum HFFormat {
             }
             try require("pretraining_tp", { ($0 as? Int) == 1 }, "tensor-parallel slicing is not implemented")
             let d = try int("hidden_size"), heads = try int("num_attention_heads")
+            guard heads >= 1 else { throw fail("num_attention_heads must be >= 1, got \(heads)") }
             if let hd = try optionalInt("head_dim"), hd != d / heads {
                 throw fail("unsupported head_dim = \(hd): vld needs head_dim = hidden_size / num_attention_heads = \(d / heads)")
             }

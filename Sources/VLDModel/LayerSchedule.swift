@@ -99,6 +99,19 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
     /// Throws when an index is out of range or the pattern needs more blocks than exist.
     public func indices(layers L: Int) throws -> [Int] {
         guard L >= 1 else { throw ScheduleError(message: "a model needs at least one layer") }
+        guard L <= LayerSchedule.maxApplications else {
+            throw ScheduleError(message: "\(L) layers exceed the limit of \(LayerSchedule.maxApplications)")
+        }
+        // Bound k before any arithmetic: (k+1) L must neither overflow nor exceed the limit.
+        let k: Int
+        switch self {
+        case .seq(let x), .cyc(let x), .inv(let x), .mcyc(let x): k = x
+        case .part(_, _, let x, _): k = x
+        default: k = 0
+        }
+        guard k <= LayerSchedule.maxApplications else {
+            throw ScheduleError(message: "k = \(k) gives more than \(LayerSchedule.maxApplications) block applications")
+        }
         let s: [Int]
         switch self {
         case .base: s = Array(0..<L)
@@ -127,8 +140,14 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
             }
             s = list
         }
+        guard !s.isEmpty, s.count <= LayerSchedule.maxApplications else {
+            throw ScheduleError(message: "\(self) gives \(s.count) block applications; allowed 1...\(LayerSchedule.maxApplications)")
+        }
         return s
     }
+
+    /// The most block applications a schedule may have.
+    public static let maxApplications = 4096
 }
 
 extension LayerSchedule: Codable {

@@ -58,7 +58,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Checks the invariants the engine relies on; every message names the field.
     public func validate() throws {
         func fail(_ m: String) -> ConfigError { ConfigError(message: m) }
-        guard dModel >= 1 else { throw fail("dModel must be >= 1, got \(dModel)") }
+        guard dModel >= 1 && dModel <= 65536 else { throw fail("dModel must be in 1...65536, got \(dModel)") }
+        guard context <= 1 << 20 else { throw fail("context must be <= 1048576, got \(context)") }
+        guard vocab <= 1 << 24 else { throw fail("vocab must be <= 16777216, got \(vocab)") }
+        guard ffnHidden <= 1 << 20 else { throw fail("ffnHidden must be <= 1048576, got \(ffnHidden)") }
+        guard layers <= LayerSchedule.maxApplications else { throw fail("layers must be <= \(LayerSchedule.maxApplications), got \(layers)") }
         guard layers >= 1 else { throw fail("layers must be >= 1, got \(layers)") }
         guard heads >= 1, dModel % heads == 0 else { throw fail("heads (\(heads)) must divide dModel (\(dModel))") }
         guard kvHeads >= 1, heads % kvHeads == 0 else { throw fail("kvHeads (\(kvHeads)) must divide heads (\(heads))") }
@@ -70,6 +74,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard normEps > 0 else { throw fail("normEps must be > 0") }
         guard ropeTheta > 0 else { throw fail("ropeTheta must be > 0") }
         do { _ = try schedule.indices(layers: layers) } catch let e as ScheduleError { throw fail("schedule: \(e.message)") }
+        // With the bounds above the products fit in Int; cap the total at 2^33 floats (32 GiB).
+        guard Double(totalParams) <= 8_589_934_592 else { throw fail("the model would have \(totalParams) parameters; the limit is 2^33") }
     }
 
     // MARK: accounting (specs/vld.md 6.1, specs/tts.md 8.5)

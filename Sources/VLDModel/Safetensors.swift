@@ -10,6 +10,7 @@
 // catch truncation.
 
 import Foundation
+import VLDTensor
 
 /// One float32 tensor read from or written to a safetensors file.
 public struct NamedTensor: Equatable {
@@ -17,7 +18,7 @@ public struct NamedTensor: Equatable {
     public var shape: [Int]
     public var values: [Float]
     public init(name: String, shape: [Int], values: [Float]) {
-        precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not match \(values.count) values")
+        require(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not match \(values.count) values")
         self.name = name
         self.shape = shape
         self.values = values
@@ -82,6 +83,7 @@ public enum Safetensors {
         var metadata: [String: String] = [:]
         var tensors: [String: NamedTensor] = [:]
         var spans: [(Int, Int, String)] = []
+        var shapes: [String: [Int]] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let m = value as? [String: String] else { throw fail("corrupt: __metadata__ is not a map of strings") }
@@ -109,17 +111,24 @@ public enum Safetensors {
                 throw fail("truncated: tensor \(name) ends at byte \(offsets[1]) of the data, which has \(dataLen) bytes")
             }
             spans.append((offsets[0], offsets[1], name))
-            var values = [Float](repeating: 0, count: count)
+            shapes[name] = shape
+        }
+        // Check every span before copying anything, so a hostile header cannot make us allocate
+        // many copies of the file; compare with the furthest end so far to catch any overlap.
+        spans.sort { $0.0 < $1.0 }
+        var furthest = (end: 0, name: "")
+        for span in spans {
+            if span.0 < furthest.end { throw fail("corrupt: tensors \(furthest.name) and \(span.2) overlap") }
+            if span.1 > furthest.end { furthest = (span.1, span.2) }
+        }
+        for (begin, end, name) in spans {
+            var values = [Float](repeating: 0, count: (end - begin) / 4)
             values.withUnsafeMutableBytes { dst in
                 data.withUnsafeBytes { src in
-                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]))
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(headerEnd + begin)..<(headerEnd + end)]))
                 }
             }
-            tensors[name] = NamedTensor(name: name, shape: shape, values: values)
-        }
-        spans.sort { $0.0 < $1.0 }
-        for i in spans.indices.dropFirst() where spans[i].0 < spans[i - 1].1 {
-            throw fail("corrupt: tensors \(spans[i - 1].2) and \(spans[i].2) overlap")
+            tensors[name] = NamedTensor(name: name, shape: shapes[name]!, values: values)
         }
         if let expected = metadata["vld_crc32"] {
             let actual = String(format: "%08x", CRC32.checksum(data.subdata(in: headerEnd..<data.count)))

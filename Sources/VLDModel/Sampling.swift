@@ -21,7 +21,7 @@ public final class KVCache {
 
     public init(model: Transformer, batch: Int, capacity: Int) {
         let cfg = model.config
-        precondition(capacity >= 1 && capacity <= cfg.context, "KV cache capacity must be within the model context")
+        require(capacity >= 1 && capacity <= cfg.context, "KV cache capacity must be within the model context")
         self.batch = batch
         self.capacity = capacity
         lengths = Array(repeating: 0, count: batch)
@@ -45,8 +45,8 @@ extension Transformer {
     /// next-token logits of each sequence (B rows of V). Prompts of equal length run as one
     /// batch; otherwise each runs on its own.
     public func prefill(prompts: [[Int32]], cache: KVCache) -> [[Float]] {
-        precondition(prompts.count == cache.batch, "one prompt per cache row")
-        precondition(prompts.allSatisfy { !$0.isEmpty && $0.count <= cache.capacity }, "prompt length out of range")
+        require(prompts.count == cache.batch, "one prompt per cache row")
+        require(prompts.allSatisfy { !$0.isEmpty && $0.count <= cache.capacity }, "prompt length out of range")
         if Set(prompts.map(\.count)).count == 1 {
             return prefillRows(prompts, rows: Array(0..<prompts.count), cache: cache)
         }
@@ -82,7 +82,7 @@ extension Transformer {
     /// computed at its last position and should be ignored (`generate` has stopped it).
     public func decode(tokens: [Int32], cache: KVCache) -> UnsafeBufferPointer<Float> {
         let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity
-        precondition(tokens.count == B, "one token per sequence")
+        require(tokens.count == B, "one token per sequence")
         let p = params
         let clamped = cache.lengths.map { min($0, Int32(S - 1)) }
         tokens.withUnsafeBufferPointer { tok in

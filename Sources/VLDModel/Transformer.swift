@@ -121,7 +121,7 @@ public final class Transformer {
     public func zeroGrads() { grads.zero() }
 
     func ensureActivations(B: Int, T: Int) {
-        precondition(T <= config.context, "sequence length \(T) exceeds the model context \(config.context)")
+        require(T <= config.context, "sequence length \(T) exceeds the model context \(config.context)")
         if let l = actLayout, l.B == B, l.T == T { return }
         let l = ActivationLayout(config, D: schedule.count, B: B, T: T)
         actLayout = l
@@ -135,9 +135,9 @@ public final class Transformer {
     /// without, leaves raw logits readable through `logits(row:)` and returns nil.
     @discardableResult
     public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int) -> Float? {
-        precondition(inputs.count == B * T, "inputs must hold B*T tokens")
+        require(inputs.count == B * T, "inputs must hold B*T tokens")
         if let bad = inputs.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
-            preconditionFailure("token \(bad) is outside the vocabulary 0..<\(config.vocab)")
+            fatalError("token \(bad) is outside the vocabulary 0..<\(config.vocab)")
         }
         ensureActivations(B: B, T: T)
         tokenBuf = inputs
@@ -168,7 +168,7 @@ public final class Transformer {
             }
         }
         guard let targets else { return nil }
-        precondition(targets.count == N, "targets must hold B*T tokens")
+        require(targets.count == N, "targets must hold B*T tokens")
         targetBuf = targets
         let (loss, count) = targetBuf.withUnsafeBufferPointer { t in
             crossEntropyForward(losses: a[L.losses], probs: a[L.logits], logits: a[L.logits], targets: t.baseAddress!,
@@ -249,7 +249,7 @@ public final class Transformer {
     public func backward() {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
         let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
-        precondition(lastCount >= 0 && targetBuf.count == N, "backward needs a forward pass with targets")
+        require(lastCount >= 0 && targetBuf.count == N, "backward needs a forward pass with targets")
         targetBuf.withUnsafeBufferPointer { t in
             crossEntropyBackward(dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
                                  scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)

@@ -27,7 +27,14 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     public func load(_ values: [Float], at offset: Int = 0) {
-        precondition(offset + values.count <= count)
+        require(offset + values.count <= count, "FloatBuffer.load: \(values.count) values at \(offset) exceed \(count)")
         values.withUnsafeBufferPointer { (base + offset).update(from: $0.baseAddress!, count: values.count) }
     }
+}
+
+/// A precondition that stays in every build. The numeric modules compile with -Ounchecked (about
+/// 10-20% faster training, measured with vld-bench), which removes `precondition`; the checks
+/// that guard memory safety against caller mistakes (token ids, lengths, capacities) use this.
+@inline(__always) public func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fatalError(message()) }
 }

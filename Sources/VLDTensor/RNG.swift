@@ -20,7 +20,7 @@ public struct SeededRNG: RandomNumberGenerator, Codable, Equatable, Sendable {
 
     /// Restores a generator from a state captured with `state`.
     public init(state: [UInt64]) {
-        precondition(state.count == 4 && state.contains { $0 != 0 }, "xoshiro256** state must be 4 words, not all zero")
+        require(state.count == 4 && state.contains { $0 != 0 }, "xoshiro256** state must be 4 words, not all zero")
         self.state = state
     }
 

@@ -32,7 +32,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Starts `threads - 1` worker threads and sets OpenBLAS to single-threaded calls.
     public init(threads: Int) {
-        precondition(threads >= 1, "a thread pool needs at least one thread")
+        require(threads >= 1, "a thread pool needs at least one thread")
         self.threads = threads
         BLAS.useSingleThreadedCalls()
         for index in 1..<max(threads, 1) {
@@ -43,7 +43,7 @@ public final class ThreadPool: @unchecked Sendable {
                 start.state.workerLoop(index: start.index)
                 return nil
             }, box.toOpaque())
-            precondition(rc == 0, "pthread_create failed: \(rc)")
+            require(rc == 0, "pthread_create failed: \(rc)")
             handles.append(handle)
         }
     }

@@ -36,11 +36,16 @@ enum CLI {
         return (values, set, positional)
     }
 
-    static func int(_ values: [String: String], _ key: String, default d: Int, min: Int = 1) throws -> Int {
+    static func int(_ values: [String: String], _ key: String, default d: Int, min: Int = 1, max: Int = Int.max) throws -> Int {
         guard let s = values[key] else { return d }
-        guard let v = Int(s), v >= min else { throw UsageError(message: "\(key) needs an integer >= \(min), got '\(s)'") }
+        guard let v = Int(s), v >= min, v <= max else {
+            throw UsageError(message: "\(key) needs an integer in \(min)...\(max), got '\(s)'")
+        }
         return v
     }
+
+    /// Upper bound for --threads: more threads than this many per core only adds overhead.
+    static var maxThreads: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
 
     /// Human-friendly duration, e.g. 1m05s.
     static func duration(_ s: Double) -> String {

@@ -24,14 +24,14 @@ enum CheckpointCommand {
         case "inspect": return try inspect(dir)
         case "logits":
             guard let text = p.values["--tokens"] else { throw UsageError(message: "checkpoint logits needs --tokens, e.g. --tokens 5,17,3") }
-            let tokens = try text.split(separator: ",").map { s -> Int32 in
+            let tokens = try text.split(separator: ",", omittingEmptySubsequences: false).map { s -> Int32 in
                 guard let t = Int32(s.trimmingCharacters(in: .whitespaces)), t >= 0 else {
                     throw UsageError(message: "--tokens: '\(s)' is not a token id")
                 }
                 return t
             }
             guard !tokens.isEmpty else { throw UsageError(message: "--tokens is empty") }
-            return try logits(dir, tokens: tokens, json: p.flags.contains("--json"), threads: try CLI.int(p.values, "--threads", default: 1))
+            return try logits(dir, tokens: tokens, json: p.flags.contains("--json"), threads: try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads))
         default:
             throw UsageError(message: "unknown checkpoint subcommand '\(sub)'; expected inspect or logits")
         }
@@ -56,7 +56,7 @@ enum CheckpointCommand {
         let width = table.map(\.name.count).max() ?? 10
         for t in table {
             print("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                  + "[\(t.shape.map(String.init).joined(separator: ", "))]".padding(toLength: 14, withPad: " ", startingAt: 0)
+                  + { let s = "[\(t.shape.map(String.init).joined(separator: ", "))]"; return s.padding(toLength: max(14, s.count), withPad: " ", startingAt: 0) }()
                   + " " + n(t.shape.reduce(1, *)))
         }
         return 0
@@ -73,6 +73,9 @@ enum CheckpointCommand {
         model.forward(inputs: tokens, B: 1, T: tokens.count)
         let rows = (0..<tokens.count).map { model.logits(row: $0) }
         if json {
+            guard rows.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+                throw CheckpointError("\(dir.path): the forward pass produced non-finite logits (NaN or infinity); the weights are damaged")
+            }
             let data = try JSONSerialization.data(withJSONObject: ["logits": rows.map { $0.map(Double.init) }])
             print(String(decoding: data, as: UTF8.self))
             return 0

@@ -35,7 +35,7 @@ enum DemoCommand {
             throw UsageError(message: "--schedule: \(e.message)")
         }
         let steps = try CLI.int(p.values, "--steps", default: 600)
-        let threads = try CLI.int(p.values, "--threads", default: ProcessInfo.processInfo.activeProcessorCount)
+        let threads = try CLI.int(p.values, "--threads", default: ProcessInfo.processInfo.activeProcessorCount, max: CLI.maxThreads)
         let seed = UInt64(try CLI.int(p.values, "--seed", default: 1, min: 0))
         let out = URL(fileURLWithPath: p.values["--out"] ?? "var/demo")
         let ckpt = out.appendingPathComponent("checkpoint")
