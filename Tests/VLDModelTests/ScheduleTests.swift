@@ -82,3 +82,17 @@ func invalidSchedulesListTheAcceptedForms(_ text: String) {
 }
 
 import Foundation
+
+@Test func hugeRepeatCountsAreRefusedBeforeAnyArithmetic() throws {
+    for text in ["cyc(9223372036854775807)", "part(0,1,9223372036854775807)", "seq(5000)", "inv(4611686018427387904)"] {
+        #expect(throws: ScheduleError.self, "\(text)") { try LayerSchedule(parsing: text).indices(layers: 2) }
+    }
+    #expect(try LayerSchedule.cyc(1023).indices(layers: 4).count == 4096)
+}
+
+@Test func oversizedConfigsAreRefused() {
+    let huge = ModelConfig(arch: .gpt2, dModel: 1 << 40, layers: 1, heads: 1, context: 4, vocab: 5)
+    #expect(throws: ConfigError.self) { try huge.validate() }
+    let tooMany = ModelConfig(arch: .llama, dModel: 65536, layers: 4096, heads: 1, context: 4, vocab: 5)
+    #expect(throws: ConfigError.self) { try tooMany.validate() }
+}
