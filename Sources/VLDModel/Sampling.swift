@@ -129,7 +129,7 @@ extension Transformer {
                         lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool)
         linearForward(out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
                       OC: C, pool: pool)
-        for i in 0..<(B * C) { k.res2.base[i] += k.x.base[i] }
+        addInPlace(k.res2.base, k.x.base, B * C)
         norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.res2.base, w: s.norm2W, b: s.norm2B, N: B)
         linearForward(out: k.fch.base, inp: k.ln.base, weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: B, C: C,
                       OC: cfg.fcWidth, pool: pool)
@@ -140,7 +140,7 @@ extension Transformer {
         }
         linearForward(out: k.x.base, inp: k.fchAct.base, weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: B,
                       C: cfg.ffnHidden, OC: C, pool: pool)
-        for i in 0..<(B * C) { k.x.base[i] += k.res2.base[i] }
+        addInPlace(k.x.base, k.res2.base, B * C)
     }
 }
 

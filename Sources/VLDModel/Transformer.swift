@@ -234,8 +234,9 @@ public final class Transformer {
                       C: cfg.ffnHidden, OC: C, pool: pool)
     }
 
+    /// out += x, the residual connection (the residual kernel with its output aliasing an input).
     func addInPlace(_ out: FPtr, _ x: CFPtr, _ n: Int) {
-        pool.parallelFor(n, minPerThread: 16384) { r in for i in r { out[i] += x[i] } }
+        residualForward(out: out, a: out, b: x, N: n, pool: pool)
     }
 
     /// Logits (or, after a forward with targets, probabilities) of row n = b*T + t.
