@@ -250,7 +250,7 @@ public final class Transformer {
     public func backward() {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
         let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
-        require(lastCount >= 0 && targetBuf.count == N, "backward needs a forward pass with targets")
+        require(targetBuf.count == N, "backward needs a forward pass with targets")
         targetBuf.withUnsafeBufferPointer { t in
             crossEntropyBackward(dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
                                  scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)

@@ -11,9 +11,6 @@ public enum BLAS {
     /// (see ThreadPool), so BLAS threads would only oversubscribe the cores.
     public static func useSingleThreadedCalls() { openblas_set_num_threads(1) }
 
-    /// The OpenBLAS build string (core type, threading model), for `vldctl doctor` and benchmarks.
-    public static var configuration: String { String(cString: openblas_get_config()) }
-
     /// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, all row-major.
     /// `transA`: A is stored (K,M) and used transposed; likewise `transB` for B stored (N,K).
     @inline(__always)

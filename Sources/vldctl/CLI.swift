@@ -3,7 +3,6 @@
 import Foundation
 import VLDModel
 
-enum VLDVersion { static var string: String { VLD.version } }
 
 /// A command-line mistake: printed with the command's usage, exit status 64.
 struct UsageError: Error { let message: String }

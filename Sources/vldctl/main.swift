@@ -2,6 +2,7 @@
 // in its own file.
 
 import Foundation
+import VLDModel
 import VLDTensor
 
 BLAS.reexecWithSupportedKernelsIfNeeded()
@@ -9,7 +10,7 @@ BLAS.reexecWithSupportedKernelsIfNeeded()
 let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)] = [
     ("demo", "Train a small model on sequence reversal and print a progress table", DemoCommand.run),
     ("checkpoint", "Inspect a checkpoint or print its logits (inspect, logits)", CheckpointCommand.run),
-    ("version", "Print the vld version", { _ in print("vldctl \(VLDVersion.string)"); return 0 }),
+    ("version", "Print the vld version", { _ in print("vldctl \(VLD.version)"); return 0 }),
 ]
 
 func printUsage() {
@@ -21,7 +22,7 @@ func printUsage() {
 var argv = Array(CommandLine.arguments.dropFirst())
 guard let name = argv.first else { printUsage(); exit(64) }
 if name == "-h" || name == "--help" || name == "help" { printUsage(); exit(0) }
-if name == "--version" { print("vldctl \(VLDVersion.string)"); exit(0) }
+if name == "--version" { print("vldctl \(VLD.version)"); exit(0) }
 guard let command = commands.first(where: { $0.name == name }) else {
     CLI.error("unknown command '\(name)'")
     printUsage()
