@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "vldctl", targets: ["vldctl"]),
         .executable(name: "vld-bench", targets: ["vld-bench"]),
         .library(name: "VLDModel", targets: ["VLDModel"]),
+        .library(name: "VLDExperiments", targets: ["VLDExperiments"]),
     ],
     targets: [
         // System C libraries: one tiny module each (module.modulemap + shim.h).
@@ -30,14 +31,16 @@ let package = Package(
         .target(name: "VLDTensor", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
         .target(name: "VLDModel", dependencies: ["VLDTensor", "CLinux"], swiftSettings: fastMath),
         .target(name: "VLDTasks"),
+        .target(name: "VLDExperiments", dependencies: ["VLDModel", "VLDTasks"]),
 
         .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
-        .executableTarget(name: "vldctl", dependencies: ["VLDModel", "VLDTasks"]),
+        .executableTarget(name: "vldctl", dependencies: ["VLDExperiments", "VLDModel", "VLDTasks"]),
         .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
         .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"], exclude: ["Fixtures"]),
         .testTarget(name: "VLDTasksTests", dependencies: ["VLDTasks"]),
+        .testTarget(name: "VLDExperimentsTests", dependencies: ["VLDExperiments"]),
         .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
     ],
     swiftLanguageModes: [.v5]
