@@ -46,7 +46,11 @@ public enum VLD {
 
 public enum Checkpoint {
     /// Writes `model` (and, when both are given, optimizer and training state) to `dir` atomically.
-    public static func save(_ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil) throws {
+    /// `extraFiles` (e.g. tokenizer.json) are published in the same rename; they are not
+    /// checksummed in state.json, so their readers check them (WordTokenizer.load compares the
+    /// whole vocabulary).
+    public static func save(_ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil,
+                            extraFiles: [String: Data] = [:]) throws {
         let fm = FileManager.default
         let parent = dir.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -75,6 +79,10 @@ public enum Checkpoint {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 files["state.json"] = try enc.encode(state)
+            }
+            for (name, data) in extraFiles {
+                guard files[name] == nil, !name.contains("/") else { throw CheckpointError("extra checkpoint file \(name) is not allowed") }
+                files[name] = data
             }
             for (name, data) in files.sorted(by: { $0.key < $1.key }) {
                 try writeDurably(data, to: tmp.appendingPathComponent(name))

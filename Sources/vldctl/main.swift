@@ -8,6 +8,9 @@ import VLDTensor
 BLAS.reexecWithSupportedKernelsIfNeeded()
 
 let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)] = [
+    ("run", "Run an experiment manifest in the foreground (resumable)", RunCommand.run),
+    ("validate", "Check manifests and print every problem with its JSON path", ValidateCommand.run),
+    ("example", "Print an annotated example manifest", ExampleCommand.run),
     ("demo", "Train a small model on sequence reversal and print a progress table", DemoCommand.run),
     ("checkpoint", "Inspect a checkpoint or print its logits (inspect, logits)", CheckpointCommand.run),
     ("version", "Print the vld version", { _ in print("vldctl \(VLD.version)"); return 0 }),

@@ -1,0 +1,217 @@
+// Evaluate.swift: the evaluation of a training run: held-out loss and each task's own metric.
+//
+//   loss           mean cross-entropy on `evalBatches` packed batches taken far past anything the
+//                  run trains on (document 2^40 on): fresh problems for igsm, the memorised
+//                  people and windows for bios and random-tokens.
+//   igsm           greedy, KV-cached generation after "Solution :" on test-split problems at each
+//                  evaluation op count; exact match of the final answer and full-solution validity
+//                  (specs/vld.md 6.3 step 8).
+//   bios           teacher-forced cross-entropy of every person's attribute values (and name) in a
+//                  canonical biography, scored as bits of knowledge (specs/vld.md 6.2, K2).
+//   random-tokens  cross-entropy and softmax entropy at every predicted position of every window,
+//                  scored as ΔH_ce and ΔH_ent (specs/vld.md 6.2, K1).
+
+import Foundation
+import VLDModel
+import VLDTasks
+import VLDTensor
+
+/// The evaluation of one model at one step.
+public struct Evaluation {
+    public var loss: Double
+    /// Flat scalar metrics for metrics.jsonl and the reports, e.g. "igsm.acc.op6".
+    public var scalars: [(String, Double)]
+    /// Full per-task results for results.json.
+    public var tasks: [(String, JSONValue)]
+}
+
+struct Evaluator {
+    let manifest: Manifest
+    let mixture: TaskMixture
+    let config: ModelConfig
+
+    var tokenizer: WordTokenizer { mixture.tokenizer }
+
+    func evaluate(_ model: Transformer) -> Evaluation {
+        var scalars: [(String, Double)] = []
+        var tasks: [(String, JSONValue)] = []
+        let loss = heldOutLoss(model)
+        for (k, spec) in manifest.tasks.enumerated() {
+            let task = mixture.tasks[k]
+            switch spec {
+            case let .igsm(_, _, problems, ops):
+                let r = evaluateIGSM(model, task as! IGSMTask, problems: problems, ops: ops)
+                scalars += r.scalars
+                tasks.append(("igsm", r.json))
+            case let .bios(_, _, evalNames):
+                let r = evaluateBios(model, task as! BiosTask, names: evalNames)
+                scalars += r.scalars
+                tasks.append(("bios", r.json))
+            case .randomTokens:
+                let r = evaluateRandomTokens(model, task as! RandomTokensTask)
+                scalars += r.scalars
+                tasks.append(("random-tokens", r.json))
+            }
+        }
+        return Evaluation(loss: loss, scalars: scalars, tasks: tasks)
+    }
+
+    static let heldOutCursor = 1 << 40
+
+    func heldOutLoss(_ model: Transformer) -> Double {
+        let B = manifest.train.batch, T = manifest.model.context
+        var cursor = Evaluator.heldOutCursor, total = 0.0
+        for _ in 0..<manifest.train.evalBatches {
+            let batch = mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
+            cursor = batch.nextCursor
+            total += Double(model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T))
+        }
+        return total / Double(manifest.train.evalBatches)
+    }
+
+    /// Runs rows of token ids (each at most T long) through the model in batches of the training
+    /// batch size and hands each row's logits at the requested positions to `visit`.
+    func forEachRow(_ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
+                    visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void) {
+        let B = manifest.train.batch, T = manifest.model.context
+        var start = 0
+        while start < rows.count {
+            let n = min(B, rows.count - start)
+            var inputs = [Int32](repeating: WordTokenizer.pad, count: B * T)
+            for r in 0..<n {
+                for (j, t) in rows[start + r].prefix(T).enumerated() { inputs[r * T + j] = t }
+            }
+            model.forward(inputs: inputs, B: B, T: T)
+            for r in 0..<n {
+                for p in positions(start + r) where p < T { visit(start + r, p, model.logits(row: r * T + p)) }
+            }
+            start += n
+        }
+    }
+
+    /// Natural-log softmax cross-entropy of `target` and the entropy of the distribution.
+    static func crossEntropyAndEntropy(_ logits: [Float], target: Int32) -> (ce: Double, entropy: Double) {
+        let m = Double(logits.max() ?? 0)
+        var z = 0.0
+        for l in logits { z += exp(Double(l) - m) }
+        let logZ = log(z) + m
+        var entropy = 0.0
+        for l in logits {
+            let lp = Double(l) - logZ
+            entropy -= exp(lp) * lp
+        }
+        return (logZ - Double(logits[Int(target)]), entropy)
+    }
+
+    // MARK: igsm
+
+    func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) -> (scalars: [(String, Double)], json: JSONValue) {
+        var scalars: [(String, Double)] = []
+        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
+        let T = manifest.model.context
+        let chunk = max(1, min(64, manifest.train.batch * 2))
+        for op in ops {
+            let list = (0..<problems).map { task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
+            var correct = 0, valid = 0, tooLong = 0
+            var start = 0
+            while start < list.count {
+                let part = Array(list[start..<min(list.count, start + chunk)])
+                start += part.count
+                var prompts: [[Int32]] = [], owners: [Int] = []
+                for (i, p) in part.enumerated() {
+                    let ids = tokenizer.encode(p.prompt.joined(separator: " "))
+                    if ids.count >= T { tooLong += 1; continue }
+                    prompts.append(ids)
+                    owners.append(i)
+                }
+                if prompts.isEmpty { continue }
+                let longest = prompts.map(\.count).max()!
+                var rng = SeededRNG(seed: 0)  // unused by greedy decoding
+                let outputs = model.generate(prompts: prompts,
+                                             options: .greedy(maxNewTokens: max(1, T - longest + 1), stopTokens: [WordTokenizer.eos]),
+                                             rng: &rng)
+                for (j, out) in outputs.enumerated() {
+                    let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]
+                    let check = task.check(part[owners[j]], candidate: words)
+                    if check.answerCorrect { correct += 1 }
+                    if check.validSolution { valid += 1 }
+                }
+            }
+            let acc = Double(correct) / Double(problems), val = Double(valid) / Double(problems)
+            scalars += [("igsm.acc.op\(op)", acc), ("igsm.valid.op\(op)", val)]
+            accuracy.append((String(op), JSONValue(acc)))
+            validity.append((String(op), JSONValue(val)))
+            if tooLong > 0 { skipped.append((String(op), JSONValue(tooLong))) }
+        }
+        var fields: [(String, JSONValue)] = [
+            ("problemsPerOp", JSONValue(problems)), ("accuracy", .object(accuracy)), ("validity", .object(validity)),
+            ("decoding", .string("greedy")), ("split", .string("test")),
+        ]
+        if !skipped.isEmpty { fields.append(("promptTooLong", .object(skipped))) }
+        return (scalars, .object(fields))
+    }
+
+    // MARK: bios
+
+    func evaluateBios(_ model: Transformer, _ task: BiosTask, names: Bool) -> (scalars: [(String, Double)], json: JSONValue) {
+        let people = task.config.people
+        let docs = (0..<people).map { task.evaluationDocument(seed: manifest.seed, person: $0) }
+        let rows = docs.map { tokenizer.encode($0.words.joined(separator: " ")) }
+        var attrCE = Array(repeating: Array(repeating: 0.0, count: task.attributeNames.count), count: people)
+        var nameCE = Array(repeating: 0.0, count: people)
+        forEachRow(model, rows: rows, positions: { r in
+            // Logits at position p - 1 predict the token at p.
+            let d = docs[r]
+            return (d.attributePositions + (names ? Array(d.nameRange) : [])).filter { $0 >= 1 }.map { $0 - 1 }
+        }) { r, p, logits in
+            let d = docs[r]
+            let target = rows[r][p + 1]
+            let ce = Evaluator.crossEntropyAndEntropy(logits, target: target).ce
+            if let a = d.attributePositions.firstIndex(of: p + 1) { attrCE[r][a] += ce }
+            if d.nameRange.contains(p + 1) { nameCE[r] += ce }
+        }
+        let cfg = config
+        let score = scoreBios(attributeCrossEntropyNats: attrCE, nameCrossEntropyNats: names ? nameCE : nil,
+                              attributeSizes: task.attributeSizes, attributeNames: task.attributeNames,
+                              namePool: task.config.firstNames * task.config.middleNames * task.config.lastNames,
+                              totalParams: cfg.totalParams, nonEmbeddingParams: cfg.nonEmbeddingParams)
+        let json = encodeJSON(score)
+        var scalars: [(String, Double)] = [
+            ("bios.bitsAttributes", score.bitsAttributes), ("bios.bitsClipped", score.bitsClipped),
+            ("bios.bitsPerParam", score.perParamTotal), ("bios.bitsPerNonEmbParam", score.perParamNonEmb),
+        ]
+        if let n = score.bitsName { scalars.append(("bios.bitsName", n)) }
+        return (scalars, json)
+    }
+
+    // MARK: random tokens
+
+    func evaluateRandomTokens(_ model: Transformer, _ task: RandomTokensTask) -> (scalars: [(String, Double)], json: JSONValue) {
+        let rows = (0..<task.windowCount).map { tokenizer.encode(task.window(seed: manifest.seed, $0).joined(separator: " ")) }
+        var ce = 0.0, entropy = 0.0
+        forEachRow(model, rows: rows, positions: { r in Array(0..<(rows[r].count - 1)) }) { r, p, logits in
+            let e = Evaluator.crossEntropyAndEntropy(logits, target: rows[r][p + 1])
+            ce += e.ce
+            entropy += e.entropy
+        }
+        let c = task.config
+        let score = scoreRandomTokens(crossEntropyNats: ce, entropyNats: entropy, predictedTokens: task.predictedTokens,
+                                      symbols: c.symbols, totalParams: config.totalParams,
+                                      nonEmbeddingParams: config.nonEmbeddingParams)
+        let scalars: [(String, Double)] = [
+            ("random.deltaCE", score.deltaCE), ("random.deltaEnt", score.deltaEnt),
+            ("random.fractionCE", score.fractionCE), ("random.bitsPerParamCE", score.perParamTotalCE),
+            ("random.bitsPerNonEmbParamCE", score.perParamNonEmbCE),
+        ]
+        return (scalars, encodeJSON(score))
+    }
+}
+
+/// A Codable value as a JSONValue (keys sorted).
+func encodeJSON<T: Encodable>(_ value: T) -> JSONValue {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    guard let data = try? enc.encode(value), let v = try? JSONValue.parse(data) else { return .null }
+    return v
+}

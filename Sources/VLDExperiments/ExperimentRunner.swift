@@ -1,0 +1,107 @@
+// ExperimentRunner.swift: runs every trial of an experiment in the foreground (`vldctl run`).
+//
+//   OUT/<name>/experiment.json        the manifest file as given (a rerun checks it is the same)
+//   OUT/<name>/.partial/<trial>/      a trial in progress (checkpoints, metrics, log)
+//   OUT/<name>/<trial>/               a finished trial, published by one rename; results.json inside
+//   OUT/<name>/summary.json|csv, report.html   the comparison, rewritten after every trial
+//
+// Running the same command again skips finished trials and resumes the one in progress from its
+// last checkpoint. (The daemon runs trials as separate jobs with its own directories; it calls
+// TrainRunner directly.)
+
+import Foundation
+import VLDModel
+
+public struct ExperimentProgress {
+    /// 0-based position of the running trial and the number of trials.
+    public var trialIndex: Int, trialCount: Int
+    public var trial: Trial
+    public var progress: TrainProgress
+    /// Seconds left for the whole experiment, extrapolated by training FLOPs.
+    public var experimentETA: Double
+}
+
+public enum ExperimentRunner {
+    public struct Outcome: Equatable {
+        public var completed: Int
+        public var total: Int
+        public var stopped: Bool
+        public var directory: URL
+    }
+
+    public static func run(_ experiment: Experiment, source: Data, out: URL, threads: Int?,
+                           log: @escaping (String) -> Void, progress: @escaping (ExperimentProgress) -> Void,
+                           shouldStop: @escaping () -> Bool) throws -> Outcome {
+        let fm = FileManager.default
+        let root = out.appendingPathComponent(experiment.name)
+        let partial = root.appendingPathComponent(".partial")
+        try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+        let sourceFile = root.appendingPathComponent("experiment.json")
+        if let existing = try? Data(contentsOf: sourceFile) {
+            guard let old = try? JSONValue.parse(existing), old == experiment.source else {
+                throw TrialError("\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it")
+            }
+        } else {
+            try writeAtomically(String(decoding: source, as: UTF8.self), to: sourceFile)
+        }
+
+        // FLOPs of every trial, for an experiment-wide ETA.
+        let flops = experiment.trials.map { t -> Double in
+            let cfg = t.manifest.modelConfig(vocab: (try? t.manifest.makeMixture().tokenizer.vocabSize) ?? 256)
+            return cfg.trainFlopsPerStep(batch: t.manifest.train.batch, seqLen: t.manifest.model.context) * Double(t.manifest.train.steps)
+        }
+        var results: [TrialResult] = []
+        var stopped = false
+        let started = Date()
+        var flopsDoneThisRun = 0.0
+        for trial in experiment.trials {
+            let name = trial.directoryName
+            let final = root.appendingPathComponent(name)
+            if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
+                if let r = load(trial, final, name) { results.append(r) }
+                continue
+            }
+            if stopped { continue }
+            let work = partial.appendingPathComponent(name)
+            let remainingAfter = flops[(trial.index + 1)...].reduce(0, +)
+                - experiment.trials[(trial.index + 1)...].filter { fm.fileExists(atPath: root.appendingPathComponent($0.directoryName + "/results.json").path) }
+                .map { flops[$0.index] }.reduce(0, +)
+            let context = RunContext(threads: threads, log: { log("[\(trial.index + 1)/\(experiment.trials.count)] " + $0) }, progress: { p in
+                // Rate from this trial's own progress, applied to the FLOPs still to do.
+                let trialFlopsLeft = flops[trial.index] * Double(p.steps - p.step) / Double(p.steps)
+                let rate = flops[trial.index] / Double(p.steps) / max(1e-9, p.etaSeconds / Double(max(1, p.steps - p.step)))
+                let eta = p.step == p.steps ? remainingAfter / max(rate, 1) : (trialFlopsLeft + remainingAfter) / max(rate, 1)
+                progress(ExperimentProgress(trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
+                                            experimentETA: eta))
+            }, shouldStop: shouldStop)
+            let outcome = try TrainRunner.run(trial, in: work, context: context)
+            switch outcome {
+            case .stopped:
+                stopped = true
+            case .completed:
+                guard rename(work.path, final.path) == 0 else {
+                    throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))")
+                }
+                flopsDoneThisRun += flops[trial.index]
+                if let r = load(trial, final, name) { results.append(r) }
+                try Summary.write(experiment: experiment, results: results.sorted { $0.trial.index < $1.trial.index }, to: root,
+                                  vldVersion: VLD.version)
+            }
+        }
+        _ = started
+        results.sort { $0.trial.index < $1.trial.index }
+        if !results.isEmpty {
+            try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)
+        }
+        if results.count == experiment.trials.count { try? fm.removeItem(at: partial) }
+        return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, directory: root)
+    }
+
+    static func load(_ trial: Trial, _ dir: URL, _ name: String) -> TrialResult? {
+        guard let data = try? Data(contentsOf: dir.appendingPathComponent("results.json")), let json = try? JSONValue.parse(data) else {
+            return nil
+        }
+        return TrialResult(trial: trial, directory: name, results: json,
+                           metrics: TrainRunner.readMetrics(dir.appendingPathComponent("metrics.jsonl")))
+    }
+}

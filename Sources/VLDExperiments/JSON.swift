@@ -1,0 +1,368 @@
+// JSON.swift: a strict JSON reader and writer for manifests.
+//
+// Foundation's JSONSerialization keeps the last of duplicate keys, forgets key order and reports
+// syntax errors without a position. Manifests need all three: a duplicate key is a mistake to
+// report, `grid` expands in the order the author wrote, and a syntax error should say where. This
+// is RFC 8259 JSON with a nesting limit and nothing else (no comments, no trailing commas).
+
+import Foundation
+
+/// A JSON value with object keys in document order.
+public indirect enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.number(x), .number(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+
+    /// The member `key` of an object (nil for other values or a missing key).
+    public subscript(key: String) -> JSONValue? {
+        if case let .object(fields) = self { return fields.first { $0.0 == key }?.1 }
+        return nil
+    }
+
+    /// A short rendering for error messages: strings quoted, containers abbreviated.
+    public var brief: String {
+        switch self {
+        case .null: return "null"
+        case let .bool(b): return b ? "true" : "false"
+        case let .number(n): return JSONValue.format(n)
+        case let .string(s): return "\"" + (s.count > 40 ? String(s.prefix(40)) + "..." : s) + "\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// What kind of value this is, for "expected X, got Y" messages.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    static func format(_ n: Double) -> String {
+        if n.rounded() == n && abs(n) < 1e15 { return String(Int64(n)) }
+        return "\(n)"
+    }
+}
+
+/// A syntax error with its 1-based line and column.
+public struct JSONSyntaxError: Error, CustomStringConvertible, Equatable {
+    public let line: Int, column: Int, message: String
+    public var description: String { "line \(line), column \(column): \(message)" }
+}
+
+extension JSONValue {
+    /// Nesting deeper than this is refused (a hostile file must not exhaust the stack).
+    public static let maxDepth = 64
+
+    /// Parses one JSON document (UTF-8). Duplicate keys, trailing data and invalid UTF-8 are errors.
+    public static func parse(_ data: Data) throws -> JSONValue {
+        guard String(data: data, encoding: .utf8) != nil else {
+            throw JSONSyntaxError(line: 1, column: 1, message: "the file is not valid UTF-8")
+        }
+        var p = Parser(bytes: [UInt8](data))
+        p.skipSpace()
+        let v = try p.value(depth: 0)
+        p.skipSpace()
+        guard p.i == p.bytes.count else { throw p.error("unexpected data after the JSON value") }
+        return v
+    }
+
+    public static func parse(_ text: String) throws -> JSONValue { try parse(Data(text.utf8)) }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        var i = 0
+
+        func error(_ message: String) -> JSONSyntaxError {
+            var line = 1, col = 1
+            for b in bytes[..<min(i, bytes.count)] {
+                if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 }
+            }
+            return JSONSyntaxError(line: line, column: col, message: message)
+        }
+
+        /// Skips whitespace and `//` line comments (the one extension to RFC 8259: manifests and
+        /// `vldctl example` output carry comments, as DESIGN.md's manifest example does).
+        mutating func skipSpace() {
+            while i < bytes.count {
+                if [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) {
+                    i += 1
+                } else if bytes[i] == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "/") {
+                    while i < bytes.count, bytes[i] != 0x0A { i += 1 }
+                } else {
+                    return
+                }
+            }
+        }
+
+        mutating func expect(_ literal: String, _ v: JSONValue) throws -> JSONValue {
+            let l = Array(literal.utf8)
+            guard i + l.count <= bytes.count, Array(bytes[i..<(i + l.count)]) == l else { throw error("invalid literal") }
+            i += l.count
+            return v
+        }
+
+        mutating func value(depth: Int) throws -> JSONValue {
+            guard depth < JSONValue.maxDepth else { throw error("nesting deeper than \(JSONValue.maxDepth) levels") }
+            guard i < bytes.count else { throw error("unexpected end of input") }
+            switch bytes[i] {
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): return try expect("true", .bool(true))
+            case UInt8(ascii: "f"): return try expect("false", .bool(false))
+            case UInt8(ascii: "n"): return try expect("null", .null)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+            default: throw error("unexpected character '\(Character(UnicodeScalar(bytes[i])))'")
+            }
+        }
+
+        mutating func object(depth: Int) throws -> JSONValue {
+            i += 1
+            var fields: [(String, JSONValue)] = []
+            var seen = Set<String>()
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
+            while true {
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a key in double quotes") }
+                let keyStart = i
+                let key = try string()
+                guard seen.insert(key).inserted else {
+                    i = keyStart
+                    throw error("duplicate key \"\(key)\"")
+                }
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':' after the key") }
+                i += 1
+                skipSpace()
+                fields.append((key, try value(depth: depth + 1)))
+                skipSpace()
+                guard i < bytes.count else { throw error("unexpected end of input in an object") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
+                throw error("expected ',' or '}'")
+            }
+        }
+
+        mutating func array(depth: Int) throws -> JSONValue {
+            i += 1
+            var items: [JSONValue] = []
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+            while true {
+                skipSpace()
+                items.append(try value(depth: depth + 1))
+                skipSpace()
+                guard i < bytes.count else { throw error("unexpected end of input in an array") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                throw error("expected ',' or ']'")
+            }
+        }
+
+        mutating func hex4() throws -> UInt32 {
+            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else {
+                throw error("invalid \\u escape")
+            }
+            i += 4
+            return v
+        }
+
+        mutating func string() throws -> String {
+            i += 1
+            var out: [UInt8] = []
+            while true {
+                guard i < bytes.count else { throw error("unterminated string") }
+                let b = bytes[i]
+                if b == UInt8(ascii: "\"") { i += 1; break }
+                if b < 0x20 { throw error("control character in a string") }
+                if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
+                i += 1
+                guard i < bytes.count else { throw error("unterminated escape") }
+                let e = bytes[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var code = try hex4()
+                    if (0xD800..<0xDC00).contains(code) {
+                        guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                            throw error("unpaired surrogate in \\u escape")
+                        }
+                        i += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate in \\u escape") }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape") }
+                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default: throw error("invalid escape '\\\(Character(UnicodeScalar(e)))'")
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        mutating func number() throws -> JSONValue {
+            let start = i
+            if bytes[i] == UInt8(ascii: "-") { i += 1 }
+            func digits() -> Int {
+                let s = i
+                while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
+                return i - s
+            }
+            let intStart = i
+            guard digits() > 0 else { throw error("invalid number") }
+            if bytes[intStart] == UInt8(ascii: "0"), i - intStart > 1 { i = intStart; throw error("leading zero in a number") }
+            if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+                i += 1
+                guard digits() > 0 else { throw error("invalid number") }
+            }
+            if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+                guard digits() > 0 else { throw error("invalid number") }
+            }
+            guard let v = Double(String(decoding: bytes[start..<i], as: UTF8.self)), v.isFinite else {
+                i = start
+                throw error("number out of range")
+            }
+            return .number(v)
+        }
+    }
+}
+
+// MARK: writing
+
+extension JSONValue {
+    /// JSON text with keys in their stored order; `pretty` indents by two spaces.
+    public func serialized(pretty: Bool = true) -> String {
+        var out = ""
+        write(into: &out, indent: pretty ? 0 : nil)
+        return out
+    }
+
+    private func write(into out: inout String, indent: Int?) {
+        switch self {
+        case .null: out += "null"
+        case let .bool(b): out += b ? "true" : "false"
+        case let .number(n): out += n.isFinite ? JSONValue.format(n) : "null"
+        case let .string(s): out += JSONValue.quote(s)
+        case let .array(items):
+            if items.isEmpty { out += "[]"; return }
+            let scalars = items.allSatisfy { if case .array = $0 { return false }; if case .object = $0 { return false }; return true }
+            if scalars || indent == nil {
+                out += "[" + items.map { $0.serialized(pretty: false) }.joined(separator: indent == nil ? "," : ", ") + "]"
+                return
+            }
+            out += "[\n"
+            for (k, item) in items.enumerated() {
+                out += String(repeating: " ", count: indent! + 2)
+                item.write(into: &out, indent: indent! + 2)
+                out += k + 1 < items.count ? ",\n" : "\n"
+            }
+            out += String(repeating: " ", count: indent!) + "]"
+        case let .object(fields):
+            if fields.isEmpty { out += "{}"; return }
+            guard let indent else {
+                out += "{" + fields.map { JSONValue.quote($0.0) + ":" + $0.1.serialized(pretty: false) }.joined(separator: ",") + "}"
+                return
+            }
+            out += "{\n"
+            for (k, (key, v)) in fields.enumerated() {
+                out += String(repeating: " ", count: indent + 2) + JSONValue.quote(key) + ": "
+                v.write(into: &out, indent: indent + 2)
+                out += k + 1 < fields.count ? ",\n" : "\n"
+            }
+            out += String(repeating: " ", count: indent) + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+// MARK: building values from Swift
+
+extension JSONValue {
+    public init(_ v: Int) { self = .number(Double(v)) }
+    public init(_ v: Double) { self = v.isFinite ? .number(v) : .null }
+    public init(_ v: String) { self = .string(v) }
+    public init(_ v: Bool) { self = .bool(v) }
+
+    /// Sets the value at a dotted path (creating objects along the way). When both the existing
+    /// and the new value are objects, the new fields are merged into the old ones.
+    public mutating func set(path: [String], to value: JSONValue) {
+        guard let head = path.first else {
+            if case let .object(old) = self, case let .object(new) = value {
+                var merged = old
+                for (k, v) in new {
+                    if let i = merged.firstIndex(where: { $0.0 == k }) { merged[i].1.set(path: [], to: v) } else { merged.append((k, v)) }
+                }
+                self = .object(merged)
+            } else {
+                self = value
+            }
+            return
+        }
+        if case var .array(items) = self, let i = Int(head), items.indices.contains(i) {
+            items[i].set(path: Array(path.dropFirst()), to: value)
+            self = .array(items)
+            return
+        }
+        var fields: [(String, JSONValue)]
+        if case let .object(f) = self { fields = f } else { fields = [] }
+        if let i = fields.firstIndex(where: { $0.0 == head }) {
+            fields[i].1.set(path: Array(path.dropFirst()), to: value)
+        } else {
+            var child = JSONValue.object([])
+            child.set(path: Array(path.dropFirst()), to: value)
+            fields.append((head, child))
+        }
+        self = .object(fields)
+    }
+
+    /// Removes the member `key` of an object.
+    public mutating func remove(key: String) {
+        if case let .object(f) = self { self = .object(f.filter { $0.0 != key }) }
+    }
+}

@@ -1,0 +1,239 @@
+// Manifest.swift: the experiment manifest (DESIGN.md "Manifest"), its defaults and validation.
+//
+// A manifest names an experiment kind and everything the run needs. `Manifest.parse` reads one
+// *trial* (a manifest without `grid`) and reports every problem with its JSON path; `Experiment`
+// (Grid.swift) expands `grid` first. Defaults are documented here and in `vldctl example`, and a
+// resolved trial (`json`) writes every value out, so a result always says exactly what ran.
+
+import Foundation
+import VLDModel
+import VLDTasks
+
+/// Limits a manifest must stay within (the daemon reads them from vldd.conf; the foreground
+/// `vldctl run` uses these defaults).
+public struct Limits: Equatable, Sendable {
+    public var maxManifestBytes = 1 << 20
+    public var maxTrials = 512
+    public var maxParams = 200_000_000
+    public var maxSteps = 10_000_000
+    public var maxThreads = 64
+    public var maxMemoryMiB = 64 * 1024
+    public init() {}
+}
+
+/// The experiment kinds vld knows. Only `train` runs today; the others are named so that a
+/// manifest asking for them gets a clear error rather than "unknown".
+public enum ExperimentKind: String, CaseIterable, Sendable {
+    case train
+    public static let planned = ["distill", "tts", "phase"]
+}
+
+/// One task of the training mixture with its weight and evaluation settings.
+public enum TaskSpec: Equatable, Sendable {
+    case igsm(IGSMConfig, weight: Double, evalProblems: Int, evalOps: [Int])
+    case bios(BiosConfig, weight: Double, evalNames: Bool)
+    case randomTokens(RandomTokensConfig, weight: Double)
+
+    public static let types = ["igsm", "bios", "random-tokens"]
+
+    public var type: String {
+        switch self {
+        case .igsm: return "igsm"
+        case .bios: return "bios"
+        case .randomTokens: return "random-tokens"
+        }
+    }
+
+    public var weight: Double {
+        switch self {
+        case let .igsm(_, w, _, _), let .bios(_, w, _), let .randomTokens(_, w): return w
+        }
+    }
+}
+
+public struct ModelSpec: Equatable, Sendable {
+    public var arch: Arch = .gpt2
+    public var dModel = 64
+    public var layers = 4
+    public var heads = 4
+    public var kvHeads: Int?
+    public var ffnHidden: Int?
+    public var context = 128
+    public var schedule = LayerSchedule.base
+    /// Default: tied for gpt2, untied for llama (as the Hugging Face classes).
+    public var tiedEmbeddings: Bool?
+}
+
+public struct TrainSpec: Equatable, Sendable {
+    public var steps = 1000
+    public var batch = 16
+    public var lr = 1e-3
+    /// Floor of the cosine schedule; default lr / 10.
+    public var minLr: Double?
+    public var warmup = 50
+    public var weightDecay = 0.1
+    public var clip = 1.0
+    public var beta1 = 0.9
+    public var beta2 = 0.95
+    /// Evaluate every N steps (and at the end); default steps / 10.
+    public var evalEvery: Int?
+    /// Checkpoint every N steps (and at the end); default evalEvery.
+    public var checkpointEvery: Int?
+    /// Batches of held-out documents in the evaluation loss.
+    public var evalBatches = 2
+}
+
+/// One trial: a validated manifest without `grid`.
+public struct Manifest: Equatable, Sendable {
+    public var name: String
+    public var kind: ExperimentKind = .train
+    public var seed: UInt64 = 1
+    public var priority = 0
+    public var threads: Int
+    public var memoryMiB: Int
+    public var tasks: [TaskSpec]
+    public var model = ModelSpec()
+    public var train = TrainSpec()
+
+    public var evalEvery: Int { train.evalEvery ?? max(1, train.steps / 10) }
+    public var checkpointEvery: Int { train.checkpointEvery ?? evalEvery }
+    public var minLr: Double { train.minLr ?? train.lr / 10 }
+
+    static let namePattern = "[A-Za-z0-9._-]{1,64}"
+
+    static func validName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 64 && s != "." && s != ".."
+            && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }
+    }
+}
+
+extension Manifest {
+    /// Reads and validates one trial. `cores` is the default thread count.
+    public static func parse(_ value: JSONValue, limits: Limits = Limits(),
+                             cores: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Manifest {
+        let issues = IssueList()
+        var root = FieldReader(path: "", value: value, issues: issues)
+        let name = root.string("name", default: nil)
+        if name == nil, !issues.items.contains(where: { $0.path == "name" }) {
+            issues.add("name", "missing; expected a name matching \(namePattern)")
+        } else if let name, !validName(name) {
+            issues.add("name", "\(JSONValue.string(name).brief) is not a valid name; expected \(namePattern)")
+        }
+        let kinds = ExperimentKind.allCases.map(\.rawValue)
+        var kind = ExperimentKind.train
+        if let k = root.value("kind") {
+            if case let .string(s) = k, let parsed = ExperimentKind(rawValue: s) {
+                kind = parsed
+            } else if case let .string(s) = k, ExperimentKind.planned.contains(s) {
+                issues.add("kind", "\"\(s)\" experiments are not available in vld \(VLD.version) yet; expected one of \(kinds.joined(separator: ", "))")
+            } else {
+                issues.add("kind", "\(k.brief) is not an experiment kind; expected one of \(kinds.joined(separator: ", "))")
+            }
+        }
+        let seed = root.int("seed", default: 1, in: 0...Int(Int32.max))
+        let priority = root.int("priority", default: 0, in: -100...100)
+
+        var res = root.object("resources")
+        let threads = res.int("threads", default: min(cores, limits.maxThreads), in: 1...1024)
+        if threads > limits.maxThreads {
+            issues.add("resources.threads", "\(threads) exceeds the limit maxThreads = \(limits.maxThreads)")
+        }
+        let memoryMiB = res.int("memoryMiB", default: min(4096, limits.maxMemoryMiB), in: 64...(1 << 24))
+        if memoryMiB > limits.maxMemoryMiB {
+            issues.add("resources.memoryMiB", "\(memoryMiB) exceeds the limit maxMemoryMiB = \(limits.maxMemoryMiB)")
+        }
+        res.finish()
+
+        let model = parseModel(root.object("model"))
+        let tasks = parseTasks(root.value("task"), issues: issues)
+        let train = parseTrain(root.object("train"), limits: limits)
+        if root.has("grid") { _ = root.value("grid"); issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)") }
+        root.finish()
+
+        var m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
+                         memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
+        if issues.items.isEmpty { m.crossCheck(issues: issues, limits: limits) }
+        if !issues.items.isEmpty { throw ManifestError(issues.items) }
+        return m
+    }
+
+    private static func parseModel(_ r: FieldReader) -> (spec: ModelSpec, ok: Bool) {
+        var r = r
+        var s = ModelSpec()
+        let arch = r.choice("arch", default: "gpt2", from: Arch.allCases.map(\.rawValue))
+        s.arch = Arch(rawValue: arch) ?? .gpt2
+        s.dModel = r.int("dModel", default: s.dModel, in: 8...4096)
+        s.layers = r.int("layers", default: s.layers, in: 1...256)
+        s.heads = r.int("heads", default: s.heads, in: 1...256)
+        if r.has("kvHeads") { s.kvHeads = r.int("kvHeads", default: s.heads, in: 1...256) } else { _ = r.value("kvHeads") }
+        if r.has("ffnHidden") { s.ffnHidden = r.int("ffnHidden", default: 4 * s.dModel, in: 1...65536) } else { _ = r.value("ffnHidden") }
+        s.context = r.int("context", default: s.context, in: 2...8192)
+        if let text = r.string("schedule", default: nil) {
+            do { s.schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError {
+                r.issues.add(r.sub("schedule"), "\(JSONValue.string(text).brief) is not a schedule; \(e.message)")
+            } catch {
+                r.issues.add(r.sub("schedule"), "\(error)")
+            }
+        }
+        if r.has("tiedEmbeddings") { s.tiedEmbeddings = r.bool("tiedEmbeddings", default: true) } else { _ = r.value("tiedEmbeddings") }
+        r.finish()
+        return (s, true)
+    }
+
+    private static func parseTrain(_ r: FieldReader, limits: Limits) -> (spec: TrainSpec, ok: Bool) {
+        var r = r
+        var t = TrainSpec()
+        t.steps = r.int("steps", default: t.steps, in: 1...100_000_000)
+        if t.steps > limits.maxSteps { r.issues.add(r.sub("steps"), "\(t.steps) exceeds the limit maxSteps = \(limits.maxSteps)") }
+        t.batch = r.int("batch", default: t.batch, in: 1...4096)
+        t.lr = r.double("lr", default: t.lr, in: 0...10)
+        if r.has("minLr") { t.minLr = r.double("minLr", default: t.lr / 10, in: 0...10) } else { _ = r.value("minLr") }
+        t.warmup = r.int("warmup", default: min(t.warmup, t.steps / 10), in: 0...100_000_000)
+        t.weightDecay = r.double("weightDecay", default: t.weightDecay, in: 0...10)
+        t.clip = r.double("clip", default: t.clip, in: 0...1e6)
+        t.beta1 = r.double("beta1", default: t.beta1, in: 0...0.999999)
+        t.beta2 = r.double("beta2", default: t.beta2, in: 0...0.999999)
+        if r.has("evalEvery") { t.evalEvery = r.int("evalEvery", default: 1, in: 1...100_000_000) } else { _ = r.value("evalEvery") }
+        if r.has("checkpointEvery") { t.checkpointEvery = r.int("checkpointEvery", default: 1, in: 1...100_000_000) } else {
+            _ = r.value("checkpointEvery")
+        }
+        t.evalBatches = r.int("evalBatches", default: t.evalBatches, in: 1...1000)
+        r.finish()
+        return (t, true)
+    }
+
+    private static func parseTasks(_ value: JSONValue?, issues: IssueList) -> [TaskSpec] {
+        guard let value else {
+            issues.add("task", "missing; expected a task object with \"type\" (\(TaskSpec.types.joined(separator: ", "))) or a list of them with weights")
+            return []
+        }
+        if case let .array(items) = value {
+            guard !items.isEmpty, items.count <= 8 else {
+                issues.add("task", "expected 1 to 8 tasks, got \(items.count)")
+                return []
+            }
+            let specs = items.enumerated().compactMap { parseTask($1, path: "task[\($0)]", issues: issues) }
+            let types = specs.map(\.type)
+            if Set(types).count != types.count { issues.add("task", "each task type may appear once in a mixture") }
+            return specs
+        }
+        return parseTask(value, path: "task", issues: issues).map { [$0] } ?? []
+    }
+
+    private static func parseTask(_ value: JSONValue, path: String, issues: IssueList) -> TaskSpec? {
+        var r = FieldReader(path: path, value: value, issues: issues)
+        guard case .object = value else { return nil }
+        let type = r.choice("type", default: "", from: TaskSpec.types)
+        if !r.has("type") { issues.add(r.sub("type"), "missing; expected one of \(TaskSpec.types.joined(separator: ", "))") }
+        let weight = r.double("weight", default: 1, in: 1e-6...1e6)
+        var spec: TaskSpec?
+        switch type {
+        case "igsm": spec = parseIGSM(&r, weight: weight)
+        case "bios": spec = parseBios(&r, weight: weight)
+        case "random-tokens": spec = parseRandomTokens(&r, weight: weight)
+        default: return nil
+        }
+        r.finish()
+        return spec
+    }
+}

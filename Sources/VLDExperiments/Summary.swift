@@ -1,0 +1,164 @@
+// Summary.swift: comparing the trials of a grid: summary.json, summary.csv and report.html.
+//
+// Trials are grouped by condition (their grid values other than the seed). Each metric gets the
+// mean, the sample standard deviation, min and max over seeds, and with at least 3 seeds a 95%
+// percentile-bootstrap interval of the mean (Efron and Tibshirani, "An Introduction to the
+// Bootstrap", 1993, ch. 13; 10,000 resamples from a fixed seed, so the interval is reproducible).
+
+import Foundation
+
+/// A finished trial as the summary sees it.
+public struct TrialResult {
+    public var trial: Trial
+    public var directory: String
+    public var results: JSONValue
+    public var metrics: [JSONValue]
+    public init(trial: Trial, directory: String, results: JSONValue, metrics: [JSONValue]) {
+        self.trial = trial
+        self.directory = directory
+        self.results = results
+        self.metrics = metrics
+    }
+
+    /// Every scalar of the result worth comparing, in a stable order.
+    var scalars: [(String, Double)] {
+        var out: [(String, Double)] = []
+        func add(_ key: String, _ v: JSONValue?) { if case let .number(n)? = v { out.append((key, n)) } }
+        add("evalLoss", results["training"]?["evalLoss"])
+        add("finalTrainLoss", results["training"]?["finalTrainLoss"])
+        if case let .object(f)? = results["metrics"] { for (k, v) in f { add(k, v) } }
+        add("P_total", results["model"]?["P_total"])
+        add("P_nonEmbedding", results["model"]?["P_nonEmbedding"])
+        add("D", results["model"]?["D"])
+        add("trainFlops", results["flops"]?["train"])
+        add("wallSeconds", results["timing"]?["wallSeconds"])
+        return out
+    }
+}
+
+/// Mean, spread and (n >= 3) a bootstrap interval of one metric over seeds.
+public struct MetricStats: Equatable, Sendable {
+    public var n: Int
+    public var mean: Double
+    public var std: Double
+    public var min: Double
+    public var max: Double
+    public var ci95: (Double, Double)?
+
+    public static func == (a: MetricStats, b: MetricStats) -> Bool {
+        a.n == b.n && a.mean == b.mean && a.std == b.std && a.min == b.min && a.max == b.max
+            && a.ci95?.0 == b.ci95?.0 && a.ci95?.1 == b.ci95?.1
+    }
+
+    public init(_ values: [Double]) {
+        n = values.count
+        mean = values.reduce(0, +) / Double(max(1, n))
+        let m = mean
+        std = n > 1 ? (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(n - 1)).squareRoot() : 0
+        min = values.min() ?? .nan
+        max = values.max() ?? .nan
+        ci95 = n >= 3 ? MetricStats.bootstrap(values) : nil
+    }
+
+    /// 95% percentile-bootstrap interval of the mean.
+    static func bootstrap(_ values: [Double], resamples: Int = 10_000) -> (Double, Double) {
+        var state: UInt64 = 0x5EED_B007
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let n = values.count
+        var means = [Double](repeating: 0, count: resamples)
+        for r in 0..<resamples {
+            var s = 0.0
+            for _ in 0..<n { s += values[Int(next() % UInt64(n))] }
+            means[r] = s / Double(n)
+        }
+        means.sort()
+        return (means[Int(0.025 * Double(resamples))], means[Int(0.975 * Double(resamples)) - 1])
+    }
+
+    var json: JSONValue {
+        var f: [(String, JSONValue)] = [("n", JSONValue(n)), ("mean", JSONValue(mean)), ("std", JSONValue(std)),
+                                        ("min", JSONValue(min)), ("max", JSONValue(max))]
+        if let ci95 { f.append(("ci95", .array([JSONValue(ci95.0), JSONValue(ci95.1)]))) }
+        return .object(f)
+    }
+
+    /// Error-bar extent for plots: the bootstrap interval, else min...max.
+    var interval: (Double, Double) { ci95 ?? (min, max) }
+}
+
+public enum Summary {
+    public struct Condition {
+        public var label: String
+        public var trials: [TrialResult]
+        public var stats: [(String, MetricStats)]
+        public func stat(_ key: String) -> MetricStats? { stats.first { $0.0 == key }?.1 }
+    }
+
+    public static func conditions(_ results: [TrialResult]) -> [Condition] {
+        var order: [String] = []
+        var groups: [String: [TrialResult]] = [:]
+        for r in results {
+            let c = r.trial.condition
+            if groups[c] == nil { order.append(c) }
+            groups[c, default: []].append(r)
+        }
+        return order.map { label in
+            let trials = groups[label]!
+            var keys: [String] = []
+            for t in trials { for (k, _) in t.scalars where !keys.contains(k) { keys.append(k) } }
+            let stats = keys.map { key in (key, MetricStats(trials.compactMap { t in t.scalars.first { $0.0 == key }?.1 })) }
+            return Condition(label: label, trials: trials, stats: stats)
+        }
+    }
+
+    /// Writes summary.json, summary.csv and report.html into `dir` (each atomically).
+    public static func write(experiment: Experiment, results: [TrialResult], to dir: URL, vldVersion: String) throws {
+        let conds = conditions(results)
+        let json = JSONValue.object([
+            ("name", .string(experiment.name)), ("vldVersion", .string(vldVersion)),
+            ("axes", .array(experiment.axes.map { .string($0) })),
+            ("trialsCompleted", JSONValue(results.count)), ("trialsTotal", JSONValue(experiment.trials.count)),
+            ("conditions", .array(conds.map { c in
+                .object([
+                    ("condition", .string(c.label)),
+                    ("seeds", .array(c.trials.map { JSONValue(Int($0.trial.manifest.seed)) })),
+                    ("metrics", .object(c.stats.map { ($0.0, $0.1.json) })),
+                ])
+            })),
+            ("trials", .array(results.map { r in
+                .object([
+                    ("trial", JSONValue(r.trial.index)), ("condition", .string(r.trial.condition)),
+                    ("seed", JSONValue(Int(r.trial.manifest.seed))), ("directory", .string(r.directory)),
+                    ("metrics", .object(r.scalars.map { ($0.0, JSONValue($0.1)) })),
+                ])
+            })),
+        ])
+        try writeAtomically(json.serialized() + "\n", to: dir.appendingPathComponent("summary.json"))
+        try writeAtomically(csv(results), to: dir.appendingPathComponent("summary.csv"))
+        try writeAtomically(SummaryReport.html(experiment: experiment, conditions: conds, results: results, vldVersion: vldVersion),
+                            to: dir.appendingPathComponent("report.html"))
+    }
+
+    /// One row per trial: trial, condition, seed, then every metric (RFC 4180 quoting).
+    static func csv(_ results: [TrialResult]) -> String {
+        var keys: [String] = []
+        for r in results { for (k, _) in r.scalars where !keys.contains(k) { keys.append(k) } }
+        func field(_ s: String) -> String {
+            s.contains(where: { ",\"\n".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        var lines = [(["trial", "condition", "seed", "schedule"] + keys).map(field).joined(separator: ",")]
+        for r in results {
+            let s = r.scalars
+            let cells = [String(r.trial.index), r.trial.condition, String(r.trial.manifest.seed), r.trial.manifest.model.schedule.description]
+                + keys.map { k in s.first { $0.0 == k }.map { "\($0.1)" } ?? "" }
+            lines.append(cells.map(field).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,156 @@
+// TaskSpecs.swift: the `task` section of a manifest, the checks that need the whole trial, and the
+// resolved trial written to manifest.json.
+
+import Foundation
+import VLDModel
+import VLDTasks
+
+extension Manifest {
+    static func parseIGSM(_ r: inout FieldReader, weight: Double) -> TaskSpec {
+        var c = IGSMConfig()
+        c.maxOps = r.int("maxOps", default: c.maxOps, in: 1...15)
+        c.maskQuestion = r.bool("maskQuestion", default: c.maskQuestion)
+        let problems = r.int("evalProblems", default: 100, in: 1...100_000)
+        let ops = r.intList("evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
+        do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
+        return .igsm(c, weight: weight, evalProblems: problems, evalOps: ops)
+    }
+
+    static func parseBios(_ r: inout FieldReader, weight: Double) -> TaskSpec {
+        var c = BiosConfig()
+        c.people = r.int("people", default: c.people, in: 1...1_000_000)
+        c.firstNames = r.int("firstNames", default: c.firstNames, in: 1...10_000)
+        c.middleNames = r.int("middleNames", default: c.middleNames, in: 1...10_000)
+        c.lastNames = r.int("lastNames", default: c.lastNames, in: 1...10_000)
+        c.exposures = r.int("exposures", default: c.exposures, in: 1...1_000_000)
+        var attrs = r.object("attributes")
+        if !attrs.fields.isEmpty {
+            var sizes: [String: Int] = [:]
+            for (key, _) in attrs.fields { sizes[key] = attrs.int(key, default: 2, in: 2...100_000) }
+            c.attributes = sizes
+        }
+        let evalNames = r.bool("evalNames", default: true)
+        do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
+        return .bios(c, weight: weight, evalNames: evalNames)
+    }
+
+    static func parseRandomTokens(_ r: inout FieldReader, weight: Double) -> TaskSpec {
+        var c = RandomTokensConfig()
+        c.symbols = r.int("symbols", default: c.symbols, in: 2...4096)
+        c.tokens = r.int("tokens", default: c.tokens, in: 2...100_000_000)
+        return .randomTokens(c, weight: weight)
+    }
+
+    /// Builds the task objects of the trial (their constructors check what depends on the model,
+    /// e.g. the random-token window is the model context).
+    public func makeTasks() throws -> [any SyntheticTask] {
+        try tasks.map { spec -> any SyntheticTask in
+            switch spec {
+            case let .igsm(c, _, _, _): return try IGSMTask(config: c)
+            case let .bios(c, _, _): return try BiosTask(config: c)
+            case let .randomTokens(c, _): return try RandomTokensTask(config: c, window: model.context)
+            }
+        }
+    }
+
+    /// The training data of the trial.
+    public func makeMixture() throws -> TaskMixture {
+        try TaskMixture(tasks: makeTasks(), weights: tasks.map(\.weight))
+    }
+
+    /// The model configuration (the vocabulary comes from the task mixture).
+    public func modelConfig(vocab: Int) -> ModelConfig {
+        ModelConfig(arch: model.arch, dModel: model.dModel, layers: model.layers, heads: model.heads, kvHeads: model.kvHeads,
+                    ffnHidden: model.ffnHidden, context: model.context, vocab: vocab, tiedEmbeddings: model.tiedEmbeddings,
+                    schedule: model.schedule)
+    }
+
+    /// Rough peak memory of training in MiB: parameters, gradients and AdamW moments, plus the
+    /// activations kept per schedule position and the logits (float32). The engine's buffers are
+    /// sized by the same shapes (ActivationLayout), within ~20%.
+    public static func trainingMemoryMiB(_ c: ModelConfig, batch B: Int, context T: Int) -> Double {
+        let N = Double(B * T), C = Double(c.dModel)
+        let perPosition = N * (8 * C + 2 * Double(c.qkvWidth) + 3 * Double(c.fcWidth) + Double(c.heads * T) + 8)
+        let floats = 4 * Double(c.totalParams) + Double(c.applications) * perPosition + 3 * N * Double(c.vocab) + 4 * N * C
+        return floats * 4 / 1_048_576 + 32
+    }
+
+    /// Checks that need several sections at once: the model against the task's vocabulary and
+    /// document lengths, and the resources against the limits.
+    func crossCheck(issues: IssueList, limits: Limits) {
+        let mixture: TaskMixture
+        do { mixture = try makeMixture() } catch {
+            issues.add("task", "\(error)")
+            return
+        }
+        let cfg = modelConfig(vocab: mixture.tokenizer.vocabSize)
+        do { try cfg.validate() } catch let e as ConfigError {
+            issues.add("model", e.message)
+            return
+        } catch {
+            issues.add("model", "\(error)")
+            return
+        }
+        if cfg.totalParams > limits.maxParams {
+            issues.add("model", "the model has \(cfg.totalParams) parameters; the limit maxParams is \(limits.maxParams)")
+        }
+        for spec in tasks {
+            if case let .randomTokens(c, _) = spec, c.tokens < model.context {
+                issues.add("task", "random-tokens needs tokens >= model.context (\(model.context)) to fill one window, got \(c.tokens)")
+            }
+        }
+        let longest = mixture.maxDocumentLength
+        if longest > model.context + 1 {
+            issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1)")
+        }
+        let need = Manifest.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
+        if need > Double(memoryMiB) {
+            issues.add("resources.memoryMiB", "\(memoryMiB) is too little: training this model with batch \(train.batch) and context \(model.context) needs about \(Int(need.rounded(.up))) MiB")
+        }
+        if train.warmup > train.steps { issues.add("train.warmup", "\(train.warmup) exceeds train.steps (\(train.steps))") }
+        if let m = train.minLr, m > train.lr { issues.add("train.minLr", "\(JSONValue.format(m)) exceeds train.lr (\(JSONValue.format(train.lr)))") }
+    }
+
+    /// The trial with every default filled in (written as manifest.json).
+    public var json: JSONValue {
+        var taskValues: [JSONValue] = []
+        for spec in tasks {
+            var f: [(String, JSONValue)] = [("type", .string(spec.type)), ("weight", JSONValue(spec.weight))]
+            switch spec {
+            case let .igsm(c, _, problems, ops):
+                f += [("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)),
+                      ("evalProblems", JSONValue(problems)), ("evalOps", .array(ops.map { JSONValue($0) }))]
+            case let .bios(c, _, evalNames):
+                f += [("people", JSONValue(c.people)), ("firstNames", JSONValue(c.firstNames)),
+                      ("middleNames", JSONValue(c.middleNames)), ("lastNames", JSONValue(c.lastNames)),
+                      ("exposures", JSONValue(c.exposures)), ("evalNames", JSONValue(evalNames))]
+                if let a = c.attributes { f.append(("attributes", .object(a.sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) }))) }
+            case let .randomTokens(c, _):
+                f += [("symbols", JSONValue(c.symbols)), ("tokens", JSONValue(c.tokens))]
+            }
+            taskValues.append(.object(f))
+        }
+        var modelFields: [(String, JSONValue)] = [
+            ("arch", .string(model.arch.rawValue)), ("dModel", JSONValue(model.dModel)), ("layers", JSONValue(model.layers)),
+            ("heads", JSONValue(model.heads)),
+        ]
+        let cfg = modelConfig(vocab: 2)
+        modelFields += [("kvHeads", JSONValue(cfg.kvHeads)), ("ffnHidden", JSONValue(cfg.ffnHidden)),
+                        ("context", JSONValue(model.context)), ("schedule", .string(model.schedule.description)),
+                        ("tiedEmbeddings", JSONValue(cfg.tiedEmbeddings))]
+        let t = train
+        let trainFields: [(String, JSONValue)] = [
+            ("steps", JSONValue(t.steps)), ("batch", JSONValue(t.batch)), ("lr", JSONValue(t.lr)), ("minLr", JSONValue(minLr)),
+            ("warmup", JSONValue(t.warmup)), ("weightDecay", JSONValue(t.weightDecay)), ("clip", JSONValue(t.clip)),
+            ("beta1", JSONValue(t.beta1)), ("beta2", JSONValue(t.beta2)), ("evalEvery", JSONValue(evalEvery)),
+            ("checkpointEvery", JSONValue(checkpointEvery)), ("evalBatches", JSONValue(t.evalBatches)),
+        ]
+        return .object([
+            ("name", .string(name)), ("kind", .string(kind.rawValue)), ("seed", JSONValue(Int(seed))),
+            ("priority", JSONValue(priority)),
+            ("resources", .object([("threads", JSONValue(threads)), ("memoryMiB", JSONValue(memoryMiB))])),
+            ("task", taskValues.count == 1 ? taskValues[0] : .array(taskValues)),
+            ("model", .object(modelFields)), ("train", .object(trainFields)),
+        ])
+    }
+}

@@ -1,0 +1,330 @@
+// TrainRun.swift: the `train` experiment kind. One trial trains one model on a task mixture.
+//
+// The trial works in one directory (the caller publishes it by renaming it when `run` returns
+// `.completed`):
+//
+//   manifest.json     the resolved trial (every default written out); a restart checks it
+//   metrics.jsonl     one JSON object per evaluation (step, losses, each task's metrics)
+//   log.txt           the human-readable progress lines
+//   checkpoint/       model, optimizer, state.json (step, RNG, data cursor), tokenizer.json and
+//                     run.json (the running train-loss sum and the wall time so far, published
+//                     in the same rename as the weights)
+//   report.html       the trial's plots
+//   results.json      final metrics, written last: its presence means the trial is complete
+//
+// Restarting after a crash or a stop resumes from checkpoint/: the weights, AdamW moments, step,
+// RNG and data cursor are restored exactly and metrics.jsonl is cut back to the checkpoint's
+// step, so an interrupted run ends with the same numbers as an uninterrupted one.
+
+import Foundation
+import VLDModel
+import VLDTasks
+import VLDTensor
+
+/// What a running trial reports to its caller (a progress bar, the daemon's heartbeat).
+public struct TrainProgress: Sendable {
+    public var step: Int
+    public var steps: Int
+    /// Mean training loss over the steps since the last report.
+    public var loss: Double
+    public var tokensPerSecond: Double
+    /// Seconds left for this trial at the current rate.
+    public var etaSeconds: Double
+    /// Set on evaluation steps.
+    public var evalLoss: Double?
+}
+
+/// How a trial talks to the outside world.
+public struct RunContext {
+    /// Overrides the manifest's resources.threads (e.g. `vldctl run --threads`).
+    public var threads: Int?
+    /// Progress lines for a human; the runner also appends them to log.txt.
+    public var log: (String) -> Void
+    /// Called after every step and every evaluation.
+    public var progress: (TrainProgress) -> Void
+    /// Polled between steps: true asks the trial to checkpoint and return `.stopped`.
+    public var shouldStop: () -> Bool
+
+    public init(threads: Int? = nil, log: @escaping (String) -> Void = { _ in }, progress: @escaping (TrainProgress) -> Void = { _ in },
+                shouldStop: @escaping () -> Bool = { false }) {
+        self.threads = threads
+        self.log = log
+        self.progress = progress
+        self.shouldStop = shouldStop
+    }
+}
+
+public enum TrialOutcome: Equatable {
+    /// results.json is written; the directory can be published.
+    case completed
+    /// Checkpointed at this step on request; run again to resume.
+    case stopped(step: Int)
+}
+
+public struct TrialError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public enum TrainRunner {
+    /// Runs (or resumes) `trial` in `dir`.
+    public static func run(_ trial: Trial, in dir: URL, context: RunContext) throws -> TrialOutcome {
+        let m = trial.manifest
+        let fm = FileManager.default
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let threads = context.threads ?? m.threads
+        let resolved = m.json.serialized() + "\n"
+        let manifestFile = dir.appendingPathComponent("manifest.json")
+        if let existing = try? String(contentsOf: manifestFile, encoding: .utf8) {
+            guard existing == resolved else {
+                throw TrialError("\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
+            }
+        } else {
+            try writeAtomically(resolved, to: manifestFile)
+        }
+        let logFile = try LogFile(dir.appendingPathComponent("log.txt"))
+        func log(_ line: String) {
+            logFile.write(line)
+            context.log(line)
+        }
+
+        let mixture = try m.makeMixture()
+        let cfg = m.modelConfig(vocab: mixture.tokenizer.vocabSize)
+        try cfg.validate()
+        let pool = ThreadPool(threads: threads)
+        let ckpt = dir.appendingPathComponent("checkpoint")
+        let tokenizerData = try tokenizerJSON(mixture.tokenizer)
+        let adamW = AdamWConfig(beta1: Float(m.train.beta1), beta2: Float(m.train.beta2), weightDecay: Float(m.train.weightDecay))
+
+        var model: Transformer, opt: OptimizerState, state: TrainingState
+        var elapsedBefore = 0.0
+        var lossSum = 0.0, lossCount = 0
+        if fm.fileExists(atPath: ckpt.appendingPathComponent("state.json").path) {
+            (model, opt, state) = try Checkpoint.loadForResume(from: ckpt, pool: pool)
+            guard model.config == cfg else { throw TrialError("\(ckpt.path) holds a different model; remove \(dir.path) to start over") }
+            _ = try WordTokenizer.load(from: ckpt, expecting: mixture.tokenizer)
+            let run = try? JSONValue.parse(Data(contentsOf: ckpt.appendingPathComponent("run.json")))
+            guard case let .number(e)? = run?["elapsedSeconds"], case let .number(ls)? = run?["lossSum"],
+                  case let .number(lc)? = run?["lossCount"] else {
+                throw TrialError("\(ckpt.path)/run.json is missing or damaged; remove \(dir.path) to start over")
+            }
+            (elapsedBefore, lossSum, lossCount) = (e, ls, Int(lc))
+            log("resuming at step \(state.step) of \(m.train.steps) from \(ckpt.path)")
+        } else {
+            var rng = SeededRNG(seed: m.seed)
+            model = try Transformer(config: cfg, pool: pool, rng: &rng)
+            opt = OptimizerState(parameterCount: model.parameterCount, config: adamW)
+            state = TrainingState(step: 0, rng: rng, dataCursor: 0, adamW: adamW)
+        }
+        let metricsFile = dir.appendingPathComponent("metrics.jsonl")
+        try truncateMetrics(metricsFile, after: state.step)
+
+        let B = m.train.batch, T = m.model.context, steps = m.train.steps
+        let schedule = LRSchedule(peak: Float(m.train.lr), floor: Float(m.minLr), warmup: m.train.warmup, total: steps)
+        let evaluator = Evaluator(manifest: m, mixture: mixture, config: cfg)
+        if state.step == 0 {
+            log("vld \(VLD.version) train \(m.name) trial \(trial.index) [\(trial.condition)] seed \(m.seed) | \(cfg.arch.rawValue) "
+                + "d=\(cfg.dModel) L=\(cfg.layers) schedule \(cfg.schedule) D=\(cfg.applications) D_VLD=\(cfg.vldDepth) | "
+                + "P_total=\(cfg.totalParams) P_nonemb=\(cfg.nonEmbeddingParams) | tasks \(mixture.tokenizer.family) "
+                + "vocab \(cfg.vocab) | \(threads) threads, BLAS \(BLAS.coreName)")
+        }
+
+        let start = Date()
+        let firstStep = state.step
+        var lastTrainLoss = Double.nan
+        func saveCheckpoint() throws {
+            let run = JSONValue.object([
+                ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)),
+                ("elapsedSeconds", JSONValue(elapsedBefore + Date().timeIntervalSince(start))),
+            ])
+            try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state,
+                                extraFiles: ["tokenizer.json": tokenizerData, "run.json": Data(run.serialized().utf8)])
+        }
+
+        while state.step < steps {
+            if context.shouldStop() {
+                try saveCheckpoint()
+                log("stopped at step \(state.step); run again to resume")
+                return .stopped(step: state.step)
+            }
+            let batch = mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
+            let stats = model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
+                                        clip: Float(m.train.clip), optimizer: opt)
+            state.step += 1
+            state.dataCursor = batch.nextCursor
+            guard stats.loss.isFinite else {
+                try appendMetrics(metricsFile, .object([("step", JSONValue(state.step)), ("trainLoss", .null), ("diverged", .bool(true))]))
+                throw TrialError("training diverged at step \(state.step): loss is \(stats.loss); lower train.lr or raise train.warmup")
+            }
+            lossSum += Double(stats.loss)
+            lossCount += 1
+            let elapsed = Date().timeIntervalSince(start)
+            let done = state.step - firstStep
+            let tps = Double(done * B * T) / max(elapsed, 1e-9)
+            let eta = elapsed / Double(done) * Double(steps - state.step)
+            let isEval = state.step % m.evalEvery == 0 || state.step == steps
+            if !isEval {
+                context.progress(TrainProgress(step: state.step, steps: steps, loss: Double(stats.loss), tokensPerSecond: tps,
+                                               etaSeconds: eta, evalLoss: nil))
+                if state.step % m.checkpointEvery == 0 {
+                    try saveCheckpoint()
+                }
+                continue
+            }
+            lastTrainLoss = lossSum / Double(lossCount)
+            lossSum = 0
+            lossCount = 0
+            let e = evaluator.evaluate(model)
+            var fields: [(String, JSONValue)] = [
+                ("step", JSONValue(state.step)), ("trainLoss", JSONValue(lastTrainLoss)), ("evalLoss", JSONValue(e.loss)),
+                ("lr", JSONValue(Double(stats.lr))), ("gradNorm", JSONValue(Double(stats.gradNorm))),
+                ("tokens", JSONValue(state.step * B * T)),
+                ("flops", JSONValue(Double(state.step) * cfg.trainFlopsPerStep(batch: B, seqLen: T))),
+            ]
+            fields += e.scalars.map { ($0.0, JSONValue($0.1)) }
+            try appendMetrics(metricsFile, .object(fields))
+            let extras = e.scalars.filter { !$0.0.contains(".valid.") }.prefix(6)
+                .map { "\($0.0)=\(formatNumber($0.1, significant: 3))" }.joined(separator: " ")
+            log(String(format: "step %d/%d train_loss=%.4f eval_loss=%.4f tok/s=%.0f", state.step, steps, lastTrainLoss, e.loss, tps)
+                + " eta=\(formatDuration(eta)) " + extras)
+            context.progress(TrainProgress(step: state.step, steps: steps, loss: lastTrainLoss, tokensPerSecond: tps,
+                                           etaSeconds: eta, evalLoss: e.loss))
+            if state.step % m.checkpointEvery == 0 || state.step == steps {
+                try saveCheckpoint()
+            }
+            if state.step == steps {
+                let wall = elapsedBefore + Date().timeIntervalSince(start)
+                let results = resultsJSON(trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
+                                          trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
+                try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: readMetrics(metricsFile)),
+                                    to: dir.appendingPathComponent("report.html"))
+                try writeAtomically(results.serialized() + "\n", to: dir.appendingPathComponent("results.json"))
+                log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
+            }
+        }
+        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) {
+            throw TrialError("\(dir.path): the checkpoint is at the last step but results.json is missing; remove the directory to rerun")
+        }
+        return .completed
+    }
+
+    /// results.json of a finished trial.
+    static func resultsJSON(trial: Trial, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState, threads: Int,
+                            trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double) -> JSONValue {
+        let m = trial.manifest
+        let B = m.train.batch, T = m.model.context
+        var documents = [Int](repeating: 0, count: mixture.tasks.count)
+        for i in 0..<state.dataCursor { documents[mixture.taskIndex(seed: m.seed, index: i)] += 1 }
+        var docFields: [(String, JSONValue)] = []
+        for (k, task) in mixture.tasks.enumerated() { docFields.append((task.family, JSONValue(documents[k]))) }
+        var training: [(String, JSONValue)] = [
+            ("steps", JSONValue(state.step)), ("tokensSeen", JSONValue(state.step * B * T)), ("documents", .object(docFields)),
+            ("finalTrainLoss", JSONValue(trainLoss)), ("evalLoss", JSONValue(e.loss)),
+        ]
+        for (k, spec) in m.tasks.enumerated() {
+            if case let .bios(c, _, _) = spec { training.append(("biosExposures", JSONValue(Double(documents[k]) / Double(c.people)))) }
+            if case .randomTokens = spec, let t = mixture.tasks[k] as? RandomTokensTask {
+                training.append(("randomTokensPasses", JSONValue(Double(documents[k]) / Double(t.windowCount))))
+            }
+        }
+        let trainFlops = cfg.trainFlopsPerStep(batch: B, seqLen: T)
+        return .object([
+            ("vldVersion", .string(VLD.version)), ("name", .string(m.name)), ("kind", .string(m.kind.rawValue)),
+            ("trial", JSONValue(trial.index)), ("condition", .string(trial.condition)),
+            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(m.seed))), ("threads", JSONValue(threads)),
+            ("model", .object([
+                ("arch", .string(cfg.arch.rawValue)), ("dModel", JSONValue(cfg.dModel)), ("layers", JSONValue(cfg.layers)),
+                ("heads", JSONValue(cfg.heads)), ("context", JSONValue(cfg.context)), ("vocab", JSONValue(cfg.vocab)),
+                ("schedule", .string(cfg.schedule.description)), ("D", JSONValue(cfg.applications)),
+                ("D_VLD", JSONValue(cfg.vldDepth)), ("P_total", JSONValue(cfg.totalParams)),
+                ("P_nonEmbedding", JSONValue(cfg.nonEmbeddingParams)),
+            ])),
+            ("flops", .object([
+                ("forwardPerToken", JSONValue(cfg.forwardFlopsPerToken(attending: T))),
+                ("trainPerStep", JSONValue(trainFlops)), ("train", JSONValue(trainFlops * Double(state.step))),
+            ])),
+            ("training", .object(training)),
+            ("tasks", .object(e.tasks)),
+            ("metrics", .object(e.scalars.map { ($0.0, JSONValue($0.1)) })),
+            ("timing", .object([
+                ("wallSeconds", JSONValue((wallSeconds * 10).rounded() / 10)),
+                ("tokensPerSecond", JSONValue((Double(state.step * B * T) / max(wallSeconds, 1e-9)).rounded())),
+            ])),
+        ])
+    }
+
+    // MARK: files
+
+    static func tokenizerJSON(_ t: WordTokenizer) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try enc.encode(t)
+    }
+
+    /// Keeps the lines of metrics.jsonl up to `step` (those after it are repeated by the resumed run).
+    static func truncateMetrics(_ file: URL, after step: Int) throws {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            guard let v = try? JSONValue.parse(String(line)), case let .number(s)? = v["step"] else { return false }
+            return Int(s) <= step
+        }
+        try writeAtomically(kept.map { $0 + "\n" }.joined(), to: file)
+    }
+
+    static func appendMetrics(_ file: URL, _ value: JSONValue) throws {
+        let line = Data((value.serialized(pretty: false) + "\n").utf8)
+        if let h = try? FileHandle(forWritingTo: file) {
+            defer { try? h.close() }
+            try h.seekToEnd()
+            try h.write(contentsOf: line)
+            try h.synchronize()
+        } else {
+            try line.write(to: file)
+        }
+    }
+
+    public static func readMetrics(_ file: URL) -> [JSONValue] {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+    }
+}
+
+/// Writes text to a temporary sibling, fsyncs it and renames it into place.
+public func writeAtomically(_ text: String, to url: URL) throws {
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    let data = Data(text.utf8)
+    guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
+        throw TrialError("\(tmp.path): cannot create: \(String(cString: strerror(errno)))")
+    }
+    do {
+        let h = try FileHandle(forWritingTo: tmp)
+        try h.write(contentsOf: data)
+        try h.synchronize()
+        try h.close()
+        guard rename(tmp.path, url.path) == 0 else { throw TrialError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))") }
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        throw error
+    }
+}
+
+/// An append-only log file.
+final class LogFile {
+    let handle: FileHandle
+    init(_ url: URL) throws {
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+    }
+    func write(_ line: String) { try? handle.write(contentsOf: Data((line + "\n").utf8)) }
+    deinit { try? handle.close() }
+}
+
+/// 1m05s, 2h03m, 12.3s.
+public func formatDuration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    if s < 60 { return String(format: "%.1fs", s) }
+    let m = Int(s) / 60, r = Int(s) % 60
+    return m < 60 ? String(format: "%dm%02ds", m, r) : String(format: "%dh%02dm", m / 60, m % 60)
+}

@@ -1,0 +1,96 @@
+// TrialReport.swift: report.html of one trial: what ran, the loss curves and each task's metric
+// over training.
+
+import Foundation
+
+enum TrialReport {
+    static func html(trial: Trial, results: JSONValue, metrics: [JSONValue]) -> String {
+        let m = trial.manifest
+        var r = HTMLReport(title: "\(m.name): trial \(trial.index)", subtitle: "\(trial.condition), seed \(m.seed) — vld \(string(results["vldVersion"]))")
+        let model = results["model"], training = results["training"], flops = results["flops"], timing = results["timing"]
+        r.keyValues([
+            ("model", "\(string(model?["arch"])) d=\(number(model?["dModel"])) L=\(number(model?["layers"])) heads=\(number(model?["heads"])) context=\(number(model?["context"])) vocab=\(number(model?["vocab"]))"),
+            ("schedule", "\(string(model?["schedule"])) (D=\(number(model?["D"])), D_VLD=\(number(model?["D_VLD"])))"),
+            ("P_total / P_non-embedding", "\(number(model?["P_total"])) / \(number(model?["P_nonEmbedding"]))"),
+            ("training", "\(number(training?["steps"])) steps, batch \(m.train.batch), \(number(training?["tokensSeen"])) tokens, lr \(formatNumber(m.train.lr))"),
+            ("training FLOPs", number(flops?["train"])),
+            ("eval loss", number(training?["evalLoss"])),
+            ("wall time", formatDuration(value(timing?["wallSeconds"]) ?? .nan) + " on \(number(results["threads"])) threads"),
+        ])
+        let steps = metrics.compactMap { value($0["step"]) }
+        func series(_ key: String, name: String) -> ChartSeries {
+            ChartSeries(name: name, points: metrics.compactMap { row in
+                guard let s = value(row["step"]), let y = value(row[key]) else { return nil }
+                return ChartPoint(x: s, y: y)
+            })
+        }
+        if !steps.isEmpty {
+            r.chart(LineChart(title: "Loss", xLabel: "step", yLabel: "cross-entropy (nats/token)",
+                              series: [series("trainLoss", name: "train"), series("evalLoss", name: "held-out")], logY: true).svg(),
+                    caption: "Training loss is the mean over the steps since the previous evaluation.")
+        }
+        let keys = metrics.last.map { row -> [String] in
+            if case let .object(f) = row { return f.map(\.0) }
+            return []
+        } ?? []
+        let accKeys = keys.filter { $0.hasPrefix("igsm.acc.op") }
+        if !accKeys.isEmpty {
+            r.heading("iGSM-lite reasoning")
+            r.chart(LineChart(title: "Exact-match accuracy during training", xLabel: "step", yLabel: "accuracy",
+                              series: accKeys.map { series($0, name: "op " + $0.dropFirst("igsm.acc.op".count)) }).svg(),
+                    caption: "Greedy decoding on test-split (held-out template) problems at each operation count.")
+            if case let .object(acc)? = results["tasks"]?["igsm"]?["accuracy"], case let .object(val)? = results["tasks"]?["igsm"]?["validity"] {
+                r.table(headers: ["ops", "answer accuracy", "valid solution"],
+                        rows: acc.map { op, a in [op, percent(value(a)), percent(value(val.first { $0.0 == op }?.1))] },
+                        numericColumns: [0, 1, 2])
+            }
+        }
+        if keys.contains("bios.bitsAttributes") {
+            r.heading("bioS-lite knowledge")
+            r.chart(LineChart(title: "Knowledge stored", xLabel: "step", yLabel: "bits",
+                              series: [series("bios.bitsAttributes", name: "attributes"), series("bios.bitsClipped", name: "attributes, clipped per attribute"),
+                                       series("bios.bitsName", name: "names")]).svg(),
+                    caption: "Bits of knowledge (specs/vld.md 6.2, K2), teacher-forced over every person.")
+            if case let .object(f)? = results["tasks"]?["bios"] {
+                r.table(headers: ["quantity", "value"], rows: f.filter { if case .object = $0.1 { return false }; return true }
+                    .map { [$0.0, number($0.1)] }, numericColumns: [1])
+            }
+        }
+        if keys.contains("random.deltaCE") {
+            r.heading("Random-token memorisation")
+            r.chart(LineChart(title: "Memorised information", xLabel: "step", yLabel: "bits",
+                              series: [series("random.deltaCE", name: "ΔH_ce"), series("random.deltaEnt", name: "ΔH_ent")]).svg(),
+                    caption: "ΔH = H1 − H2 over every predicted position of every window (specs/vld.md 6.2, K1); ΔH_ce is the primary metric.")
+            if case let .object(f)? = results["tasks"]?["random-tokens"] {
+                r.table(headers: ["quantity", "value"], rows: f.map { [$0.0, number($0.1)] }, numericColumns: [1])
+            }
+        }
+        r.heading("Manifest (resolved)")
+        r.preformatted(m.json.serialized())
+        return r.render()
+    }
+
+    static func value(_ v: JSONValue?) -> Double? {
+        if case let .number(n)? = v { return n }
+        return nil
+    }
+
+    static func number(_ v: JSONValue?) -> String {
+        switch v {
+        case let .number(n)?: return formatNumber(n)
+        case let .string(s)?: return s
+        case nil, .null?: return "—"
+        case let x?: return x.serialized(pretty: false)
+        }
+    }
+
+    static func string(_ v: JSONValue?) -> String {
+        if case let .string(s)? = v { return s }
+        return number(v)
+    }
+
+    static func percent(_ v: Double?) -> String {
+        guard let v, v.isFinite else { return "—" }
+        return String(format: "%.1f%%", 100 * v)
+    }
+}

@@ -1,0 +1,76 @@
+// ExampleCommand.swift: `vldctl example [KIND]`, an annotated manifest that validates as printed.
+
+import Foundation
+
+enum ExampleCommand {
+    static let usage = """
+        usage: vldctl example [KIND]
+
+        Prints an annotated example manifest of the experiment kind (default: train). Manifests
+        accept // line comments, so the output can be saved and run as it is:
+
+          vldctl example train > my.json && vldctl validate my.json && vldctl run my.json
+
+        Kinds: train (training with a task mixture, optionally a grid of trials).
+        The shipped study manifests are in examples/ (vld-quick.json, vld-knowledge.json, ...).
+        """
+
+    static let train = """
+        // vld experiment manifest (kind "train"). Every key except name and task is optional;
+        // the values shown are the defaults unless the comment says otherwise. Unknown keys are errors.
+        {
+          "name": "cyc-vs-base",          // required; [A-Za-z0-9._-]{1,64}; names the output directory
+          "kind": "train",                // train (distill, tts and phase are planned)
+          "seed": 1,                      // model initialisation and data; 0...2147483647
+          "priority": 0,                  // -100...100, higher runs first in the daemon
+          "resources": {
+            "threads": 2,                 // worker threads (default: the machine's cores)
+            "memoryMiB": 4096             // checked against an estimate of the training memory
+          },
+          // One task, or a list of tasks with weights (a mixture). Types:
+          //   igsm           iGSM-lite multi-step modular arithmetic (reasoning; specs/vld.md 6.3)
+          //                  maxOps 1...15 (training ops 1..maxOps), maskQuestion true,
+          //                  evalProblems 100 per op count, evalOps [maxOps, maxOps+5, maxOps+6]
+          //   bios           bioS-lite biographies (knowledge bits; specs/vld.md 6.2 K2)
+          //                  people, firstNames, middleNames, lastNames, exposures, attributes, evalNames
+          //   random-tokens  memorising a fixed IID token stream (specs/vld.md 6.2 K1)
+          //                  symbols (vocabulary n), tokens (stream length; windows of model.context)
+          "task": { "type": "igsm", "maxOps": 4, "evalProblems": 64 },
+          "model": {
+            "arch": "gpt2",               // gpt2 or llama
+            "dModel": 64,
+            "layers": 2,                  // physical blocks (parameters)
+            "heads": 4,                   // kvHeads (llama, default heads), ffnHidden (default 4 dModel for gpt2)
+            "context": 160,               // must hold the longest document of the task (validate says how long)
+            "schedule": "base",           // base, seq(k), cyc(k), inv(k), mcyc(k), alt, part(a,b,k), [0,1,1,0]
+            "tiedEmbeddings": true        // default: true for gpt2, false for llama
+          },
+          "train": {
+            "steps": 300,
+            "batch": 16,
+            "lr": 0.001,                  // peak; linear warm-up, then cosine decay to minLr (default lr/10)
+            "warmup": 30,                 // default min(50, steps/10)
+            "weightDecay": 0.1,
+            "clip": 1.0,                  // global gradient-norm clip, 0 disables
+            "evalEvery": 100,             // default steps/10; also at the last step
+            "checkpointEvery": 100        // default evalEvery
+          },
+          // Optional: trials are the Cartesian product of these lists (keys are dotted paths; an
+          // object value is merged into the object at its path, e.g. {"layers": 4, "schedule": "base"}).
+          "grid": {
+            "model.schedule": ["base", "cyc(1)"],
+            "seed": [1, 2]
+          }
+        }
+        """
+
+    static func run(_ args: [String]) throws -> Int32 {
+        if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
+        let p = try CLI.parse(args, options: [], flags: [])
+        let kind = p.positional.first ?? "train"
+        guard p.positional.count <= 1 else { throw UsageError(message: "example takes at most one kind\n\(usage)") }
+        guard kind == "train" else { throw UsageError(message: "no example for kind '\(kind)'; kinds: train") }
+        print(train)
+        return 0
+    }
+}

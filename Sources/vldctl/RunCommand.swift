@@ -1,0 +1,171 @@
+// RunCommand.swift: `vldctl validate FILE` and `vldctl run FILE` (foreground, no daemon needed).
+
+import Foundation
+import VLDExperiments
+import VLDModel
+
+/// Set by SIGINT/SIGTERM; the running trial polls it between steps, checkpoints and stops.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+enum ValidateCommand {
+    static let usage = """
+        usage: vldctl validate FILE...
+
+        Checks manifests without running them. Prints "ok" and the trial count for each valid file,
+        or every problem with its JSON path. Exit status 0 when all files are valid, 1 otherwise.
+        """
+
+    static func run(_ args: [String]) throws -> Int32 {
+        if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
+        let p = try CLI.parse(args, options: [], flags: [])
+        guard !p.positional.isEmpty else { throw UsageError(message: "validate needs a manifest file\n\(usage)") }
+        var status: Int32 = 0
+        for file in p.positional {
+            do {
+                let e = try loadExperiment(file)
+                let steps = e.trials.map(\.manifest.train.steps).reduce(0, +)
+                print("\(file): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)")
+            } catch let e as ManifestError {
+                status = 1
+                for issue in e.issues { print("\(file): \(issue)") }
+            }
+        }
+        return status
+    }
+
+    static func loadExperiment(_ file: String) throws -> Experiment {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+            throw ManifestError([ManifestIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try Experiment.parse(data)
+    }
+}
+
+enum RunCommand {
+    static let usage = """
+        usage: vldctl run FILE [--out DIR] [--threads N]
+
+        Runs every trial of the manifest in the foreground, one after another, and writes
+        DIR/<name>/<trial>/ (manifest.json, metrics.jsonl, log.txt, checkpoint/, report.html,
+        results.json) and the comparison DIR/<name>/summary.json, summary.csv and report.html.
+        On a terminal it shows a progress bar with ETAs; otherwise it prints one line per evaluation.
+        Ctrl-C checkpoints the running trial and stops; the same command resumes where it stopped.
+
+          --out      output directory (default ./var/results)
+          --threads  worker threads per trial (default: the manifest's resources.threads)
+        """
+
+    static func run(_ args: [String]) throws -> Int32 {
+        if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
+        let p = try CLI.parse(args, options: ["--out", "--threads"], flags: [])
+        guard p.positional.count == 1 else { throw UsageError(message: "run needs exactly one manifest file\n\(usage)") }
+        let file = p.positional[0]
+        let threads = p.values["--threads"] == nil ? nil : try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads)
+        let out = URL(fileURLWithPath: p.values["--out"] ?? "var/results")
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+            CLI.error("\(file): cannot read the file: \(error.localizedDescription)")
+            return 1
+        }
+        let experiment: Experiment
+        do { experiment = try Experiment.parse(data) } catch let e as ManifestError {
+            for issue in e.issues { CLI.error("\(file): \(issue)") }
+            return 1
+        }
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
+        let tty = isatty(STDOUT_FILENO) == 1
+        let bar = ProgressLine(enabled: tty)
+        print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")
+        let outcome = try ExperimentRunner.run(experiment, source: data, out: out, threads: threads, log: { line in
+            bar.clear()
+            print(line)
+            fflush(stdout)
+        }, progress: { p in
+            bar.show(p)
+        }, shouldStop: { stopRequested != 0 })
+        bar.clear()
+        if outcome.stopped {
+            print("stopped: \(outcome.completed) of \(outcome.total) trials complete; run the same command to resume")
+            return 130
+        }
+        print("done: \(outcome.completed) of \(outcome.total) trials")
+        print("summary: \(outcome.directory.appendingPathComponent("summary.csv").path)")
+        print("report:  \(outcome.directory.appendingPathComponent("report.html").path)")
+        SummaryTable.print(directory: outcome.directory)
+        return outcome.completed == outcome.total ? 0 : 1
+    }
+}
+
+/// A one-line progress bar redrawn in place on a terminal.
+final class ProgressLine {
+    let enabled: Bool
+    var visible = false
+    var last = Date.distantPast
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ p: ExperimentProgress) {
+        guard enabled else { return }
+        let now = Date()
+        guard now.timeIntervalSince(last) > 0.2 || p.progress.step == p.progress.steps else { return }
+        last = now
+        let width = 24
+        let frac = Double(p.progress.step) / Double(max(1, p.progress.steps))
+        let filled = Int(frac * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = "trial \(p.trialIndex + 1)/\(p.trialCount) [\(bar)] \(p.progress.step)/\(p.progress.steps) "
+            + String(format: "loss %.4f  %.0f tok/s", p.progress.loss, p.progress.tokensPerSecond)
+            + "  ETA \(formatDuration(p.progress.etaSeconds)) (all: \(formatDuration(p.experimentETA)))"
+        FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+        visible = true
+    }
+
+    func clear() {
+        guard enabled, visible else { return }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        visible = false
+    }
+}
+
+/// Prints the headline columns of summary.json as a table.
+enum SummaryTable {
+    static func print(directory: URL) {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent("summary.json")),
+              let json = try? JSONValue.parse(data), case let .array(conds)? = json["conditions"] else { return }
+        var keys: [String] = []
+        for c in conds {
+            if case let .object(f)? = c["metrics"] {
+                for (k, _) in f where (k == "evalLoss" || k.hasPrefix("igsm.acc.") || k == "bios.bitsPerParam"
+                    || k == "random.deltaCE") && !keys.contains(k) { keys.append(k) }
+            }
+        }
+        let header = ["condition", "n"] + keys
+        var rows: [[String]] = [header]
+        for c in conds {
+            guard case let .string(label)? = c["condition"] else { continue }
+            var row = [label]
+            var n = "0"
+            if case let .number(v)? = c["metrics"]?[keys.first ?? "evalLoss"]?["n"] { n = String(Int(v)) }
+            row.append(n)
+            for k in keys {
+                if case let .number(v)? = c["metrics"]?[k]?["mean"] {
+                    var cell = k.hasPrefix("igsm.acc.") ? String(format: "%.1f%%", 100 * v) : formatNumber(v, significant: 4)
+                    if case let .array(ci)? = c["metrics"]?[k]?["ci95"], case let .number(lo) = ci[0], case let .number(hi) = ci[1] {
+                        cell += k.hasPrefix("igsm.acc.") ? String(format: " [%.1f, %.1f]", 100 * lo, 100 * hi)
+                            : " [\(formatNumber(lo, significant: 3)), \(formatNumber(hi, significant: 3))]"
+                    }
+                    row.append(cell)
+                } else {
+                    row.append("—")
+                }
+            }
+            rows.append(row)
+        }
+        let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        for row in rows {
+            Swift.print(row.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  "))
+        }
+    }
+}

@@ -1,0 +1,139 @@
+// ManifestTests.swift: manifest validation messages, defaults, grid expansion and the JSON reader.
+
+import Foundation
+import Testing
+@testable import VLDExperiments
+import VLDModel
+
+/// A small valid manifest body; tests splice fields into it.
+func manifest(_ extra: String = "", task: String = #"{"type": "igsm", "maxOps": 2, "evalProblems": 4}"#,
+              model: String = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128}"#) -> String {
+    #"{"name": "t", "task": \#(task), "model": \#(model), "train": {"steps": 10, "batch": 4}\#(extra)}"#
+}
+
+func issues(_ text: String, limits: Limits = Limits()) -> [String] {
+    do {
+        _ = try Experiment.parse(Data(text.utf8), limits: limits, cores: 2)
+        return []
+    } catch let e as ManifestError {
+        return e.issues.map(\.description)
+    } catch {
+        return ["unexpected \(error)"]
+    }
+}
+
+struct BadManifest: CustomStringConvertible, Sendable {
+    let text: String
+    let expected: String
+    var description: String { expected }
+}
+
+@Test(arguments: [
+    BadManifest(text: manifest(#", "seed": "one""#), expected: #"seed: expected an integer in 0...2147483647, got "one""#),
+    BadManifest(text: manifest(#", "sede": 3"#),
+                expected: "sede: unknown key; expected one of name, kind, seed, priority, resources, model, task, train, grid"),
+    BadManifest(text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "schedule": "cyk(2)"}"#),
+                expected: #"model.schedule: "cyk(2)" is not a schedule; "#),
+    BadManifest(text: manifest(#", "train": {"steps": 0}"#).replacingOccurrences(of: #", "train": {"steps": 10, "batch": 4}"#, with: ""),
+                expected: "train.steps: 0 is out of range; expected an integer in 1...100000000"),
+    BadManifest(text: manifest(model: #"{"arch": "gpt3", "context": 128}"#),
+                expected: #"model.arch: "gpt3" is not accepted; expected one of gpt2, llama"#),
+    BadManifest(text: manifest(model: #"{"dModel": 32, "layrs": 2, "heads": 2, "context": 128}"#),
+                expected: "model.layrs: unknown key; expected one of arch, dModel, layers, heads, kvHeads, ffnHidden, context, schedule, tiedEmbeddings"),
+    BadManifest(text: manifest(task: #"{"type": "gsm8k"}"#),
+                expected: #"task.type: "gsm8k" is not accepted; expected one of igsm, bios, random-tokens"#),
+    BadManifest(text: manifest(#", "kind": "tts""#), expected: #"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train"#),
+    BadManifest(text: manifest(#", "kind": "bake""#), expected: #"kind: "bake" is not an experiment kind; expected one of train"#),
+    BadManifest(text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 16}"#),
+                expected: "model.context: 16 is too short for the task's documents (up to "),
+    BadManifest(text: manifest(model: #"{"dModel": 30, "layers": 2, "heads": 4, "context": 128}"#),
+                expected: "model: heads (4) must divide dModel (30)"),
+    BadManifest(text: manifest(#", "resources": {"threads": 500}"#), expected: "resources.threads: 500 exceeds the limit maxThreads = 64"),
+    BadManifest(text: manifest(#", "resources": {"memoryMiB": 64}"#),
+                expected: "resources.memoryMiB: 64 is too little: training this model with batch 4 and context 128 needs about "),
+    BadManifest(text: #"{"name": "a/b", "task": {"type": "igsm"}}"#, expected: #"name: "a/b" is not a valid name; expected [A-Za-z0-9._-]{1,64}"#),
+    BadManifest(text: #"{"task": {"type": "igsm"}}"#, expected: "name: missing; expected a name matching [A-Za-z0-9._-]{1,64}"),
+    BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens) or a list of them with weights"#),
+    BadManifest(text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
+    BadManifest(text: "{\"name\": \"x\",\n  \"task\": }", expected: "not valid JSON: line 2, column 11: unexpected character '}'"),
+    BadManifest(text: "[1, 2]", expected: "expected a JSON object, got an array"),
+    BadManifest(text: manifest(#", "grid": {"model.schedule": ["base", "cyk(1)"]}"#), expected: #"grid.model.schedule[1]: "cyk(1)" is not a schedule; "#),
+    BadManifest(text: manifest(#", "grid": {"seed": []}"#), expected: "grid.seed: expected a non-empty list of values, got an array"),
+    BadManifest(text: manifest(#", "grid": {"name": ["a", "b"]}"#), expected: "grid.name: name cannot vary in a grid"),
+    BadManifest(text: manifest(#", "grid": {"seed": [1, 2, 3], "train.lr": [0.1, 0.2, 0.3]}"#),
+                expected: "grid: expands to 9 trials; the limit maxTrials is 4"),
+    BadManifest(text: manifest(task: #"[{"type": "bios", "weight": 0}]"#),
+                expected: "task[0].weight: 0 is out of range; expected a number in 0.000001...1000000"),
+])
+func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
+    var limits = Limits()
+    limits.maxTrials = 4
+    let found = issues(c.text, limits: limits)
+    #expect(found.contains { $0.hasPrefix(c.expected) }, "expected \(c.expected)\ngot \(found)")
+}
+
+@Test func everyProblemIsReportedNotJustTheFirst() {
+    let text = #"{"name": "x", "seed": -1, "task": {"type": "igsm", "maxOps": 99}, "model": {"heads": "4"}, "train": {"lr": "fast", "stepz": 1}}"#
+    let found = issues(text)
+    for prefix in ["seed:", "task.maxOps:", "model.heads:", "train.lr:", "train.stepz:"] {
+        #expect(found.contains { $0.hasPrefix(prefix) }, "\(prefix) missing from \(found)")
+    }
+}
+
+@Test func defaultsAreFilledInAndWrittenOut() throws {
+    let e = try Experiment.parse(Data(manifest().utf8), cores: 2)
+    #expect(e.trials.count == 1)
+    let m = e.trials[0].manifest
+    #expect(m.threads == 2)
+    #expect(m.evalEvery == 1)  // steps / 10
+    #expect(m.checkpointEvery == 1)
+    #expect(m.train.warmup == 1)  // min(50, steps / 10)
+    #expect(abs(m.minLr - 1e-4) < 1e-12)
+    let json = m.json
+    #expect(json["train"]?["minLr"] != nil)
+    #expect(json["model"]?["tiedEmbeddings"] == .bool(true))
+    // The resolved trial reads back as the same manifest.
+    let again = try Manifest.parse(try JSONValue.parse(json.serialized()), cores: 2)
+    #expect(again == m)
+}
+
+@Test func gridExpandsInWrittenOrderWithObjectMerge() throws {
+    let text = manifest(#", "grid": {"model": [{"schedule": "base"}, {"schedule": "cyc(2)"}, {"layers": 6, "schedule": "base"}], "seed": [1, 2]}"#)
+    let e = try Experiment.parse(Data(text.utf8), cores: 2)
+    #expect(e.trials.count == 6)
+    #expect(e.axes == ["model", "seed"])
+    let described = e.trials.map { "\($0.manifest.model.schedule)/L\($0.manifest.model.layers)/s\($0.manifest.seed)" }
+    #expect(described == ["base/L2/s1", "base/L2/s2", "cyc(2)/L2/s1", "cyc(2)/L2/s2", "base/L6/s1", "base/L6/s2"])
+    #expect(e.trials[2].condition == "schedule=cyc(2)")
+    #expect(e.trials[4].condition == "layers=6 schedule=base")
+    #expect(e.trials[4].manifest.model.dModel == 32)  // merged, not replaced
+    #expect(Set(e.trials.map(\.directoryName)).count == 6)
+    #expect(e.trials[2].directoryName == "002-schedule=cyc-2--seed1")
+    #expect(e.trials[4].directoryName == "004-layers=6_schedule=base-seed1")
+}
+
+@Test func jsonReaderKeepsOrderAndRejectsHostileInput() throws {
+    let v = try JSONValue.parse(#"{"b": 1, "a": [true, null, "x\u00e9\n"], // comment"# + "\n" + #""c": -2.5e3}"#)
+    guard case let .object(fields) = v else { Issue.record("not an object"); return }
+    #expect(fields.map(\.0) == ["b", "a", "c"])
+    #expect(v["c"] == .number(-2500))
+    #expect(v["a"] == .array([.bool(true), .null, .string("xé\n")]))
+    #expect(try JSONValue.parse(v.serialized()) == v)
+    let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+    #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(deep) }
+    for bad in ["{\"a\": 01}", "{\"a\": 1,}", "{\"a\" 1}", "\"\\ud800\"", "{} x", "nul", "1e999"] {
+        #expect(throws: JSONSyntaxError.self, "\(bad)") { try JSONValue.parse(bad) }
+    }
+    #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(Data([0x22, 0xFF, 0x22])) }
+}
+
+@Test func bootstrapIntervalCoversTheMeanAndIsReproducible() {
+    let s = MetricStats([0.40, 0.50, 0.45, 0.55])
+    #expect(abs(s.mean - 0.475) < 1e-12)
+    guard let ci = s.ci95 else { Issue.record("no interval with 4 values"); return }
+    #expect(ci.0 < s.mean && s.mean < ci.1)
+    #expect(ci.0 >= 0.40 && ci.1 <= 0.55)
+    #expect(MetricStats([0.40, 0.50, 0.45, 0.55]) == s)
+    #expect(MetricStats([1, 2]).ci95 == nil)
+    #expect(abs(MetricStats([1, 2]).std - 0.7071067811865476) < 1e-12)
+}
