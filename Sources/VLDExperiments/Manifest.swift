@@ -150,7 +150,7 @@ extension Manifest {
         if root.has("grid") { _ = root.value("grid"); issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)") }
         root.finish()
 
-        var m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
+        let m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
                          memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
         if issues.items.isEmpty { m.crossCheck(issues: issues, limits: limits) }
         if !issues.items.isEmpty { throw ManifestError(issues.items) }

@@ -52,7 +52,7 @@ public struct MetricStats: Equatable, Sendable {
 
     public init(_ values: [Double]) {
         n = values.count
-        mean = values.reduce(0, +) / Double(max(1, n))
+        mean = values.reduce(0, +) / Double(Swift.max(1, n))
         let m = mean
         std = n > 1 ? (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(n - 1)).squareRoot() : 0
         min = values.min() ?? .nan
