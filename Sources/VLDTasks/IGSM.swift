@@ -1,0 +1,552 @@
+// IGSM.swift: iGSM-lite, grade-school-math-style reasoning problems with a controlled number of
+// operations (spec §6.3, after Ye et al., "Physics of Language Models: Part 2.1", iGSM).
+//
+// A problem is drawn from one TaskRNG stream in four layers:
+//  1. Structure: one of four invented 4-level category hierarchies (region → zoo → enclosure →
+//     animal, district → school → classroom → supply, city → market → shop → fruit, fleet →
+//     ship → deck → cargo; six single-word items per level), levels 0..d-1 with d ∈ 2...4 and
+//     w ∈ 2...4 items per level (the spec's "full" ranges). Every item below level 0 gets one
+//     random parent item; random extra edges between consecutive levels bring the count to E.
+//  2. Parameters: one instance parameter per edge, "each X 's Y" (how many Y each X has);
+//     abstract parameters (spec v2) are not generated.
+//  3. Dependencies: a random topological order of the parameters; each takes one of the eleven
+//     expression forms of spec §6.3 step 3 (IGSMForm) over earlier ones. All values mod 23.
+//  4. Query and op count: op = Σ over the necessary set (ancestors(q) ∪ {q}) of
+//     IGSMTask.operationCost. The draw (IGSMGraph.draw) builds the necessary set first, with
+//     forms whose costs must sum to the target exactly (rejected and redrawn otherwise), then
+//     adds distractors; a draw is also rejected when its solution-template hash is outside the
+//     requested split or the document exceeds the length budget. Measured: 1.2-3 draws per
+//     train problem and 6-8 per test problem (the test split keeps 6 of the 23 hash values).
+//
+// Structure size scales with the op count: E is uniform in [max(n, Σ_{l≥1} w_l),
+// min(Σ w_{l-1}·w_l, maxEdges)], where n (the number of necessary parameters, about op/1.35) is
+// at least what the target needs, and levels/widths are redrawn until that range is non-empty.
+// So every problem has n necessary parameters and E − n distractors, and large-op problems get
+// the larger structures they need. maxEdges (default 12 for maxOps ≤ 6, up to 20 = iGSM's
+// max_edge at maxOps 14-15) is validated to be large enough for op = maxOps + 6.
+//
+// The problem text is one sentence per parameter (distractors included) in shuffled order, then
+// the question ("pq" order). The solution (detail level 0) defines the necessary parameters in
+// topological order, one binary operation per clause; IGSMSolution.swift renders and checks it.
+
+/// A configuration the task refuses; the message names the field and the accepted range.
+public struct IGSMConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// iGSM-lite settings. Decoding accepts missing keys (defaults as in `init`); equality compares
+/// the effective values.
+public struct IGSMConfig: Codable, Equatable, Sendable {
+    /// T_max: training problems have op uniform in 1...maxOps; evaluation goes to maxOps + 6.
+    public var maxOps: Int
+    /// When true (default), only the solution and answer tokens are scored in training.
+    public var maskQuestion: Bool
+    /// Upper bound on structure edges, i.e. on parameters (sentences) per problem. Unless set,
+    /// it follows maxOps: `defaultMaxEdges(maxOps:)` (12 up to maxOps 6, then maxOps + 6, at
+    /// most 20, the paper's max_edge). Accepted: `minimumMaxEdges(maxOps:)...largestMaxEdges`.
+    public var maxEdges: Int {
+        get { edgesOverride ?? IGSMConfig.defaultMaxEdges(maxOps: maxOps) }
+        set { edgesOverride = newValue }
+    }
+    private var edgesOverride: Int?
+
+    public static let supportedMaxOps: ClosedRange<Int> = 1...15
+    public static let largestMaxEdges = 32
+
+    /// 12 (spec §6.3 CPU range 8-12) up to maxOps 6, then growing with maxOps up to 20 (iGSM).
+    public static func defaultMaxEdges(maxOps: Int) -> Int { min(20, max(12, maxOps + 6)) }
+
+    /// The fewest edges with which op = maxOps + 6 stays quick to reach (the necessary set of
+    /// an op-T problem has about T/1.35 parameters): max(8, 2(maxOps + 6)/3 + 1).
+    public static func minimumMaxEdges(maxOps: Int) -> Int { max(8, (maxOps + 6) * 2 / 3 + 1) }
+
+    /// `maxEdges: nil` (default) makes maxEdges follow maxOps (see `maxEdges`).
+    public init(maxOps: Int = 6, maskQuestion: Bool = true, maxEdges: Int? = nil) {
+        self.maxOps = maxOps
+        self.maskQuestion = maskQuestion
+        self.edgesOverride = maxEdges
+    }
+
+    enum CodingKeys: String, CodingKey { case maxOps, maskQuestion, maxEdges }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(maxOps: try c.decodeIfPresent(Int.self, forKey: .maxOps) ?? 6,
+                  maskQuestion: try c.decodeIfPresent(Bool.self, forKey: .maskQuestion) ?? true,
+                  maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges))
+    }
+
+    /// Writes maxEdges only when it was set (so a decoded config keeps following maxOps).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(maxOps, forKey: .maxOps)
+        try c.encode(maskQuestion, forKey: .maskQuestion)
+        try c.encodeIfPresent(edgesOverride, forKey: .maxEdges)
+    }
+
+    public static func == (a: IGSMConfig, b: IGSMConfig) -> Bool {
+        a.maxOps == b.maxOps && a.maskQuestion == b.maskQuestion && a.maxEdges == b.maxEdges
+    }
+
+    public func validate() throws {
+        let ops = IGSMConfig.supportedMaxOps
+        guard ops.contains(maxOps) else {
+            throw IGSMConfigError(message: "igsm: maxOps \(maxOps) is outside \(ops.lowerBound)...\(ops.upperBound)")
+        }
+        let lo = IGSMConfig.minimumMaxEdges(maxOps: maxOps), hi = IGSMConfig.largestMaxEdges
+        guard (lo...hi).contains(maxEdges) else {
+            throw IGSMConfigError(message: "igsm: maxEdges \(maxEdges) is outside \(lo)...\(hi) (for maxOps \(maxOps))")
+        }
+    }
+}
+
+public enum IGSMSplit: String, Codable, Sendable { case train, test }
+
+/// One generated problem: its words and, internally, the dependency graph the checker needs.
+public struct IGSMProblem: Equatable, Sendable {
+    public let ops: Int
+    /// "Question :", the shuffled parameter sentences, then "How many Y does X have ?".
+    public let question: [String]
+    /// The words after "Solution :", ending with "Answer : <v> <eos>".
+    public let solution: [String]
+    public let answer: Int
+    /// FNV-1a hash of the solution skeleton mod 23 (train < 17 ≤ test).
+    public let templateHash: Int
+
+    /// All parameters in topological order (parents always precede their children).
+    let parameters: [IGSMParameter]
+    /// Index into `parameters` of the queried one.
+    let query: Int
+
+    public var prompt: [String] { ["<bos>"] + question + ["Solution", ":"] }
+}
+
+/// The expression forms of spec §6.3 step 3 (c is a random constant, A..D earlier parameters).
+enum IGSMForm: Int, CaseIterable, Sendable {
+    case constant        // c ∈ 0...22
+    case copy            // A
+    case plusConst       // c + A   (c ∈ 1...22, as for all forms below with a constant)
+    case timesConst      // c × A
+    case add             // A + B
+    case sub             // A − B
+    case sum3            // A + B + C
+    case sum4            // A + B + C + D
+    case constPlusSum    // c + (A + B)
+    case constPlusDiff   // c + (A − B)
+    case constTimesSum   // c × (A + B)
+
+    var parentCount: Int {
+        switch self {
+        case .constant: return 0
+        case .copy, .plusConst, .timesConst: return 1
+        case .add, .sub, .constPlusSum, .constPlusDiff, .constTimesSum: return 2
+        case .sum3: return 3
+        case .sum4: return 4
+        }
+    }
+
+    var hasConstant: Bool {
+        switch self {
+        case .constant, .plusConst, .timesConst, .constPlusSum, .constPlusDiff, .constTimesSum: return true
+        default: return false
+        }
+    }
+
+    /// Operations this parameter contributes (spec §6.3 step 4); equals its solution clauses.
+    var cost: Int { IGSMTask.operationCost(parents: parentCount, hasConstant: hasConstant) }
+
+    /// Relative draw weight (out of 20) when enough earlier parameters exist.
+    var weight: Int {
+        switch self {
+        case .constant: return 4
+        case .copy, .plusConst, .timesConst, .sub: return 2
+        case .add: return 3
+        case .sum3, .constPlusSum: return 1
+        case .sum4, .constPlusDiff, .constTimesSum: return 1
+        }
+    }
+}
+
+/// One instance parameter "each owner 's item" with its definition and value.
+struct IGSMParameter: Equatable, Sendable {
+    let owner: String
+    let item: String
+    let form: IGSMForm
+    /// Operand parameters (indices into the problem's parameters), in the order they are written.
+    let parents: [Int]
+    let constant: Int
+    let value: Int
+}
+
+/// The iGSM-lite task family.
+public struct IGSMTask: SyntheticTask {
+    public let config: IGSMConfig
+
+    public init(config: IGSMConfig) throws {
+        try config.validate()
+        self.config = config
+    }
+
+    public var family: String { "igsm" }
+
+    public var vocabulary: [String] { IGSMWords.vocabulary }
+
+    /// A true upper bound on the words of any document (prompt + solution) at ops ≤ maxOps + 6:
+    ///   16 + 20·maxEdges + 20·(maxOps + 6)
+    /// 16 fixed words (<bos>, "Question :", the 7-word question, "Solution :", "Answer : v <eos>"),
+    /// 20 per parameter sentence (sentences have 10-31 words, about 17 on average) and 20 per
+    /// operation (the most any solution step spends per op: 20 words for a 1-op step, 16 per op
+    /// at 2 ops, 14.7 at 3), so the solution part alone never exceeds its share. Generation
+    /// rejects any draw that would be longer, so the bound holds by construction; in practice it
+    /// never binds (no rejection in 20,000 draws per op level at maxOps 6 or 15). Default
+    /// config: 496 (longest seen at op 12: 485); maxOps 15 with 20 edges: 836 (seen: 802).
+    public var maxDocumentLength: Int { IGSMTask.lengthBudget(config) }
+
+    static func lengthBudget(_ c: IGSMConfig) -> Int {
+        let perEdge = 20 * c.maxEdges
+        let perOp = 20 * (c.maxOps + 6)
+        return 16 + perEdge + perOp
+    }
+
+    /// Training document `index`: op uniform in 1...maxOps, train split; words = prompt + solution.
+    /// With maskQuestion only the solution words are scored, otherwise every word after <bos>.
+    public func trainingDocument(seed: UInt64, index: Int) -> Document {
+        var rng = TaskRNG(seed: seed, stream: 0x1654_7261_696E, index: index)
+        let ops = rng.int(in: 1...config.maxOps)
+        let p = generate(ops: ops, split: .train, rng: &rng)
+        let prompt = p.prompt
+        let words = prompt + p.solution
+        var scored = [Bool](repeating: !config.maskQuestion, count: words.count)
+        scored[0] = false
+        for i in prompt.count..<words.count { scored[i] = true }
+        return Document(words: words, scored: scored)
+    }
+
+    /// Problem `index` of the (seed, ops, split) stream; a pure function of its arguments.
+    /// `ops` must lie in 1...maxOps + 6.
+    public func problem(seed: UInt64, index: Int, ops: Int, split: IGSMSplit) -> IGSMProblem {
+        precondition((1...config.maxOps + 6).contains(ops), "igsm: ops \(ops) outside 1...\(config.maxOps + 6)")
+        let stream: UInt64 = 0x2000 + UInt64(ops) * 2 + (split == .train ? 0 : 1)
+        var rng = TaskRNG(seed: seed, stream: stream, index: index)
+        return generate(ops: ops, split: split, rng: &rng)
+    }
+
+    /// Checks a generated solution step by step (see IGSMSolution.swift).
+    public func check(_ problem: IGSMProblem, candidate: [String]) -> IGSMCheck {
+        IGSMChecker.check(problem, candidate: candidate)
+    }
+
+    // MARK: op count
+
+    /// Operations contributed by one parameter (spec §6.3 step 4): with indeg = parents, plus one
+    /// when the definition draws a random constant (the RNG counts as a parent), the cost is
+    /// 1 when indeg ≤ 2 and indeg − 1 otherwise. So a constant, A, c + A, A + B cost 1;
+    /// A + B + C and c + (A ± B) cost 2; A + B + C + D costs 3.
+    public static func operationCost(parents: Int, hasConstant: Bool) -> Int {
+        let indegree = parents + (hasConstant ? 1 : 0)
+        return indegree <= 2 ? 1 : indegree - 1
+    }
+
+    /// op of `query` in a dependency DAG (`parents[i]` lists node i's parameter parents,
+    /// `hasConstant[i]` whether it draws a constant): the sum of operationCost over the necessary
+    /// set, ancestors(query) ∪ {query}.
+    public static func operationCount(query: Int, parents: [[Int]], hasConstant: [Bool]) -> Int {
+        var necessary = Set<Int>(), stack = [query]
+        while let n = stack.popLast() {
+            if necessary.insert(n).inserted { stack.append(contentsOf: parents[n]) }
+        }
+        return necessary.reduce(0) { $0 + operationCost(parents: parents[$1].count, hasConstant: hasConstant[$1]) }
+    }
+
+    // MARK: generation
+
+    func generate(ops target: Int, split: IGSMSplit, rng: inout TaskRNG) -> IGSMProblem {
+        var g = IGSMGraph()
+        let budget = IGSMTask.lengthBudget(config)
+        for _ in 0..<1_000_000 {   // a few draws on average (see the header); the cap only turns a bug into a message
+            if g.draw(target: target, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
+                return g.render(rng: &rng)
+            }
+        }
+        fatalError("igsm: no \(split.rawValue) problem with op \(target) in 1,000,000 draws (config \(config))")
+    }
+}
+
+/// FNV-1a (64-bit), a stable hash (Swift's Hasher is seeded per process).
+struct FNV1a {
+    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    mutating func mix(_ x: Int) {
+        value ^= UInt64(truncatingIfNeeded: x) & 0xFF
+        value = value &* 0x0000_0100_0000_01B3
+    }
+}
+
+/// The fixed words of the task and the vocabulary.
+enum IGSMWords {
+    static let function = ["Question", ":", "The", "number", "of", "each", "'s", "equals", "more", "than",
+                           "times", "as", "much", "the", "sum", ",", "and", "difference", ".", "How", "many",
+                           "does", "have", "?", "Solution", "Define", ";", "so", "=", "+", "-", "*", "Answer"]
+    static let numbers = (0..<23).map { String($0) }
+    static let symbols = (Array("abcdefghijklmnopqrstuvwxyz") + Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")).map { String($0) }
+
+    /// Four 4-level hierarchies (levels 0..3), six single-word items per level.
+    static let hierarchies: [[[String]]] = [
+        // region → zoo → enclosure → animal
+        [["Northvale", "Eastmoor", "Southbay", "Westridge", "Highland", "Lowmarsh"],
+         ["Riverzoo", "Hillzoo", "Lakezoo", "Forestzoo", "Valleyzoo", "Canyonzoo"],
+         ["Aviary", "Aquarium", "Terrarium", "Paddock", "Jungle", "Savanna"],
+         ["Lion", "Zebra", "Parrot", "Turtle", "Penguin", "Otter"]],
+        // district → school → classroom → supply
+        [["Ashford", "Brookton", "Claymont", "Dunmore", "Everton", "Fairhill"],
+         ["Riverview", "Lakeside", "Hilltop", "Greenwood", "Sunnyside", "Parkview"],
+         ["Library", "Gym", "Lab", "Studio", "Cafeteria", "Auditorium"],
+         ["Backpack", "Pencil", "Notebook", "Ruler", "Eraser", "Crayon"]],
+        // city → market → shop → fruit
+        [["Oakton", "Pinecrest", "Stonebridge", "Maplewood", "Redcliff", "Silverlake"],
+         ["Bazaar", "Mall", "Souk", "Arcade", "Emporium", "Plaza"],
+         ["Bakery", "Grocery", "Deli", "Pantry", "Creamery", "Fishmonger"],
+         ["Apple", "Banana", "Cherry", "Mango", "Peach", "Plum"]],
+        // fleet → ship → deck → cargo
+        [["Armada", "Flotilla", "Squadron", "Convoy", "Navy", "Regatta"],
+         ["Galleon", "Frigate", "Schooner", "Clipper", "Trawler", "Ferry"],
+         ["Bridge", "Galley", "Hold", "Cabin", "Quarterdeck", "Forecastle"],
+         ["Barrel", "Crate", "Rope", "Lantern", "Anchor", "Cannon"]],
+    ]
+
+    static let vocabulary: [String] = function + numbers + symbols + hierarchies.flatMap { $0.flatMap { $0 } }
+}
+
+/// Scratch state for drawing one problem's graph (reused across rejected draws).
+struct IGSMGraph {
+    static let maxParents = 4
+    var levels = 0
+    var widths: [Int] = []
+    var edgeLevel: [Int] = [], edgeOwner: [Int] = [], edgeItem: [Int] = []   // per parameter
+    var forms: [IGSMForm] = []
+    var parents: [Int] = []          // maxParents slots per parameter
+    private var necForms: [IGSMForm] = []
+    private var necParents: [Int] = []
+    var query = 0
+    var necessary: UInt64 = 0
+    var templateHash = 0
+    var ops = 0
+    private var pairs: [Int] = []
+
+    var count: Int { forms.count }
+
+    func parentsOf(_ i: Int) -> ArraySlice<Int> {
+        parents[i * IGSMGraph.maxParents ..< i * IGSMGraph.maxParents + forms[i].parentCount]
+    }
+
+    /// One rejection-sampling draw; true when it produced a graph whose query has op == target,
+    /// whose template lies in `split` and whose document fits the length budget.
+    ///
+    /// The necessary set is drawn first: forms are drawn in order (the first is necessarily a
+    /// constant) until their costs reach the target, and the draw is rejected on overshoot. Each
+    /// necessary parameter takes its parents among the earlier necessary ones, uniformly except
+    /// that parameters still without a child are picked when otherwise some could never get one
+    /// (so every necessary parameter is an ancestor of the last one, the query). Then the
+    /// structure is drawn with E ≥ |necessary| edges, the necessary parameters are placed at
+    /// random positions of the topological order, and the other (distractor) positions get
+    /// random forms over any earlier parameters. Distractors are never ancestors of the query,
+    /// so op(query) is exactly the sum of the necessary costs.
+    mutating func draw(target: Int, maxEdges: Int, split: IGSMSplit, lengthBudget: Int, rng: inout TaskRNG) -> Bool {
+        let P = IGSMGraph.maxParents
+        // 1. Necessary forms with costs summing to the target.
+        necForms.removeAll(keepingCapacity: true)
+        var total = 0
+        while total < target {
+            let f = IGSMGraph.drawForm(available: necForms.count, rng: &rng)
+            necForms.append(f)
+            total += f.cost
+        }
+        let n = necForms.count
+        guard total == target, n <= maxEdges else { return false }
+
+        // 2. Necessary parents (necessary indices); every non-last parameter gets a child.
+        necParents.removeAll(keepingCapacity: true)
+        necParents.append(contentsOf: repeatElement(-1, count: P))
+        var later = 0
+        for f in necForms.dropFirst() { later += f.parentCount }
+        var uncovered: UInt64 = n > 1 ? 1 : 0
+        for k in 1..<max(n, 1) {
+            let slots = necForms[k].parentCount
+            later -= slots
+            let capacity = later - max(0, n - 2 - k)
+            let open = uncovered.nonzeroBitCount
+            let need = max(0, open + (k < n - 1 ? 1 : 0) - capacity)
+            guard need <= min(slots, open) else { return false }
+            var chosen: UInt64 = 0
+            for _ in 0..<need {   // the r-th still-open uncovered parameter, r uniform
+                var r = rng.int(uncovered.nonzeroBitCount)
+                var m = uncovered
+                while r > 0 { m &= m - 1; r -= 1 }
+                let bit = m & (~m &+ 1)
+                chosen |= bit
+                uncovered &= ~bit
+            }
+            var list: [Int] = []
+            var m = chosen
+            while m != 0 { list.append(m.trailingZeroBitCount); m &= m - 1 }
+            while list.count < slots {
+                let p = rng.int(k)
+                if !list.contains(p) { list.append(p) }
+            }
+            for k2 in stride(from: list.count - 1, to: 0, by: -1) { list.swapAt(k2, rng.int(k2 + 1)) }
+            for p in list { uncovered &= ~(UInt64(1) << UInt64(p)) }
+            if k < n - 1 { uncovered |= UInt64(1) << UInt64(k) }
+            necParents.append(contentsOf: list)
+            necParents.append(contentsOf: repeatElement(-1, count: P - slots))
+        }
+
+        // 3. Structure: levels, widths and the edge count E (n ≤ E ≤ maxEdges).
+        var lo = 0, hi = -1
+        for _ in 0..<8 {
+            levels = rng.int(in: 2...4)
+            widths = (0..<levels).map { _ in rng.int(in: 2...4) }
+            var minEdges = 0, capacity = 0
+            for l in 1..<levels {
+                minEdges += widths[l]
+                capacity += widths[l - 1] * widths[l]
+            }
+            lo = max(minEdges, n)
+            hi = min(capacity, maxEdges)
+            if lo <= hi { break }
+        }
+        guard lo <= hi else { return false }
+        let edges = rng.int(in: lo...hi)
+        let minEdges = widths.dropFirst().reduce(0, +)
+
+        // 4. Edges: one parent per lower item, then random extra pairs; shuffled = topological order.
+        edgeLevel.removeAll(keepingCapacity: true)
+        edgeOwner.removeAll(keepingCapacity: true)
+        edgeItem.removeAll(keepingCapacity: true)
+        pairs.removeAll(keepingCapacity: true)
+        for l in 1..<levels {
+            let parentOf = (0..<widths[l]).map { _ in rng.int(widths[l - 1]) }
+            for y in 0..<widths[l] {
+                for x in 0..<widths[l - 1] {
+                    let code = (l - 1) << 4 | x << 2 | y
+                    if parentOf[y] == x { appendEdge(code) } else { pairs.append(code) }
+                }
+            }
+        }
+        for k in 0..<(edges - minEdges) {
+            pairs.swapAt(k, k + rng.int(pairs.count - k))
+            appendEdge(pairs[k])
+        }
+        for i in stride(from: edges - 1, to: 0, by: -1) {
+            let j = rng.int(i + 1)
+            edgeLevel.swapAt(i, j); edgeOwner.swapAt(i, j); edgeItem.swapAt(i, j)
+        }
+
+        // 5. Positions of the necessary parameters in the topological order; distractors elsewhere.
+        var nec: UInt64 = 0
+        for k in 0..<n {   // Floyd's algorithm: a uniform n-subset of 0..<edges
+            let j = rng.int(edges - n + k + 1)
+            let bit = UInt64(1) << UInt64(j)
+            nec |= (nec & bit) == 0 ? bit : UInt64(1) << UInt64(edges - n + k)
+        }
+        var positionOf: [Int] = []
+        var m = nec
+        while m != 0 { positionOf.append(m.trailingZeroBitCount); m &= m - 1 }
+        forms.removeAll(keepingCapacity: true)
+        parents.removeAll(keepingCapacity: true)
+        var k = 0
+        for i in 0..<edges {
+            if k < n, positionOf[k] == i {
+                forms.append(necForms[k])
+                for s in 0..<P {
+                    let p = necParents[k * P + s]
+                    parents.append(p < 0 ? -1 : positionOf[p])
+                }
+                k += 1
+            } else {
+                let f = IGSMGraph.drawForm(available: i, rng: &rng)
+                forms.append(f)
+                for s in 0..<P {
+                    guard s < f.parentCount else { parents.append(-1); continue }
+                    var p: Int
+                    repeat { p = rng.int(i) } while parents[(i * P)..<(i * P + s)].contains(p)
+                    parents.append(p)
+                }
+            }
+        }
+
+        // 6. Split and length.
+        let hash = skeletonHash(necessary: nec)
+        guard (hash < 17) == (split == .train) else { return false }
+        var words = 16
+        for f in forms { words += IGSMGraph.sentenceLength(f) }
+        for f in necForms { words += IGSMGraph.solutionLength(f) }
+        guard words <= lengthBudget else { return false }
+        query = positionOf[n - 1]; necessary = nec; templateHash = hash; ops = target
+        return true
+    }
+
+    private mutating func appendEdge(_ code: Int) {
+        edgeLevel.append(code >> 4)
+        edgeOwner.append((code >> 2) & 3)
+        edgeItem.append(code & 3)
+    }
+
+    static func drawForm(available: Int, rng: inout TaskRNG) -> IGSMForm {
+        var total = 0
+        for f in IGSMForm.allCases where f.parentCount <= available { total += f.weight }
+        var r = rng.int(total)
+        for f in IGSMForm.allCases where f.parentCount <= available {
+            if r < f.weight { return f }
+            r -= f.weight
+        }
+        return .constant
+    }
+
+    /// The solution skeleton: level count, then per necessary parameter in solution order its
+    /// form, its structure level and its parents as solution-step indices. Names, symbols and
+    /// numbers are not part of it.
+    func skeletonHash(necessary nec: UInt64) -> Int {
+        var h = FNV1a()
+        h.mix(levels)
+        var m = nec
+        while m != 0 {
+            let j = m.trailingZeroBitCount
+            m &= m - 1
+            h.mix(0xF0 | forms[j].rawValue)
+            h.mix(edgeLevel[j])
+            for p in parentsOf(j) {
+                h.mix((nec & ((1 << UInt64(p)) - 1)).nonzeroBitCount)
+            }
+        }
+        return Int(h.value % 23)
+    }
+
+    /// Words of a parameter's sentence "The number of each X 's Y equals <rhs> .".
+    static func sentenceLength(_ f: IGSMForm) -> Int {
+        let rhs: Int
+        switch f {
+        case .constant: rhs = 1                      // c
+        case .copy: rhs = 4                          // each X 's Y
+        case .plusConst: rhs = 7                     // c more than A
+        case .timesConst: rhs = 9                    // c times as much as A
+        case .add, .sub: rhs = 12                    // the sum of A and B
+        case .sum3: rhs = 17                         // the sum of A , B and C
+        case .sum4: rhs = 22                         // the sum of A , B , C and D
+        case .constPlusSum, .constPlusDiff: rhs = 15 // c more than the sum of A and B
+        case .constTimesSum: rhs = 17                // c times as much as the sum of A and B
+        }
+        return 9 + rhs
+    }
+
+    /// Words of a parameter's solution step "Define X 's Y as s ; [clauses ;] so s = ... .".
+    static func solutionLength(_ f: IGSMForm) -> Int {
+        switch f {
+        case .constant: return 12
+        case .copy: return 14
+        case .plusConst, .timesConst, .add, .sub: return 20
+        case .sum3, .constPlusSum, .constPlusDiff, .constTimesSum: return 32
+        case .sum4: return 44
+        }
+    }
+}

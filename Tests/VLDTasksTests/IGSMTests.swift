@@ -1,0 +1,432 @@
+// IGSMTests.swift: iGSM-lite generation (determinism, exact op counts, answers checked by an
+// independent parser/evaluator of the problem text, template splits, vocabulary, lengths) and
+// the step-by-step solution checker (valid solutions pass, corruptions fail at the right step).
+
+import Foundation
+import Testing
+@testable import VLDTasks
+
+private let task = try! IGSMTask(config: IGSMConfig())
+
+// MARK: an independent reader of the problem text
+
+/// One parsed sentence: operand names, whether a literal constant occurs, and an evaluator.
+private struct ParsedDefinition {
+    var operands: [String]
+    var hasConstant: Bool
+    var evaluate: ([Int]) -> Int
+}
+
+private func mod23(_ x: Int) -> Int { ((x % 23) + 23) % 23 }
+
+/// Parses "each X 's Y" at `i`, returning "X 's Y".
+private func name(_ w: [String], _ i: Int) -> String? {
+    guard i + 3 < w.count, w[i] == "each", w[i + 2] == "'s" else { return nil }
+    return w[i + 1] + " 's " + w[i + 3]
+}
+
+/// The right-hand side of "... equals RHS" (without the final ".").
+private func parseRHS(_ r: [String]) -> ParsedDefinition? {
+    if r.count == 1, let c = Int(r[0]) { return ParsedDefinition(operands: [], hasConstant: true) { _ in c } }
+    if r.count == 4, let a = name(r, 0) { return ParsedDefinition(operands: [a], hasConstant: false) { $0[0] } }
+    if r.count > 3, let c = Int(r[0]), r[1] == "more", r[2] == "than", let inner = parseRHS(Array(r[3...])), !inner.hasConstant {
+        return ParsedDefinition(operands: inner.operands, hasConstant: true) { c + inner.evaluate($0) }
+    }
+    if r.count > 5, let c = Int(r[0]), r[1...4] == ["times", "as", "much", "as"], let inner = parseRHS(Array(r[5...])), !inner.hasConstant {
+        return ParsedDefinition(operands: inner.operands, hasConstant: true) { c * inner.evaluate($0) }
+    }
+    guard r.count > 3, r[0] == "the", r[2] == "of" else { return nil }
+    var names: [String] = []
+    var i = 3
+    while i < r.count {
+        guard let n = name(r, i) else { return nil }
+        names.append(n)
+        i += 4
+        if i < r.count {
+            let last = r[i] == "and"
+            guard r[i] == "," || last else { return nil }
+            i += 1
+            if last { guard i + 4 == r.count else { return nil } }
+        }
+    }
+    if r[1] == "sum", (2...4).contains(names.count) {
+        return ParsedDefinition(operands: names, hasConstant: false) { $0.reduce(0, +) }
+    }
+    if r[1] == "difference", names.count == 2 {
+        return ParsedDefinition(operands: names, hasConstant: false) { $0[0] - $0[1] }
+    }
+    return nil
+}
+
+/// Reads a problem's question back: the definitions by name, and the queried name.
+private func readQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], query: String)? {
+    guard q.count > 9, q[0] == "Question", q[1] == ":" else { return nil }
+    var defs: [String: ParsedDefinition] = [:]
+    var i = 2
+    while i < q.count, q[i] == "The" {
+        guard q[i + 1] == "number", q[i + 2] == "of", let n = name(q, i + 3), q[i + 7] == "equals",
+              let end = q[(i + 8)...].firstIndex(of: "."), let d = parseRHS(Array(q[(i + 8)..<end]))
+        else { return nil }
+        guard defs[n] == nil else { return nil }
+        defs[n] = d
+        i = end + 1
+    }
+    guard i + 7 == q.count, q[i] == "How", q[i + 1] == "many", q[i + 3] == "does", q[i + 5] == "have", q[i + 6] == "?" else { return nil }
+    return (defs, q[i + 4] + " 's " + q[i + 2])
+}
+
+/// Value and op count (own implementation of spec §6.3 step 4) of the query, from the text.
+private func evaluateIndependently(_ p: IGSMProblem) -> (value: Int, ops: Int)? {
+    guard let (defs, query) = readQuestion(p.question) else { return nil }
+    var memo: [String: Int] = [:]
+    func value(_ n: String, depth: Int) -> Int? {
+        if let v = memo[n] { return v }
+        guard depth < 64, let d = defs[n] else { return nil }
+        var args: [Int] = []
+        for o in d.operands {
+            guard let v = value(o, depth: depth + 1) else { return nil }
+            args.append(v)
+        }
+        let v = mod23(d.evaluate(args))
+        memo[n] = v
+        return v
+    }
+    guard let v = value(query, depth: 0) else { return nil }
+    var necessary = Set<String>(), stack = [query]
+    while let n = stack.popLast() { if necessary.insert(n).inserted { stack += defs[n]!.operands } }
+    var ops = 0
+    for n in necessary {
+        let indeg = defs[n]!.operands.count + (defs[n]!.hasConstant ? 1 : 0)
+        ops += indeg <= 2 ? 1 : indeg - 1
+    }
+    return (v, ops)
+}
+
+/// Word ranges of the Define steps of a solution.
+private func steps(_ s: [String]) -> [Range<Int>] {
+    var out: [Range<Int>] = []
+    var i = 0
+    while i < s.count, s[i] == "Define" {
+        let end = s[i...].firstIndex(of: ".")!
+        out.append(i..<(end + 1))
+        i = end + 1
+    }
+    return out
+}
+
+// MARK: tests
+
+@Test func igsmOperationCostFormula() {
+    #expect(IGSMTask.operationCost(parents: 0, hasConstant: true) == 1)    // c
+    #expect(IGSMTask.operationCost(parents: 1, hasConstant: false) == 1)   // A
+    #expect(IGSMTask.operationCost(parents: 1, hasConstant: true) == 1)    // c + A
+    #expect(IGSMTask.operationCost(parents: 2, hasConstant: false) == 1)   // A + B
+    #expect(IGSMTask.operationCost(parents: 2, hasConstant: true) == 2)    // c + (A - B)
+    #expect(IGSMTask.operationCost(parents: 3, hasConstant: false) == 2)   // A + B + C
+    #expect(IGSMTask.operationCost(parents: 4, hasConstant: false) == 3)   // A + B + C + D
+    for f in IGSMForm.allCases {   // a form's cost is the number of clauses its solution step has
+        #expect(f.cost == IGSMTask.operationCost(parents: f.parentCount, hasConstant: f.hasConstant))
+    }
+
+    // The spec's example: p = 10; r = p; u = 11 + (r + p): 1 + 1 + 2.
+    let example: [[Int]] = [[], [0], [1, 0]]
+    #expect(IGSMTask.operationCount(query: 2, parents: example, hasConstant: [true, false, true]) == 4)
+    #expect(IGSMTask.operationCount(query: 1, parents: example, hasConstant: [true, false, true]) == 2)
+    // Shared ancestors count once; the distractor 5 never counts.
+    let shared: [[Int]] = [[], [], [0, 1], [0, 1, 2], [0, 1, 2, 3], []]
+    let constants = [true, true, false, false, false, true]
+    #expect(IGSMTask.operationCount(query: 4, parents: shared, hasConstant: constants) == 8)
+    #expect(IGSMTask.operationCount(query: 3, parents: shared, hasConstant: constants) == 5)
+    #expect(IGSMTask.operationCount(query: 5, parents: shared, hasConstant: constants) == 1)
+    // 0 = c, 1 = c * 0, 2 = c, 3 = 1 - 2, 4 = c + (0 - 3), 5 = 4 + 1 + 2 (distractor of 4).
+    let mixed: [[Int]] = [[], [0], [], [1, 2], [0, 3], [4, 1, 2]]
+    let mixedConstants = [true, true, true, false, true, false]
+    #expect(IGSMTask.operationCount(query: 4, parents: mixed, hasConstant: mixedConstants) == 6)
+    #expect(IGSMTask.operationCount(query: 5, parents: mixed, hasConstant: mixedConstants) == 8)
+    #expect(IGSMTask.operationCount(query: 1, parents: mixed, hasConstant: mixedConstants) == 2)
+}
+
+@Test func igsmSolutionStepFormat() {
+    let params = [
+        IGSMParameter(owner: "Riverzoo", item: "Aviary", form: .constant, parents: [], constant: 10, value: 10),
+        IGSMParameter(owner: "Riverzoo", item: "Paddock", form: .copy, parents: [0], constant: 0, value: 10),
+        IGSMParameter(owner: "Northvale", item: "Riverzoo", form: .constPlusSum, parents: [1, 0], constant: 11, value: 8),
+    ]
+    var words: [String] = []
+    let symbols = ["p", "r", "u"]
+    IGSMText.appendStep(params[0], symbols: ["p"], symbolOf: symbols, params: params, to: &words)
+    IGSMText.appendStep(params[1], symbols: ["r"], symbolOf: symbols, params: params, to: &words)
+    IGSMText.appendStep(params[2], symbols: ["u", "m"], symbolOf: symbols, params: params, to: &words)
+    #expect(words.joined(separator: " ") == "Define Riverzoo 's Aviary as p ; so p = 10 . "
+            + "Define Riverzoo 's Paddock as r ; so r = p = 10 . "
+            + "Define Northvale 's Riverzoo as u ; m = r + p = 10 + 10 = 20 ; so u = 11 + m = 11 + 20 = 8 .")
+    var sentence: [String] = []
+    IGSMText.appendSentence(params[2], params, to: &sentence)
+    #expect(sentence.joined(separator: " ") == "The number of each Northvale 's Riverzoo equals 11 more than the sum of "
+            + "each Riverzoo 's Paddock and each Riverzoo 's Aviary .")
+    for f in IGSMForm.allCases {   // the length tables used by the budget match the rendering
+        let ps = Array(0..<f.parentCount)
+        let all = (0..<4).map { _ in IGSMParameter(owner: "Lion", item: "Zebra", form: .constant, parents: [], constant: 1, value: 1) }
+        let p = IGSMParameter(owner: "Lion", item: "Otter", form: f, parents: ps, constant: 5, value: 0)
+        var s: [String] = [], t: [String] = []
+        IGSMText.appendSentence(p, all, to: &s)
+        IGSMText.appendStep(p, symbols: ["x", "y", "z"], symbolOf: ["a", "b", "c", "d"], params: all, to: &t)
+        #expect(s.count == IGSMGraph.sentenceLength(f), "\(f)")
+        #expect(t.count == IGSMGraph.solutionLength(f), "\(f)")
+        #expect(t.filter { $0 == ";" || $0 == "." }.count == f.cost + 1, "\(f)")
+    }
+}
+
+@Test func igsmIsDeterministicAndSeeded() {
+    let a = task.problem(seed: 11, index: 5, ops: 4, split: .train)
+    #expect(a == task.problem(seed: 11, index: 5, ops: 4, split: .train))
+    #expect(a != task.problem(seed: 12, index: 5, ops: 4, split: .train))
+    #expect(a != task.problem(seed: 11, index: 6, ops: 4, split: .train))
+    #expect(task.trainingDocument(seed: 3, index: 9) == task.trainingDocument(seed: 3, index: 9))
+    #expect(task.trainingDocument(seed: 3, index: 9) != task.trainingDocument(seed: 4, index: 9))
+    let questions = Set((0..<50).map { task.problem(seed: 1, index: $0, ops: 3, split: .test).question })
+    #expect(questions.count == 50)
+}
+
+@Test func igsmAnswersMatchAnIndependentEvaluation() {
+    var checked = 0
+    for ops in [1, 2, 3, 5, 8, 12] {
+        for i in 0..<30 {
+            let p = task.problem(seed: 21, index: i, ops: ops, split: i % 2 == 0 ? .train : .test)
+            #expect(p.ops == ops)
+            guard let (value, parsedOps) = evaluateIndependently(p) else {
+                Issue.record("cannot read back: \(p.question.joined(separator: " "))")
+                continue
+            }
+            #expect(value == p.answer)
+            #expect(parsedOps == ops)
+            #expect(Array(p.solution.suffix(4)) == ["Answer", ":", String(p.answer), "<eos>"])
+            #expect((0...22).contains(p.answer))
+            // The generator's own graph agrees with the formula function.
+            let count = IGSMTask.operationCount(query: p.query, parents: p.parameters.map(\.parents),
+                                                hasConstant: p.parameters.map(\.form.hasConstant))
+            #expect(count == ops)
+            let c = task.check(p, candidate: p.solution)
+            #expect(c.validSolution && c.answerCorrect && c.answer == p.answer && c.firstInvalidStep == nil && c.reason == nil,
+                    "\(c.reason ?? "")")
+            #expect(c.stepsChecked == steps(p.solution).count + 1)
+            checked += 1
+        }
+    }
+    #expect(checked == 180)
+}
+
+@Test func igsmReachesEveryOpLevelInBothSplits() {
+    for (maxOps, edges) in [(1, 8), (6, 9), (6, 32), (15, 15), (15, 20)] {
+        let t = try! IGSMTask(config: IGSMConfig(maxOps: maxOps, maxEdges: edges))
+        for ops in 1...(maxOps + 6) {
+            for split in [IGSMSplit.train, .test] {
+                let p = t.problem(seed: 5, index: ops, ops: ops, split: split)
+                #expect(p.ops == ops)
+                #expect(p.parameters.count <= edges)
+                #expect(split == .train ? p.templateHash < 17 : p.templateHash >= 17)
+                #expect(p.prompt.count + p.solution.count <= t.maxDocumentLength)
+                #expect(evaluateIndependently(p)?.ops == ops)
+            }
+        }
+    }
+}
+
+@Test func igsmTemplateSplitsAreDisjoint() {
+    // An independent skeleton from the text: the level count (from the items the question
+    // names), then each solution word with names replaced by their level, numbers by "#",
+    // and symbols by the step (or intermediate) they refer to.
+    let levelOf = Dictionary(uniqueKeysWithValues: IGSMWords.hierarchies.flatMap { h in
+        h.enumerated().flatMap { l, items in items.map { ($0, l) } }
+    })
+    func skeleton(_ p: IGSMProblem) -> String { skeletonOf(question: p.question, solution: p.solution) }
+    func skeletonOf(question: [String], solution: [String]) -> String {
+        let levels = Set(question.compactMap { levelOf[$0] }).count
+        var out = ["d\(levels)"]
+        var stepOfSymbol: [String: String] = [:]
+        var step = 0
+        var intermediates = 0
+        for (i, w) in solution.enumerated() {
+            if w == "Define" { step += 1; intermediates = 0 }
+            if let l = levelOf[w] { out.append("L\(l)") }
+            else if Int(w) != nil { out.append("#") }
+            else if w.count == 1, w.first!.isLetter {
+                if i > 0, solution[i - 1] == "as" { stepOfSymbol[w] = "S\(step)" }
+                else if solution[i + 1] == "=", solution[i - 1] != "so", stepOfSymbol[w] == nil {
+                    intermediates += 1
+                    stepOfSymbol[w] = "I\(step).\(intermediates)"
+                }
+                out.append(stepOfSymbol[w] ?? "?")
+            } else { out.append(w) }
+        }
+        return out.joined(separator: " ")
+    }
+    var train: [String: Int] = [:], test: [String: Int] = [:]
+    for ops in 1...4 {
+        for i in 0..<60 {
+            let a = task.problem(seed: 8, index: i, ops: ops, split: .train)
+            let b = task.problem(seed: 8, index: i, ops: ops, split: .test)
+            #expect(a.templateHash < 17 && b.templateHash >= 17)
+            #expect(train.updateValue(a.templateHash, forKey: skeleton(a)).map { $0 == a.templateHash } ?? true)
+            #expect(test.updateValue(b.templateHash, forKey: skeleton(b)).map { $0 == b.templateHash } ?? true)
+        }
+    }
+    #expect(Set(train.keys).isDisjoint(with: test.keys))
+    #expect(train.count > 20 && test.count > 20)   // the sets are large enough for the check to mean something
+    for i in 0..<40 {
+        #expect(task.problem(seed: 2, index: i, ops: 15 - 3, split: .test).templateHash >= 17)
+    }
+    // The training stream is in the train split: none of its templates is a test template.
+    var fromTraining = Set<String>()
+    for i in 0..<120 {
+        let d = task.trainingDocument(seed: 4, index: i)
+        let cut = d.words.firstIndex(of: "Solution")!
+        fromTraining.insert(skeletonOf(question: Array(d.words[1..<cut]), solution: Array(d.words[(cut + 2)...])))
+    }
+    #expect(fromTraining.isDisjoint(with: test.keys))
+    #expect(!fromTraining.isDisjoint(with: train.keys))
+}
+
+@Test func igsmCheckerCatchesCorruptions() {
+    var sawReorder = false, sawWrongReference = false
+    for i in 0..<40 {
+        let p = task.problem(seed: 33, index: i, ops: 3 + i % 8, split: .train)
+        let s = p.solution
+        let st = steps(s)
+        let n = st.count
+        func check(_ c: [String]) -> IGSMCheck { task.check(p, candidate: c) }
+
+        // Valid, with or without <eos>, and with junk after <eos>.
+        #expect(check(s).validSolution)
+        #expect(check(Array(s.dropLast())).validSolution)
+        #expect(check(s + ["Answer", ":", "0"]).validSolution)
+
+        // A wrong result (or constant) in each step.
+        for k in 0..<n {
+            var c = s
+            let r = st[k].upperBound - 2
+            c[r] = String((Int(c[r])! + 1) % 23)
+            let res = check(c)
+            #expect(!res.validSolution && res.firstInvalidStep == k && res.stepsChecked == k + 1, "\(res)")
+            #expect(res.answer == p.answer && res.answerCorrect)
+        }
+        // A wrong substituted value in the last clause of each binary step.
+        for k in 0..<n where ["+", "-", "*"].contains(s[st[k].upperBound - 5]) {
+            var c = s
+            let v = st[k].upperBound - 6
+            c[v] = String((Int(c[v])! + 5) % 23)
+            #expect(check(c).firstInvalidStep == k)
+        }
+        // A wrong final answer.
+        var wrong = s
+        wrong[s.count - 2] = String((p.answer + 1) % 23)
+        let w = check(wrong)
+        #expect(!w.validSolution && w.firstInvalidStep == n && w.stepsChecked == n + 1)
+        #expect(w.answer == (p.answer + 1) % 23 && !w.answerCorrect)
+        // Truncations: mid-step and at a step boundary.
+        for k in 0..<n {
+            let mid = check(Array(s[..<(st[k].lowerBound + 9)]))
+            #expect(!mid.validSolution && mid.firstInvalidStep == k && mid.answer == nil)
+            let cut = check(Array(s[..<st[k].lowerBound]))
+            #expect(!cut.validSolution && cut.firstInvalidStep == k && cut.answer == nil)
+        }
+        // Answer without defining the query; garbage.
+        #expect(check(["Answer", ":", String(p.answer)]).firstInvalidStep == 0)
+        #expect(check(["Answer", ":", String(p.answer)]).answerCorrect)
+        let garbage = check(["so", "=", "Define", "+", "Lion", "Answer", ";"])
+        #expect(!garbage.validSolution && garbage.firstInvalidStep == 0 && garbage.answer == nil)
+        // Defining the same parameter twice.
+        if n >= 1 {
+            let dup = check(Array(s[st[0]]) + Array(s[st[0]]) + Array(s[st[0].upperBound...]))
+            #expect(dup.firstInvalidStep == 1)
+        }
+
+        // Swapping two adjacent steps: fine when independent, invalid at the first when not.
+        for k in 0..<(n - 1) {
+            let defined = s[st[k].lowerBound + 5]
+            var c = Array(s[..<st[k].lowerBound])
+            c += s[st[k + 1]]
+            c += s[st[k]]
+            c += s[st[k + 1].upperBound...]
+            let uses = s[st[k + 1]].dropFirst(7).contains(defined)
+            let res = check(c)
+            if uses { #expect(res.firstInvalidStep == k) } else { #expect(res.validSolution); sawReorder = true }
+        }
+        // A copy step that copies another defined parameter, values consistent: wrong reference.
+        for k in 1..<max(n, 1) where st[k].count == 14 {
+            let copied = s[st[k].upperBound - 4]
+            guard let other = (0..<k).map({ s[st[$0].lowerBound + 5] }).first(where: { $0 != copied }),
+                  let j = (0..<k).first(where: { s[st[$0].lowerBound + 5] == other }) else { continue }
+            var c = s
+            c[st[k].upperBound - 4] = other
+            c[st[k].upperBound - 2] = s[st[j].upperBound - 2]
+            let res = check(c)
+            #expect(res.firstInvalidStep == k && res.reason?.contains("does not follow the definition") == true, "\(res)")
+            sawWrongReference = true
+        }
+    }
+    #expect(sawReorder && sawWrongReference)
+}
+
+@Test func igsmDocumentsUseTheVocabularyAndFitTheBound() throws {
+    let vocab = task.vocabulary
+    #expect(Set(vocab).count == vocab.count)
+    #expect(vocab.allSatisfy { !$0.isEmpty && !$0.contains(where: \.isWhitespace) && !WordTokenizer.specials.contains($0) })
+    #expect((0...22).allSatisfy { vocab.contains(String($0)) })
+    #expect(vocab.count >= 150 && vocab.count <= 300)
+    let tokenizer = try WordTokenizer(family: task.family, words: vocab)
+    #expect(tokenizer.family == "igsm")
+    let known = Set(vocab).union(["<bos>", "<eos>"])
+    var longest = 0
+    for i in 0..<150 {
+        let d = task.trainingDocument(seed: 77, index: i)
+        #expect(d.words.allSatisfy(known.contains))
+        #expect(d.words.count <= task.maxDocumentLength)
+        #expect(d.words.first == "<bos>" && d.words.last == "<eos>")
+        let start = d.words.firstIndex(of: "Solution")! + 2
+        #expect(d.scored == d.words.indices.map { $0 >= start })
+        longest = max(longest, d.words.count)
+    }
+    #expect(longest > 150)
+    for ops in [7, 12] {
+        for i in 0..<20 {
+            let p = task.problem(seed: 9, index: i, ops: ops, split: .test)
+            #expect((p.prompt + p.solution).allSatisfy(known.contains))
+            #expect(p.prompt.count + p.solution.count <= task.maxDocumentLength)
+        }
+    }
+    let unmasked = try IGSMTask(config: IGSMConfig(maskQuestion: false))
+    let d = unmasked.trainingDocument(seed: 77, index: 0)
+    #expect(d.scored == d.words.indices.map { $0 > 0 })
+    #expect(d.words == task.trainingDocument(seed: 77, index: 0).words)
+}
+
+@Test func igsmConfigValidation() throws {
+    let c = IGSMConfig()
+    #expect(c.maxOps == 6 && c.maskQuestion && c.maxEdges == 12)
+    #expect(IGSMConfig(maxOps: 15).maxEdges == 20)
+    var follows = IGSMConfig()
+    follows.maxOps = 15   // maxEdges follows maxOps unless set
+    #expect(follows.maxEdges == 20)
+    try follows.validate()
+    follows.maxEdges = 16
+    follows.maxOps = 6
+    #expect(follows.maxEdges == 16)
+    #expect(task.maxDocumentLength == 16 + 20 * 12 + 20 * 12)
+    try c.validate()
+    #expect(throws: IGSMConfigError(message: "igsm: maxOps 0 is outside 1...15")) { try IGSMConfig(maxOps: 0).validate() }
+    #expect(throws: IGSMConfigError(message: "igsm: maxOps 16 is outside 1...15")) { try IGSMTask(config: IGSMConfig(maxOps: 16)) }
+    #expect(throws: IGSMConfigError(message: "igsm: maxEdges 14 is outside 15...32 (for maxOps 15)")) {
+        try IGSMConfig(maxOps: 15, maxEdges: 14).validate()
+    }
+    #expect(throws: IGSMConfigError(message: "igsm: maxEdges 33 is outside 9...32 (for maxOps 6)")) {
+        try IGSMConfig(maxEdges: 33).validate()
+    }
+    let decoded = try JSONDecoder().decode(IGSMConfig.self, from: Data("{\"maxOps\": 15}".utf8))
+    #expect(decoded == IGSMConfig(maxOps: 15, maskQuestion: true, maxEdges: 20))
+    let roundTrip = try JSONDecoder().decode(IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 8, maskQuestion: false, maxEdges: 17)))
+    #expect(roundTrip == IGSMConfig(maxOps: 8, maskQuestion: false, maxEdges: 17))
+    var auto = try JSONDecoder().decode(IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 6)))
+    auto.maxOps = 12
+    #expect(auto.maxEdges == 18)
+}
