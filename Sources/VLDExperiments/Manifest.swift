@@ -147,7 +147,7 @@ extension Manifest {
         let model = parseModel(root.object("model"))
         let tasks = parseTasks(root.value("task"), issues: issues)
         let train = parseTrain(root.object("train"), limits: limits)
-        if root.has("grid") { _ = root.value("grid"); issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)") }
+        if root.value("grid") != nil { issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)") }
         root.finish()
 
         let m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
@@ -225,7 +225,7 @@ extension Manifest {
         guard case .object = value else { return nil }
         let type = r.choice("type", default: "", from: TaskSpec.types)
         if !r.has("type") { issues.add(r.sub("type"), "missing; expected one of \(TaskSpec.types.joined(separator: ", "))") }
-        let weight = r.double("weight", default: 1, in: 1e-6...1e6)
+        let weight = r.double("weight", default: 1, in: 0.001...1000)
         var spec: TaskSpec?
         switch type {
         case "igsm": spec = parseIGSM(&r, weight: weight)

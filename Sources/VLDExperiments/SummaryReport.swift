@@ -10,7 +10,7 @@ enum SummaryReport {
         r.keyValues([
             ("grid axes", experiment.axes.isEmpty ? "none" : experiment.axes.joined(separator: ", ")),
             ("conditions", "\(conditions.count)"), ("seeds", seeds.map(String.init).joined(separator: ", ")),
-            ("error bars", "95% bootstrap interval of the mean with 3 or more seeds, else min–max over seeds"),
+            ("error bars", "95% bootstrap CI (≥ 3 seeds), else min–max"),
         ])
         let metricKeys: [String] = {
             var keys: [String] = []
@@ -68,7 +68,7 @@ enum SummaryReport {
         // Mean held-out loss curve per condition.
         r.heading("Training curves")
         r.chart(LineChart(title: "Held-out loss during training (mean over seeds)", xLabel: "step", yLabel: "cross-entropy (nats/token)",
-                          series: conditions.map { c in meanCurve(c, key: "evalLoss") }, logY: true).svg(width: 760, height: 380))
+                          series: conditions.map { c in meanCurve(c, key: "evalLoss") }).svg(width: 760, height: 380))
         if let k = accKeys.first {
             r.chart(LineChart(title: "In-distribution accuracy during training (mean over seeds)", xLabel: "step", yLabel: "accuracy",
                               series: conditions.map { c in meanCurve(c, key: k) }).svg(width: 760, height: 380))

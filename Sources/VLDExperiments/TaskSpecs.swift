@@ -10,6 +10,8 @@ extension Manifest {
         var c = IGSMConfig()
         c.maxOps = r.int("maxOps", default: c.maxOps, in: 1...15)
         c.maskQuestion = r.bool("maskQuestion", default: c.maskQuestion)
+        if r.has("maxEdges") { c.maxEdges = r.int("maxEdges", default: c.maxEdges, in: 1...IGSMConfig.largestMaxEdges) } else { _ = r.value("maxEdges") }
+        if r.has("maxWords") { c.maxWords = r.int("maxWords", default: 1000, in: 16...100_000) } else { _ = r.value("maxWords") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let ops = r.intList("evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
         do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
@@ -94,14 +96,21 @@ extension Manifest {
         if cfg.totalParams > limits.maxParams {
             issues.add("model", "the model has \(cfg.totalParams) parameters; the limit maxParams is \(limits.maxParams)")
         }
-        for spec in tasks {
+        for (k, spec) in tasks.enumerated() {
+            let path = tasks.count == 1 ? "task" : "task[\(k)]"
+            if case let .igsm(c, _, _, ops) = spec, c.maxWords != nil, let t = mixture.tasks[k] as? IGSMTask {
+                for op in Set(ops + [c.maxOps]).sorted() where !t.canGenerate(ops: op, split: .test) || !t.canGenerate(ops: op, split: .train) {
+                    issues.add(path + ".maxWords", "\(c.maxWords!) words is too few for problems with \(op) operations; raise maxWords or lower maxEdges")
+                    break
+                }
+            }
             if case let .randomTokens(c, _) = spec, c.tokens < model.context {
                 issues.add("task", "random-tokens needs tokens >= model.context (\(model.context)) to fill one window, got \(c.tokens)")
             }
         }
         let longest = mixture.maxDocumentLength
         if longest > model.context + 1 {
-            issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1)")
+            issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1) (or set a smaller igsm maxWords)")
         }
         let need = Manifest.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
         if need > Double(memoryMiB) {
@@ -118,7 +127,9 @@ extension Manifest {
             var f: [(String, JSONValue)] = [("type", .string(spec.type)), ("weight", JSONValue(spec.weight))]
             switch spec {
             case let .igsm(c, _, problems, ops):
-                f += [("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)),
+                f += [("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)), ("maxEdges", JSONValue(c.maxEdges))]
+                if let w = c.maxWords { f.append(("maxWords", JSONValue(w))) }
+                f += [
                       ("evalProblems", JSONValue(problems)), ("evalOps", .array(ops.map { JSONValue($0) }))]
             case let .bios(c, _, evalNames):
                 f += [("people", JSONValue(c.people)), ("firstNames", JSONValue(c.firstNames)),

@@ -26,7 +26,7 @@ enum TrialReport {
         }
         if !steps.isEmpty {
             r.chart(LineChart(title: "Loss", xLabel: "step", yLabel: "cross-entropy (nats/token)",
-                              series: [series("trainLoss", name: "train"), series("evalLoss", name: "held-out")], logY: true).svg(),
+                              series: [series("trainLoss", name: "train"), series("evalLoss", name: "held-out")]).svg(),
                     caption: "Training loss is the mean over the steps since the previous evaluation.")
         }
         let keys = metrics.last.map { row -> [String] in

@@ -51,6 +51,11 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         set { edgesOverride = newValue }
     }
     private var edgesOverride: Int?
+    /// Optional cap on the words of a document (prompt + solution), for models with a short
+    /// context: longer draws are rejected like draws with the wrong op count, so problems are
+    /// sampled conditional on fitting (at high op counts this favours fewer distractors; state it
+    /// when reporting). nil: the structural bound `IGSMTask.lengthBudget` alone.
+    public var maxWords: Int?
 
     public static let supportedMaxOps: ClosedRange<Int> = 1...15
     public static let largestMaxEdges = 32
@@ -69,13 +74,14 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         self.edgesOverride = maxEdges
     }
 
-    enum CodingKeys: String, CodingKey { case maxOps, maskQuestion, maxEdges }
+    enum CodingKeys: String, CodingKey { case maxOps, maskQuestion, maxEdges, maxWords }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(maxOps: try c.decodeIfPresent(Int.self, forKey: .maxOps) ?? 6,
                   maskQuestion: try c.decodeIfPresent(Bool.self, forKey: .maskQuestion) ?? true,
                   maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges))
+        maxWords = try c.decodeIfPresent(Int.self, forKey: .maxWords)
     }
 
     /// Writes maxEdges only when it was set (so a decoded config keeps following maxOps).
@@ -84,10 +90,11 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         try c.encode(maxOps, forKey: .maxOps)
         try c.encode(maskQuestion, forKey: .maskQuestion)
         try c.encodeIfPresent(edgesOverride, forKey: .maxEdges)
+        try c.encodeIfPresent(maxWords, forKey: .maxWords)
     }
 
     public static func == (a: IGSMConfig, b: IGSMConfig) -> Bool {
-        a.maxOps == b.maxOps && a.maskQuestion == b.maskQuestion && a.maxEdges == b.maxEdges
+        a.maxOps == b.maxOps && a.maskQuestion == b.maskQuestion && a.maxEdges == b.maxEdges && a.maxWords == b.maxWords
     }
 
     public func validate() throws {
@@ -207,7 +214,19 @@ public struct IGSMTask: SyntheticTask {
     static func lengthBudget(_ c: IGSMConfig) -> Int {
         let perEdge = 20 * c.maxEdges
         let perOp = 20 * (c.maxOps + 6)
-        return 16 + perEdge + perOp
+        return min(16 + perEdge + perOp, c.maxWords ?? Int.max)
+    }
+
+    /// Whether problems with `ops` operations that fit the length budget turn up within
+    /// `attempts` draws (validation uses it to refuse a maxWords no problem fits).
+    public func canGenerate(ops: Int, split: IGSMSplit, attempts: Int = 20_000) -> Bool {
+        var g = IGSMGraph()
+        var rng = TaskRNG(seed: 1, stream: 0xFEA5_1B1E, index: ops)
+        let budget = IGSMTask.lengthBudget(config)
+        for _ in 0..<attempts where g.draw(target: ops, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
+            return true
+        }
+        return false
     }
 
     /// Training document `index`: op uniform in 1...maxOps, train split; words = prompt + solution.

@@ -30,18 +30,19 @@ enum ExampleCommand {
           // One task, or a list of tasks with weights (a mixture). Types:
           //   igsm           iGSM-lite multi-step modular arithmetic (reasoning; specs/vld.md 6.3)
           //                  maxOps 1...15 (training ops 1..maxOps), maskQuestion true,
+          //                  maxEdges (sentences per problem, default 12), maxWords (length cap),
           //                  evalProblems 100 per op count, evalOps [maxOps, maxOps+5, maxOps+6]
           //   bios           bioS-lite biographies (knowledge bits; specs/vld.md 6.2 K2)
           //                  people, firstNames, middleNames, lastNames, exposures, attributes, evalNames
           //   random-tokens  memorising a fixed IID token stream (specs/vld.md 6.2 K1)
           //                  symbols (vocabulary n), tokens (stream length; windows of model.context)
-          "task": { "type": "igsm", "maxOps": 4, "evalProblems": 64 },
+          "task": { "type": "igsm", "maxOps": 3, "maxEdges": 8, "maxWords": 240, "evalProblems": 64 },
           "model": {
             "arch": "gpt2",               // gpt2 or llama
             "dModel": 64,
             "layers": 2,                  // physical blocks (parameters)
             "heads": 4,                   // kvHeads (llama, default heads), ffnHidden (default 4 dModel for gpt2)
-            "context": 160,               // must hold the longest document of the task (validate says how long)
+            "context": 240,               // must hold the longest document of the task (validate says how long)
             "schedule": "base",           // base, seq(k), cyc(k), inv(k), mcyc(k), alt, part(a,b,k), [0,1,1,0]
             "tiedEmbeddings": true        // default: true for gpt2, false for llama
           },

@@ -75,6 +75,12 @@ enum RunCommand {
         }
         signal(SIGINT) { _ in stopRequested = 1 }
         signal(SIGTERM) { _ in stopRequested = 1 }
+        // A parent may have spawned us with these blocked (the mask survives exec); unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         let tty = isatty(STDOUT_FILENO) == 1
         let bar = ProgressLine(enabled: tty)
         print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")

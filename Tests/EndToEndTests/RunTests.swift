@@ -11,7 +11,7 @@ func tinyManifest(name: String, steps: Int, every: Int, grid: String = "") -> St
       "seed": 3,
       "resources": {"threads": 2},
       "task": [
-        {"type": "igsm", "maxOps": 2, "evalProblems": 6, "evalOps": [1, 2]},
+        {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 192, "evalProblems": 6, "evalOps": [1, 2]},
         {"type": "bios", "people": 20, "weight": 0.5}
       ],
       "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 192},
@@ -114,7 +114,7 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let state = out.appendingPathComponent("kill/.partial/000-all-seed3/checkpoint/state.json")
     let deadline = Date().addingTimeInterval(120)
     // Wait for a checkpoint past the first one, then kill without warning.
-    while Date() < deadline {
+    while Date() < deadline, p.isRunning {
         if let data = try? Data(contentsOf: state), let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let step = s["step"] as? Int, step >= 20 { break }
         usleep(20_000)
@@ -147,7 +147,7 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     try p.run()
     let metrics = out.appendingPathComponent("int/.partial/000-all-seed3/metrics.jsonl")
     let deadline = Date().addingTimeInterval(120)
-    while Date() < deadline, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 { usleep(20_000) }
+    while Date() < deadline, p.isRunning, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 { usleep(20_000) }
     kill(p.processIdentifier, SIGINT)
     let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
