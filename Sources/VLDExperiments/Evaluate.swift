@@ -108,6 +108,7 @@ struct Evaluator {
     func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) -> (scalars: [(String, Double)], json: JSONValue) {
         var scalars: [(String, Double)] = []
         var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
+        var samples: [JSONValue] = []
         let T = manifest.model.context
         let chunk = max(1, min(64, manifest.train.batch * 2))
         for op in ops {
@@ -132,9 +133,19 @@ struct Evaluator {
                                              rng: &rng)
                 for (j, out) in outputs.enumerated() {
                     let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]
-                    let check = task.check(part[owners[j]], candidate: words)
+                    let problem = part[owners[j]]
+                    let check = task.check(problem, candidate: words)
                     if check.answerCorrect { correct += 1 }
                     if check.validSolution { valid += 1 }
+                    // The first two problems of each op count, so a reader can see what the model writes.
+                    if start - part.count + owners[j] < 2 {
+                        samples.append(.object([
+                            ("ops", JSONValue(op)), ("question", .string(problem.question.joined(separator: " "))),
+                            ("expected", .string(problem.solution.joined(separator: " "))),
+                            ("generated", .string(words.joined(separator: " "))), ("answerCorrect", .bool(check.answerCorrect)),
+                            ("validSolution", .bool(check.validSolution)), ("firstInvalidStep", check.firstInvalidStep.map { JSONValue($0) } ?? .null),
+                        ]))
+                    }
                 }
             }
             let acc = Double(correct) / Double(problems), val = Double(valid) / Double(problems)
@@ -148,6 +159,7 @@ struct Evaluator {
             ("decoding", .string("greedy")), ("split", .string("test")),
         ]
         if !skipped.isEmpty { fields.append(("promptTooLong", .object(skipped))) }
+        fields.append(("samples", .array(samples)))
         return (scalars, .object(fields))
     }
 
