@@ -126,10 +126,12 @@ struct Evaluator {
                     owners.append(i)
                 }
                 if prompts.isEmpty { continue }
-                let longest = prompts.map(\.count).max()!
+                // Every sequence may run to the end of the context (T - P + 1 new tokens for a prompt
+                // of P), whatever else shares its batch: generate stops each row at the capacity.
+                let shortest = prompts.map(\.count).min()!
                 var rng = SeededRNG(seed: 0)  // unused by greedy decoding
                 let outputs = model.generate(prompts: prompts,
-                                             options: .greedy(maxNewTokens: max(1, T - longest + 1), stopTokens: [WordTokenizer.eos]),
+                                             options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
                                              rng: &rng)
                 for (j, out) in outputs.enumerated() {
                     let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]

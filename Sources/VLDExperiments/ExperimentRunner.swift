@@ -52,14 +52,21 @@ public enum ExperimentRunner {
         }
         var results: [TrialResult] = []
         var stopped = false
-        let started = Date()
-        var flopsDoneThisRun = 0.0
         for trial in experiment.trials {
             let name = trial.directoryName
             let final = root.appendingPathComponent(name)
             if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
-                if let r = load(trial, final, name) { results.append(r) }
-                continue
+                if let r = load(trial, final, name) {
+                    results.append(r)
+                    continue
+                }
+                log("[\(trial.index + 1)/\(experiment.trials.count)] \(final.path)/results.json is unreadable; running the trial again")
+            }
+            if fm.fileExists(atPath: final.path) {
+                // A damaged or incomplete published directory is kept aside, never merged into.
+                let aside = partial.appendingPathComponent("\(name).stale-\(Int(Date().timeIntervalSince1970))")
+                try fm.moveItem(at: final, to: aside)
+                log("[\(trial.index + 1)/\(experiment.trials.count)] moved the incomplete \(final.path) to \(aside.path)")
             }
             if stopped { continue }
             let work = partial.appendingPathComponent(name)
@@ -82,13 +89,11 @@ public enum ExperimentRunner {
                 guard rename(work.path, final.path) == 0 else {
                     throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))")
                 }
-                flopsDoneThisRun += flops[trial.index]
                 if let r = load(trial, final, name) { results.append(r) }
                 try Summary.write(experiment: experiment, results: results.sorted { $0.trial.index < $1.trial.index }, to: root,
                                   vldVersion: VLD.version)
             }
         }
-        _ = started
         results.sort { $0.trial.index < $1.trial.index }
         if !results.isEmpty {
             try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)

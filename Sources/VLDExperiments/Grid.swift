@@ -88,6 +88,11 @@ public struct Experiment: Sendable {
                     issues.append(ManifestIssue(path: p, message: "not a dotted path such as model.schedule"))
                     continue
                 }
+                if parts.count > 8 || path.utf8.count > 200 {
+                    issues.append(ManifestIssue(path: "grid." + String(path.prefix(60)) + (path.count > 60 ? "..." : ""),
+                                                message: "a grid path has at most 8 parts and 200 bytes, e.g. task.0.maxOps"))
+                    continue
+                }
                 if ["name", "grid", "kind"].contains(path) {
                     issues.append(ManifestIssue(path: p, message: "\(path) cannot vary in a grid"))
                     continue
@@ -107,6 +112,8 @@ public struct Experiment: Sendable {
 
         var trials: [Trial] = []
         var all: [ManifestIssue] = []
+        var failing: [ManifestIssue: [Int]] = [:]  // issues not tied to an axis -> trials that have them
+        var labels: [Int: String] = [:]
         for index in 0..<count {
             var json = base
             var assignments: [(String, JSONValue)] = []
@@ -121,19 +128,37 @@ public struct Experiment: Sendable {
                 json.set(path: axis.0.split(separator: ".").map(String.init), to: v)
                 assignments.append((axis.0, v))
             }
+            labels[index] = assignments.map { "\($0.0)=\($0.1.brief)" }.joined(separator: ", ")
             do {
                 let m = try Manifest.parse(json, limits: limits, cores: cores)
                 trials.append(Trial(index: index, assignments: assignments, manifest: m, json: json))
             } catch let e as ManifestError {
                 for issue in e.issues {
                     // Attribute the problem to the grid value that caused it, when one did.
+                    // Manifest errors write list elements as task[0]; grid paths as task.0.
+                    let dotted = issue.path.replacingOccurrences(of: "[", with: ".").replacingOccurrences(of: "]", with: "")
                     var located = issue
-                    for (a, axis) in axes.enumerated() where issue.path == axis.0 || issue.path.hasPrefix(axis.0 + ".")
-                        || issue.path.hasPrefix(axis.0 + "[") {
-                        located.path = "grid.\(axis.0)[\(choice[a])]" + issue.path.dropFirst(axis.0.count)
+                    var attributed = false
+                    for (a, axis) in axes.enumerated() where dotted == axis.0 || dotted.hasPrefix(axis.0 + ".") {
+                        located.path = "grid.\(axis.0)[\(choice[a])]" + dotted.dropFirst(axis.0.count)
+                        attributed = true
                     }
-                    if !all.contains(located) { all.append(located) }
+                    if attributed {
+                        if !all.contains(located) { all.append(located) }
+                    } else {
+                        if failing[issue] == nil { all.append(issue) }
+                        failing[issue, default: []].append(index)
+                    }
                 }
+            }
+        }
+        // A problem that only some trials have names the first of them.
+        if count > 1 {
+            all = all.map { issue in
+                guard let which = failing[issue], which.count < count, let first = which.first else { return issue }
+                var named = issue
+                named.message += " (in \(which.count) of \(count) trials, e.g. trial \(first): \(labels[first] ?? ""))"
+                return named
             }
         }
         if !all.isEmpty { throw ManifestError(all) }

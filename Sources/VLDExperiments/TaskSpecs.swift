@@ -14,6 +14,7 @@ extension Manifest {
         if r.has("maxWords") { c.maxWords = r.int("maxWords", default: 1000, in: 16...100_000) } else { _ = r.value("maxWords") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let ops = r.intList("evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
+        if Set(ops).count != ops.count { r.issues.add(r.sub("evalOps"), "lists an operation count twice; expected distinct values") }
         do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
         return .igsm(c, weight: weight, evalProblems: problems, evalOps: ops)
     }
@@ -99,7 +100,8 @@ extension Manifest {
         for (k, spec) in tasks.enumerated() {
             let path = tasks.count == 1 ? "task" : "task[\(k)]"
             if case let .igsm(c, _, _, ops) = spec, c.maxWords != nil, let t = mixture.tasks[k] as? IGSMTask {
-                for op in Set(ops + [c.maxOps]).sorted() where !t.canGenerate(ops: op, split: .test) || !t.canGenerate(ops: op, split: .train) {
+                for op in Set(ops + [c.maxOps]).sorted()
+                where t.acceptanceRate(ops: op, split: .test) < 0.002 || t.acceptanceRate(ops: op, split: .train) < 0.002 {
                     issues.add(path + ".maxWords", "\(c.maxWords!) words is too few for problems with \(op) operations; raise maxWords or lower maxEdges")
                     break
                 }

@@ -100,16 +100,24 @@ public enum TrainRunner {
         var model: Transformer, opt: OptimizerState, state: TrainingState
         var elapsedBefore = 0.0
         var lossSum = 0.0, lossCount = 0
+        var lastTrainLoss = Double.nan
         if fm.fileExists(atPath: ckpt.appendingPathComponent("state.json").path) {
             (model, opt, state) = try Checkpoint.loadForResume(from: ckpt, pool: pool)
             guard model.config == cfg else { throw TrialError("\(ckpt.path) holds a different model; remove \(dir.path) to start over") }
             _ = try WordTokenizer.load(from: ckpt, expecting: mixture.tokenizer)
             let run = try? JSONValue.parse(Data(contentsOf: ckpt.appendingPathComponent("run.json")))
             guard case let .number(e)? = run?["elapsedSeconds"], case let .number(ls)? = run?["lossSum"],
-                  case let .number(lc)? = run?["lossCount"] else {
-                throw TrialError("\(ckpt.path)/run.json is missing or damaged; remove \(dir.path) to start over")
+                  case let .number(lc)? = run?["lossCount"], case let .number(th)? = run?["threads"],
+                  e.isFinite, ls.isFinite, lc >= 0, lc <= 1e12, lc.rounded() == lc, (0...Double(m.train.steps)).contains(Double(state.step)),
+                  state.dataCursor >= 0 else {
+                throw TrialError("\(ckpt.path): run.json or state.json is missing or damaged; remove \(dir.path) to start over")
+            }
+            // Reductions are ordered per thread, so a run continues bit-for-bit only with its thread count.
+            guard Int(th) == threads else {
+                throw TrialError("\(dir.path) was started with \(Int(th)) threads; resume it with --threads \(Int(th)) (results depend on the thread count)")
             }
             (elapsedBefore, lossSum, lossCount) = (e, ls, Int(lc))
+            if case let .number(x)? = run?["lastTrainLoss"] { lastTrainLoss = x }
             log("resuming at step \(state.step) of \(m.train.steps) from \(ckpt.path)")
         } else {
             var rng = SeededRNG(seed: m.seed)
@@ -132,10 +140,10 @@ public enum TrainRunner {
 
         let start = Date()
         let firstStep = state.step
-        var lastTrainLoss = Double.nan
         func saveCheckpoint() throws {
             let run = JSONValue.object([
-                ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)),
+                ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)), ("lastTrainLoss", JSONValue(lastTrainLoss)),
+                ("threads", JSONValue(threads)),
                 ("elapsedSeconds", JSONValue(elapsedBefore + Date().timeIntervalSince(start))),
             ])
             try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state,
@@ -193,20 +201,24 @@ public enum TrainRunner {
             if state.step % m.checkpointEvery == 0 || state.step == steps {
                 try saveCheckpoint()
             }
-            if state.step == steps {
-                let wall = elapsedBefore + Date().timeIntervalSince(start)
-                let results = resultsJSON(trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
-                                          trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
-                try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: readMetrics(metricsFile)),
-                                    to: dir.appendingPathComponent("report.html"))
-                try writeAtomically(results.serialized() + "\n", to: dir.appendingPathComponent("results.json"))
-                log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
-            }
+            if state.step == steps { try finish(e) }
         }
-        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) {
-            throw TrialError("\(dir.path): the checkpoint is at the last step but results.json is missing; remove the directory to rerun")
-        }
+        // Killed after the last checkpoint but before results.json: the final evaluation is a pure
+        // function of the checkpointed weights, so it is recomputed.
+        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) { try finish(evaluator.evaluate(model)) }
         return .completed
+
+        func finish(_ e: Evaluation) throws {
+            let wall = elapsedBefore + Date().timeIntervalSince(start)
+            let results = resultsJSON(trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
+                                      trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
+            try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: readMetrics(metricsFile)),
+                                to: dir.appendingPathComponent("report.html"))
+            try writeAtomically(results.serialized() + "\n", to: dir.appendingPathComponent("results.json"))
+            let extras = e.scalars.filter { !$0.0.contains(".valid.") }.prefix(6)
+                .map { "\($0.0)=\(formatNumber($0.1, significant: 3))" }.joined(separator: " ")
+            log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
+        }
     }
 
     /// results.json of a finished trial.
@@ -267,7 +279,7 @@ public enum TrainRunner {
         guard let text = try? String(contentsOf: file, encoding: .utf8) else { return }
         let kept = text.split(separator: "\n").filter { line in
             guard let v = try? JSONValue.parse(String(line)), case let .number(s)? = v["step"] else { return false }
-            return Int(s) <= step
+            return s <= Double(step)
         }
         try writeAtomically(kept.map { $0 + "\n" }.joined(), to: file)
     }

@@ -217,16 +217,18 @@ public struct IGSMTask: SyntheticTask {
         return min(16 + perEdge + perOp, c.maxWords ?? Int.max)
     }
 
-    /// Whether problems with `ops` operations that fit the length budget turn up within
-    /// `attempts` draws (validation uses it to refuse a maxWords no problem fits).
-    public func canGenerate(ops: Int, split: IGSMSplit, attempts: Int = 20_000) -> Bool {
+    /// Fraction of raw draws for `ops` operations that are accepted (right op count, split and
+    /// length). Validation refuses a maxWords that makes this tiny, since every document would
+    /// then cost thousands of draws (or hit the draw cap).
+    public func acceptanceRate(ops: Int, split: IGSMSplit, draws: Int = 4000) -> Double {
         var g = IGSMGraph()
         var rng = TaskRNG(seed: 1, stream: 0xFEA5_1B1E, index: ops)
         let budget = IGSMTask.lengthBudget(config)
-        for _ in 0..<attempts where g.draw(target: ops, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
-            return true
+        var accepted = 0
+        for _ in 0..<draws where g.draw(target: ops, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
+            accepted += 1
         }
-        return false
+        return Double(accepted) / Double(draws)
     }
 
     /// Training document `index`: op uniform in 1...maxOps, train split; words = prompt + solution.

@@ -36,13 +36,13 @@ enum ExampleCommand {
           //                  people, firstNames, middleNames, lastNames, exposures, attributes, evalNames
           //   random-tokens  memorising a fixed IID token stream (specs/vld.md 6.2 K1)
           //                  symbols (vocabulary n), tokens (stream length; windows of model.context)
-          "task": { "type": "igsm", "maxOps": 3, "maxEdges": 8, "maxWords": 240, "evalProblems": 64 },
+          "task": { "type": "igsm", "maxOps": 3, "maxEdges": 8, "maxWords": 280, "evalProblems": 64 },
           "model": {
             "arch": "gpt2",               // gpt2 or llama
             "dModel": 64,
             "layers": 2,                  // physical blocks (parameters)
             "heads": 4,                   // kvHeads (llama, default heads), ffnHidden (default 4 dModel for gpt2)
-            "context": 240,               // must hold the longest document of the task (validate says how long)
+            "context": 280,               // must hold the longest document of the task (validate says how long)
             "schedule": "base",           // base, seq(k), cyc(k), inv(k), mcyc(k), alt, part(a,b,k), [0,1,1,0]
             "tiedEmbeddings": true        // default: true for gpt2, false for llama
           },

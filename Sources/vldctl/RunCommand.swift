@@ -157,7 +157,7 @@ enum SummaryTable {
             for k in keys {
                 if case let .number(v)? = c["metrics"]?[k]?["mean"] {
                     var cell = k.hasPrefix("igsm.acc.") ? String(format: "%.1f%%", 100 * v) : formatNumber(v, significant: 4)
-                    if case let .array(ci)? = c["metrics"]?[k]?["ci95"], case let .number(lo) = ci[0], case let .number(hi) = ci[1] {
+                    if case let .array(ci)? = c["metrics"]?[k]?["ci95"], ci.count == 2, case let .number(lo) = ci[0], case let .number(hi) = ci[1] {
                         cell += k.hasPrefix("igsm.acc.") ? String(format: " [%.1f, %.1f]", 100 * lo, 100 * hi)
                             : " [\(formatNumber(lo, significant: 3)), \(formatNumber(hi, significant: 3))]"
                     }

@@ -139,3 +139,18 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     #expect(MetricStats([1, 2]).ci95 == nil)
     #expect(abs(MetricStats([1, 2]).std - 0.7071067811865476) < 1e-12)
 }
+
+@Test func gridAndEvalOpsMistakesAreCaught() {
+    let deep = String(repeating: "a.", count: 20) + "b"
+    #expect(issues(manifest(#", "grid": {"\#(deep)": [1]}"#)).contains { $0.hasPrefix("grid.a.a.a") && $0.contains("at most 8 parts") })
+    #expect(issues(manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalOps": [2, 2]}"#))
+        .contains("task.evalOps: lists an operation count twice; expected distinct values"))
+    // A cross-section problem in some trials only names one of them.
+    let some = issues(manifest(#", "grid": {"model.dModel": [32, 31]}"#))
+    #expect(some.contains { $0.hasPrefix("model: heads (2) must divide dModel (31)") == false && $0.hasPrefix("grid.model.dModel[1]") }
+        || some.contains { $0.contains("(in 1 of 2 trials, e.g. trial 1: model.dModel=31)") }, "\(some)")
+    // A typo shared by every trial is reported once, without a trial name.
+    let typo = issues(manifest(#", "priorty": 1, "grid": {"seed": [1, 2, 3]}"#))
+    #expect(typo.filter { $0.hasPrefix("priorty:") }.count == 1)
+    #expect(!typo.contains { $0.contains("trials, e.g.") })
+}
