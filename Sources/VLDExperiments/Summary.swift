@@ -6,6 +6,7 @@
 // Bootstrap", 1993, ch. 13; 10,000 resamples from a fixed seed, so the interval is reproducible).
 
 import Foundation
+import VLDTasks
 
 /// A finished trial as the summary sees it.
 public struct TrialResult {
@@ -62,19 +63,12 @@ public struct MetricStats: Equatable, Sendable {
 
     /// 95% percentile-bootstrap interval of the mean.
     static func bootstrap(_ values: [Double], resamples: Int = 10_000) -> (Double, Double) {
-        var state: UInt64 = 0x5EED_B007
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = TaskRNG(seed: 0x5EED_B007)
         let n = values.count
         var means = [Double](repeating: 0, count: resamples)
         for r in 0..<resamples {
             var s = 0.0
-            for _ in 0..<n { s += values[Int(next() % UInt64(n))] }
+            for _ in 0..<n { s += values[rng.int(n)] }
             means[r] = s / Double(n)
         }
         means.sort()

@@ -192,8 +192,7 @@ public enum TrainRunner {
             ]
             fields += e.scalars.map { ($0.0, JSONValue($0.1)) }
             try appendMetrics(metricsFile, .object(fields))
-            let extras = e.scalars.filter { !$0.0.contains(".valid.") }.prefix(6)
-                .map { "\($0.0)=\(formatNumber($0.1, significant: 3))" }.joined(separator: " ")
+            let extras = headline(e)
             log(String(format: "step %d/%d train_loss=%.4f eval_loss=%.4f tok/s=%.0f", state.step, steps, lastTrainLoss, e.loss, tps)
                 + " eta=\(formatDuration(eta)) " + extras)
             context.progress(TrainProgress(step: state.step, steps: steps, loss: lastTrainLoss, tokensPerSecond: tps,
@@ -215,10 +214,15 @@ public enum TrainRunner {
             try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: readMetrics(metricsFile)),
                                 to: dir.appendingPathComponent("report.html"))
             try writeAtomically(results.serialized() + "\n", to: dir.appendingPathComponent("results.json"))
-            let extras = e.scalars.filter { !$0.0.contains(".valid.") }.prefix(6)
-                .map { "\($0.0)=\(formatNumber($0.1, significant: 3))" }.joined(separator: " ")
+            let extras = headline(e)
             log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
         }
+    }
+
+    /// The first few metrics of an evaluation as key=value text for the log.
+    static func headline(_ e: Evaluation) -> String {
+        e.scalars.filter { !$0.0.contains(".valid.") }.prefix(6)
+            .map { "\($0.0)=\(formatNumber($0.1, significant: 3))" }.joined(separator: " ")
     }
 
     /// results.json of a finished trial.

@@ -45,11 +45,4 @@ enum CLI {
 
     /// Upper bound for --threads: more threads than this many per core only adds overhead.
     static var maxThreads: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
-
-    /// Human-friendly duration, e.g. 1m05s.
-    static func duration(_ s: Double) -> String {
-        if s < 60 { return String(format: "%.1fs", s) }
-        let m = Int(s) / 60, r = Int(s) % 60
-        return m < 60 ? String(format: "%dm%02ds", m, r) : String(format: "%dh%02dm", m / 60, m % 60)
-    }
 }

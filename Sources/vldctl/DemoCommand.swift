@@ -5,6 +5,7 @@
 // checkpoint when run again with the same options, and prints one table row per evaluation.
 
 import Foundation
+import VLDExperiments
 import VLDModel
 import VLDTasks
 import VLDTensor
@@ -95,7 +96,7 @@ enum DemoCommand {
                 let tps = Double(done * B * T) / elapsed
                 let eta = elapsed / Double(done) * Double(steps - state.step)
                 print(String(format: "%6d   %10.4g   %9.4g   %10.1f%%   %8.0f   %8@", state.step, recentLoss, e.loss, 100 * e.exact, tps,
-                             CLI.duration(eta) as NSString))
+                             formatDuration(eta) as NSString))
                 fflush(stdout)
                 try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state)
             }
