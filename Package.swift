@@ -36,6 +36,7 @@ let package = Package(
         // release configuration the suite runs in; neither module has hot loops.
         .target(name: "VLDTasks", swiftSettings: testable),
         .target(name: "VLDExperiments", dependencies: ["VLDModel", "VLDTasks"], swiftSettings: testable),
+        .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
 
         .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
         .executableTarget(name: "vldctl", dependencies: ["VLDExperiments", "VLDModel", "VLDTasks"]),
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"], exclude: ["Fixtures"]),
         .testTarget(name: "VLDTasksTests", dependencies: ["VLDTasks"]),
         .testTarget(name: "VLDExperimentsTests", dependencies: ["VLDExperiments"]),
+        .testTarget(name: "VLDStoreTests", dependencies: ["VLDStore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
     ],
     swiftLanguageModes: [.v5]
