@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "VLDTasks", swiftSettings: testable),
         .target(name: "VLDExperiments", dependencies: ["VLDModel", "VLDTasks"], swiftSettings: testable),
         .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
+        .target(name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable),
 
         .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
         .executableTarget(name: "vldctl", dependencies: ["VLDExperiments", "VLDModel", "VLDTasks"]),
@@ -47,6 +48,7 @@ let package = Package(
         .testTarget(name: "VLDTasksTests", dependencies: ["VLDTasks"]),
         .testTarget(name: "VLDExperimentsTests", dependencies: ["VLDExperiments"]),
         .testTarget(name: "VLDStoreTests", dependencies: ["VLDStore"]),
+        .testTarget(name: "VLDCoreTests", dependencies: ["VLDCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["VLDModel"]),
     ],
     swiftLanguageModes: [.v5]

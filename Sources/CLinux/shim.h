@@ -18,3 +18,9 @@ static inline int clinux_rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
+
+/// renameat2(2) relative to directory fds, failing with EEXIST instead of replacing `to`
+/// (the spool's moves out of incoming/).
+static inline int clinux_renameat_noreplace(int fromdir, const char *from, int todir, const char *to) {
+    return renameat2(fromdir, from, todir, to, RENAME_NOREPLACE);
+}

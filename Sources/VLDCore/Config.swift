@@ -1,0 +1,186 @@
+// Config.swift: vldd.conf, the daemon's configuration file.
+//
+// The format is `key = value` lines; `#` starts a comment; blank lines are ignored. Every key
+// has a documented default, so an empty file is a valid configuration. An unknown key, a
+// repeated key or a value out of range is an error naming the file and line: a typo must not
+// silently become a default. Relative paths are resolved against the directory vldd starts in
+// (a checkout runs `vldd --config etc/vldd/vldd.conf` from its root).
+//
+// SIGHUP re-reads the file; only the limits, concurrency, retry and grace settings take effect
+// (paths, the socket and the submit group need a restart), and a file with any error is refused
+// as a whole while the running configuration stays.
+
+import Foundation
+import VLDExperiments
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int?
+    public let message: String
+    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
+}
+
+public struct DaemonConfig: Equatable, Sendable {
+    /// The state tree: spool/, db/, runs/, outbox/.
+    public var stateDirectory = "var/lib/vldd"
+    /// The control socket; empty means `<state>/control.sock`.
+    public var socketPath = ""
+    /// Members of this group (and root, and the daemon's user) may submit; empty means the
+    /// daemon's own primary group.
+    public var submitGroup = ""
+    /// Jobs that run at the same time.
+    public var workers = 1
+    /// Worker threads a job gets when its manifest does not say.
+    public var threadsPerJob = 2
+    /// Threads all running jobs may use together; 0 means the number of cores.
+    public var totalThreads = 0
+    public var limits = Limits()
+    /// Failures (non-zero exits, crashes) after which a job is failed instead of retried.
+    public var maxFailures = 3
+    /// First retry delay; each further failure doubles it.
+    public var retryBaseSeconds = 30.0
+    /// How long a stopping worker gets to checkpoint after SIGTERM before SIGKILL.
+    public var jobStopGraceSeconds = 60.0
+    /// A spool file that does not parse is left alone this long (it may still be being written).
+    public var ingestGraceSeconds = 30.0
+    /// Full rescans of the spool, besides inotify.
+    public var rescanSeconds = 60.0
+    /// Nice value for workers (0-19).
+    public var workerNice = 10
+
+    public init() {}
+
+    public var effectiveTotalThreads: Int {
+        totalThreads > 0 ? totalThreads : ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// The settings a SIGHUP may change; everything else needs a restart.
+    public func reloadable(from new: DaemonConfig) -> DaemonConfig {
+        var next = new
+        next.stateDirectory = stateDirectory
+        next.socketPath = socketPath
+        next.submitGroup = submitGroup
+        return next
+    }
+
+    /// Every key with its description and default, in file order (for docs and `vldctl doctor`).
+    public static let keys: [(key: String, help: String)] = [
+        ("state_dir", "the state tree (spool, db, runs, outbox); default var/lib/vldd"),
+        ("socket", "the control socket; default <state_dir>/control.sock"),
+        ("submit_group", "group whose members may submit; default the daemon's primary group"),
+        ("workers", "jobs that run at the same time, 1-64; default 1"),
+        ("threads_per_job", "threads of a job whose manifest does not set resources.threads, 1-256; default 2"),
+        ("total_threads", "threads all running jobs share, 0 = number of cores; default 0"),
+        ("max_manifest_bytes", "largest manifest accepted; default 1048576"),
+        ("max_trials", "most trials one manifest may expand to; default 512"),
+        ("max_params", "largest model (parameters); default 200000000"),
+        ("max_steps", "most training steps per trial; default 10000000"),
+        ("max_threads", "most threads one job may ask for; default 64"),
+        ("max_memory_mib", "most memory one job may ask for (MiB); default 65536"),
+        ("max_failures", "failures before a job is failed instead of retried, 1-100; default 3"),
+        ("retry_base_seconds", "first retry delay, doubled per failure; default 30"),
+        ("job_stop_grace_seconds", "time a stopped job gets to checkpoint before SIGKILL; default 60"),
+        ("ingest_grace_seconds", "age before an unparsable spool file is rejected; default 30"),
+        ("rescan_seconds", "period of the full spool rescan; default 60"),
+        ("worker_nice", "nice value of worker processes, 0-19; default 10"),
+    ]
+
+    /// Parses the text of a configuration file; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws -> DaemonConfig {
+        var config = DaemonConfig()
+        var seen: [String: Int] = [:]
+        let known = Set(keys.map(\.key))
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = i + 1
+            func fail(_ message: String) -> ConfigError { ConfigError(file: file, line: lineNumber, message: message) }
+            var line = Substring(raw)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw fail("expected key = value, got \"\(trimmed.prefix(60))\"")
+            }
+            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            guard known.contains(key) else {
+                let suggestion = keys.map(\.key).min { editDistance($0, key) < editDistance($1, key) }
+                let hint = suggestion.map { editDistance($0, key) <= 3 ? " (did you mean \($0)?)" : "" } ?? ""
+                throw fail("unknown key \"\(key)\"\(hint); known keys: \(keys.map(\.key).joined(separator: ", "))")
+            }
+            if let first = seen[key] { throw fail("\(key) is set again (first on line \(first))") }
+            seen[key] = lineNumber
+
+            func int(_ range: ClosedRange<Int>) throws -> Int {
+                guard let v = Int(value) else { throw fail("\(key) must be an integer, got \"\(value)\"") }
+                guard range.contains(v) else { throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
+                return v
+            }
+            func seconds(_ range: ClosedRange<Double>) throws -> Double {
+                guard let v = Double(value), v.isFinite else { throw fail("\(key) must be a number of seconds, got \"\(value)\"") }
+                guard range.contains(v) else { throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound) seconds, got \(value)") }
+                return v
+            }
+            func path() throws -> String {
+                guard !value.isEmpty else { throw fail("\(key) must not be empty") }
+                guard !value.contains("\0") else { throw fail("\(key) contains a NUL byte") }
+                return value
+            }
+            switch key {
+            case "state_dir": config.stateDirectory = try path()
+            case "socket": config.socketPath = try path()
+            case "submit_group":
+                guard value.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !value.isEmpty else {
+                    throw fail("submit_group must be a group name, got \"\(value)\"")
+                }
+                config.submitGroup = value
+            case "workers": config.workers = try int(1...64)
+            case "threads_per_job": config.threadsPerJob = try int(1...256)
+            case "total_threads": config.totalThreads = try int(0...4096)
+            case "max_manifest_bytes": config.limits.maxManifestBytes = try int(256...(64 << 20))
+            case "max_trials": config.limits.maxTrials = try int(1...100_000)
+            case "max_params": config.limits.maxParams = try int(1_000...100_000_000_000)
+            case "max_steps": config.limits.maxSteps = try int(1...1_000_000_000)
+            case "max_threads": config.limits.maxThreads = try int(1...4096)
+            case "max_memory_mib": config.limits.maxMemoryMiB = try int(16...(1 << 24))
+            case "max_failures": config.maxFailures = try int(1...100)
+            case "retry_base_seconds": config.retryBaseSeconds = try seconds(0...86_400)
+            case "job_stop_grace_seconds": config.jobStopGraceSeconds = try seconds(1...3_600)
+            case "ingest_grace_seconds": config.ingestGraceSeconds = try seconds(0...3_600)
+            case "rescan_seconds": config.rescanSeconds = try seconds(1...86_400)
+            case "worker_nice": config.workerNice = try int(0...19)
+            default: break
+            }
+        }
+        if config.threadsPerJob > config.limits.maxThreads {
+            throw ConfigError(file: file, line: seen["threads_per_job"],
+                              message: "threads_per_job (\(config.threadsPerJob)) exceeds max_threads (\(config.limits.maxThreads))")
+        }
+        return config
+    }
+
+    /// Reads and parses `path`. A missing file is an error (the daemon never runs on guesses).
+    public static func load(_ path: String) throws -> DaemonConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: nil, message: "cannot read: \(String(cString: strerror(errno)))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: nil, message: "not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short keys.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

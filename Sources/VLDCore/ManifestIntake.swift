@@ -1,0 +1,50 @@
+// ManifestIntake.swift: turns the bytes of a submitted manifest into queue rows, or into the
+// list of reasons it cannot be queued. Shared by the spool and the control socket.
+
+import Foundation
+import VLDExperiments
+import VLDStore
+
+public enum IntakeVerdict {
+    /// A valid manifest: the experiment name, kind and one job per trial.
+    case valid(name: String, kind: String, jobs: [NewJob])
+    /// Not JSON (yet): a file still being written looks like this, so the spool may wait.
+    case unparsable(String)
+    /// Well-formed JSON that is not an acceptable manifest; every problem with its JSON path.
+    case invalid([ManifestIssue])
+}
+
+public enum ManifestIntake {
+    /// Validates `data` under the daemon's limits; a trial without resources.threads gets
+    /// `config.threadsPerJob`.
+    public static func check(_ data: Data, config: DaemonConfig) -> IntakeVerdict {
+        if data.count > config.limits.maxManifestBytes {
+            return .invalid([ManifestIssue(path: "", message: "the manifest is \(data.count) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)")])
+        }
+        if String(data: data, encoding: .utf8) == nil {
+            return .invalid([ManifestIssue(path: "", message: "not UTF-8 text")])
+        }
+        do {
+            _ = try JSONValue.parse(data)
+        } catch {
+            return .unparsable("not valid JSON: \(error)")
+        }
+        do {
+            let experiment = try Experiment.parse(data, limits: config.limits, cores: config.threadsPerJob)
+            let kind = experiment.trials.first?.manifest.kind.rawValue ?? "train"
+            let single = experiment.trials.count == 1 && experiment.axes.isEmpty
+            let jobs = experiment.trials.map { trial -> NewJob in
+                let m = trial.manifest
+                return NewJob(trialIndex: trial.index,
+                              name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
+                              params: trial.json.serialized(), priority: m.priority, threads: m.threads,
+                              memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
+            }
+            return .valid(name: experiment.name, kind: kind, jobs: jobs)
+        } catch let error as ManifestError {
+            return .invalid(error.issues)
+        } catch {
+            return .invalid([ManifestIssue(path: "", message: "\(error)")])
+        }
+    }
+}

@@ -1,0 +1,139 @@
+// StateTree.swift: the daemon's directories (specs/ops.md 6.1) and the system calls it makes on
+// them.
+//
+//   <state>/spool/tmp/        1730  producers stage NAME.json.part here, then rename into incoming/
+//   <state>/spool/incoming/   1730  the watched drop directory: the group can create, not list
+//   <state>/spool/accepted/   0750  <manifest-id>.json, the audit copy of every accepted manifest
+//   <state>/spool/rejected/   2750  <name>.<utc> and <name>.<utc>.reason.json
+//   <state>/db/               0700  vldd.sqlite3 (+ -wal, -shm)
+//   <state>/runs/<job-id>/    0750  a worker's directory: job.json, stdout.log, the trial in work/
+//   <state>/outbox/           2750  <job-id>-<name>/ published by one rename; summaries likewise
+//
+// Everything is one tree so every move is a same-filesystem rename (ops.md finding 0.6). The
+// installed package creates the tree with tmpfiles.d; a checkout's vldd creates it here with the
+// same modes. The daemon runs with umask 027.
+
+import Foundation
+import CLinux
+
+public struct StateTree: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+    }
+
+    public var spool: String { root + "/spool" }
+    public var spoolTmp: String { spool + "/tmp" }
+    public var incoming: String { spool + "/incoming" }
+    public var accepted: String { spool + "/accepted" }
+    public var rejected: String { spool + "/rejected" }
+    public var dbDirectory: String { root + "/db" }
+    public var database: String { dbDirectory + "/vldd.sqlite3" }
+    public var runs: String { root + "/runs" }
+    public var outbox: String { root + "/outbox" }
+    public func run(_ job: Int) -> String { runs + "/\(job)" }
+
+    /// Every directory with its mode, parents first.
+    public var directories: [(path: String, mode: mode_t)] {
+        [(root, 0o750), (spool, 0o750), (spoolTmp, 0o1730), (incoming, 0o1730), (accepted, 0o750),
+         (rejected, 0o2750), (dbDirectory, 0o700), (runs, 0o750), (outbox, 0o2750)]
+    }
+
+    /// Creates missing directories with their modes; an existing one keeps its owner but gets its
+    /// mode back if it drifted (a checkout after `chmod -R`, say). Returns what it changed.
+    @discardableResult
+    public func create() throws -> [String] {
+        var changes: [String] = []
+        for (path, mode) in directories {
+            var st = stat()
+            if lstat(path, &st) != 0 {
+                guard errno == ENOENT else { throw SystemError("stat", path: path) }
+                guard mkdir(path, mode) == 0 || errno == EEXIST else { throw SystemError("mkdir", path: path) }
+                guard chmod(path, mode) == 0 else { throw SystemError("chmod", path: path) }
+                changes.append("created \(path)")
+                continue
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw SystemError(message: "\(path) exists and is not a directory (a symlink or file there is not followed)")
+            }
+            if st.st_mode & 0o7777 != mode {
+                guard chmod(path, mode) == 0 else { throw SystemError("chmod", path: path) }
+                changes.append("mode of \(path) \(String(st.st_mode & 0o7777, radix: 8)) -> \(String(mode, radix: 8))")
+            }
+        }
+        return changes
+    }
+}
+
+/// A failed system call with the operation and path.
+public struct SystemError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public let code: Int32
+
+    public init(_ operation: String, path: String, code: Int32 = errno) {
+        self.code = code
+        message = "\(operation) \(path): \(String(cString: strerror(code)))"
+    }
+
+    public init(message: String, code: Int32 = 0) {
+        self.message = message
+        self.code = code
+    }
+
+    public var description: String { message }
+}
+
+/// Retries a system call interrupted by a signal.
+@discardableResult
+func retryingEINTR(_ body: () -> Int32) -> Int32 {
+    while true {
+        let rc = body()
+        if rc == -1 && errno == EINTR { continue }
+        return rc
+    }
+}
+
+/// fsync(2) on a directory, so a rename in it survives a power cut.
+func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = fsync(fd)
+    close(fd)
+}
+
+/// Writes `data` to `path` atomically (temporary file in the same directory, fsync, rename,
+/// fsync of the directory), with `mode`.
+func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o640) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    let tmp = dir + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+    guard fd >= 0 else { throw SystemError("create", path: tmp) }
+    var ok = true
+    var code: Int32 = 0
+    data.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                ok = false
+                code = errno
+                return
+            }
+            offset += n
+        }
+    }
+    if ok && fsync(fd) != 0 { ok = false; code = errno }
+    close(fd)
+    guard ok else {
+        unlink(tmp)
+        throw SystemError("write", path: tmp, code: code)
+    }
+    guard rename(tmp, path) == 0 else {
+        let e = errno
+        unlink(tmp)
+        throw SystemError("rename into", path: path, code: e)
+    }
+    syncDirectory(dir)
+}
