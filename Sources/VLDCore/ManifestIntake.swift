@@ -8,8 +8,9 @@ import VLDStore
 public enum IntakeVerdict {
     /// A valid manifest: the experiment name, kind and one job per trial.
     case valid(name: String, kind: String, jobs: [NewJob])
-    /// Not JSON (yet): a file still being written looks like this, so the spool may wait.
-    case unparsable(String)
+    /// Valid JSON so far but cut short (an error at the end of the data): a file still being
+    /// written looks like this, so the spool may wait for it.
+    case truncated(String)
     /// Well-formed JSON that is not an acceptable manifest; every problem with its JSON path.
     case invalid([ManifestIssue])
 }
@@ -26,8 +27,11 @@ public enum ManifestIntake {
         }
         do {
             _ = try JSONValue.parse(data)
+        } catch let error as JSONSyntaxError {
+            if error.atEnd { return .truncated("not valid JSON: \(error)") }
+            return .invalid([ManifestIssue(path: "", message: "not valid JSON: \(error)")])
         } catch {
-            return .unparsable("not valid JSON: \(error)")
+            return .invalid([ManifestIssue(path: "", message: "not valid JSON: \(error)")])
         }
         do {
             let experiment = try Experiment.parse(data, limits: config.limits, cores: config.threadsPerJob)
@@ -37,7 +41,7 @@ public enum ManifestIntake {
                 let m = trial.manifest
                 return NewJob(trialIndex: trial.index,
                               name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
-                              params: trial.json.serialized(), priority: m.priority, threads: m.threads,
+                              params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
                               memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
             }
             return .valid(name: experiment.name, kind: kind, jobs: jobs)

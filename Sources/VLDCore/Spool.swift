@@ -7,8 +7,9 @@
 //      max_manifest_bytes, owned by a permitted submitter, is opened (a FIFO, device, socket,
 //      directory, symlink or hard link is rejected without being opened);
 //   3. open with O_NOFOLLOW|O_NONBLOCK and check that fstat names the same inode;
-//   4. read and validate; a file that is not valid JSON and younger than ingest_grace is left
-//      for later (it may still be being written), older it is rejected;
+//   4. read and validate; a file whose JSON is cut short (the error is at its end) and that is
+//      younger than ingest_grace is left for later (it may still be being written); older, or
+//      with any other error, it is rejected;
 //   5. commit the manifest and its jobs in one transaction, keyed by sha256(dev, ino, size,
 //      mtime, name), so a redelivery of the same file after a crash creates nothing new;
 //   6. move it to accepted/<manifest-id>.json (renameat2 NOREPLACE) and fsync both directories.
@@ -91,9 +92,9 @@ public final class SpoolConsumer {
     var config: DaemonConfig
     let policy: SubmitPolicy
     let log: Logger
-    /// Test hook: runs after the database commit and before the move (fault injection for the
-    /// "crash between commit and move" test). Set from VLDD_FAULT=after-commit in vldd.
-    public var afterCommit: (() -> Void)?
+    /// Fault injection for the "crash between commit and move" tests: runs after the database
+    /// commit and before the move; returning false leaves the file in incoming/ as a crash would.
+    public var afterCommit: (() -> Bool)?
 
     public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, policy: SubmitPolicy, log: Logger) {
         self.tree = tree
@@ -178,7 +179,7 @@ public final class SpoolConsumer {
         }
         let mtimeNs = Int64(fst.st_mtim.tv_sec) * 1_000_000_000 + Int64(fst.st_mtim.tv_nsec)
         switch ManifestIntake.check(data, config: config) {
-        case .unparsable(let why):
+        case .truncated(let why):
             let ageNs = Int64(Date().timeIntervalSince1970 * 1e9) - mtimeNs
             if Double(ageNs) < config.ingestGraceSeconds * 1e9 {
                 return .deferred("\(why) (the file is \(ageNs / 1_000_000) ms old; it may still be being written)")
@@ -197,7 +198,7 @@ public final class SpoolConsumer {
                 log.error("spool: cannot record manifest; leaving it in incoming/", ["file": display, "error": "\(error)"])
                 return .skipped("database: \(error)")
             }
-            afterCommit?()
+            if let hook = afterCommit, !hook() { return .skipped("stopped after the commit (fault injection)") }
             let target = Array("\(result.manifestID).json".utf8)
             if !move(name, from: tree.incoming, to: tree.accepted, as: target) {
                 let fallback = Array("\(result.manifestID).\(timestamp()).json".utf8)

@@ -68,6 +68,9 @@ public indirect enum JSONValue: Equatable, Sendable {
 /// A syntax error with its 1-based line and column.
 public struct JSONSyntaxError: Error, CustomStringConvertible, Equatable {
     public let line: Int, column: Int, message: String
+    /// The error is at the end of the data: more bytes could make the document valid (a file
+    /// still being written looks like this; the spool waits for such files).
+    public var atEnd = false
     public var description: String { "line \(line), column \(column): \(message)" }
 }
 
@@ -99,7 +102,7 @@ extension JSONValue {
             for b in bytes[..<min(i, bytes.count)] {
                 if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 }
             }
-            return JSONSyntaxError(line: line, column: col, message: message)
+            return JSONSyntaxError(line: line, column: col, message: message, atEnd: i >= bytes.count)
         }
 
         /// Skips whitespace and `//` line comments (the one extension to RFC 8259: manifests and

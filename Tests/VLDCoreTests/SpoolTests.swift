@@ -1,0 +1,219 @@
+// SpoolTests.swift: the consumer algorithm on real files, links, FIFOs and devices in a fresh
+// state tree, with a real queue database.
+
+import Foundation
+import Testing
+import VLDStore
+@testable import VLDCore
+
+/// A state tree in a fresh temporary directory with a consumer over it.
+final class SpoolFixture {
+    let root: URL
+    let tree: StateTree
+    let queue: JobQueue
+    let consumer: SpoolConsumer
+
+    init(config: DaemonConfig = DaemonConfig()) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("vldspool-\(UUID().uuidString)")
+        tree = StateTree(root: root.path)
+        try tree.create()
+        queue = try JobQueue(path: tree.database)
+        let policy = SubmitPolicy(daemonUID: getuid(), groupID: getgid(), groupName: "test")
+        consumer = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: .silent)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    func drop(_ name: String, _ text: String) {
+        _ = FileManager.default.createFile(atPath: tree.incoming + "/" + name, contents: Data(text.utf8))
+    }
+
+    func listing(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+    }
+
+    /// The errors of the one reason file in rejected/.
+    func reasons() throws -> [String] {
+        let files = listing(tree.rejected).filter { $0.hasSuffix(".reason.json") }
+        guard files.count == 1 else { return ["\(files.count) reason files"] }
+        let data = try Data(contentsOf: URL(fileURLWithPath: tree.rejected + "/" + files[0]))
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return object?["errors"] as? [String] ?? []
+    }
+}
+
+let tinyManifest = #"{"name": "tiny", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}}"#
+let gridManifest = #"{"name": "grid", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}, "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}}"#
+
+struct SpoolTests {
+    @Test func acceptsAValidManifestIntoTheQueueAndAccepted() throws {
+        let f = try SpoolFixture()
+        f.drop("exp.json", gridManifest)
+        let decisions = f.consumer.rescan()
+        #expect(decisions.count == 1)
+        guard case .accepted(let manifest, let jobs, false) = decisions[0].decision else {
+            Issue.record("\(decisions[0].decision)")
+            return
+        }
+        #expect(jobs.count == 4)
+        #expect(f.listing(f.tree.incoming).isEmpty)
+        #expect(f.listing(f.tree.accepted) == ["\(manifest).json"])
+        let names = try f.queue.jobs().map(\.name).sorted()
+        #expect(names == ["grid/000-schedule=base-seed1", "grid/001-schedule=base-seed2",
+                          "grid/002-schedule=cyc-1--seed1", "grid/003-schedule=cyc-1--seed2"])
+        let record = try #require(try f.queue.manifest(manifest))
+        #expect(record.sha256 == SHA256.hex(Array(gridManifest.utf8)) && record.trialCount == 4 && record.submitterUID == getuid())
+        // The job's params are the resolved trial: defaults written out, the grid value applied.
+        let params = try #require(try f.queue.jobs().first { $0.name.hasSuffix("cyc-1--seed2") }?.params)
+        let compact = params.filter { !$0.isWhitespace }
+        #expect(compact.contains(#""schedule":"cyc(1)""#) && compact.contains(#""seed":2"#), "\(params)")
+    }
+
+    @Test func ignoresDotfilesPartsAndOtherNames() throws {
+        let f = try SpoolFixture()
+        for name in [".hidden.json", "x.json.part", "x.tmp", "notes.txt", "x.json~"] { f.drop(name, tinyManifest) }
+        #expect(f.consumer.rescan().allSatisfy { $0.decision == .ignored })
+        #expect(try f.queue.jobs().isEmpty)
+        #expect(f.listing(f.tree.incoming).count == 5)
+    }
+
+    @Test func aCrashBetweenCommitAndMoveCreatesNoDuplicate() throws {
+        let f = try SpoolFixture()
+        f.drop("a.json", tinyManifest)
+        f.consumer.afterCommit = { false }
+        guard case .skipped = f.consumer.consider(Array("a.json".utf8)) else { Issue.record("not skipped"); return }
+        #expect(f.listing(f.tree.incoming) == ["a.json"])
+        #expect(try f.queue.jobs().count == 1)
+        f.consumer.afterCommit = nil
+        let again = f.consumer.consider(Array("a.json".utf8))
+        guard case .accepted(let manifest, _, true) = again else { Issue.record("\(again)"); return }
+        #expect(try f.queue.jobs().count == 1)
+        #expect(f.listing(f.tree.accepted) == ["\(manifest).json"])
+        #expect(f.listing(f.tree.incoming).isEmpty)
+    }
+
+    @Test func aYoungUnparsableFileIsDeferredAndAnOldOneRejected() throws {
+        var config = DaemonConfig()
+        config.ingestGraceSeconds = 3600
+        let f = try SpoolFixture(config: config)
+        f.drop("half.json", String(tinyManifest.prefix(40)))
+        guard case .deferred = f.consumer.consider(Array("half.json".utf8)) else { Issue.record("not deferred"); return }
+        #expect(f.listing(f.tree.incoming) == ["half.json"])
+        // The writer finishes: the same name is now accepted.
+        f.drop("half.json", tinyManifest)
+        guard case .accepted = f.consumer.consider(Array("half.json".utf8)) else { Issue.record("not accepted"); return }
+
+        config.ingestGraceSeconds = 0
+        f.consumer.update(config: config)
+        f.drop("broken.json", "{\"name\": ")
+        guard case .rejected(let why) = f.consumer.consider(Array("broken.json".utf8)) else { Issue.record("not rejected"); return }
+        #expect(why.first?.hasPrefix("not valid JSON") == true)
+    }
+
+    @Test func invalidManifestsAreRejectedWithEveryErrorAndItsPath() throws {
+        let f = try SpoolFixture()
+        f.drop("bad.json", #"{"name": "bad", "task": {"type": "igsm"}, "model": {"schedule": "cyk(2)"}, "train": {"steps": 0}, "extra": 1}"#)
+        guard case .rejected = f.consumer.consider(Array("bad.json".utf8)) else { Issue.record("not rejected"); return }
+        let reasons = try f.reasons()
+        #expect(reasons.contains { $0.hasPrefix("model.schedule: ") && $0.contains("cyk(2)") })
+        #expect(reasons.contains { $0.hasPrefix("train.steps: ") })
+        #expect(reasons.contains { $0.hasPrefix("extra: ") })
+        let moved = f.listing(f.tree.rejected).filter { !$0.hasSuffix(".reason.json") }
+        #expect(moved.count == 1 && moved[0].hasPrefix("bad.json."))
+        #expect(try f.queue.jobs().isEmpty)
+    }
+
+    static let hostile: [String: String] = [
+        "nested.json": String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000),
+        "dup.json": #"{"name": "a", "name": "b"}"#,
+        "traversal.json": tinyManifest.replacingOccurrences(of: #""tiny""#, with: #""../../etc""#),
+        "threads.json": tinyManifest.replacingOccurrences(of: #""name": "tiny","#, with: #""name": "t", "resources": {"threads": 500},"#),
+        "steps.json": tinyManifest.replacingOccurrences(of: #""steps": 10"#, with: #""steps": 99999999"#),
+    ]
+
+    @Test(arguments: [
+        ("nested.json", "nesting deeper than 64 levels"), ("dup.json", "duplicate key \"name\""),
+        ("traversal.json", "name: \"../../etc\" is not a valid name"), ("threads.json", "maxThreads"), ("steps.json", "train.steps"),
+    ])
+    func hostileContentIsRejectedWithAReason(name: String, expected: String) throws {
+        var config = DaemonConfig()
+        config.ingestGraceSeconds = 3600  // even young files: these errors are not a file cut short
+        let f = try SpoolFixture(config: config)
+        f.drop(name, Self.hostile[name]!)
+        guard case .rejected = f.consumer.consider(Array(name.utf8)) else { Issue.record("not rejected"); return }
+        let reasons = try f.reasons()
+        #expect(reasons.contains { $0.contains(expected) }, "\(reasons)")
+    }
+
+    @Test func hostileEntriesAreRejectedWithoutBeingOpened() throws {
+        let f = try SpoolFixture()
+        let inbox = f.tree.incoming
+        let secret = f.root.appendingPathComponent("secret.json").path
+        _ = FileManager.default.createFile(atPath: secret, contents: Data(tinyManifest.utf8))
+        #expect(symlink(secret, inbox + "/link.json") == 0)
+        #expect(link(secret, inbox + "/hard.json") == 0)
+        #expect(mkfifo(inbox + "/fifo.json", 0o644) == 0)
+        #expect(mkdir(inbox + "/dir.json", 0o755) == 0)
+        let huge = open(inbox + "/huge.json", O_CREAT | O_WRONLY, 0o644)
+        #expect(ftruncate(huge, 2 << 30) == 0)
+        close(huge)
+        var expected: [String: String] = [
+            "link.json": "symbolic link", "hard.json": "2 hard links", "fifo.json": "a FIFO",
+            "dir.json": "a directory", "huge.json": "the limit max_manifest_bytes",
+        ]
+        if getuid() == 0, mknod(inbox + "/dev.json", S_IFCHR | 0o600, dev_t(0x103)  /* 1:3, /dev/null */) == 0 {
+            expected["dev.json"] = "a device node"
+        }
+        // Names that are not UTF-8 or hold a newline.
+        let bad: [UInt8] = [0x66, 0xff, 0xfe] + Array(".json".utf8)
+        let badPath = pathBytes(inbox, bad)
+        _ = badPath.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { creat($0.baseAddress!, 0o644) }
+        }
+        _ = FileManager.default.createFile(atPath: inbox + "/new\nline.json", contents: Data(tinyManifest.utf8))
+
+        let decisions = f.consumer.rescan()
+        #expect(decisions.count == expected.count + 2)
+        for (name, decision) in decisions {
+            let display = String(decoding: name, as: UTF8.self)
+            guard case .rejected(let why) = decision else { Issue.record("\(display): \(decision)"); continue }
+            if let want = expected[display] {
+                #expect(why.joined().contains(want), "\(display): \(why)")
+            } else if name == bad {
+                #expect(why == ["the file name is not valid UTF-8"])
+            } else {
+                #expect(why == ["the file name contains control characters"])
+            }
+        }
+        #expect(f.listing(inbox).isEmpty)
+        #expect(try f.queue.jobs().isEmpty)
+        // The symlink's target was neither read nor moved.
+        #expect(FileManager.default.fileExists(atPath: secret))
+        // Every reason file is valid JSON and names a printable file.
+        for name in f.listing(f.tree.rejected) where name.hasSuffix(".reason.json") {
+            #expect(!name.contains("\n"))
+            let data = try Data(contentsOf: URL(fileURLWithPath: f.tree.rejected + "/" + name))
+            #expect((try? JSONSerialization.jsonObject(with: data)) != nil)
+        }
+    }
+
+    @Test func filesOfUsersOutsideTheSubmitGroupAreRejected() throws {
+        guard getuid() == 0 else { return }  // chown needs root (CI runs as root)
+        let f = try SpoolFixture()
+        f.drop("other.json", tinyManifest)
+        #expect(chown(f.tree.incoming + "/other.json", 65534, 65534) == 0)
+        guard case .rejected(let why) = f.consumer.consider(Array("other.json".utf8)) else { Issue.record("not rejected"); return }
+        #expect(why.first?.contains("uid 65534") == true && why.first?.contains("may not submit") == true)
+    }
+
+    @Test func theStateTreeHasTheModesOfTheSpec() throws {
+        let f = try SpoolFixture()
+        for (path, mode) in f.tree.directories {
+            var st = stat()
+            #expect(lstat(path, &st) == 0)
+            #expect(st.st_mode & 0o7777 == mode, "\(path)")
+        }
+        #expect(chmod(f.tree.incoming, 0o777) == 0)
+        #expect(try f.tree.create() == ["mode of \(f.tree.incoming) 777 -> 1730"])
+    }
+}
