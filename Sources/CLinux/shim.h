@@ -24,3 +24,49 @@ static inline int clinux_rename_noreplace(const char *from, const char *to) {
 static inline int clinux_renameat_noreplace(int fromdir, const char *from, int todir, const char *to) {
     return renameat2(fromdir, from, todir, to, RENAME_NOREPLACE);
 }
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+/// Blocks `signals` in the calling thread (call before any other thread starts, so every
+/// thread inherits the mask) and returns a non-blocking signalfd for them, or -1.
+static inline int clinux_signalfd(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/// Reads one pending signal from a signalfd: its number, or 0 when none is pending, -1 on error.
+static inline int clinux_signalfd_next(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n == (ssize_t)sizeof info) return (int)info.ssi_signo;
+    return n < 0 && errno != EAGAIN ? -1 : 0;
+}
+
+/// SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time.
+static inline int clinux_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+#include <spawn.h>
+
+/// pipe2(2) (needs _GNU_SOURCE): a pipe whose ends have `flags` (O_CLOEXEC, O_NONBLOCK).
+static inline int clinux_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29+, needs _GNU_SOURCE): the child's cwd.
+static inline int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}

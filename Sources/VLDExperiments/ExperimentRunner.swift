@@ -102,7 +102,8 @@ public enum ExperimentRunner {
         return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, directory: root)
     }
 
-    static func load(_ trial: Trial, _ dir: URL, _ name: String) -> TrialResult? {
+    /// Reads a finished trial directory (results.json and metrics.jsonl); `name` is how reports link to it.
+    public static func load(_ trial: Trial, _ dir: URL, _ name: String) -> TrialResult? {
         guard let data = try? Data(contentsOf: dir.appendingPathComponent("results.json")), let json = try? JSONValue.parse(data) else {
             return nil
         }

@@ -1,0 +1,321 @@
+// Supervisor.swift: runs queued jobs as worker processes and records how they end.
+//
+// Each job runs as `vldd worker --job N --state DIR --nice K` (posix_spawn; its own process
+// group, an empty signal mask, default dispositions, a scrubbed environment with the job's thread
+// count, stdout and stderr appended to runs/<id>/stdout.log, events on a pipe as fd 3). The
+// daemon's loop polls the pipes (`pollFDs`, `readable`), reaps children (`reap` on SIGCHLD) and
+// asks for cancels (`enforceCancels`). Exit status maps to queue states (ops.md 6.3): 0 with a
+// published directory -> succeeded; 75 -> requeued without a failure; anything else -> retried
+// with backoff, then failed with the reason. A stop (cancel or daemon shutdown) is SIGTERM to the
+// whole group, then SIGKILL after the grace period.
+
+import Foundation
+import CLinux
+import VLDStore
+
+public final class Supervisor {
+    struct Running {
+        var job: JobRecord
+        var pid: pid_t
+        var pipe: Int32
+        var buffer: [UInt8] = []
+        var published: String?
+        var lastError: String?
+        var lastHeartbeat: Int64 = 0
+        var pendingProgress: JobProgress?
+        var termSentAt: Date?
+        var killed = false
+    }
+
+    let tree: StateTree
+    let queue: JobQueue
+    var config: DaemonConfig
+    let boot: Int
+    let log: Logger
+    let executable: String
+    /// Called when a job reaches a terminal state or is requeued (the daemon publishes summaries).
+    public var onFinished: ((JobRecord) -> Void)?
+    private(set) var running: [Int: Running] = [:]
+
+    public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger,
+                executable: String = Supervisor.ownExecutable()) {
+        self.tree = tree
+        self.queue = queue
+        self.config = config
+        self.boot = boot
+        self.log = log
+        self.executable = executable
+    }
+
+    public func update(config: DaemonConfig) { self.config = config }
+
+    public var runningCount: Int { running.count }
+    public var runningJobIDs: [Int] { running.keys.sorted() }
+    var threadsInUse: Int { running.values.reduce(0) { $0 + $1.job.threads } }
+
+    public static func ownExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    // MARK: dispatch
+
+    /// Starts queued jobs while workers and threads allow. Returns the ids started.
+    @discardableResult
+    public func dispatch() -> [Int] {
+        var started: [Int] = []
+        while running.count < config.workers {
+            let free = config.effectiveTotalThreads - threadsInUse
+            // A job larger than the whole machine still runs, alone.
+            let allowance = running.isEmpty ? max(free, config.limits.maxThreads) : free
+            guard allowance > 0 else { break }
+            let job: JobRecord?
+            do {
+                job = try queue.claimNext(boot: boot, maxThreads: allowance)
+            } catch {
+                log.error("queue: cannot claim a job", ["error": "\(error)"])
+                break
+            }
+            guard let job else { break }
+            do {
+                try start(job)
+                started.append(job.id)
+            } catch {
+                log.error("supervisor: cannot start a worker", ["job": job.id, "error": "\(error)"])
+                record(job.id, .failed(error: "cannot start the worker: \(error)", exitCode: nil, signal: nil, retryable: true))
+            }
+        }
+        return started
+    }
+
+    private func start(_ job: JobRecord) throws {
+        guard let manifest = try queue.manifest(job.manifestID) else { throw SystemError(message: "manifest \(job.manifestID) is missing") }
+        let runDir = tree.run(job.id)
+        if mkdir(runDir, 0o750) != 0 && errno != EEXIST { throw SystemError("mkdir", path: runDir) }
+        let description = WorkerJob(job: job.id, name: job.name, trialIndex: job.trialIndex, manifest: manifest.body,
+                                    params: job.params, threads: job.threads,
+                                    outboxName: WorkerJob.outboxName(job: job.id, name: job.name))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(try encoder.encode(description), to: runDir + "/job.json")
+
+        var fds: [Int32] = [-1, -1]
+        guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: runDir) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
+        defer { close(writeEnd) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, runDir + "/stdout.log", O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 3)
+        clinux_spawn_addchdir(&actions, runDir)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
+        var env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
+                   "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)"]
+        for key in ["OPENBLAS_CORETYPE", "TZ"] {
+            if let value = ProcessInfo.processInfo.environment[key] { env.append("\(key)=\(value)") }
+        }
+        var pid: pid_t = 0
+        let rc = withCStrings(args) { argv in
+            withCStrings(env) { envp in
+                posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            }
+        }
+        guard rc == 0 else {
+            close(readEnd)
+            throw SystemError("posix_spawn", path: executable, code: rc)
+        }
+        try? queue.setProcess(job.id, pid: pid)
+        running[job.id] = Running(job: job, pid: pid, pipe: readEnd)
+        log.info("job started", ["job": job.id, "name": job.name, "pid": pid, "threads": job.threads, "attempt": job.attempts])
+    }
+
+    // MARK: events from workers
+
+    /// The pipes to poll for reading.
+    public var pollFDs: [Int32] { running.values.map(\.pipe) }
+
+    /// Reads whatever a worker wrote on `fd`.
+    public func readable(_ fd: Int32) {
+        guard let id = running.first(where: { $0.value.pipe == fd })?.key else { return }
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                running[id]?.buffer.append(contentsOf: chunk[0..<n])
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        while let newline = running[id]?.buffer.firstIndex(of: 0x0A) {
+            let line = Array(running[id]!.buffer[..<newline])
+            running[id]!.buffer.removeSubrange(...newline)
+            handle(event: line, job: id)
+        }
+        flushProgress(id, force: false)
+    }
+
+    private func handle(event line: [UInt8], job id: Int) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+              let kind = object["event"] as? String else { return }
+        switch kind {
+        case "progress":
+            let step = object["step"] as? Int ?? 0
+            let steps = object["steps"] as? Int ?? 0
+            let eta = (object["eta"] as? Double).map { Int($0.rounded()) }
+            running[id]?.pendingProgress = JobProgress(step: step, totalSteps: steps, loss: object["loss"] as? Double, etaSeconds: eta)
+            if let evalLoss = object["evalLoss"] as? Double {
+                try? queue.recordMetrics(id, step: step, values: [("evalLoss", evalLoss)])
+            }
+        case "published":
+            running[id]?.published = object["path"] as? String
+        case "error":
+            running[id]?.lastError = object["message"] as? String
+        default:
+            break
+        }
+    }
+
+    /// Writes the latest progress to the queue at most once a second per job.
+    private func flushProgress(_ id: Int, force: Bool) {
+        guard let progress = running[id]?.pendingProgress else { return }
+        let now = queue.clock()
+        guard force || now - (running[id]?.lastHeartbeat ?? 0) >= 1000 else { return }
+        do {
+            try queue.heartbeat(id, progress: progress)
+            running[id]?.lastHeartbeat = now
+            running[id]?.pendingProgress = nil
+        } catch {
+            log.warning("queue: cannot record progress", ["job": id, "error": "\(error)"])
+        }
+    }
+
+    // MARK: ends
+
+    /// Reaps every exited worker and records its outcome.
+    public func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid < 0 && errno == EINTR { continue }
+            guard pid > 0 else { return }
+            guard let (id, _) = running.first(where: { $0.value.pid == pid }) else { continue }
+            readable(running[id]!.pipe)
+            flushProgress(id, force: true)
+            let entry = running.removeValue(forKey: id)!
+            close(entry.pipe)
+            let exited = status & 0x7f == 0
+            let code = exited ? Int((status >> 8) & 0xff) : nil
+            let signal = exited ? nil : Int(status & 0x7f)
+            let outcome: JobQueue.Outcome
+            if code == 0, let path = entry.published {
+                outcome = .succeeded(outbox: path)
+            } else if code == Int(Worker.exitPreempted) {
+                outcome = .preempted(detail: entry.termSentAt != nil ? "stopped after a checkpoint" : "the worker stopped itself after a checkpoint")
+            } else {
+                var why = entry.lastError ?? (code.map { "the worker exited with status \($0)" } ?? "the worker was killed by signal \(signal ?? 0)\(signal == 9 && !entry.killed ? " (out of memory?)" : "")")
+                if code == 0 { why = "the worker exited 0 without publishing results" }
+                // A manifest-level error (it no longer validates) will not get better by retrying.
+                let retryable = !(why.hasPrefix("the manifest") || why.hasPrefix("the trial expanded"))
+                outcome = .failed(error: why, exitCode: code, signal: signal, retryable: retryable)
+            }
+            record(id, outcome)
+        }
+    }
+
+    private func record(_ id: Int, _ outcome: JobQueue.Outcome) {
+        do {
+            let job = try queue.finish(id, outcome: outcome, retryBaseMilliseconds: Int64(config.retryBaseSeconds * 1000))
+            log.log(job.state == .failed ? .warning : .info, "job \(job.state.rawValue)",
+                    ["job": id, "name": job.name, "exit": job.exitCode, "signal": job.termSignal, "error": job.state == .succeeded ? nil : job.error,
+                     "outbox": job.outboxPath])
+            onFinished?(job)
+        } catch {
+            log.error("queue: cannot record the end of a job", ["job": id, "error": "\(error)"])
+        }
+    }
+
+    // MARK: stopping
+
+    /// SIGTERM to the workers of jobs whose cancel was requested, SIGKILL after the grace period.
+    public func enforceCancels() {
+        let cancelling = Set(((try? queue.jobs(JobFilter(states: [.cancelling]))) ?? []).map(\.id))
+        for id in running.keys where cancelling.contains(id) {
+            terminate(id)
+        }
+        escalate()
+    }
+
+    /// Asks one job's process group to checkpoint and stop.
+    func terminate(_ id: Int) {
+        guard let entry = running[id], entry.termSentAt == nil else { return }
+        kill(-entry.pid, SIGTERM)
+        running[id]?.termSentAt = Date()
+        log.info("job stopping", ["job": id, "pid": entry.pid])
+    }
+
+    /// SIGKILL for groups that ignored SIGTERM past the grace period.
+    func escalate() {
+        for (id, entry) in running {
+            guard let sent = entry.termSentAt, !entry.killed, Date().timeIntervalSince(sent) > config.jobStopGraceSeconds else { continue }
+            kill(-entry.pid, SIGKILL)
+            running[id]?.killed = true
+            log.warning("job did not stop in time; killed", ["job": id, "grace": config.jobStopGraceSeconds])
+        }
+    }
+
+    /// Stops every worker (daemon shutdown): SIGTERM, wait up to `grace`, SIGKILL, reap. The
+    /// queue records them as requeued (exit 75) or as their exit says.
+    public func stopAll(grace: Double, tick: () -> Void = {}) {
+        for id in running.keys { terminate(id) }
+        let deadline = Date().addingTimeInterval(grace)
+        while !running.isEmpty && Date() < deadline {
+            var fds = running.values.map { pollfd(fd: $0.pipe, events: Int16(POLLIN), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            for f in fds where f.revents != 0 { readable(f.fd) }
+            reap()
+            tick()
+        }
+        for (id, entry) in running {
+            kill(-entry.pid, SIGKILL)
+            running[id]?.killed = true
+        }
+        while !running.isEmpty {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, 0)
+            if pid < 0 && errno == EINTR { continue }
+            if pid < 0 { break }
+            if let (id, entry) = running.first(where: { $0.value.pid == pid }) {
+                running.removeValue(forKey: id)
+                close(entry.pipe)
+                // Killed during shutdown: requeue; its last checkpoint is where it resumes.
+                record(id, .preempted(detail: "killed at daemon shutdown after \(Int(grace)) s; resumes from its last checkpoint"))
+            }
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    var pointers = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return body(pointers)
+}
