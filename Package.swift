@@ -39,8 +39,8 @@ let package = Package(
         .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
         .target(name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable),
 
-        .executableTarget(name: "vldd", dependencies: ["VLDModel"]),
-        .executableTarget(name: "vldctl", dependencies: ["VLDExperiments", "VLDModel", "VLDTasks"]),
+        .executableTarget(name: "vldd", dependencies: ["VLDCore", "VLDModel"]),
+        .executableTarget(name: "vldctl", dependencies: ["VLDCore", "VLDExperiments", "VLDModel", "VLDTasks"]),
         .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),

@@ -70,3 +70,6 @@ static inline int clinux_pipe2(int fds[2], int flags) { return pipe2(fds, flags)
 static inline int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
+
+/// accept4(2) with SOCK_CLOEXEC, no peer address (the peer is identified by SO_PEERCRED).
+static inline int clinux_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }

@@ -25,6 +25,8 @@ public final class Supervisor {
         var pendingProgress: JobProgress?
         var termSentAt: Date?
         var killed = false
+        /// The worker closed its end (it is exiting): stop polling until it is reaped.
+        var hungUp = false
     }
 
     let tree: StateTree
@@ -149,7 +151,7 @@ public final class Supervisor {
     // MARK: events from workers
 
     /// The pipes to poll for reading.
-    public var pollFDs: [Int32] { running.values.map(\.pipe) }
+    public var pollFDs: [Int32] { running.values.filter { !$0.hungUp }.map(\.pipe) }
 
     /// Reads whatever a worker wrote on `fd`.
     public func readable(_ fd: Int32) {
@@ -162,6 +164,7 @@ public final class Supervisor {
                 continue
             }
             if n < 0 && errno == EINTR { continue }
+            if n == 0 { running[id]?.hungUp = true }
             break
         }
         while let newline = running[id]?.buffer.firstIndex(of: 0x0A) {

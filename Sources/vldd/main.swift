@@ -1,23 +1,90 @@
-// vldd: the vld daemon. The spool, queue, supervisor and control socket arrive with the daemon
-// work (issue 4); today this executable reports its version and the engine it links.
+// vldd: the vld daemon. This file only parses arguments and wires VLDCore; see Daemon.swift for
+// the behaviour and vldd(8) for the manual.
 
 import Foundation
+import VLDCore
 import VLDModel
 import VLDTensor
 
-let args = Array(CommandLine.arguments.dropFirst())
+let usage = """
+    usage: vldd [--config FILE] [--exit-when-idle] [--debug]
+           vldd worker --job N --state DIR [--nice K]
+           vldd --version
+
+    Runs queued vld experiments: watches <state>/spool/incoming for manifests, queues them in
+    <state>/db/vldd.sqlite3, runs each trial as a worker process, and publishes results to
+    <state>/outbox. vldctl talks to it through its control socket.
+
+      --config FILE      configuration (default ./etc/vldd/vldd.conf if it exists, else
+                         /etc/vldd/vldd.conf); see vldd.conf(5)
+      --exit-when-idle   exit 0 once nothing is queued or running (scripts, the README's main job)
+      --debug            log debug lines too
+
+    Signals: SIGTERM/SIGINT stop (running jobs checkpoint and are requeued), SIGHUP reloads the
+    limits and concurrency, SIGUSR1 rescans the spool.
+    """
+
+func fail(_ message: String, _ status: Int32) -> Never {
+    FileHandle.standardError.write(Data("vldd: \(message)\n".utf8))
+    exit(status)
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+if args.first != "worker" { Daemon.blockSignals() }
 if args.contains("--version") {
     print("vldd \(VLD.version)")
     exit(0)
 }
-if args.isEmpty || args.contains("-h") || args.contains("--help") {
-    print("""
-        usage: vldd --version
-
-        vldd will run queued vld experiments under systemd. In this version only the engine and
-        vldctl's foreground commands exist; run 'vldctl --help'.
-        """)
-    exit(args.isEmpty ? 64 : 0)
+if args.contains("-h") || args.contains("--help") {
+    print(usage)
+    exit(0)
 }
-FileHandle.standardError.write(Data("vldd: unknown arguments \(args.joined(separator: " ")); run vldd --help\n".utf8))
-exit(64)
+
+if args.first == "worker" {
+    BLAS.reexecWithSupportedKernelsIfNeeded()
+    var job: Int?, state: String?, niceness = 0
+    var i = 1
+    while i < args.count {
+        guard i + 1 < args.count else { fail("\(args[i]) needs a value\n\(usage)", 64) }
+        switch args[i] {
+        case "--job": job = Int(args[i + 1])
+        case "--state": state = args[i + 1]
+        case "--nice": niceness = Int(args[i + 1]) ?? 0
+        default: fail("unknown worker option \(args[i])", 64)
+        }
+        i += 2
+    }
+    guard let job, job > 0, let state else { fail("worker needs --job N and --state DIR", 64) }
+    if niceness > 0 { _ = nice(Int32(min(niceness, 19))) }
+    exit(Worker.run(job: job, tree: StateTree(root: state)))
+}
+
+var configPath: String?
+var exitWhenIdle = false
+var level = Logger.Level.info
+var i = 0
+while i < args.count {
+    switch args[i] {
+    case "--config":
+        guard i + 1 < args.count else { fail("--config needs a file", 64) }
+        configPath = args[i + 1]
+        i += 2
+    case "--exit-when-idle":
+        exitWhenIdle = true
+        i += 1
+    case "--debug":
+        level = .debug
+        i += 1
+    default:
+        fail("unknown argument \(args[i])\n\(usage)", 64)
+    }
+}
+let path = configPath ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
+let log = Logger.standardError(minimum: level)
+do {
+    let daemon = try Daemon(options: Daemon.Options(configPath: path, exitWhenIdle: exitWhenIdle), log: log)
+    exit(try daemon.run())
+} catch {
+    log.error("vldd: cannot start: \(error)")
+    exit(1)
+}

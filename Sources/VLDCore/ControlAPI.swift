@@ -1,0 +1,226 @@
+// ControlAPI.swift: what each control-socket request does (ControlServer.swift authenticates).
+//
+//   status                          daemon version, uptime, queue counts, running jobs, limits
+//   submit  manifest, fileName[, key]   validate and queue; `key` makes a retried submit idempotent
+//   list    [states], [name], [all], [limit]   jobs, newest first (default: not finished, or finished in the last day)
+//   show    id                      one job with its events, metrics and manifest
+//   cancel  ids | hold id | release id | retry id
+//   logs    id[, offset]            the job's output from `offset`; `next` and `done` for following
+//   results id                      results.json of a finished job (or the grid summary with `summary`)
+//   rescan                          rescan the spool now
+
+import Foundation
+import VLDExperiments
+import VLDModel
+import VLDStore
+
+struct ControlAPI {
+    let daemon: Daemon
+    let queue: JobQueue
+    let uid: UInt32
+
+    func handle(op: String, _ request: [String: Any]) throws -> [String: Any] {
+        switch op {
+        case "status": return try status()
+        case "submit": return try submit(request)
+        case "list": return try list(request)
+        case "show": return try show(try jobID(request))
+        case "cancel":
+            let ids = (request["ids"] as? [Int]) ?? (request["id"] as? Int).map { [$0] } ?? []
+            guard !ids.isEmpty else { return failure("cancel needs ids") }
+            var results: [[String: Any]] = []
+            var ok = true
+            for id in ids {
+                do {
+                    try authorize(id)
+                    let state = try queue.cancel(id, by: uid)
+                    results.append(["id": id, "ok": true, "state": state.rawValue])
+                    if state == .cancelled, let job = try queue.job(id) { daemon.requestSummaryCheck(manifest: job.manifestID) }
+                } catch {
+                    ok = false
+                    results.append(["id": id, "ok": false, "error": "\(error)"])
+                }
+            }
+            daemon.wake()
+            return ["ok": ok, "results": results]
+        case "hold", "release", "retry":
+            let id = try jobID(request)
+            try authorize(id)
+            switch op {
+            case "hold": try queue.hold(id, by: uid)
+            case "release": try queue.release(id, by: uid)
+            default: try queue.retry(id, by: uid)
+            }
+            daemon.wake()
+            return ["ok": true, "job": jobObject(try queue.job(id)!)]
+        case "logs": return try logs(request)
+        case "results": return try results(request)
+        case "rescan":
+            kill(getpid(), SIGUSR1)
+            return ["ok": true]
+        default:
+            return failure("unknown op \"\(op)\"; expected status, submit, list, show, cancel, hold, release, retry, logs, results or rescan")
+        }
+    }
+
+    private func failure(_ message: String) -> [String: Any] { ["ok": false, "error": message] }
+
+    private func jobID(_ request: [String: Any]) throws -> Int {
+        guard let id = request["id"] as? Int, id > 0 else { throw ControlError("this request needs a job id") }
+        return id
+    }
+
+    /// Changing a job needs to own it, or to be root or the daemon's user.
+    private func authorize(_ id: Int) throws {
+        guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
+        if uid == 0 || uid == daemon.policy.daemonUID || job.submitterUID == uid { return }
+        throw ControlError("job \(id) belongs to \(userName(job.submitterUID)); only its owner, root or the daemon's user may change it")
+    }
+
+    // MARK: requests
+
+    private func status() throws -> [String: Any] {
+        let counts = try queue.counts()
+        let running = try queue.jobs(JobFilter(states: [.running, .cancelling]))
+        let c = daemon.config
+        return ["ok": true, "version": VLD.version, "pid": Int(getpid()), "uptimeSeconds": Date().timeIntervalSince(daemon.startedAt),
+                "state": daemon.tree.root, "config": daemon.options.configPath, "submitGroup": daemon.policy.groupName,
+                "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+                "running": running.map(jobObject),
+                "workers": c.workers, "totalThreads": c.effectiveTotalThreads, "threadsPerJob": c.threadsPerJob,
+                "limits": ["maxManifestBytes": c.limits.maxManifestBytes, "maxTrials": c.limits.maxTrials, "maxParams": c.limits.maxParams,
+                           "maxSteps": c.limits.maxSteps, "maxThreads": c.limits.maxThreads, "maxMemoryMiB": c.limits.maxMemoryMiB],
+                "sqlite": Connection.libraryVersion]
+    }
+
+    private func submit(_ request: [String: Any]) throws -> [String: Any] {
+        guard let text = request["manifest"] as? String else { return failure("submit needs the manifest text") }
+        let fileName = (request["fileName"] as? String).map { String($0.prefix(200)) } ?? "submitted.json"
+        let data = Data(text.utf8)
+        switch ManifestIntake.check(data, config: daemon.config) {
+        case .truncated(let why):
+            return ["ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]]]
+        case .invalid(let issues):
+            return ["ok": false, "error": "\(fileName) is not a valid manifest",
+                    "issues": issues.map { ["path": $0.path, "message": $0.message] }]
+        case .valid(let name, let kind, let jobs):
+            let key = (request["key"] as? String).map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
+            let result = try queue.ingest(NewManifest(sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
+                                                      body: text, name: name, kind: kind, jobs: jobs))
+            // The audit copy, as for spool deliveries.
+            try? writeFileAtomically(data, to: daemon.tree.accepted + "/\(result.manifestID).json")
+            daemon.log.info(result.created ? "control: accepted" : "control: resubmitted; already queued",
+                            ["manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": uid, "name": name])
+            daemon.wake()
+            return ["ok": true, "manifest": result.manifestID, "jobs": result.jobIDs, "name": name, "created": result.created]
+        }
+    }
+
+    private func list(_ request: [String: Any]) throws -> [String: Any] {
+        var filter = JobFilter()
+        if let states = request["states"] as? [String], !states.isEmpty {
+            var set: Set<JobState> = []
+            for s in states {
+                guard let state = JobState(rawValue: s) else {
+                    return failure("unknown state \"\(s)\"; expected \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                set.insert(state)
+            }
+            filter.states = set
+        }
+        filter.nameContains = request["name"] as? String
+        filter.limit = request["limit"] as? Int
+        var jobs = try queue.jobs(filter)
+        if request["all"] as? Bool != true && filter.states == nil {
+            // Default view: everything not finished, plus what finished in the last day.
+            let cutoff = queue.clock() - 86_400_000
+            jobs = jobs.filter { !$0.state.isTerminal || ($0.finishedAt ?? 0) >= cutoff }
+        }
+        return ["ok": true, "now": queue.clock(), "jobs": jobs.map(jobObject)]
+    }
+
+    private func show(_ id: Int) throws -> [String: Any] {
+        guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
+        var object = jobObject(job)
+        object["params"] = job.params
+        object["events"] = try queue.events(id).map { e -> [String: Any] in
+            var o: [String: Any] = ["at": e.at, "to": e.to.rawValue]
+            if let from = e.from { o["from"] = from.rawValue }
+            if let detail = e.detail { o["detail"] = detail }
+            return o
+        }
+        object["metrics"] = try queue.metrics(id).map { ["name": $0.name, "step": $0.step, "value": $0.value] }
+        if let m = try queue.manifest(job.manifestID) {
+            var manifest: [String: Any] = ["id": m.id, "name": m.name, "fileName": m.fileName, "sha256": m.sha256,
+                                           "receivedAt": m.receivedAt, "trials": m.trialCount]
+            if let s = m.summaryPath { manifest["summary"] = s }
+            object["manifest"] = manifest
+        }
+        object["runDirectory"] = daemon.tree.run(id)
+        return ["ok": true, "job": object, "now": queue.clock()]
+    }
+
+    private func logs(_ request: [String: Any]) throws -> [String: Any] {
+        let id = try jobID(request)
+        guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
+        let offset = max(0, request["offset"] as? Int ?? 0)
+        let path = daemon.tree.run(id) + "/stdout.log"
+        var text = ""
+        var next = offset
+        if let handle = FileHandle(forReadingAtPath: path) {
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(offset))
+            let data = try handle.read(upToCount: 256 * 1024) ?? Data()
+            text = String(decoding: data, as: UTF8.self)
+            next = offset + data.count
+        }
+        return ["ok": true, "text": text, "next": next, "state": job.state.rawValue, "done": job.state.isTerminal || job.state == .held]
+    }
+
+    private func results(_ request: [String: Any]) throws -> [String: Any] {
+        let id = try jobID(request)
+        guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
+        guard job.state == .succeeded, let outbox = job.outboxPath else {
+            return failure("job \(id) is \(job.state.rawValue); results exist once it has succeeded\(job.error.map { " (last error: \($0))" } ?? "")")
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: outbox + "/results.json"))
+        var response: [String: Any] = ["ok": true, "job": jobObject(job), "outbox": outbox,
+                                       "results": try JSONSerialization.jsonObject(with: data)]
+        if let m = try queue.manifest(job.manifestID), let summary = m.summaryPath {
+            response["summary"] = summary
+            if request["summary"] as? Bool == true,
+               let csv = try? String(contentsOfFile: summary + "/summary.csv", encoding: .utf8) {
+                response["summaryCSV"] = csv
+            }
+        }
+        return response
+    }
+
+    func jobObject(_ job: JobRecord) -> [String: Any] {
+        var o: [String: Any] = ["id": job.id, "manifest": job.manifestID, "trial": job.trialIndex, "name": job.name,
+                                "experiment": job.experiment, "kind": job.kind, "state": job.state.rawValue,
+                                "uid": Int(job.submitterUID), "user": userName(job.submitterUID), "priority": job.priority,
+                                "attempts": job.attempts, "failures": job.failures, "maxFailures": job.maxFailures,
+                                "threads": job.threads, "createdAt": job.createdAt, "updatedAt": job.updatedAt]
+        if let v = job.step { o["step"] = v }
+        if let v = job.totalSteps { o["totalSteps"] = v }
+        if let v = job.progress { o["progress"] = v }
+        if let v = job.loss, v.isFinite { o["loss"] = v }
+        if let v = job.etaSeconds { o["etaSeconds"] = v }
+        if let v = job.error { o["error"] = v }
+        if let v = job.exitCode { o["exitCode"] = v }
+        if let v = job.termSignal { o["signal"] = v }
+        if let v = job.outboxPath { o["outbox"] = v }
+        if let v = job.startedAt { o["startedAt"] = v }
+        if let v = job.finishedAt { o["finishedAt"] = v }
+        if let v = job.heartbeatAt { o["heartbeatAt"] = v }
+        if let v = job.pid { o["pid"] = v }
+        if job.notBefore > queue.clock() { o["notBefore"] = job.notBefore }
+        return o
+    }
+}
+
+struct ControlError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

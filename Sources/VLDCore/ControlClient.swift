@@ -1,0 +1,76 @@
+// ControlClient.swift: vldctl's side of the control socket (one JSON line each way).
+
+import Foundation
+
+public struct ControlUnavailable: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "cannot reach vldd at \(path): \(reason)" }
+}
+
+public enum ControlClient {
+    /// Connects to the daemon's socket; throws ControlUnavailable when nothing listens there.
+    public static func connect(path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ControlUnavailable(path: path, reason: String(cString: strerror(errno))) }
+        var address = try unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ControlUnavailable(path: path, reason: reason)
+        }
+        return fd
+    }
+
+    /// Sends one request and returns the response object.
+    public static func request(path: String, _ object: [String: Any], timeout: Int = 120) throws -> [String: Any] {
+        let fd = try connect(path: path)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard sendLine(fd, object) else { throw ControlUnavailable(path: path, reason: "the daemon closed the connection") }
+        shutdown(fd, Int32(SHUT_WR))
+        guard let line = readLine(fd, limit: 256 << 20) else {
+            throw ControlUnavailable(path: path, reason: "no answer (the daemon may be stopping)")
+        }
+        guard let response = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+            throw ControlUnavailable(path: path, reason: "the answer is not a JSON object")
+        }
+        return response
+    }
+
+    @discardableResult
+    static func sendLine(_ fd: Int32, _ object: [String: Any]) -> Bool {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return false }
+        let bytes = [UInt8](data) + [0x0A]
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// Reads up to the first newline (or the end); nil on error, timeout or over `limit` bytes.
+    static func readLine(_ fd: Int32, limit: Int) -> Data? {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { return data.isEmpty ? nil : data }
+            if let newline = buffer[0..<n].firstIndex(of: 0x0A) {
+                data.append(contentsOf: buffer[0..<newline])
+                return data
+            }
+            data.append(contentsOf: buffer[0..<n])
+            if data.count > limit { return nil }
+        }
+    }
+}
