@@ -8,6 +8,18 @@ import VLDTensor
 BLAS.reexecWithSupportedKernelsIfNeeded()
 
 let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)] = [
+    ("submit", "Queue manifests with vldd (spooled if the daemon is down)", DaemonCommands.submit),
+    ("ls", "List jobs: ID, NAME, KIND, STATE, PROGRESS, ETA, LOSS, AGE", DaemonCommands.ls),
+    ("show", "Everything about one job, with its event history", DaemonCommands.show),
+    ("cancel", "Cancel jobs (running ones checkpoint and stop)", { try DaemonCommands.change("cancel", $0) }),
+    ("hold", "Keep a queued job from starting", { try DaemonCommands.change("hold", $0) }),
+    ("release", "Let a held job run", { try DaemonCommands.change("release", $0) }),
+    ("retry", "Queue a failed or cancelled job again", { try DaemonCommands.change("retry", $0) }),
+    ("logs", "Print (or follow with -f) a job's output", DaemonCommands.logs),
+    ("results", "A finished job's metrics (--json, --csv for the grid summary)", DaemonCommands.results),
+    ("status", "The daemon's version, uptime, queue counts, running jobs, limits", DaemonCommands.status),
+    ("watch", "Live view of running and queued jobs", DaemonCommands.watch),
+    ("doctor", "Check paths, permissions, group, socket, BLAS and config", DoctorCommand.run),
     ("run", "Run an experiment manifest in the foreground (resumable)", RunCommand.run),
     ("validate", "Check manifests and print every problem with its JSON path", ValidateCommand.run),
     ("example", "Print an annotated example manifest", ExampleCommand.run),
@@ -33,6 +45,9 @@ guard let command = commands.first(where: { $0.name == name }) else {
 }
 do {
     exit(try command.run(Array(argv.dropFirst())))
+} catch let e as DaemonDown {
+    CLI.error(e.message)
+    exit(1)
 } catch let e as UsageError {
     CLI.error(e.message)
     exit(64)

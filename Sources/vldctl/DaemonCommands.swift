@@ -1,0 +1,423 @@
+// DaemonCommands.swift: the vldctl commands that talk to vldd through its control socket.
+//
+// Where the daemon is: --socket PATH, else $VLD_SOCKET, else the `socket` (or
+// <state_dir>/control.sock) of --config FILE, ./etc/vldd/vldd.conf if it exists, or
+// /etc/vldd/vldd.conf. Every listing takes --json for scripts. Exit status: 0 ok, 1 the daemon
+// refused or failed, 64 usage.
+
+import Foundation
+import VLDCore
+import VLDStore
+
+struct DaemonTarget {
+    let socket: String
+    let config: DaemonConfig?
+    let configPath: String
+
+    static let options: Set<String> = ["--socket", "--config"]
+
+    static func resolve(_ values: [String: String]) -> DaemonTarget {
+        let path = values["--config"] ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
+        let config = try? DaemonConfig.load(path)
+        if let s = values["--socket"] ?? ProcessInfo.processInfo.environment["VLD_SOCKET"] {
+            return DaemonTarget(socket: s, config: config, configPath: path)
+        }
+        let socket = config.map { $0.socketPath.isEmpty ? StateTree(root: $0.stateDirectory).root + "/control.sock" : $0.socketPath }
+            ?? "/run/vldd/control.sock"
+        return DaemonTarget(socket: socket, config: config, configPath: path)
+    }
+
+    func request(_ object: [String: Any]) throws -> [String: Any] {
+        do {
+            return try ControlClient.request(path: socket, object)
+        } catch let e as ControlUnavailable {
+            throw DaemonDown(message: "\(e.description)\n  is vldd running? Start it with 'vldd --config \(configPath)' (checkout) or 'systemctl start vldd'; 'vldctl doctor' checks the setup")
+        }
+    }
+
+    /// The response, or the daemon's error printed (with any manifest issues) and exit 1.
+    func call(_ object: [String: Any]) throws -> [String: Any]? {
+        let response = try request(object)
+        if response["ok"] as? Bool == true { return response }
+        CLI.error(response["error"] as? String ?? "the daemon refused the request")
+        for issue in response["issues"] as? [[String: Any]] ?? [] {
+            let path = issue["path"] as? String ?? ""
+            FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(issue["message"] as? String ?? "")\n".utf8))
+        }
+        return nil
+    }
+}
+
+struct DaemonDown: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+func printJSON(_ object: Any) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// "3m12s", "1h05m", "-" for nil.
+func shortDuration(_ seconds: Double?) -> String {
+    guard let s = seconds, s.isFinite, s >= 0 else { return "-" }
+    let t = Int(s.rounded())
+    if t < 60 { return "\(t)s" }
+    if t < 3600 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
+    if t < 86_400 { return "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" }
+    return "\(t / 86_400)d\(String(format: "%02d", (t % 86_400) / 3600))h"
+}
+
+/// Left-aligned columns; the last column is not padded.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+enum DaemonCommands {
+    static func help(_ args: [String], _ text: String) -> Bool {
+        if args.contains("-h") || args.contains("--help") {
+            print(text + "\n\n  --socket PATH   the daemon's control socket\n  --config FILE   vldd.conf to find the socket in")
+            return true
+        }
+        return false
+    }
+
+    // MARK: submit
+
+    static func submit(_ args: [String]) throws -> Int32 {
+        if help(args, """
+            usage: vldctl submit FILE... [--json]
+
+            Validates each manifest and queues it with vldd through the control socket. When the daemon is
+            not running, the file is dropped atomically into its spool (spool/tmp, then a rename into
+            spool/incoming) and queued when vldd starts. Prints the manifest and job ids.
+            """) { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
+        guard !p.positional.isEmpty else { throw UsageError(message: "submit needs at least one manifest file") }
+        let target = DaemonTarget.resolve(p.values)
+        var status: Int32 = 0
+        var out: [[String: Any]] = []
+        for file in p.positional {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                CLI.error("\(file): cannot read: \(String(cString: strerror(errno)))")
+                status = 1
+                continue
+            }
+            let name = (file as NSString).lastPathComponent
+            do {
+                let response = try target.request(["op": "submit", "manifest": String(decoding: data, as: UTF8.self), "fileName": name])
+                if response["ok"] as? Bool == true {
+                    out.append(["file": file, "manifest": response["manifest"] ?? 0, "jobs": response["jobs"] ?? []])
+                    if !p.flags.contains("--json") {
+                        let jobs = (response["jobs"] as? [Int]) ?? []
+                        let range = jobs.count > 1 ? "jobs \(jobs.first!)-\(jobs.last!)" : "job \(jobs.first ?? 0)"
+                        print("\(file): queued \(response["name"] as? String ?? "") as manifest \(response["manifest"] as? Int ?? 0), \(range)")
+                    }
+                } else {
+                    CLI.error("\(file): \(response["error"] as? String ?? "refused")")
+                    for issue in response["issues"] as? [[String: Any]] ?? [] {
+                        let path = issue["path"] as? String ?? ""
+                        FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(issue["message"] as? String ?? "")\n".utf8))
+                    }
+                    status = 1
+                }
+            } catch is DaemonDown {
+                guard let config = target.config else {
+                    CLI.error("vldd is not running at \(target.socket) and \(target.configPath) cannot be read to find its spool")
+                    return 1
+                }
+                let tree = StateTree(root: config.stateDirectory)
+                do {
+                    let dropped = try drop(data, name: name, tree: tree)
+                    print("\(file): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)")
+                    out.append(["file": file, "spooled": dropped])
+                } catch {
+                    CLI.error("\(file): vldd is not running and the spool is not writable: \(error)")
+                    status = 1
+                }
+            }
+        }
+        if p.flags.contains("--json") { printJSON(out) }
+        return status
+    }
+
+    /// tmp/<name>.<random>.json.part, fsync, rename to incoming/<name>.<random>.json.
+    static func drop(_ data: Data, name: String, tree: StateTree) throws -> String {
+        let base = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        let safe = String(base.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" }.prefix(100))
+        let final = "\(safe).\(UUID().uuidString.prefix(8).lowercased()).json"
+        let tmp = tree.spoolTmp + "/" + final + ".part"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw SystemError("create", path: tmp) }
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return fsync(fd) == 0
+        }
+        close(fd)
+        guard ok else { unlink(tmp); throw SystemError("write", path: tmp) }
+        guard rename(tmp, tree.incoming + "/" + final) == 0 else { let e = errno; unlink(tmp); throw SystemError("rename into", path: tree.incoming, code: e) }
+        return tree.incoming + "/" + final
+    }
+
+    // MARK: ls
+
+    static func ls(_ args: [String]) throws -> Int32 {
+        if help(args, """
+            usage: vldctl ls [--state STATE[,STATE]] [--name TEXT] [--all] [--limit N] [--json]
+
+            Lists jobs, newest first: ID, NAME, KIND, STATE, PROGRESS, ETA, LOSS, AGE. By default everything
+            not finished plus what finished in the last day; --all for everything. States: queued, held,
+            running, cancelling, succeeded, failed, cancelled.
+            """) { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options.union(["--state", "--name", "--limit"]), flags: ["--all", "--json"])
+        guard p.positional.isEmpty else { throw UsageError(message: "ls takes no arguments; filter with --state and --name") }
+        var request: [String: Any] = ["op": "list", "all": p.flags.contains("--all")]
+        if let s = p.values["--state"] { request["states"] = s.split(separator: ",").map(String.init) }
+        if let n = p.values["--name"] { request["name"] = n }
+        if p.values["--limit"] != nil { request["limit"] = try CLI.int(p.values, "--limit", default: 100) }
+        guard let response = try DaemonTarget.resolve(p.values).call(request) else { return 1 }
+        let jobs = response["jobs"] as? [[String: Any]] ?? []
+        if p.flags.contains("--json") {
+            printJSON(jobs)
+            return 0
+        }
+        if jobs.isEmpty {
+            print("no jobs\(p.flags.contains("--all") ? "" : " (vldctl ls --all shows older finished ones)")")
+            return 0
+        }
+        let now = response["now"] as? Int ?? 0
+        let rows = jobs.map { job -> [String] in
+            let state = job["state"] as? String ?? "?"
+            var progress = "-"
+            if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
+                progress = "\(Int(100 * Double(step) / Double(total)))% \(step)/\(total)"
+            } else if state == "succeeded" {
+                progress = "100%"
+            }
+            let eta = state == "running" ? shortDuration((job["etaSeconds"] as? Int).map(Double.init)) : "-"
+            let loss = (job["loss"] as? Double).map { String(format: "%.4f", $0) } ?? "-"
+            let age = shortDuration(Double(now - (job["createdAt"] as? Int ?? now)) / 1000)
+            var stateText = state
+            if state == "queued", let nb = job["notBefore"] as? Int { stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))" }
+            return ["\(job["id"] as? Int ?? 0)", job["name"] as? String ?? "", job["kind"] as? String ?? "", stateText, progress, eta, loss, age]
+        }
+        print(table(["ID", "NAME", "KIND", "STATE", "PROGRESS", "ETA", "LOSS", "AGE"], rows))
+        return 0
+    }
+
+    // MARK: show
+
+    static func show(_ args: [String]) throws -> Int32 {
+        if help(args, "usage: vldctl show ID [--json]\n\nEverything about one job: state, progress, attempts, the reason for a failure, where its\nresults are, and its event history.") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "show needs one job id") }
+        guard let response = try DaemonTarget.resolve(p.values).call(["op": "show", "id": id]) else { return 1 }
+        let job = response["job"] as? [String: Any] ?? [:]
+        if p.flags.contains("--json") {
+            printJSON(job)
+            return 0
+        }
+        let now = response["now"] as? Int ?? 0
+        func time(_ key: String) -> String? {
+            guard let ms = job[key] as? Int else { return nil }
+            let date = Date(timeIntervalSince1970: Double(ms) / 1000)
+            return ISO8601DateFormatter().string(from: date) + " (\(shortDuration(Double(now - ms) / 1000)) ago)"
+        }
+        var lines: [(String, String)] = [
+            ("job", "\(job["id"] as? Int ?? 0)  \(job["name"] as? String ?? "")"),
+            ("state", job["state"] as? String ?? "?"),
+            ("kind", job["kind"] as? String ?? ""),
+            ("owner", "\(job["user"] as? String ?? "") (uid \(job["uid"] as? Int ?? 0))"),
+            ("attempts", "\(job["attempts"] as? Int ?? 0), failures \(job["failures"] as? Int ?? 0) of \(job["maxFailures"] as? Int ?? 0)"),
+            ("threads", "\(job["threads"] as? Int ?? 0)"),
+        ]
+        if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int {
+            lines.append(("progress", "step \(step)/\(total)" + ((job["loss"] as? Double).map { String(format: ", loss %.4f", $0) } ?? "")
+                          + ((job["etaSeconds"] as? Int).map { ", eta \(shortDuration(Double($0)))" } ?? "")))
+        }
+        if let e = job["error"] as? String { lines.append(("error", e)) }
+        if let e = job["exitCode"] as? Int { lines.append(("exit status", "\(e)")) }
+        if let s = job["signal"] as? Int { lines.append(("signal", "\(s)")) }
+        for (label, key) in [("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt"), ("heartbeat", "heartbeatAt")] {
+            if let t = time(key) { lines.append((label, t)) }
+        }
+        if let o = job["outbox"] as? String { lines.append(("results", o)) }
+        if let m = job["manifest"] as? [String: Any] {
+            lines.append(("manifest", "\(m["id"] as? Int ?? 0) \(m["fileName"] as? String ?? "") (\(m["trials"] as? Int ?? 0) trials, sha256 \((m["sha256"] as? String ?? "").prefix(16)))"))
+            if let s = m["summary"] as? String { lines.append(("summary", s)) }
+        }
+        if let r = job["runDirectory"] as? String { lines.append(("run directory", r)) }
+        let width = lines.map(\.0.count).max() ?? 0
+        for (k, v) in lines { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+        print("\nevents:")
+        for e in job["events"] as? [[String: Any]] ?? [] {
+            let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e["at"] as? Int ?? 0) / 1000))
+            let transition = (e["from"] as? String).map { "\($0) -> " } ?? ""
+            print("  \(at)  \(transition)\(e["to"] as? String ?? "")  \(e["detail"] as? String ?? "")")
+        }
+        return 0
+    }
+
+    // MARK: cancel, hold, release, retry
+
+    static func change(_ op: String, _ args: [String]) throws -> Int32 {
+        let abstract: [String: String] = [
+            "cancel": "usage: vldctl cancel ID...\n\nCancels jobs: queued and held ones at once; a running one gets SIGTERM, checkpoints and stops\n(SIGKILL after the grace period). Only the owner, root or the daemon's user may cancel a job.",
+            "hold": "usage: vldctl hold ID\n\nKeeps a queued job from starting until 'vldctl release ID'.",
+            "release": "usage: vldctl release ID\n\nLets a held job run again.",
+            "retry": "usage: vldctl retry ID\n\nQueues a failed or cancelled job again with a fresh failure count; it resumes from its last\ncheckpoint.",
+        ]
+        if help(args, abstract[op] ?? "") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
+        let ids = p.positional.compactMap { Int($0) }
+        guard !ids.isEmpty, ids.count == p.positional.count, op == "cancel" || ids.count == 1 else {
+            throw UsageError(message: op == "cancel" ? "cancel needs job ids" : "\(op) needs one job id")
+        }
+        let target = DaemonTarget.resolve(p.values)
+        if op == "cancel" {
+            let response = try target.request(["op": "cancel", "ids": ids])
+            if p.flags.contains("--json") { printJSON(response) }
+            for r in response["results"] as? [[String: Any]] ?? [] {
+                if r["ok"] as? Bool == true {
+                    if !p.flags.contains("--json") { print("job \(r["id"] as? Int ?? 0): \(r["state"] as? String ?? "")") }
+                } else {
+                    CLI.error("job \(r["id"] as? Int ?? 0): \(r["error"] as? String ?? "refused")")
+                }
+            }
+            if response["results"] == nil, let e = response["error"] as? String { CLI.error(e) }
+            return response["ok"] as? Bool == true ? 0 : 1
+        }
+        guard let response = try target.call(["op": op, "id": ids[0]]) else { return 1 }
+        let job = response["job"] as? [String: Any] ?? [:]
+        if p.flags.contains("--json") { printJSON(job) } else { print("job \(ids[0]): \(job["state"] as? String ?? "")") }
+        return 0
+    }
+
+    // MARK: logs
+
+    static func logs(_ args: [String]) throws -> Int32 {
+        if help(args, "usage: vldctl logs ID [-f]\n\nPrints a job's output (its training log). -f follows it until the job ends.") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["-f", "--follow"])
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "logs needs one job id") }
+        let target = DaemonTarget.resolve(p.values)
+        let follow = p.flags.contains("-f") || p.flags.contains("--follow")
+        var offset = 0
+        while true {
+            guard let response = try target.call(["op": "logs", "id": id, "offset": offset]) else { return 1 }
+            let text = response["text"] as? String ?? ""
+            if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
+            offset = response["next"] as? Int ?? offset
+            if !follow { return 0 }
+            if text.isEmpty {
+                if response["done"] as? Bool == true { return 0 }
+                usleep(500_000)
+            }
+        }
+    }
+
+    // MARK: results
+
+    static func results(_ args: [String]) throws -> Int32 {
+        if help(args, "usage: vldctl results ID [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended.") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json", "--csv"])
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "results needs one job id") }
+        guard let response = try DaemonTarget.resolve(p.values).call(["op": "results", "id": id, "summary": p.flags.contains("--csv")]) else { return 1 }
+        if p.flags.contains("--json") {
+            printJSON(response["results"] ?? [:])
+            return 0
+        }
+        if p.flags.contains("--csv") {
+            if let csv = response["summaryCSV"] as? String {
+                print(csv, terminator: csv.hasSuffix("\n") ? "" : "\n")
+                return 0
+            }
+            CLI.error("job \(id) has no grid summary (it is not part of a grid, or its grid has not finished)")
+            return 1
+        }
+        let results = response["results"] as? [String: Any] ?? [:]
+        print("job \(id): \(response["outbox"] as? String ?? "")")
+        if let s = response["summary"] as? String { print("grid summary: \(s)/report.html") }
+        let metrics = results["metrics"] as? [String: Any] ?? [:]
+        let rows = metrics.keys.sorted().map { key -> [String] in
+            let v = metrics[key]
+            if let d = v as? Double { return [key, String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d)] }
+            return [key, "\(v ?? "")"]
+        }
+        if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
+        print("report: \(response["outbox"] as? String ?? "")/report.html")
+        return 0
+    }
+
+    // MARK: status
+
+    static func status(_ args: [String]) throws -> Int32 {
+        if help(args, "usage: vldctl status [--json]\n\nThe daemon's version, uptime, queue counts, running jobs and limits.") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
+        guard let r = try DaemonTarget.resolve(p.values).call(["op": "status"]) else { return 1 }
+        if p.flags.contains("--json") {
+            printJSON(r)
+            return 0
+        }
+        let counts = r["counts"] as? [String: Int] ?? [:]
+        print("vldd \(r["version"] as? String ?? "") pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))")
+        print("state \(r["state"] as? String ?? ""), config \(r["config"] as? String ?? ""), submit group \(r["submitGroup"] as? String ?? "")")
+        print("workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(r["sqlite"] as? String ?? "")")
+        print("jobs: " + JobState.allCases.map { "\(counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
+        if let limits = r["limits"] as? [String: Int] {
+            print("limits: " + limits.keys.sorted().map { "\($0) \(limits[$0]!)" }.joined(separator: ", "))
+        }
+        for job in r["running"] as? [[String: Any]] ?? [] {
+            let step = job["step"] as? Int, total = job["totalSteps"] as? Int
+            print("  running \(job["id"] as? Int ?? 0) \(job["name"] as? String ?? "")" + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
+                  + ((job["etaSeconds"] as? Int).map { " eta \(shortDuration(Double($0)))" } ?? ""))
+        }
+        return 0
+    }
+
+    // MARK: watch
+
+    static func watch(_ args: [String]) throws -> Int32 {
+        if help(args, "usage: vldctl watch [--interval SECONDS]\n\nA live view of running and queued jobs with progress bars; Ctrl-C to leave.") { return 0 }
+        let p = try CLI.parse(args, options: DaemonTarget.options.union(["--interval"]), flags: [])
+        let interval = try CLI.int(p.values, "--interval", default: 1, min: 1, max: 3600)
+        let target = DaemonTarget.resolve(p.values)
+        let tty = isatty(1) == 1
+        while true {
+            guard let r = try target.call(["op": "list", "states": ["running", "cancelling", "queued", "held"]]) else { return 1 }
+            let jobs = (r["jobs"] as? [[String: Any]] ?? []).sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
+            var out = tty ? "\u{1B}[H\u{1B}[2J" : ""
+            out += "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"] as? String == "running" }.count) running, \(jobs.filter { $0["state"] as? String == "queued" }.count) queued\n\n"
+            for job in jobs {
+                let state = job["state"] as? String ?? ""
+                var line = String(format: "%5d  ", job["id"] as? Int ?? 0) + (job["name"] as? String ?? "").padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
+                if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
+                    let fraction = Double(step) / Double(total)
+                    let filled = Int(fraction * 24)
+                    line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled) + "]"
+                    line += String(format: " %3d%%", Int(fraction * 100))
+                    line += "  eta " + shortDuration((job["etaSeconds"] as? Int).map(Double.init))
+                    if let loss = job["loss"] as? Double { line += String(format: "  loss %.4f", loss) }
+                } else {
+                    line += state
+                }
+                out += line + "\n"
+            }
+            if jobs.isEmpty { out += "nothing running or queued\n" }
+            FileHandle.standardOutput.write(Data(out.utf8))
+            if !tty && jobs.isEmpty { return 0 }
+            sleep(UInt32(interval))
+        }
+    }
+}
