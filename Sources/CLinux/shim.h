@@ -29,25 +29,38 @@ static inline int clinux_renameat_noreplace(int fromdir, const char *from, int t
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
+#include <string.h>
 #include <sys/socket.h>
 
-/// Blocks `signals` in the calling thread (call before any other thread starts, so every
-/// thread inherits the mask) and returns a non-blocking signalfd for them, or -1.
-static inline int clinux_signalfd(const int *signals, int count) {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
-    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+/// The self-pipe of the daemon's signal handler (clinux_signal_pipe).
+static int clinux_signal_write_fd = -1;
+
+static inline void clinux_signal_to_pipe(int signo) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signo;
+    ssize_t ignored = write(clinux_signal_write_fd, &byte, 1);
+    (void)ignored;
+    errno = saved;
 }
 
-/// Reads one pending signal from a signalfd: its number, or 0 when none is pending, -1 on error.
-static inline int clinux_signalfd_next(int fd) {
-    struct signalfd_siginfo info;
-    ssize_t n = read(fd, &info, sizeof info);
-    if (n == (ssize_t)sizeof info) return (int)info.ssi_signo;
-    return n < 0 && errno != EAGAIN ? -1 : 0;
+/// Installs a handler for `signals` that writes each signal number as one byte to `writefd`
+/// (non-blocking), and unblocks them in the calling thread. Unlike a signalfd this works when
+/// threads that do not block the signals exist already: OpenBLAS starts its thread pool when the
+/// library loads, before main, so a process-directed SIGTERM could land on one of those threads.
+static inline int clinux_signal_pipe(int writefd, const int *signals, int count) {
+    clinux_signal_write_fd = writefd;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = clinux_signal_to_pipe;
+        sigfillset(&action.sa_mask);
+        action.sa_flags = SA_RESTART | (signals[i] == SIGCHLD ? SA_NOCLDSTOP : 0);
+        if (sigaction(signals[i], &action, NULL) != 0) return -1;
+        sigaddset(&set, signals[i]);
+    }
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /// SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time.

@@ -1,9 +1,9 @@
 // Daemon.swift: vldd's main loop (specs/ops.md 6.3).
 //
 // Start: load the configuration; create the state tree; open and migrate the database; record
-// the boot and requeue what a dead daemon left running; block signals into a signalfd; watch
+// the boot and requeue what a dead daemon left running; route signals to a self-pipe; watch
 // spool/incoming, then rescan it; listen on the control socket; READY=1.
-// Loop: one poll() over the signalfd, the inotify fd, a wake-up pipe (the control socket's
+// Loop: one poll() over the signal self-pipe, the inotify fd, a wake-up pipe (the control socket's
 // threads write to it after a submit or cancel) and the workers' event pipes, with a timeout of
 // at most one second. Each turn dispatches queued jobs, enforces cancels, rescans every
 // rescan_seconds, updates STATUS= and pings the watchdog.
@@ -82,23 +82,17 @@ public final class Daemon {
         }
     }
 
-    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD, SIGPIPE]
-
-    /// Blocks the daemon's signals in the calling thread. Call it first thing in main, before
-    /// any other thread exists: threads inherit the mask, and a thread that did not block
-    /// SIGCHLD would take (and, by its default disposition, drop) it instead of the signalfd.
-    public static func blockSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for s in handledSignals { sigaddset(&set, s) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
+    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD]
 
     /// Runs until SIGTERM/SIGINT (or idle with --exit-when-idle). Returns the exit status.
     public func run() throws -> Int32 {
+        // Signals arrive as bytes on a self-pipe (see clinux_signal_pipe for why not a signalfd).
+        signal(SIGPIPE, SIG_IGN)
+        var pipeFDs: [Int32] = [-1, -1]
+        guard clinux_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else { throw SystemError("pipe2", path: "") }
+        signalFD = pipeFDs[0]
         var signals = Daemon.handledSignals
-        signalFD = clinux_signalfd(&signals, Int32(signals.count))
-        guard signalFD >= 0 else { throw SystemError("signalfd", path: "") }
+        guard clinux_signal_pipe(pipeFDs[1], &signals, Int32(signals.count)) == 0 else { throw SystemError("sigaction", path: "") }
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw SystemError("pipe2", path: "") }
         (wakeRead, wakeWrite) = (fds[0], fds[1])
@@ -166,9 +160,10 @@ public final class Daemon {
     /// Returns true when the daemon should stop.
     private func handleSignals() -> Bool {
         var stop = false
-        while true {
-            let signal = clinux_signalfd_next(signalFD)
-            guard signal > 0 else { break }
+        var received = [UInt8](repeating: 0, count: 64)
+        let n = received.withUnsafeMutableBytes { read(signalFD, $0.baseAddress, $0.count) }
+        for byte in received.prefix(max(0, n)) {
+            let signal = Int32(byte)
             switch signal {
             case SIGTERM, SIGINT:
                 log.notice("vldd: stopping", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "running": supervisor.runningCount])

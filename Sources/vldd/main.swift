@@ -30,7 +30,6 @@ func fail(_ message: String, _ status: Int32) -> Never {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
-if args.first != "worker" { Daemon.blockSignals() }
 if args.contains("--version") {
     print("vldd \(VLD.version)")
     exit(0)
