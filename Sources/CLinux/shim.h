@@ -86,3 +86,9 @@ static inline int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, con
 
 /// accept4(2) with SOCK_CLOEXEC, no peer address (the peer is identified by SO_PEERCRED).
 static inline int clinux_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+#include <sys/prctl.h>
+
+/// prctl(PR_SET_PDEATHSIG): the kernel sends `signo` to this process when its parent dies (a
+/// worker checkpoints and stops when vldd is killed, instead of running on as an orphan).
+static inline int clinux_set_parent_death_signal(int signo) { return prctl(PR_SET_PDEATHSIG, (unsigned long)signo); }

@@ -66,6 +66,12 @@ public enum Worker {
         sigaddset(&set, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
 
+        // Stop (checkpoint, exit 75) if the daemon dies; without this a worker of a killed daemon
+        // would run on while the next daemon starts the same job again.
+        let parent = getppid()
+        _ = clinux_set_parent_death_signal(SIGTERM)
+        if parent == 1 { workerStopRequested = 1 }
+
         let events = EventPipe(fd: progressFD)
         func fail(_ message: String) -> Int32 {
             events.send(["event": "error", "message": message])
@@ -73,6 +79,17 @@ public enum Worker {
             return 1
         }
         let runDir = URL(fileURLWithPath: tree.run(id))
+        // One worker per job directory: a previous worker of this job (its daemon was killed)
+        // may still be writing its checkpoint; wait for it to finish.
+        let lockFD = open(runDir.path + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard lockFD >= 0 else { return fail("cannot open \(runDir.path)/lock: \(String(cString: strerror(errno)))") }
+        var waited = 0.0
+        while flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+            if waited == 0 { FileHandle.standardError.write(Data("vldd worker: job \(id): waiting for the previous worker of this job to stop\n".utf8)) }
+            if waited > 600 || workerStopRequested != 0 { return exitPreempted }
+            usleep(200_000)
+            waited += 0.2
+        }
         let job: WorkerJob
         do {
             job = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: runDir.appendingPathComponent("job.json")))
