@@ -158,8 +158,26 @@ public struct DaemonConfig: Equatable, Sendable {
         return config
     }
 
-    /// Reads and parses `path`. A missing file is an error (the daemon never runs on guesses).
+    /// Relative paths made absolute against the current directory (workers run elsewhere).
+    public var absolutePaths: DaemonConfig {
+        var c = self
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ p: String) -> String {
+            guard !p.isEmpty, !p.hasPrefix("/") else { return p }
+            return URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path
+        }
+        c.stateDirectory = absolute(stateDirectory)
+        c.socketPath = absolute(socketPath)
+        return c
+    }
+
+    /// Reads and parses `path`, making relative paths absolute against the current directory.
+    /// A missing file is an error (the daemon never runs on guesses).
     public static func load(_ path: String) throws -> DaemonConfig {
+        try loadAsWritten(path).absolutePaths
+    }
+
+    static func loadAsWritten(_ path: String) throws -> DaemonConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: path, line: nil, message: "cannot read: \(String(cString: strerror(errno)))")
         }

@@ -45,6 +45,10 @@ public struct StateTree: Sendable {
     @discardableResult
     public func create() throws -> [String] {
         var changes: [String] = []
+        let parent = (root as NSString).deletingLastPathComponent
+        if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
         for (path, mode) in directories {
             var st = stat()
             if lstat(path, &st) != 0 {

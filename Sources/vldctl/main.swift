@@ -6,6 +6,7 @@ import VLDModel
 import VLDTensor
 
 BLAS.reexecWithSupportedKernelsIfNeeded()
+setvbuf(stdout, nil, _IOLBF, 0)  // lines appear in order with stderr's, also through a pipe
 
 let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)] = [
     ("submit", "Queue manifests with vldd (spooled if the daemon is down)", DaemonCommands.submit),
