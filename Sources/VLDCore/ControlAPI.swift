@@ -103,10 +103,10 @@ struct ControlAPI {
         case .invalid(let issues):
             return ["ok": false, "error": "\(fileName) is not a valid manifest",
                     "issues": issues.map { ["path": $0.path, "message": $0.message] }]
-        case .valid(let name, let kind, let jobs):
+        case .valid(let name, let kind, let jobs, let json):
             let key = (request["key"] as? String).map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
             let result = try queue.ingest(NewManifest(sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
-                                                      body: text, name: name, kind: kind, jobs: jobs))
+                                                      body: json, name: name, kind: kind, jobs: jobs))
             // The audit copy, as for spool deliveries.
             try? writeFileAtomically(data, to: daemon.tree.accepted + "/\(result.manifestID).json")
             daemon.log.info(result.created ? "control: accepted" : "control: resubmitted; already queued",

@@ -6,8 +6,9 @@ import VLDExperiments
 import VLDStore
 
 public enum IntakeVerdict {
-    /// A valid manifest: the experiment name, kind and one job per trial.
-    case valid(name: String, kind: String, jobs: [NewJob])
+    /// A valid manifest: the experiment name, kind, one job per trial, and the manifest as plain
+    /// JSON (`//` comments removed, keys in written order) for the queue, which stores only JSON.
+    case valid(name: String, kind: String, jobs: [NewJob], json: String)
     /// Valid JSON so far but cut short (an error at the end of the data): a file still being
     /// written looks like this, so the spool may wait for it.
     case truncated(String)
@@ -44,7 +45,7 @@ public enum ManifestIntake {
                               params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
                               memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
             }
-            return .valid(name: experiment.name, kind: kind, jobs: jobs)
+            return .valid(name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))
         } catch let error as ManifestError {
             return .invalid(error.issues)
         } catch {

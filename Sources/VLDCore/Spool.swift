@@ -187,10 +187,10 @@ public final class SpoolConsumer {
             return reject(name, [why], uid: fst.st_uid)
         case .invalid(let issues):
             return reject(name, issues.map(\.description), uid: fst.st_uid)
-        case .valid(let experiment, let kind, let jobs):
+        case .valid(let experiment, let kind, let jobs, let json):
             let key = SHA256.hex(Array("\(fst.st_dev):\(fst.st_ino):\(fst.st_size):\(mtimeNs):".utf8) + name)
             let manifest = NewManifest(sourceKey: key, fileName: display, submitterUID: fst.st_uid, sha256: SHA256.hex(data),
-                                       body: String(decoding: data, as: UTF8.self), name: experiment, kind: kind, jobs: jobs)
+                                       body: json, name: experiment, kind: kind, jobs: jobs)
             let result: IngestResult
             do {
                 result = try queue.ingest(manifest)

@@ -43,7 +43,7 @@ final class SpoolFixture {
 }
 
 let tinyManifest = #"{"name": "tiny", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}}"#
-let gridManifest = #"{"name": "grid", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}, "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}}"#
+let gridManifest = #"// comments are allowed in manifests\#n{"name": "grid", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}, "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}}"#
 
 struct SpoolTests {
     @Test func acceptsAValidManifestIntoTheQueueAndAccepted() throws {
