@@ -130,7 +130,8 @@ public final class Supervisor {
         let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
         var env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
                    "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)"]
-        for key in ["OPENBLAS_CORETYPE", "TZ"] {
+        // VLDD_FAULT_WORKER_FSIZE (tests): a file-size limit for workers, to make their writes fail.
+        for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE"] {
             if let value = ProcessInfo.processInfo.environment[key] { env.append("\(key)=\(value)") }
         }
         var pid: pid_t = 0

@@ -72,6 +72,13 @@ public enum Worker {
         _ = clinux_set_parent_death_signal(SIGTERM)
         if parent == 1 { workerStopRequested = 1 }
 
+        if let limit = ProcessInfo.processInfo.environment["VLDD_FAULT_WORKER_FSIZE"].flatMap(UInt.init) {
+            // Fault injection for the tests: writes past `limit` fail with EFBIG (not SIGXFSZ).
+            signal(SIGXFSZ, SIG_IGN)
+            var rl = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
+            setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &rl)
+        }
+
         let events = EventPipe(fd: progressFD)
         func fail(_ message: String) -> Int32 {
             events.send(["event": "error", "message": message])

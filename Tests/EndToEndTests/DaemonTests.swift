@@ -175,12 +175,19 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
             usleep(20_000)
         }
         close(fd)
+        // O_TMPFILE + linkat: only IN_CREATE is reported for it
+        let oTmpfile: Int32 = 0o20200000  // O_TMPFILE (Glibc does not export it without _GNU_SOURCE)
+        let anonymous = open(d.incoming, oTmpfile | O_WRONLY | O_CLOEXEC, 0o644)
+        #expect(anonymous >= 0)
+        _ = bytes.withUnsafeBytes { write(anonymous, $0.baseAddress, $0.count) }
+        #expect(linkat(AT_FDCWD, "/proc/self/fd/\(anonymous)", AT_FDCWD, d.incoming + "/c.json", AT_SYMLINK_FOLLOW) == 0)
+        close(anonymous)
         // a dotfile and a .part are never read
         try body.write(toFile: d.incoming + "/.c.json", atomically: false, encoding: .utf8)
         try body.write(toFile: d.incoming + "/d.json.part", atomically: false, encoding: .utf8)
-        try d.waitFor("two jobs to succeed") { states($0) == ["succeeded", "succeeded"] }
+        try d.waitFor("three jobs to succeed") { states($0) == ["succeeded", "succeeded", "succeeded"] }
         let accepted = try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/accepted").sorted()
-        #expect(accepted == ["1.json", "2.json"])
+        #expect(accepted == ["1.json", "2.json", "3.json"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.incoming).sorted() == [".c.json", "d.json.part"])
     }
 
@@ -273,6 +280,22 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let cancel = try d.ctl(["cancel", "1"])
         #expect(cancel.status == 0)
         try d.waitFor("the cancel") { states($0) == ["cancelled"] }
+    }
+
+    @Test func aJobWhoseWritesFailIsFailedAndPublishesNothing() throws {
+        let d = DaemonHarness(extraConfig: "max_failures = 2\n")
+        // Workers may write files of at most 4 KiB: the first checkpoint fails with EFBIG.
+        d.environment["VLDD_FAULT_WORKER_FSIZE"] = "4096"
+        try d.start()
+        let file = d.dir.appendingPathComponent("w.json").path
+        try quickManifest(name: "w", steps: 20, checkpointEvery: 10).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.waitFor("the job to fail") { states($0) == ["failed"] }
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("File too large"), "\(show.stdout)")
+        #expect(show.stdout.contains("(failed 2 of 2 times)"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox").filter { !$0.hasPrefix(".") }.isEmpty)
+        #expect(try d.ctl(["status"]).status == 0)
     }
 
     @Test func theNotifyProtocolSeenByAListener() throws {
