@@ -44,8 +44,7 @@ public enum ControlClient {
 
     @discardableResult
     static func sendLine(_ fd: Int32, _ object: [String: Any]) -> Bool {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return false }
-        let bytes = [UInt8](data) + [0x0A]
+        let bytes = Array(JSONLine.encode(object).utf8) + [0x0A]
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }

@@ -143,10 +143,27 @@ public final class ControlServer: @unchecked Sendable {
     }
 }
 
+/// The login name of `uid` (or the number), cached: a listing of thousands of jobs must not
+/// read the password database once per row.
 func userName(_ uid: UInt32) -> String {
-    guard let pw = getpwuid(uid) else { return "\(uid)" }
-    return String(cString: pw.pointee.pw_name)
+    userNames.lock.lock()
+    defer { userNames.lock.unlock() }
+    if let cached = userNames.names[uid], Date().timeIntervalSince(cached.at) < 60 { return cached.name }
+    var name = "\(uid)"
+    var pw = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    var buffer = [CChar](repeating: 0, count: 4096)
+    if getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil { name = String(cString: pw.pw_name) }
+    userNames.names[uid] = (name, Date())
+    return name
 }
+
+private final class UserNameCache: @unchecked Sendable {
+    let lock = NSLock()
+    var names: [UInt32: (name: String, at: Date)] = [:]
+}
+
+private let userNames = UserNameCache()
 
 func unixAddress(_ path: String) throws -> sockaddr_un {
     var address = sockaddr_un()

@@ -50,13 +50,27 @@ extension Optional: SQLValueConvertible where Wrapped: SQLValueConvertible {
     public var sqlValue: SQLValue { self?.sqlValue ?? .null }
 }
 
+/// Column names of a result, with a name -> position map shared by all its rows.
+public final class ColumnIndex: Sendable {
+    public let names: [String]
+    let positions: [String: Int]
+    init(_ names: [String]) {
+        self.names = names
+        var map: [String: Int] = [:]
+        for (i, n) in names.enumerated() where map[n] == nil { map[n] = i }
+        positions = map
+    }
+}
+
 /// One result row; columns by name.
 public struct Row: Sendable {
-    public let columns: [String]
+    public let index: ColumnIndex
     public let values: [SQLValue]
 
+    public var columns: [String] { index.names }
+
     public subscript(_ name: String) -> SQLValue {
-        guard let i = columns.firstIndex(of: name) else { return .null }
+        guard let i = index.positions[name] else { return .null }
         return values[i]
     }
     public func int(_ name: String) -> Int? {
@@ -210,12 +224,12 @@ public final class Statement {
     public func rows() throws -> [Row] {
         var result: [Row] = []
         let count = sqlite3_column_count(handle)
-        let names = (0..<count).map { String(cString: sqlite3_column_name(handle, $0)) }
+        let names = ColumnIndex((0..<count).map { String(cString: sqlite3_column_name(handle, $0)) })
         while true {
             let rc = sqlite3_step(handle)
             switch rc {
             case SQLITE_ROW:
-                result.append(Row(columns: names, values: (0..<count).map(column)))
+                result.append(Row(index: names, values: (0..<count).map(column)))
             case SQLITE_DONE:
                 sqlite3_reset(handle)
                 return result
