@@ -5,8 +5,8 @@
 
 import Foundation
 
-enum JSONLine {
-    static func encode(_ value: Any) -> String {
+public enum JSONLine {
+    public static func encode(_ value: Any) -> String {
         var out = ""
         out.reserveCapacity(256)
         write(value, into: &out)

@@ -53,9 +53,12 @@ struct DaemonDown: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// JSON for scripts: an array with one element per line, anything else on one line.
 func printJSON(_ object: Any) {
-    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {
-        print(String(decoding: data, as: UTF8.self))
+    if let array = object as? [Any] {
+        print(array.isEmpty ? "[]" : "[\n" + array.map { JSONLine.encode($0) }.joined(separator: ",\n") + "\n]")
+    } else {
+        print(JSONLine.encode(object))
     }
 }
 
