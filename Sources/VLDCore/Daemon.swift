@@ -179,16 +179,18 @@ public final class Daemon {
 
     private func handleInotify() {
         guard let watch else { return }
-        var overflow = false
+        var rescanReason: String?
         for event in watch.read() {
             if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
-                overflow = true
+                rescanReason = "inotify queue overflow"
             } else if event.mask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 {
+                // Only the current watch matters: a re-watch leaves the old one's IN_IGNORED behind.
+                guard event.wd == watch.currentWatch else { continue }
                 log.error("spool: incoming/ was removed or replaced; watching it again", ["path": tree.incoming])
                 do {
                     _ = try tree.create()
                     try watch.rewatch()
-                    overflow = true
+                    rescanReason = "incoming/ watched again"
                 } catch {
                     log.error("spool: cannot watch incoming/ again; exiting so systemd restarts vldd", ["error": "\(error)"])
                     exit(1)
@@ -197,7 +199,7 @@ public final class Daemon {
                 note(spool.consider(event.name))
             }
         }
-        if overflow { rescan(reason: "inotify queue overflow") }
+        if let reason = rescanReason { rescan(reason: reason) }
     }
 
     private func note(_ decision: SpoolDecision) {

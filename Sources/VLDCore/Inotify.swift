@@ -9,6 +9,9 @@ import Foundation
 
 public final class InotifyWatch {
     public struct Event: Equatable {
+        /// The watch the event belongs to (compare with `currentWatch`; events of a removed
+        /// watch, such as its IN_IGNORED, can arrive after a re-watch).
+        public var wd: Int32
         public var mask: UInt32
         /// The entry name in raw bytes (empty for events on the directory itself).
         public var name: [UInt8]
@@ -17,6 +20,7 @@ public final class InotifyWatch {
     public let fd: Int32
     public let path: String
     private(set) var wd: Int32
+    public var currentWatch: Int32 { wd }
 
     public static let interesting = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -51,12 +55,13 @@ public final class InotifyWatch {
             guard n > 0 else { break }
             var offset = 0
             while offset + 16 <= n {
-                let (mask, length) = buffer.withUnsafeBytes { raw -> (UInt32, Int) in
-                    (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                let (wd, mask, length) = buffer.withUnsafeBytes { raw -> (Int32, UInt32, Int) in
+                    (raw.loadUnaligned(fromByteOffset: offset, as: Int32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
                      Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
                 }
                 let nameBytes = buffer[(offset + 16)..<min(n, offset + 16 + length)]
-                events.append(Event(mask: mask, name: Array(nameBytes.prefix(while: { $0 != 0 }))))
+                events.append(Event(wd: wd, mask: mask, name: Array(nameBytes.prefix(while: { $0 != 0 }))))
                 offset += 16 + length
             }
         }

@@ -13,24 +13,30 @@ struct DaemonTarget {
     let socket: String
     let config: DaemonConfig?
     let configPath: String
+    var configError: String? = nil
 
     static let options: Set<String> = ["--socket", "--config"]
 
     static func resolve(_ values: [String: String]) -> DaemonTarget {
         let path = values["--config"] ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
-        let config = try? DaemonConfig.load(path)
+        var config: DaemonConfig?
+        var problem: String?
+        do { config = try DaemonConfig.load(path) } catch { problem = "\(error)" }
         if let s = values["--socket"] ?? ProcessInfo.processInfo.environment["VLD_SOCKET"] {
-            return DaemonTarget(socket: s, config: config, configPath: path)
+            return DaemonTarget(socket: s, config: config, configPath: path, configError: problem)
         }
         let socket = config.map { $0.socketPath.isEmpty ? StateTree(root: $0.stateDirectory).root + "/control.sock" : $0.socketPath }
             ?? "/run/vldd/control.sock"
-        return DaemonTarget(socket: socket, config: config, configPath: path)
+        return DaemonTarget(socket: socket, config: config, configPath: path, configError: problem)
     }
 
     func request(_ object: [String: Any]) throws -> [String: Any] {
         do {
             return try ControlClient.request(path: socket, object)
         } catch let e as ControlUnavailable {
+            if let problem = configError {
+                throw DaemonDown(message: "\(e.description)\n  (the socket path comes from \(configPath), which cannot be used: \(problem); fix it, or pass --socket PATH)")
+            }
             throw DaemonDown(message: "\(e.description)\n  is vldd running? Start it with 'vldd --config \(configPath)' (checkout) or 'systemctl start vldd'; 'vldctl doctor' checks the setup")
         }
     }

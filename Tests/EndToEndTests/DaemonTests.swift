@@ -85,7 +85,7 @@ final class DaemonHarness {
             if let jobs = try? self.jobs(), condition(jobs) { return }
             usleep(100_000)
         }
-        throw HarnessError("timed out waiting for \(what); jobs: \((try? jobs()) ?? []); log: \(log.suffix(2000))")
+        throw HarnessError("timed out waiting for \(what); jobs: \((try? jobs()) ?? []); log: \(log.suffix(3000).replacingOccurrences(of: "\n", with: " | "))")
     }
 }
 
@@ -296,6 +296,31 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         #expect(show.stdout.contains("(failed 2 of 2 times)"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox").filter { !$0.hasPrefix(".") }.isEmpty)
         #expect(try d.ctl(["status"]).status == 0)
+    }
+
+    @Test func aBadConfigOnSighupIsRefusedAndAReplacedInboxIsWatchedAgain() throws {
+        let d = DaemonHarness(extraConfig: "workers = 2\n")
+        try d.start()
+        let good = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        try (good + "workerz = 3\n").write(toFile: d.configPath, atomically: true, encoding: .utf8)
+        kill(d.process!.processIdentifier, SIGHUP)
+        var status: Run
+        let deadline = Date().addingTimeInterval(5)
+        while !d.log.contains("reload refused"), Date() < deadline { usleep(50_000) }
+        #expect(d.log.contains("config: reload refused; keeping the running configuration") && d.log.contains("unknown key \\\"workerz\\\""))
+        // vldctl cannot read the broken file either, and says so; with --socket it still reaches the daemon.
+        let broken = try d.ctl(["status"])
+        #expect(broken.status == 1 && broken.stderr.contains("unknown key \"workerz\""), "\(broken.stderr)")
+        status = try vldctl(["status", "--json", "--socket", d.socket])
+        #expect((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["workers"] as? Int == 2)
+        try good.write(toFile: d.configPath, atomically: true, encoding: .utf8)
+
+        // The inbox is removed and created again: the daemon watches the new one.
+        try FileManager.default.removeItem(atPath: d.incoming)
+        usleep(300_000)
+        #expect(FileManager.default.fileExists(atPath: d.incoming))
+        try quickManifest(name: "r", steps: 2, checkpointEvery: 2).write(toFile: d.incoming + "/r.json", atomically: false, encoding: .utf8)
+        try d.waitFor("the manifest dropped into the new inbox", timeout: 30) { states($0) == ["succeeded"] }
     }
 
     @Test func theNotifyProtocolSeenByAListener() throws {
