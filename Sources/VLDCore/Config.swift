@@ -34,6 +34,9 @@ public struct DaemonConfig: Equatable, Sendable {
     public var threadsPerJob = 2
     /// Threads all running jobs may use together; 0 means the number of cores.
     public var totalThreads = 0
+    /// Memory (MiB) the declared `resources.memoryMiB` of running jobs may add up to; 0 means
+    /// 80% of physical memory.
+    public var totalMemoryMiB = 0
     public var limits = Limits()
     /// Failures (non-zero exits, crashes) after which a job is failed instead of retried.
     public var maxFailures = 3
@@ -49,6 +52,10 @@ public struct DaemonConfig: Equatable, Sendable {
     public var workerNice = 10
 
     public init() {}
+
+    public var effectiveTotalMemoryBytes: Int {
+        totalMemoryMiB > 0 ? totalMemoryMiB << 20 : Int(Double(ProcessInfo.processInfo.physicalMemory) * 0.8)
+    }
 
     public var effectiveTotalThreads: Int {
         totalThreads > 0 ? totalThreads : ProcessInfo.processInfo.activeProcessorCount
@@ -71,6 +78,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("workers", "jobs that run at the same time, 1-64; default 1"),
         ("threads_per_job", "threads of a job whose manifest does not set resources.threads, 1-256; default 2"),
         ("total_threads", "threads all running jobs share, 0 = number of cores; default 0"),
+        ("total_memory_mib", "memory the declared resources.memoryMiB of running jobs may add up to, 0 = 80% of RAM; default 0"),
         ("max_manifest_bytes", "largest manifest accepted; default 1048576"),
         ("max_trials", "most trials one manifest may expand to; default 512"),
         ("max_params", "largest model (parameters); default 200000000"),
@@ -136,6 +144,7 @@ public struct DaemonConfig: Equatable, Sendable {
             case "workers": config.workers = try int(1...64)
             case "threads_per_job": config.threadsPerJob = try int(1...256)
             case "total_threads": config.totalThreads = try int(0...4096)
+            case "total_memory_mib": config.totalMemoryMiB = try int(0...(1 << 30))
             case "max_manifest_bytes": config.limits.maxManifestBytes = try int(256...(64 << 20))
             case "max_trials": config.limits.maxTrials = try int(1...100_000)
             case "max_params": config.limits.maxParams = try int(1_000...100_000_000_000)

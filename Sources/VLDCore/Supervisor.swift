@@ -54,6 +54,7 @@ public final class Supervisor {
     public var runningCount: Int { running.count }
     public var runningJobIDs: [Int] { running.keys.sorted() }
     var threadsInUse: Int { running.values.reduce(0) { $0 + $1.job.threads } }
+    var memoryInUse: Int { running.values.reduce(0) { $0 + ($1.job.memoryBytes ?? 0) } }
 
     public static func ownExecutable() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -67,12 +68,13 @@ public final class Supervisor {
         var started: [Int] = []
         while running.count < config.workers {
             let free = config.effectiveTotalThreads - threadsInUse
-            // A job larger than the whole machine still runs, alone.
+            // A job larger than the whole machine (threads or memory) still runs, alone.
             let allowance = running.isEmpty ? max(free, config.limits.maxThreads) : free
             guard allowance > 0 else { break }
+            let memory = running.isEmpty ? Int.max : config.effectiveTotalMemoryBytes - memoryInUse
             let job: JobRecord?
             do {
-                job = try queue.claimNext(boot: boot, maxThreads: allowance)
+                job = try queue.claimNext(boot: boot, maxThreads: allowance, maxMemoryBytes: memory)
             } catch {
                 log.error("queue: cannot claim a job", ["error": "\(error)"])
                 break

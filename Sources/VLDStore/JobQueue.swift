@@ -83,8 +83,10 @@ public final class JobQueue {
     // MARK: claiming and running
 
     /// Takes the next runnable job (highest priority, then oldest; `not_before` passed; needing
-    /// at most `maxThreads`) and marks it running under `boot`. Nil when none is runnable.
-    public func claimNext(boot: Int, maxThreads: Int, leaseMilliseconds: Int64 = 120_000) throws -> JobRecord? {
+    /// at most `maxThreads` and `maxMemoryBytes`) and marks it running under `boot`. Nil when
+    /// none is runnable.
+    public func claimNext(boot: Int, maxThreads: Int, maxMemoryBytes: Int = Int.max,
+                          leaseMilliseconds: Int64 = 120_000) throws -> JobRecord? {
         try db.immediate {
             let now = clock()
             let rows = try db.query("""
@@ -92,9 +94,10 @@ public final class JobQueue {
                   attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?, exit_code = NULL,
                   term_signal = NULL, pid = NULL, pgid = NULL
                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND not_before <= ? AND cpus <= ?
+                              AND coalesce(mem_bytes, 0) <= ?
                             ORDER BY priority DESC, id LIMIT 1)
                 RETURNING id
-                """, [boot, now + leaseMilliseconds, now, now, now, now, maxThreads])
+                """, [boot, now + leaseMilliseconds, now, now, now, now, maxThreads, maxMemoryBytes])
             guard let id = rows.first?.int("id") else { return nil }
             try event(id, from: .queued, to: .running, detail: "claimed by boot \(boot)", at: now)
             return try job(id)

@@ -431,7 +431,10 @@ enum DaemonCommands {
         let results = response["results"] as? [String: Any] ?? [:]
         print("job \(id): \(response["outbox"] as? String ?? "")")
         if let s = response["summary"] as? String { print("grid summary: \(s)/report.html") }
-        let metrics = results["metrics"] as? [String: Any] ?? [:]
+        var metrics = results["metrics"] as? [String: Any] ?? [:]
+        let training = results["training"] as? [String: Any] ?? [:]
+        for key in ["evalLoss", "finalTrainLoss", "tokensSeen", "steps"] { if let v = training[key] { metrics[key] = v } }
+        if let wall = (results["timing"] as? [String: Any])?["wallSeconds"] { metrics["wallSeconds"] = wall }
         let rows = metrics.keys.sorted().map { key -> [String] in
             let v = metrics[key]
             if let d = v as? Double { return [key, String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d)] }

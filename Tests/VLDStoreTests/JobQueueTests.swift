@@ -92,6 +92,22 @@ struct JobQueueTests {
                             "queued>running", "running>failed"])
     }
 
+    @Test func claimsOnlyJobsWhoseMemoryFits() throws {
+        let dir = TempDir()
+        let q = try JobQueue(path: dir.path("q.sqlite3"))
+        let boot = try q.startBoot(uuid: "b", pid: 1, version: "t")
+        var big = sampleManifest(key: "big", trials: 1, name: "big", priority: 5)
+        big.jobs[0].memoryBytes = 8 << 30
+        let bigID = try q.ingest(big).jobIDs[0]
+        var small = sampleManifest(key: "small", trials: 1, name: "small")
+        small.jobs[0].memoryBytes = 1 << 30
+        let smallID = try q.ingest(small).jobIDs[0]
+        // 4 GiB free: the higher-priority 8 GiB job is passed over, the 1 GiB one runs.
+        #expect(try q.claimNext(boot: boot, maxThreads: 8, maxMemoryBytes: 4 << 30)?.id == smallID)
+        #expect(try q.claimNext(boot: boot, maxThreads: 8, maxMemoryBytes: 4 << 30) == nil)
+        #expect(try q.claimNext(boot: boot, maxThreads: 8)?.id == bigID)
+    }
+
     @Test func preemptionRequeuesWithoutCountingAFailure() throws {
         let dir = TempDir()
         let q = try JobQueue(path: dir.path("q.sqlite3"))
