@@ -250,14 +250,7 @@ public final class Daemon {
             guard let manifest = try queue.manifest(id), manifest.trialCount > 1, manifest.summaryPath == nil else { return }
             let jobs = try queue.jobs(JobFilter(manifestID: id))
             guard jobs.allSatisfy({ $0.state.isTerminal }) else { return }
-            var limits = Limits()
-            limits.maxTrials = Int.max
-            limits.maxManifestBytes = Int.max
-            limits.maxParams = Int.max
-            limits.maxSteps = Int.max
-            limits.maxThreads = Int.max
-            limits.maxMemoryMiB = Int.max
-            let experiment = try Experiment.parse(Data(manifest.body.utf8), limits: limits, cores: config.threadsPerJob)
+            let experiment = try Experiment.parse(Data(manifest.body.utf8), limits: .unbounded, cores: config.threadsPerJob)
             var results: [TrialResult] = []
             for job in jobs.sorted(by: { $0.trialIndex < $1.trialIndex }) where job.state == .succeeded {
                 guard let outbox = job.outboxPath, job.trialIndex < experiment.trials.count else { continue }

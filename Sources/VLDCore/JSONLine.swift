@@ -4,6 +4,7 @@
 // NSNull) and is several times faster.
 
 import Foundation
+import VLDExperiments
 
 public enum JSONLine {
     public static func encode(_ value: Any) -> String {
@@ -49,23 +50,6 @@ public enum JSONLine {
     }
 
     static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        out += JSONValue.quote(s)
     }
 }

@@ -103,16 +103,9 @@ public enum Worker {
         } catch {
             return fail("cannot read \(runDir.path)/job.json: \(error)")
         }
-        var limits = Limits()
-        limits.maxManifestBytes = Int.max
-        limits.maxTrials = Int.max
-        limits.maxParams = Int.max
-        limits.maxSteps = Int.max
-        limits.maxThreads = Int.max
-        limits.maxMemoryMiB = Int.max
         let trial: Trial
         do {
-            let experiment = try Experiment.parse(Data(job.manifest.utf8), limits: limits, cores: job.threads)
+            let experiment = try Experiment.parse(Data(job.manifest.utf8), limits: .unbounded, cores: job.threads)
             guard job.trialIndex < experiment.trials.count else {
                 return fail("the manifest has \(experiment.trials.count) trials; job trial \(job.trialIndex) does not exist")
             }

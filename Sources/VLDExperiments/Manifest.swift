@@ -19,6 +19,19 @@ public struct Limits: Equatable, Sendable {
     public var maxThreads = 64
     public var maxMemoryMiB = 64 * 1024
     public init() {}
+
+    /// No limits: for re-expanding a manifest that was validated when it was queued (the
+    /// daemon's limits may have been lowered since; they apply to new submissions).
+    public static var unbounded: Limits {
+        var l = Limits()
+        l.maxManifestBytes = Int.max
+        l.maxTrials = Int.max
+        l.maxParams = Int.max
+        l.maxSteps = Int.max
+        l.maxThreads = Int.max
+        l.maxMemoryMiB = Int.max
+        return l
+    }
 }
 
 /// The experiment kinds vld knows. Only `train` runs today; the others are named so that a
