@@ -82,7 +82,7 @@ struct ControlAPI {
     private func status() throws -> [String: Any] {
         let counts = try queue.counts()
         let running = try queue.jobs(JobFilter(states: [.running, .cancelling]))
-        let c = daemon.config
+        let c = daemon.currentConfig
         return ["ok": true, "version": VLD.version, "pid": Int(getpid()), "uptimeSeconds": Date().timeIntervalSince(daemon.startedAt),
                 "state": daemon.tree.root, "config": daemon.options.configPath, "submitGroup": daemon.policy.groupName,
                 "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
@@ -97,7 +97,7 @@ struct ControlAPI {
         guard let text = request["manifest"] as? String else { return failure("submit needs the manifest text") }
         let fileName = (request["fileName"] as? String).map { String($0.prefix(200)) } ?? "submitted.json"
         let data = Data(text.utf8)
-        switch ManifestIntake.check(data, config: daemon.config) {
+        switch ManifestIntake.check(data, config: daemon.currentConfig) {
         case .truncated(let why):
             return ["ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]]]
         case .invalid(let issues):

@@ -116,7 +116,7 @@ public final class ControlServer: @unchecked Sendable {
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
         guard clinux_peercred(client, &pid, &uid, &gid) == 0 else { return }
-        let limit = daemon.config.limits.maxManifestBytes * 6 + 65536
+        let limit = daemon.currentConfig.limits.maxManifestBytes * 6 + 65536
         guard let line = ControlClient.readLine(client, limit: limit) else {
             ControlClient.sendLine(client, ["ok": false, "error": "expected one JSON request line of at most \(limit) bytes"])
             return

@@ -30,7 +30,15 @@ public final class Daemon {
     }
 
     let options: Options
-    var config: DaemonConfig
+    /// Written only by the loop's thread (SIGHUP), under `configLock`; other threads read
+    /// `currentConfig`.
+    private(set) var config: DaemonConfig
+    private let configLock = NSLock()
+    var currentConfig: DaemonConfig {
+        configLock.lock()
+        defer { configLock.unlock() }
+        return config
+    }
     let tree: StateTree
     let log: Logger
     let notifier = ServiceNotifier()
@@ -224,7 +232,9 @@ public final class Daemon {
             if fresh.stateDirectory != config.stateDirectory || fresh.socketPath != config.socketPath || fresh.submitGroup != config.submitGroup {
                 log.warning("config: state_dir, socket and submit_group take effect at the next restart")
             }
+            configLock.lock()
             config = next
+            configLock.unlock()
             spool.update(config: next)
             supervisor.update(config: next)
             log.notice("config: reloaded", ["workers": next.workers, "threads": next.effectiveTotalThreads])
