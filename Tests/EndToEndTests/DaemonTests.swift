@@ -193,12 +193,30 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let accepted = try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/accepted").sorted()
         #expect(accepted == ["1.json", "2.json", "3.json"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.incoming).sorted() == [".c.json", "d.json.part"])
+        // The file written in chunks was read once, complete: its recorded checksum is the whole file's.
+        let shown = try d.ctl(["show", "2", "--json"])
+        let manifest = (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["manifest"] as? [String: Any]
+        #expect(manifest?["fileName"] as? String == "b.json")
+        let digest = Process()
+        digest.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let pipe = Pipe()
+        digest.standardOutput = pipe
+        digest.standardInput = {
+            let p = Pipe()
+            p.fileHandleForWriting.write(Data(body.utf8))
+            try? p.fileHandleForWriting.close()
+            return p
+        }()
+        try digest.run()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        digest.waitUntilExit()
+        #expect(manifest?["sha256"] as? String == String(expected))
     }
 
     @Test func dropsWhileTheDaemonIsStoppedAreAllQueuedOnce() throws {
         let d = DaemonHarness(extraConfig: "workers = 1\n")
         try d.start()
-        let n = 1500
+        let n = 2000
         kill(d.process!.processIdentifier, SIGSTOP)
         for i in 0..<n {
             let tmp = d.state + "/spool/tmp/m\(i).json.part"
