@@ -14,8 +14,10 @@ revision=1
 arch=$(dpkg --print-architecture)
 scratch=.build-deb
 
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product vldd
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product vldctl
+if [ "${VLD_DEB_SKIP_BUILD:-}" != 1 ]; then
+    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product vldd
+    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product vldctl
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,6 +40,7 @@ done
 install -m 0644 packaging/debian/copyright "$doc/copyright"
 gzip -9n < packaging/debian/changelog > "$doc/changelog.Debian.gz"
 install -m 0644 examples/*.json "$doc/examples/"
+install -D -m 0644 packaging/lintian/vldd "$stage/usr/share/lintian/overrides/vldd"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$stage/DEBIAN/"
 echo /etc/vldd/vldd.conf > "$stage/DEBIAN/conffiles"
 
@@ -53,20 +56,21 @@ Version: $version-$revision
 Architecture: $arch
 Maintainer: vld developers <vld@example.org>
 Installed-Size: $size
-Depends: $depends
+Depends: $depends, adduser
 Section: science
 Priority: optional
 Homepage: https://github.com/vld-lab/vld
 Description: research lab in a box for small language-model experiments
- vldd queues experiment manifests dropped into /var/lib/vldd/spool/incoming (or submitted
- with vldctl) in SQLite, trains and evaluates small transformer language models on its own
- threaded CPU engine, and publishes results, plots and checkpoints to /var/lib/vldd/outbox.
- It runs under systemd as the static user vldd; members of group vldd may submit.
+ vldd queues experiment manifests dropped into /var/lib/vldd/spool/incoming
+ (or submitted with vldctl) in SQLite, trains and evaluates small transformer
+ language models on its own threaded CPU engine, and publishes results, plots
+ and checkpoints to /var/lib/vldd/outbox. It runs under systemd as the static
+ user vldd; members of group vldd may submit.
 CONTROL
 (cd "$stage" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum > DEBIAN/md5sums)
 chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
 mkdir -p dist
 out="dist/vldd_${version}-${revision}_${arch}.deb"
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)} \
-    dpkg-deb --root-owner-group -Zxz --build "$stage" "$out" >/dev/null
+    dpkg-deb --root-owner-group -Zxz -z6 --build "$stage" "$out" >/dev/null
 echo "$root/$out"
