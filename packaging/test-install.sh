@@ -85,6 +85,16 @@ echo "ok: a non-member cannot submit; members cannot read db/ or list incoming/"
 
 kill -TERM "$daemon"; wait "$daemon" || fail "vldd did not stop cleanly"
 daemon=
+
+# An upgrade (here: reinstalling the same package) keeps conffile edits, the database and results.
+echo "# edited by test-install" >> /etc/vldd/vldd.conf
+db_before=$(md5sum < /var/lib/vldd/db/vldd.sqlite3)
+dpkg -i "$deb" >/dev/null
+grep -q "edited by test-install" /etc/vldd/vldd.conf || fail "the upgrade replaced the edited conffile"
+[ "$(md5sum < /var/lib/vldd/db/vldd.sqlite3)" = "$db_before" ] || fail "the upgrade changed the database"
+[ -f "$out/results.json" ] || fail "the upgrade lost results"
+echo "ok: an upgrade keeps the edited conffile, the database and the outbox"
+
 dpkg -r vldd >/dev/null
 [ ! -e /usr/sbin/vldd ] && [ ! -e /usr/bin/vldctl ] || fail "binaries left after remove"
 [ -d /var/lib/vldd/outbox ] || fail "remove deleted the state"
