@@ -50,27 +50,18 @@ public struct WorkerJob: Codable, Equatable, Sendable {
     }
 }
 
-/// Set by SIGTERM/SIGINT in a worker; the trial polls it between steps.
-nonisolated(unsafe) var workerStopRequested: sig_atomic_t = 0
-
 public enum Worker {
     public static let exitPreempted: Int32 = 75
 
     /// Runs the job of `runs/<id>/job.json` under `tree`; returns the exit status.
     public static func run(job id: Int, tree: StateTree, progressFD: Int32 = 3) -> Int32 {
-        signal(SIGTERM) { _ in workerStopRequested = 1 }
-        signal(SIGINT) { _ in workerStopRequested = 1 }
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        StopRequest.install()
 
         // Stop (checkpoint, exit 75) if the daemon dies; without this a worker of a killed daemon
         // would run on while the next daemon starts the same job again.
         let parent = getppid()
         _ = clinux_set_parent_death_signal(SIGTERM)
-        if parent == 1 { workerStopRequested = 1 }
+        if parent == 1 { StopRequest.request() }
 
         if let limit = ProcessInfo.processInfo.environment["VLDD_FAULT_WORKER_FSIZE"].flatMap(UInt.init) {
             // Fault injection for the tests: writes past `limit` fail with EFBIG (not SIGXFSZ).
@@ -93,7 +84,7 @@ public enum Worker {
         var waited = 0.0
         while flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
             if waited == 0 { FileHandle.standardError.write(Data("vldd worker: job \(id): waiting for the previous worker of this job to stop\n".utf8)) }
-            if waited > 600 || workerStopRequested != 0 { return exitPreempted }
+            if waited > 600 || StopRequest.requested { return exitPreempted }
             usleep(200_000)
             waited += 0.2
         }
@@ -134,7 +125,7 @@ public enum Worker {
                 event["evalLoss"] = e
             }
             events.send(event)
-        }, shouldStop: { workerStopRequested != 0 })
+        }, shouldStop: { StopRequest.requested })
         let outcome: TrialOutcome
         do {
             outcome = try TrainRunner.run(trial, in: work, context: context)

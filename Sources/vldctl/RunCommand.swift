@@ -4,8 +4,6 @@ import Foundation
 import VLDExperiments
 import VLDModel
 
-/// Set by SIGINT/SIGTERM; the running trial polls it between steps, checkpoints and stops.
-nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 
 enum ValidateCommand {
     static let usage = """
@@ -73,14 +71,7 @@ enum RunCommand {
             for issue in e.issues { CLI.error("\(file): \(issue)") }
             return 1
         }
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        // A parent may have spawned us with these blocked (the mask survives exec); unblock them.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        StopRequest.install()
         let tty = isatty(STDOUT_FILENO) == 1
         let bar = ProgressLine(enabled: tty)
         print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")
@@ -90,7 +81,7 @@ enum RunCommand {
             fflush(stdout)
         }, progress: { p in
             bar.show(p)
-        }, shouldStop: { stopRequested != 0 })
+        }, shouldStop: { StopRequest.requested })
         bar.clear()
         if outcome.stopped {
             print("stopped: \(outcome.completed) of \(outcome.total) trials complete; run the same command to resume")
