@@ -358,26 +358,48 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         #expect(bound == 0)
+        // Read datagrams as they come, as systemd does (an unread socket would fill and block
+        // the daemon's sd_notify).
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let received = Locked<[String]>([])
+        let done = Locked(false)
+        let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !done.value {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 { received.update { $0.append(String(decoding: buffer[0..<n], as: UTF8.self)) } }
+            }
+        }
+        reader.start()
         defer { close(fd) }
         d.environment = ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"]
         try d.start()
+        // A running worker sees neither the notify socket nor the watchdog settings.
+        let file = d.dir.appendingPathComponent("n.json").path
+        try quickManifest(name: "n", steps: 100000, checkpointEvery: 1000).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) > 0 }
+        let pid = try #require(try d.jobs().first?["pid"] as? Int)
+        let environ = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self)
+            .split(separator: "\0").map(String.init)
+        #expect(environ.contains("VLD_JOB_ID=1") && environ.contains("OPENBLAS_NUM_THREADS=1"), "\(environ)")
+        #expect(!environ.contains { $0.hasPrefix("NOTIFY_SOCKET=") || $0.hasPrefix("WATCHDOG_") }, "\(environ)")
         usleep(600_000)
         kill(d.process!.processIdentifier, SIGHUP)
         usleep(300_000)
         d.stop()
-        var messages: [String] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n <= 0 { break }
-            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
-        }
+        usleep(300_000)
+        done.update { $0 = true }
+        let messages = received.value
         let kinds = messages.map { $0.split(separator: "\n").map { String($0.split(separator: "=")[0]) }.joined(separator: "+") }
         #expect(kinds.first == "READY+STATUS", "\(messages)")
         #expect(messages.first?.contains("STATUS=0 queued, 0 running, 0 held") == true)
+        #expect(messages.contains { $0.contains("STATUS=0 queued, 1 running, 0 held") })
         #expect(kinds.contains("WATCHDOG"))
         #expect(kinds.contains("RELOADING+MONOTONIC_USEC"))
-        #expect(kinds.last == "STOPPING+STATUS")
+        // Stopping with a job running: STOPPING, then more time asked for while it checkpoints.
+        #expect(Array(kinds.suffix(2)) == ["STOPPING+STATUS", "EXTEND_TIMEOUT_USEC"], "\(kinds.suffix(4))")
         let reload = kinds.firstIndex(of: "RELOADING+MONOTONIC_USEC") ?? 0
         #expect(kinds[(reload + 1)...].first == "READY+STATUS")
     }
