@@ -132,8 +132,9 @@ public final class Supervisor {
         let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
         var env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
                    "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)"]
-        // VLDD_FAULT_WORKER_FSIZE (tests): a file-size limit for workers, to make their writes fail.
-        for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE"] {
+        // Test hooks: VLDD_FAULT_WORKER_FSIZE (a file-size limit for workers, to make their writes fail)
+        // and VLD_FAULT_STEP_DELAY_MS (slower steps, to interrupt a job between checkpoints on any machine).
+        for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE", "VLD_FAULT_STEP_DELAY_MS"] {
             if let value = ProcessInfo.processInfo.environment[key] { env.append("\(key)=\(value)") }
         }
         var pid: pid_t = 0

@@ -140,6 +140,9 @@ public enum TrainRunner {
 
         let start = Date()
         let firstStep = state.step
+        // Test hook: VLD_FAULT_STEP_DELAY_MS slows every step, so that tests which interrupt a run
+        // between two checkpoints do not depend on how fast the machine trains. Numbers are unchanged.
+        let stepDelay = ProcessInfo.processInfo.environment["VLD_FAULT_STEP_DELAY_MS"].flatMap(UInt32.init).map { min($0, 10_000) } ?? 0
         func saveCheckpoint() throws {
             let run = JSONValue.object([
                 ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)), ("lastTrainLoss", JSONValue(lastTrainLoss)),
@@ -156,6 +159,7 @@ public enum TrainRunner {
                 log("stopped at step \(state.step); run again to resume")
                 return .stopped(step: state.step)
             }
+            if stepDelay > 0 { usleep(stepDelay * 1000) }
             let batch = mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
             let stats = model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
                                         clip: Float(m.train.clip), optimizer: opt)

@@ -270,9 +270,12 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         reference.stop()
 
         let d = DaemonHarness()
+        // At least 8 s for 400 steps, so the kill lands between checkpoints however fast the machine.
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
         try d.start()
         #expect(try d.ctl(["submit", file]).status == 0)
         try d.waitFor("a checkpoint past step 100") { ($0.first?["step"] as? Int ?? 0) >= 120 }
+        #expect(states(try d.jobs()) == ["running"])
         d.stop(SIGKILL)
         // The worker notices its daemon died (parent-death signal), checkpoints and exits.
         try d.start()

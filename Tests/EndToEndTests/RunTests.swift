@@ -108,6 +108,8 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let p = Process()
     p.executableURL = products.appendingPathComponent("vldctl")
     p.arguments = ["run", file.path, "--out", out.path]
+    // At least 3 s for 60 steps, so the kill lands between checkpoints however fast the machine.
+    p.environment = ProcessInfo.processInfo.environment.merging(["VLD_FAULT_STEP_DELAY_MS": "50"]) { $1 }
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     try p.run()
@@ -119,6 +121,7 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
            let step = s["step"] as? Int, step >= 20 { break }
         usleep(20_000)
     }
+    #expect(p.isRunning, "the run ended before it could be killed")
     kill(p.processIdentifier, SIGKILL)
     p.waitUntilExit()
     #expect(p.terminationReason == .uncaughtSignal)
