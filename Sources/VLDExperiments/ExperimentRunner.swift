@@ -6,8 +6,10 @@
 //   OUT/<name>/summary.json|csv, report.html   the comparison, rewritten after every trial
 //
 // Running the same command again skips finished trials and resumes the one in progress from its
-// last checkpoint. (The daemon runs trials as separate jobs with its own directories; it calls
-// TrainRunner directly.)
+// last checkpoint. Several processes may run the same command on the same OUT (one per core, or per
+// machine on a shared file system): each trial is locked (`.partial/<trial>.lock`, flock) while a
+// process runs it, the others skip it, and the summary is rebuilt from every published trial.
+// (The daemon runs trials as separate jobs with its own directories; it calls TrainRunner directly.)
 
 import Foundation
 import VLDModel
@@ -26,10 +28,13 @@ public enum ExperimentRunner {
         public var completed: Int
         public var total: Int
         public var stopped: Bool
+        /// Trials left unfinished because another process holds them.
+        public var elsewhere: Int = 0
         public var directory: URL
     }
 
-    public static func run(_ experiment: Experiment, source: Data, out: URL, threads: Int?,
+    /// `only`: the 0-based indexes of the trials to run (nil: all); the summary covers every published trial.
+    public static func run(_ experiment: Experiment, source: Data, out: URL, threads: Int?, only: Set<Int>? = nil,
                            log: @escaping (String) -> Void, progress: @escaping (ExperimentProgress) -> Void,
                            shouldStop: @escaping () -> Bool) throws -> Outcome {
         let fm = FileManager.default
@@ -50,28 +55,45 @@ public enum ExperimentRunner {
             let cfg = t.manifest.modelConfig(vocab: (try? t.manifest.makeMixture().tokenizer.vocabSize) ?? 256)
             return cfg.trainFlopsPerStep(batch: t.manifest.train.batch, seqLen: t.manifest.model.context) * Double(t.manifest.train.steps)
         }
-        var results: [TrialResult] = []
+        /// Every published trial, read again from disk: other processes may have added some.
+        func published() -> [TrialResult] {
+            experiment.trials.compactMap { t in
+                let dir = root.appendingPathComponent(t.directoryName)
+                return fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) ? load(t, dir, t.directoryName) : nil
+            }
+        }
         var stopped = false
+        var elsewhere = 0
         for trial in experiment.trials {
             let name = trial.directoryName
             let final = root.appendingPathComponent(name)
+            let tag = "[\(trial.index + 1)/\(experiment.trials.count)]"
+            if only.map({ !$0.contains(trial.index) }) ?? false { continue }
+            if stopped { continue }
+            if fm.fileExists(atPath: final.appendingPathComponent("results.json").path), load(trial, final, name) != nil { continue }
+            // One process per trial; the lock goes when this process ends, however it ends.
+            let lockFD = open(partial.appendingPathComponent(name + ".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard lockFD >= 0 else { throw TrialError("cannot open \(partial.path)/\(name).lock: \(String(cString: strerror(errno)))") }
+            defer { close(lockFD) }
+            if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+                log("\(tag) running in another process; skipped")
+                elsewhere += 1
+                continue
+            }
             if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
-                if let r = load(trial, final, name) {
-                    results.append(r)
-                    continue
-                }
-                log("[\(trial.index + 1)/\(experiment.trials.count)] \(final.path)/results.json is unreadable; running the trial again")
+                if load(trial, final, name) != nil { continue }  // published while this process waited for the lock
+                log("\(tag) \(final.path)/results.json is unreadable; running the trial again")
             }
             if fm.fileExists(atPath: final.path) {
                 // A damaged or incomplete published directory is kept aside, never merged into.
                 let aside = partial.appendingPathComponent("\(name).stale-\(Int(Date().timeIntervalSince1970))")
                 try fm.moveItem(at: final, to: aside)
-                log("[\(trial.index + 1)/\(experiment.trials.count)] moved the incomplete \(final.path) to \(aside.path)")
+                log("\(tag) moved the incomplete \(final.path) to \(aside.path)")
             }
-            if stopped { continue }
             let work = partial.appendingPathComponent(name)
-            let remainingAfter = flops[(trial.index + 1)...].reduce(0, +)
-                - experiment.trials[(trial.index + 1)...].filter { fm.fileExists(atPath: root.appendingPathComponent($0.directoryName + "/results.json").path) }
+            let remainingAfter = experiment.trials[(trial.index + 1)...]
+                .filter { only?.contains($0.index) ?? true }
+                .filter { !fm.fileExists(atPath: root.appendingPathComponent($0.directoryName + "/results.json").path) }
                 .map { flops[$0.index] }.reduce(0, +)
             let context = RunContext(threads: threads, log: { log("[\(trial.index + 1)/\(experiment.trials.count)] " + $0) }, progress: { p in
                 // Rate from this trial's own progress, applied to the FLOPs still to do.
@@ -89,17 +111,16 @@ public enum ExperimentRunner {
                 guard rename(work.path, final.path) == 0 else {
                     throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))")
                 }
-                if let r = load(trial, final, name) { results.append(r) }
-                try Summary.write(experiment: experiment, results: results.sorted { $0.trial.index < $1.trial.index }, to: root,
-                                  vldVersion: VLD.version)
+                try Summary.write(experiment: experiment, results: published(), to: root, vldVersion: VLD.version)
             }
         }
-        results.sort { $0.trial.index < $1.trial.index }
+        let results = published()
         if !results.isEmpty {
             try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)
         }
         if results.count == experiment.trials.count { try? fm.removeItem(at: partial) }
-        return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, directory: root)
+        return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, elsewhere: elsewhere,
+                       directory: root)
     }
 
     /// Reads a finished trial directory (results.json and metrics.jsonl); `name` is how reports link to it.

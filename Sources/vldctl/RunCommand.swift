@@ -42,21 +42,26 @@ enum ValidateCommand {
 
 enum RunCommand {
     static let usage = """
-        usage: vldctl run FILE [--out DIR] [--threads N]
+        usage: vldctl run FILE [--out DIR] [--threads N] [--trials LIST]
 
         Runs every trial of the manifest in the foreground, one after another, and writes
         DIR/<name>/<trial>/ (manifest.json, metrics.jsonl, log.txt, checkpoint/, report.html,
         results.json) and the comparison DIR/<name>/summary.json, summary.csv and report.html.
         On a terminal it shows a progress bar with ETAs; otherwise it prints one line per evaluation.
         Ctrl-C checkpoints the running trial and stops; the same command resumes where it stopped.
+        The same command started in several processes (for example one per core with
+        `taskset -c N ... --threads 1`) shares the trials out: each trial is locked while one
+        process runs it and the others skip it.
 
           --out      output directory (default ./var/results)
           --threads  worker threads per trial (default: the manifest's resources.threads)
+          --trials   only these trials, numbered from 1 as in the progress lines: 3 or 2-5 or 1,4-6
+                     (the summary still covers every finished trial)
         """
 
     static func run(_ args: [String]) throws -> Int32 {
         if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
-        let p = try CLI.parse(args, options: ["--out", "--threads"], flags: [])
+        let p = try CLI.parse(args, options: ["--out", "--threads", "--trials"], flags: [])
         guard p.positional.count == 1 else { throw UsageError(message: "run needs exactly one manifest file\n\(usage)") }
         let file = p.positional[0]
         let threads = p.values["--threads"] == nil ? nil : try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads)
@@ -71,11 +76,18 @@ enum RunCommand {
             for issue in e.issues { CLI.error("\(file): \(issue)") }
             return 1
         }
+        var only: Set<Int>?
+        if let list = p.values["--trials"] {
+            guard let picked = parseTrialList(list, count: experiment.trials.count) else {
+                throw UsageError(message: "--trials \(list): expected trial numbers or ranges between 1 and \(experiment.trials.count), such as 2-5 or 1,4-6")
+            }
+            only = picked
+        }
         StopRequest.install()
         let tty = isatty(STDOUT_FILENO) == 1
         let bar = ProgressLine(enabled: tty)
         print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")
-        let outcome = try ExperimentRunner.run(experiment, source: data, out: out, threads: threads, log: { line in
+        let outcome = try ExperimentRunner.run(experiment, source: data, out: out, threads: threads, only: only, log: { line in
             bar.clear()
             print(line)
             fflush(stdout)
@@ -87,12 +99,31 @@ enum RunCommand {
             print("stopped: \(outcome.completed) of \(outcome.total) trials complete; run the same command to resume")
             return 130
         }
+        if outcome.elsewhere > 0 {
+            print("\(outcome.completed) of \(outcome.total) trials complete; \(outcome.elsewhere) still running in other processes")
+            return 0
+        }
+        if only != nil, outcome.completed < outcome.total {
+            print("the selected trials are done; \(outcome.completed) of \(outcome.total) trials complete")
+            return 0
+        }
         print("done: \(outcome.completed) of \(outcome.total) trials")
         print("summary: \(outcome.directory.appendingPathComponent("summary.csv").path)")
         print("report:  \(outcome.directory.appendingPathComponent("report.html").path)")
         SummaryTable.print(directory: outcome.directory)
         return outcome.completed == outcome.total ? 0 : 1
     }
+}
+
+/// "3", "2-5", "1,4-6" (1-based, inclusive) as 0-based indexes; nil when malformed or out of 1...count.
+func parseTrialList(_ text: String, count: Int) -> Set<Int>? {
+    var picked = Set<Int>()
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(ends.count), let lo = ends.first!, let hi = ends.last!, 1 <= lo, lo <= hi, hi <= count else { return nil }
+        picked.formUnion((lo - 1)..<hi)
+    }
+    return picked.isEmpty ? nil : picked
 }
 
 /// A one-line progress bar redrawn in place on a terminal.

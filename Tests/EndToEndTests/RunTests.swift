@@ -159,3 +159,62 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let state = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("int/.partial/000-all-seed3/checkpoint/state.json"))) as! [String: Any]
     #expect((state["step"] as! Int) >= 100)
 }
+
+@Test func twoProcessesOfTheSameCommandShareTheTrials() throws {
+    let dir = scratch()
+    let grid = #", "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}"#
+    let file = write(tinyManifest(name: "share", steps: 20, every: 10, grid: grid), in: dir, as: "share.json")
+    let out = dir.appendingPathComponent("out")
+    // Slow steps so that both processes are running at once whatever the machine's speed.
+    func start() throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = products.appendingPathComponent("vldctl")
+        p.arguments = ["run", file.path, "--out", out.path, "--threads", "1"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["VLD_FAULT_STEP_DELAY_MS": "100"]) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return (p, pipe)
+    }
+    let (a, pa) = try start()
+    let (b, pb) = try start()
+    let ta = String(decoding: pa.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let tb = String(decoding: pb.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    a.waitUntilExit()
+    b.waitUntilExit()
+    #expect(a.terminationStatus == 0 && b.terminationStatus == 0, "\(ta)\n---\n\(tb)")
+    // Each trial was trained by exactly one of the two processes.
+    func started(_ text: String) -> Set<Int> {
+        var trials = Set<Int>()
+        for line in text.split(separator: "\n") where line.hasPrefix("[") && line.contains("] vld ") && line.contains(" train share trial ") {
+            if let n = Int(line.dropFirst().prefix { $0 != "/" }) { trials.insert(n) }
+        }
+        return trials
+    }
+    let sa = started(ta), sb = started(tb)
+    #expect(sa.isDisjoint(with: sb), "\(ta)\n---\n\(tb)")
+    #expect(sa.union(sb) == [1, 2, 3, 4], "\(ta)\n---\n\(tb)")
+    #expect(!sa.isEmpty && !sb.isEmpty, "both processes should have had work")
+    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("share/summary.json"))) as! [String: Any]
+    let conditions = summary["conditions"] as! [[String: Any]]
+    #expect(conditions.map { ($0["seeds"] as? [Int])?.count } == [2, 2], "\(conditions)")
+    #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("share/.partial").path))
+}
+
+@Test func trialsSelectsASubsetAndRejectsBadLists() throws {
+    let dir = scratch()
+    let grid = #", "grid": {"model.schedule": ["base", "cyc(1)"]}"#
+    let file = write(tinyManifest(name: "pick", steps: 10, every: 10, grid: grid), in: dir, as: "pick.json")
+    let out = dir.appendingPathComponent("out")
+    let bad = try vldctl(["run", file.path, "--out", out.path, "--trials", "2-3"])
+    #expect(bad.status == 64)
+    #expect(bad.stderr.contains("--trials 2-3: expected trial numbers or ranges between 1 and 2"), "\(bad.stderr)")
+    let r = try vldctl(["run", file.path, "--out", out.path, "--trials", "2"])
+    #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    #expect(r.stdout.contains("the selected trials are done; 1 of 2 trials complete"), "\(r.stdout)")
+    let entries = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("pick").path)
+    #expect(entries.contains { $0.hasPrefix("001-") } && !entries.contains { $0.hasPrefix("000-") }, "\(entries)")
+    let rest = try vldctl(["run", file.path, "--out", out.path])
+    #expect(rest.stdout.contains("done: 2 of 2 trials"), "\(rest.stdout)")
+}
