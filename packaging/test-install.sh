@@ -34,7 +34,11 @@ check_mode /var/lib/vldd/outbox 2750 vldd:vldd
 check_mode /etc/vldd/vldd.conf 644 root:root
 /usr/sbin/vldd --version | grep -q "vldd " || fail "vldd --version"
 man -w vldd >/dev/null 2>&1 || [ -f /usr/share/man/man8/vldd.8.gz ] || fail "no vldd(8)"
-echo "ok: installed; user, group, directories and modes"
+completion=$(dpkg -L vldd | grep '/bash-completion/completions/vldctl$') || fail "no bash completion for vldctl"
+words=$(bash -c "source $completion && COMP_WORDS=(vldctl run --t) COMP_CWORD=2 && _vldctl && echo \"\${COMPREPLY[*]}\"") \
+    || fail "the bash completion does not load"
+[ "$words" = "--threads --trials" ] || fail "bash completion of 'vldctl run --t' gave '$words'"
+echo "ok: installed; user, group, directories and modes; bash completion"
 
 if command -v systemd-analyze >/dev/null 2>&1; then
     verify=$(systemd-analyze verify --man=no /lib/systemd/system/vldd.service 2>&1) || fail "systemd-analyze verify: $verify"
