@@ -25,6 +25,7 @@ enum SummaryReport {
             guard let s else { return "—" }
             let f: (Double) -> String = { percent ? String(format: "%.1f", 100 * $0) : formatNumber($0, significant: 4) }
             var text = f(s.mean)
+            if s.min == s.max { return text }  // the same in every seed (sizes, FLOPs): no interval to show
             if let ci = s.ci95 { text += " [\(f(ci.0)), \(f(ci.1))]" } else if s.n > 1 { text += " ± \(f(s.std))" }
             return text
         }
