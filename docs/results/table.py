@@ -3,10 +3,12 @@
 interval] over seeds for each metric named on the command line (the interval is the one
 summary.json holds; it is there only for conditions with at least 3 seeds).
 
-usage: python3 docs/results/table.py SUMMARY.json METRIC... [--pct METRIC,...] [--base CONDITION]
+usage: python3 docs/results/table.py SUMMARY.json METRIC... [--pct METRIC,...] [--base CONDITION --diff METRIC]
 
   --pct   metrics printed as percentages (accuracies)
-  --base  adds, for the first metric, the difference of each condition's mean to this condition's
+  --base, --diff  adds a column: METRIC in each condition minus METRIC in CONDITION, paired by seed
+                  (same seed = same initialisation and data order): the mean of the per-seed
+                  differences, then each seed's difference in parentheses
 """
 import json
 import sys
@@ -23,13 +25,15 @@ def fmt(v, pct):
 
 
 def main(argv):
-    args, pct, base = [], set(), None
+    args, pct, base, diff = [], set(), None, None
     it = iter(argv[1:])
     for a in it:
         if a == "--pct":
             pct |= set(next(it).split(","))
         elif a == "--base":
             base = next(it)
+        elif a == "--diff":
+            diff = next(it)
         else:
             args.append(a)
     if len(args) < 2:
@@ -39,9 +43,9 @@ def main(argv):
     conds = summary["conditions"]
     header = ["condition", "seeds"] + metrics
     ref = None
-    if base:
-        ref = next(c for c in conds if c["condition"] == base)["metrics"][metrics[0]]["mean"]
-        header.append(f"{metrics[0]} vs {base}")
+    if base and diff:
+        ref = True
+        header.append(f"{diff} vs {base}")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for c in conds:
@@ -58,8 +62,16 @@ def main(argv):
                 cell += f" [{fmt(lo, p)}, {fmt(hi, p)}]"
             row.append(cell)
         if ref is not None:
-            d = c["metrics"][metrics[0]]["mean"] - ref
-            row.append(("+" if d >= 0 else "") + (f"{100 * d:.1f} pt" if metrics[0] in pct else f"{d:.4f}"))
+            def by_seed(cond):
+                return {t["seed"]: t["metrics"][diff] for t in summary["trials"]
+                        if t["condition"] == cond and diff in t["metrics"]}
+            mine, theirs = by_seed(c["condition"]), by_seed(base)
+            ds = [mine[k] - theirs[k] for k in sorted(mine) if k in theirs]
+            def sgn(d):
+                return ("+" if d >= 0 else "") + (f"{100 * d:.1f}" if diff in pct else f"{d:.4f}")
+            unit = " pt" if diff in pct else ""
+            row.append(sgn(sum(ds) / len(ds)) + unit + (" (" + ", ".join(sgn(d) for d in ds) + ")" if len(ds) > 1 else "")
+                       if ds else "")
         print("| " + " | ".join(row) + " |")
     print(f"\n{summary['trialsCompleted']} of {summary['trialsTotal']} trials, vld {summary['vldVersion']}")
 
