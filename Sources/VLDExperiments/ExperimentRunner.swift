@@ -63,7 +63,7 @@ public enum ExperimentRunner {
             }
         }
         var stopped = false
-        var elsewhere = 0
+        var skipped: [Trial] = []
         for trial in experiment.trials {
             let name = trial.directoryName
             let final = root.appendingPathComponent(name)
@@ -77,7 +77,7 @@ public enum ExperimentRunner {
             defer { close(lockFD) }
             if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
                 log("\(tag) running in another process; skipped")
-                elsewhere += 1
+                skipped.append(trial)
                 continue
             }
             if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
@@ -115,6 +115,8 @@ public enum ExperimentRunner {
             }
         }
         let results = published()
+        // Skipped trials that the other processes have not finished by now.
+        let elsewhere = skipped.filter { t in !results.contains { $0.trial.index == t.index } }.count
         if !results.isEmpty {
             try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)
         }
