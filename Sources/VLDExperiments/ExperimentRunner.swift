@@ -70,8 +70,7 @@ public enum ExperimentRunner {
             let tag = "[\(trial.index + 1)/\(experiment.trials.count)]"
             if only.map({ !$0.contains(trial.index) }) ?? false { continue }
             if stopped { continue }
-            if fm.fileExists(atPath: final.appendingPathComponent("results.json").path), load(trial, final, name) != nil { continue }
-            // One process per trial; the lock goes when this process ends, however it ends.
+            // One process per trial: the lock is released when the trial ends, or with the process however it ends.
             let lockFD = open(partial.appendingPathComponent(name + ".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard lockFD >= 0 else { throw TrialError("cannot open \(partial.path)/\(name).lock: \(String(cString: strerror(errno)))") }
             defer { close(lockFD) }
@@ -81,7 +80,7 @@ public enum ExperimentRunner {
                 continue
             }
             if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
-                if load(trial, final, name) != nil { continue }  // published while this process waited for the lock
+                if load(trial, final, name) != nil { continue }
                 log("\(tag) \(final.path)/results.json is unreadable; running the trial again")
             }
             if fm.fileExists(atPath: final.path) {

@@ -123,7 +123,7 @@ func parseTrialList(_ text: String, count: Int) -> Set<Int>? {
         guard (1...2).contains(ends.count), let lo = ends.first!, let hi = ends.last!, 1 <= lo, lo <= hi, hi <= count else { return nil }
         picked.formUnion((lo - 1)..<hi)
     }
-    return picked.isEmpty ? nil : picked
+    return picked
 }
 
 /// A one-line progress bar redrawn in place on a terminal.
