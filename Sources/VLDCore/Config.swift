@@ -50,6 +50,16 @@ public struct DaemonConfig: Equatable, Sendable {
     public var rescanSeconds = 60.0
     /// Nice value for workers (0-19).
     public var workerNice = 10
+    /// A control-socket request must arrive whole within this time, and its answer be read
+    /// within it again (a client that sends or reads a byte now and then is cut off).
+    public var requestTimeoutSeconds = 10.0
+    /// A running job whose worker has sent nothing (progress or heartbeat) for this long is
+    /// killed and retried: it is stopped, frozen or stuck.
+    public var leaseSeconds = 120.0
+    /// Rejected spool entries are deleted after this many days...
+    public var rejectedKeepDays = 30.0
+    /// ...and, oldest first, while rejected/ holds more than this many MiB.
+    public var rejectedMaxMiB = 256
 
     public init() {}
 
@@ -91,6 +101,10 @@ public struct DaemonConfig: Equatable, Sendable {
         ("ingest_grace_seconds", "age before an unparsable spool file is rejected; default 30"),
         ("rescan_seconds", "period of the full spool rescan; default 60"),
         ("worker_nice", "nice value of worker processes, 0-19; default 10"),
+        ("request_timeout_seconds", "time a control-socket client has to send its request, and again to read the answer; default 10"),
+        ("lease_seconds", "silence after which a running worker is killed and its job retried; default 120"),
+        ("rejected_keep_days", "days rejected spool entries are kept; default 30"),
+        ("rejected_max_mib", "most MiB rejected/ may hold; the oldest entries go first; default 256"),
     ]
 
     /// Parses the text of a configuration file; `file` names it in errors.
@@ -157,6 +171,14 @@ public struct DaemonConfig: Equatable, Sendable {
             case "ingest_grace_seconds": config.ingestGraceSeconds = try seconds(0...3_600)
             case "rescan_seconds": config.rescanSeconds = try seconds(1...86_400)
             case "worker_nice": config.workerNice = try int(0...19)
+            case "request_timeout_seconds": config.requestTimeoutSeconds = try seconds(0.1...600)
+            case "lease_seconds": config.leaseSeconds = try seconds(1...86_400)
+            case "rejected_keep_days":
+                guard let v = Double(value), v.isFinite, (0...36_500).contains(v) else {
+                    throw fail("rejected_keep_days must be a number of days in 0...36500, got \"\(value)\"")
+                }
+                config.rejectedKeepDays = v
+            case "rejected_max_mib": config.rejectedMaxMiB = try int(0...(1 << 24))
             default: break
             }
         }

@@ -19,14 +19,23 @@ struct ControlAPI {
     let queue: JobQueue
     let uid: UInt32
 
-    func handle(op: String, _ request: [String: Any]) throws -> [String: Any] {
-        switch op {
-        case "status": return try status()
-        case "submit": return try submit(request)
-        case "list": return try list(request)
-        case "show": return try show(try jobID(request))
+    func handle(_ request: ControlRequest) throws -> [String: Any] {
+        switch request.op {
+        case "status":
+            try request.only([])
+            return try status()
+        case "submit":
+            try request.only(["manifest", "fileName", "key"])
+            return try submit(request)
+        case "list":
+            try request.only(["states", "name", "all", "limit"])
+            return try list(request)
+        case "show":
+            try request.only(["id"])
+            return try show(try jobID(request))
         case "cancel":
-            let ids = (request["ids"] as? [Int]) ?? (request["id"] as? Int).map { [$0] } ?? []
+            try request.only(["ids", "id"])
+            let ids = try request.ids("ids") ?? request.id().map { [$0] } ?? []
             guard !ids.isEmpty else { return failure("cancel needs ids") }
             var results: [[String: Any]] = []
             var ok = true
@@ -44,29 +53,35 @@ struct ControlAPI {
             daemon.wake()
             return ["ok": ok, "results": results]
         case "hold", "release", "retry":
+            try request.only(["id"])
             let id = try jobID(request)
             try authorize(id)
-            switch op {
+            switch request.op {
             case "hold": try queue.hold(id, by: uid)
             case "release": try queue.release(id, by: uid)
             default: try queue.retry(id, by: uid)
             }
             daemon.wake()
             return ["ok": true, "job": jobObject(try queue.job(id)!)]
-        case "logs": return try logs(request)
-        case "results": return try results(request)
+        case "logs":
+            try request.only(["id", "offset"])
+            return try logs(request)
+        case "results":
+            try request.only(["id", "summary"])
+            return try results(request)
         case "rescan":
+            try request.only([])
             kill(getpid(), SIGUSR1)
             return ["ok": true]
         default:
-            return failure("unknown op \"\(op)\"; expected status, submit, list, show, cancel, hold, release, retry, logs, results or rescan")
+            return failure("unknown op \(DisplayText.quoted(request.op)); expected status, submit, list, show, cancel, hold, release, retry, logs, results or rescan")
         }
     }
 
     private func failure(_ message: String) -> [String: Any] { ["ok": false, "error": message] }
 
-    private func jobID(_ request: [String: Any]) throws -> Int {
-        guard let id = request["id"] as? Int, id > 0 else { throw ControlError("this request needs a job id") }
+    private func jobID(_ request: ControlRequest) throws -> Int {
+        guard let id = try request.id() else { throw ControlError("this request needs a job id") }
         return id
     }
 
@@ -93,9 +108,9 @@ struct ControlAPI {
                 "sqlite": Connection.libraryVersion]
     }
 
-    private func submit(_ request: [String: Any]) throws -> [String: Any] {
-        guard let text = request["manifest"] as? String else { return failure("submit needs the manifest text") }
-        let fileName = (request["fileName"] as? String).map { String($0.prefix(200)) } ?? "submitted.json"
+    private func submit(_ request: ControlRequest) throws -> [String: Any] {
+        guard let text = try request.string("manifest") else { return failure("submit needs the manifest text") }
+        let fileName = try request.string("fileName").map { String($0.prefix(200)) } ?? "submitted.json"
         let data = Data(text.utf8)
         switch ManifestIntake.check(data, config: daemon.currentConfig) {
         case .truncated(let why):
@@ -104,7 +119,7 @@ struct ControlAPI {
             return ["ok": false, "error": "\(fileName) is not a valid manifest",
                     "issues": issues.map { ["path": $0.path, "message": $0.message] }]
         case .valid(let name, let kind, let jobs, let json):
-            let key = (request["key"] as? String).map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
+            let key = try request.string("key").map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
             let result = try queue.ingest(NewManifest(sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
                                                       body: json, name: name, kind: kind, jobs: jobs))
             // The audit copy, as for spool deliveries.
@@ -116,22 +131,22 @@ struct ControlAPI {
         }
     }
 
-    private func list(_ request: [String: Any]) throws -> [String: Any] {
+    private func list(_ request: ControlRequest) throws -> [String: Any] {
         var filter = JobFilter()
-        if let states = request["states"] as? [String], !states.isEmpty {
+        if let states = try request.strings("states", maxCount: 16), !states.isEmpty {
             var set: Set<JobState> = []
             for s in states {
                 guard let state = JobState(rawValue: s) else {
-                    return failure("unknown state \"\(s)\"; expected \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    return failure("unknown state \(DisplayText.quoted(s)); expected \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 set.insert(state)
             }
             filter.states = set
         }
-        filter.nameContains = request["name"] as? String
-        filter.limit = request["limit"] as? Int
+        filter.nameContains = try request.string("name")
+        filter.limit = try request.int("limit", in: 1...1_000_000)
         var jobs = try queue.jobs(filter)
-        if request["all"] as? Bool != true && filter.states == nil {
+        if try request.bool("all") != true && filter.states == nil {
             // Default view: everything not finished, plus what finished in the last day.
             let cutoff = queue.clock() - 86_400_000
             jobs = jobs.filter { !$0.state.isTerminal || ($0.finishedAt ?? 0) >= cutoff }
@@ -160,36 +175,47 @@ struct ControlAPI {
         return ["ok": true, "job": object, "now": queue.clock()]
     }
 
-    private func logs(_ request: [String: Any]) throws -> [String: Any] {
+    private func logs(_ request: ControlRequest) throws -> [String: Any] {
         let id = try jobID(request)
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
-        let offset = max(0, request["offset"] as? Int ?? 0)
+        let offset = try request.int("offset", in: 0...Int(ControlRequest.maxExactInteger)) ?? 0
         let path = daemon.tree.run(id) + "/stdout.log"
         var text = ""
         var next = offset
-        if let handle = FileHandle(forReadingAtPath: path) {
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: 256 * 1024) ?? Data()
-            text = String(decoding: data, as: UTF8.self)
-            next = offset + data.count
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            var st = stat()
+            if fstat(fd, &st) == 0 {
+                // Past the end (a stale or made-up offset): nothing to read; `next` is the end, so
+                // a follower picks up from there.
+                next = min(offset, Int(st.st_size))
+                var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+                let n = next < Int(st.st_size) ? buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(next)) } : 0
+                if n > 0 {
+                    text = String(decoding: buffer[..<n], as: UTF8.self)
+                    next += n
+                }
+            }
         }
         return ["ok": true, "text": text, "next": next, "state": job.state.rawValue, "done": job.state.isTerminal || job.state == .held]
     }
 
-    private func results(_ request: [String: Any]) throws -> [String: Any] {
+    private func results(_ request: ControlRequest) throws -> [String: Any] {
         let id = try jobID(request)
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         guard job.state == .succeeded, let outbox = job.outboxPath else {
             return failure("job \(id) is \(job.state.rawValue); results exist once it has succeeded\(job.error.map { " (last error: \($0))" } ?? "")")
         }
-        let data = try Data(contentsOf: URL(fileURLWithPath: outbox + "/results.json"))
+        guard let data = readPublished(outbox + "/results.json") else {
+            return failure("job \(id)'s results.json cannot be read at \(outbox) (moved or replaced?)")
+        }
         var response: [String: Any] = ["ok": true, "job": jobObject(job), "outbox": outbox,
                                        "results": try JSONSerialization.jsonObject(with: data)]
         if let m = try queue.manifest(job.manifestID), let summary = m.summaryPath {
             response["summary"] = summary
-            if request["summary"] as? Bool == true,
-               let csv = try? String(contentsOfFile: summary + "/summary.csv", encoding: .utf8) {
+            if try request.bool("summary") == true,
+               let csv = readPublished(summary + "/summary.csv").map({ String(decoding: $0, as: UTF8.self) }) {
                 response["summaryCSV"] = csv
             }
         }
@@ -218,6 +244,19 @@ struct ControlAPI {
         if job.notBefore > queue.clock() { o["notBefore"] = job.notBefore }
         return o
     }
+}
+
+/// The contents of a file in a published directory, or nil; neither the file nor the directory
+/// holding it may be a symbolic link (the outbox only ever holds what workers renamed into it).
+func readPublished(_ path: String) -> Data? {
+    var st = stat()
+    let dir = (path as NSString).deletingLastPathComponent
+    guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { return nil }
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= 64 << 20 else { return nil }
+    return readAll(fd, limit: Int(st.st_size))
 }
 
 struct ControlError: Error, CustomStringConvertible {

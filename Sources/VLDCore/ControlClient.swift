@@ -31,10 +31,12 @@ public enum ControlClient {
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard sendLine(fd, object) else { throw ControlUnavailable(path: path, reason: "the daemon closed the connection") }
+        // The daemon may answer (a refusal) and close before reading the request: the answer is
+        // still there to read even when sending failed.
+        let sent = sendLine(fd, object)
         shutdown(fd, Int32(SHUT_WR))
         guard let line = readLine(fd, limit: 256 << 20) else {
-            throw ControlUnavailable(path: path, reason: "no answer (the daemon may be stopping)")
+            throw ControlUnavailable(path: path, reason: sent ? "no answer (the daemon may be stopping)" : "the daemon closed the connection")
         }
         guard let response = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
             throw ControlUnavailable(path: path, reason: "the answer is not a JSON object")
@@ -42,13 +44,17 @@ public enum ControlClient {
         return response
     }
 
+    /// Writes one JSON line. With a `deadline`, a peer that does not read gets until then for the
+    /// whole line (not per write), after which false is returned.
     @discardableResult
-    static func sendLine(_ fd: Int32, _ object: [String: Any]) -> Bool {
+    static func sendLine(_ fd: Int32, _ object: [String: Any], deadline: Date? = nil) -> Bool {
         let bytes = Array(JSONLine.encode(object).utf8) + [0x0A]
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
+            if let deadline, !waitUntil(fd, Int16(POLLOUT), deadline) { return false }
+            let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, flags) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             if n <= 0 { return false }
             offset += n
         }
@@ -56,12 +62,15 @@ public enum ControlClient {
     }
 
     /// Reads up to the first newline (or the end); nil on error, timeout or over `limit` bytes.
-    static func readLine(_ fd: Int32, limit: Int) -> Data? {
+    /// With a `deadline`, the whole line must arrive by then: a peer that sends a byte now and
+    /// then cannot hold the connection longer.
+    static func readLine(_ fd: Int32, limit: Int, deadline: Date? = nil) -> Data? {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
+            if let deadline, !waitUntil(fd, Int16(POLLIN), deadline) { return nil }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, deadline == nil ? 0 : Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             if n < 0 { return nil }
             if n == 0 { return data.isEmpty ? nil : data }
             if let newline = buffer[0..<n].firstIndex(of: 0x0A) {
@@ -70,6 +79,18 @@ public enum ControlClient {
             }
             data.append(contentsOf: buffer[0..<n])
             if data.count > limit { return nil }
+        }
+    }
+
+    /// poll(2) for `events` on `fd` until `deadline`; false when the time is up.
+    private static func waitUntil(_ fd: Int32, _ events: Int16, _ deadline: Date) -> Bool {
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return false }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let rc = poll(&p, 1, Int32(min(left * 1000 + 1, 60_000)))
+            if rc > 0 { return true }
+            if rc < 0 && errno != EINTR { return false }
         }
     }
 }

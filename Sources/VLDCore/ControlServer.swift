@@ -11,6 +11,12 @@
 //   - anyone else is refused with the reason.
 // Each connection is served on its own thread with its own database connection (WAL lets them
 // read while the loop writes; writes wait on the busy timeout, never fail with SQLITE_BUSY).
+//
+// No user can keep others out: the peer is known at accept time, so connections are counted per
+// uid (at most `perUserConnections` each, `maxConnections` for all ordinary users together) and
+// root and the daemon's user have slots of their own; a user outside the group is refused before
+// anything is read; and a request must arrive whole within `request_timeout_seconds` and its
+// answer be read within the same time again, however slowly the peer sends or reads.
 
 import CLinux
 import Foundation
@@ -24,21 +30,30 @@ public final class ControlServer: @unchecked Sendable {
     unowned let daemon: Daemon
     private let stopPipe: (read: Int32, write: Int32)
     private let active = NSLock()
-    private var connections = 0
+    /// Requests being served, per peer uid.
+    private var connections: [UInt32: Int] = [:]
     private var thread: Thread?
+    /// Ordinary users (members of the submit group) together.
     static let maxConnections = 64
+    /// One ordinary user.
+    static let perUserConnections = 8
+    /// Root and the daemon's user, who must always get through (administration, `vldctl` as the
+    /// service user), have this many of their own.
+    static let privilegedConnections = 16
 
     init(path: String, daemon: Daemon) throws {
         self.path = path
         self.daemon = daemon
-        fd = try ControlServer.listen(path: path)
+        fd = try ControlServer.listen(path: path, group: daemon.policy.groupID)
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: path) }
         stopPipe = (fds[0], fds[1])
     }
 
     /// Binds and listens; refuses to replace the socket of a daemon that is still answering.
-    static func listen(path: String) throws -> Int32 {
+    /// The socket gets mode 0660 and the submit group, so members can connect whatever the
+    /// daemon's primary group.
+    static func listen(path: String, group: gid_t) throws -> Int32 {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
@@ -60,6 +75,11 @@ public final class ControlServer: @unchecked Sendable {
             let e = errno
             close(fd)
             throw SystemError("bind", path: path, code: e)
+        }
+        if lchown(path, uid_t.max, group) != 0 {
+            let e = errno
+            close(fd)
+            throw SystemError("chgrp \(group)", path: path, code: e)
         }
         chmod(path, 0o660)
         guard Glibc.listen(fd, 128) == 0 else {
@@ -92,53 +112,81 @@ public final class ControlServer: @unchecked Sendable {
             if fds[1].revents != 0 || fds[0].revents & Int16(POLLNVAL) != 0 { return }
             let client = clinux_accept_cloexec(fd)
             guard client >= 0 else { continue }
-            active.lock()
-            let busy = connections >= ControlServer.maxConnections
-            if !busy { connections += 1 }
-            active.unlock()
-            if busy {
-                ControlClient.sendLine(client, ["ok": false, "error": "the daemon is serving \(ControlServer.maxConnections) requests; try again"])
+            var peerPID: Int32 = 0, peerUID: UInt32 = 0, peerGID: UInt32 = 0
+            guard clinux_peercred(client, &peerPID, &peerUID, &peerGID) == 0 else {
+                close(client)
+                continue
+            }
+            let (pid, uid) = (peerPID, peerUID)
+            if let refusal = admit(uid) {
+                // Answered without waiting for the request; the client reads this as its answer.
+                ControlClient.sendLine(client, ["ok": false, "error": refusal], deadline: Date().addingTimeInterval(0.2))
                 close(client)
                 continue
             }
             Thread.detachNewThread { [self] in
-                serve(client)
+                serve(client, pid: pid, uid: uid)
                 close(client)
                 active.lock()
-                connections -= 1
+                connections[uid, default: 1] -= 1
+                if connections[uid] == 0 { connections.removeValue(forKey: uid) }
                 active.unlock()
             }
         }
     }
 
-    private func serve(_ client: Int32) {
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
-        guard clinux_peercred(client, &pid, &uid, &gid) == 0 else { return }
-        let limit = daemon.currentConfig.limits.maxManifestBytes * 6 + 65536
-        guard let line = ControlClient.readLine(client, limit: limit) else {
-            ControlClient.sendLine(client, ["ok": false, "error": "expected one JSON request line of at most \(limit) bytes"])
+    /// Counts a new connection of `uid`, or says why it is refused.
+    private func admit(_ uid: UInt32) -> String? {
+        let privileged = uid == 0 || uid == daemon.policy.daemonUID
+        active.lock()
+        defer { active.unlock() }
+        let mine = connections[uid, default: 0]
+        if privileged {
+            guard mine < ControlServer.privilegedConnections else {
+                return "uid \(uid) has \(mine) requests in progress; try again"
+            }
+        } else {
+            let ordinary = connections.filter { $0.key != 0 && $0.key != daemon.policy.daemonUID }.values.reduce(0, +)
+            guard mine < ControlServer.perUserConnections else {
+                return "uid \(uid) has \(mine) requests in progress, the most one user may have; try again when they end"
+            }
+            guard ordinary < ControlServer.maxConnections else {
+                return "the daemon is serving \(ordinary) requests; try again"
+            }
+        }
+        connections[uid] = mine + 1
+        return nil
+    }
+
+    private func serve(_ client: Int32, pid: Int32, uid: UInt32) {
+        let config = daemon.currentConfig
+        let deadline = Date().addingTimeInterval(config.requestTimeoutSeconds)
+        func answer(_ response: [String: Any]) {
+            ControlClient.sendLine(client, response, deadline: Date().addingTimeInterval(config.requestTimeoutSeconds))
+        }
+        if !daemon.policy.permits(uid: uid) {
+            // Refused before reading anything: a non-member cannot make the daemon wait either.
+            answer(["ok": false, "error": "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))"])
             return
         }
-        guard let request = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let op = request["op"] as? String else {
-            ControlClient.sendLine(client, ["ok": false, "error": "the request is not a JSON object with an \"op\""])
+        let limit = config.limits.maxManifestBytes * 6 + 65536
+        guard let line = ControlClient.readLine(client, limit: limit, deadline: deadline) else {
+            answer(["ok": false, "error": "expected one JSON request line of at most \(limit) bytes within \(config.requestTimeoutSeconds) s"])
             return
         }
         let response: [String: Any]
-        if !daemon.policy.permits(uid: uid) {
-            response = ["ok": false, "error": "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))"]
-        } else {
-            do {
-                let queue = try JobQueue(path: daemon.tree.database)
-                response = try ControlAPI(daemon: daemon, queue: queue, uid: uid).handle(op: op, request)
-            } catch let error as StoreError {
-                response = ["ok": false, "error": error.description]
-            } catch {
-                response = ["ok": false, "error": "\(error)"]
-            }
+        var op = "?"
+        do {
+            let request = try ControlRequest(line)
+            op = request.op
+            let queue = try JobQueue(path: daemon.tree.database)
+            response = try ControlAPI(daemon: daemon, queue: queue, uid: uid).handle(request)
+        } catch let error as StoreError {
+            response = ["ok": false, "error": error.description]
+        } catch {
+            response = ["ok": false, "error": "\(error)"]
         }
-        ControlClient.sendLine(client, response)
+        answer(response)
         daemon.log.debug("control: request", ["op": op, "uid": uid, "pid": pid, "ok": response["ok"] as? Bool])
     }
 }

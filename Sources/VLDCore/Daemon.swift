@@ -69,7 +69,7 @@ public final class Daemon {
         tree = StateTree(root: config.stateDirectory)
         policy = try SubmitPolicy.resolve(config)
         umask(0o027)
-        for change in try tree.create() { log.notice("state: \(change)") }
+        for change in try tree.create(group: policy.groupID) { log.notice("state: \(change)") }
         queue = try JobQueue(path: tree.database)
         if let check = try queue.db.query("PRAGMA quick_check").first?.values.first, check != .text("ok") {
             throw SystemError(message: "\(tree.database) fails its integrity check: \(check); restore it from db/*.bak or move it aside")
@@ -80,7 +80,7 @@ public final class Daemon {
             log.notice("queue: recovered jobs of a previous daemon", ["requeued": requeued.count, "cancelled": cancelled.count])
         }
         spool = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: log)
-        supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log)
+        supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID)
         supervisor.onFinished = { [unowned self] job in
             if job.state.isTerminal { publishSummaryIfDone(manifest: job.manifestID) }
         }
@@ -111,6 +111,7 @@ public final class Daemon {
         control = server
         server.start()
 
+        spool.pruneRejected(reload: false)
         let first = spool.rescan()
         lastRescan = Date()
         log.notice("vldd ready", ["version": VLD.version, "state": tree.root, "socket": socketPath, "pid": getpid(),
@@ -124,6 +125,7 @@ public final class Daemon {
             supervisor.reap()
             supervisor.dispatch()
             supervisor.enforceCancels()
+            supervisor.enforceLeases()
             if options.exitWhenIdle && supervisor.runningCount == 0 {
                 let counts = (try? queue.counts()) ?? [:]
                 if counts[.queued, default: 0] == 0 && counts[.cancelling, default: 0] == 0 && !deferred {
@@ -216,6 +218,7 @@ public final class Daemon {
 
     func rescan(reason: String) {
         deferred = false
+        if reason == "periodic" || reason == "start" { spool.pruneRejected(reload: true) }
         let decisions = spool.rescan()
         for (_, decision) in decisions { note(decision) }
         lastRescan = Date()
@@ -277,6 +280,7 @@ public final class Daemon {
             try? FileManager.default.removeItem(at: work)
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: false)
             try Summary.write(experiment: experiment, results: results, to: work, vldVersion: VLD.version)
+            try shareWithGroup(work.path, group: policy.groupID)
             let final = tree.outbox + "/" + name
             guard clinux_rename_noreplace(work.path, final) == 0 else { throw SystemError("rename to", path: final) }
             syncDirectory(tree.outbox)

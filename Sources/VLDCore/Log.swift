@@ -6,6 +6,7 @@
 // harmless. Libraries take a Logger; only main.swift decides where lines go.
 
 import Foundation
+import VLDExperiments
 
 public struct Logger: Sendable {
     public enum Level: Int, Sendable, Comparable {
@@ -49,26 +50,13 @@ public struct Logger: Sendable {
     public func info(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.info, message, fields) }
     public func debug(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.debug, message, fields) }
 
-    /// Quotes a value that has spaces, quotes, `=` or control characters; control characters
-    /// (a newline in a hostile file name) are escaped so one event is always one line.
+    /// Quotes a value that has spaces, quotes, `=` or unsafe characters; those (a newline in a
+    /// hostile file name, an escape sequence, a bidi override) are escaped as `vldctl` escapes
+    /// them (DisplayText), so one event is always one line and reads as it is.
     static func quote(_ s: String) -> String {
-        let plain = !s.isEmpty && s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7f && $0 != "\"" && $0 != "=" && $0 != "\\" }
-        if plain { return s }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    out += String(format: "\\x%02x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+        let plain = !s.isEmpty && s.unicodeScalars.allSatisfy {
+            $0.value > 0x20 && !DisplayText.isUnsafe($0) && $0 != "\"" && $0 != "=" && $0 != "\\"
         }
-        return out + "\""
+        return plain ? s : DisplayText.quoted(s)
     }
 }

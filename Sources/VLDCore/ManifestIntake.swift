@@ -23,9 +23,8 @@ public enum ManifestIntake {
         if data.count > config.limits.maxManifestBytes {
             return .invalid([ManifestIssue(path: "", message: "the manifest is \(data.count) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)")])
         }
-        if String(data: data, encoding: .utf8) == nil {
-            return .invalid([ManifestIssue(path: "", message: "not UTF-8 text")])
-        }
+        // The parser checks UTF-8 itself, so that a file cut inside a multi-byte character is
+        // "cut short" like one cut inside a literal.
         do {
             _ = try JSONValue.parse(data)
         } catch let error as JSONSyntaxError {

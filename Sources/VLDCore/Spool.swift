@@ -95,6 +95,8 @@ public final class SpoolConsumer {
     /// Fault injection for the "crash between commit and move" tests: runs after the database
     /// commit and before the move; returning false leaves the file in incoming/ as a crash would.
     public var afterCommit: (() -> Bool)?
+    /// rejected/, kept within rejected_keep_days and rejected_max_mib.
+    let rejectedArchive: RejectedArchive
 
     public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, policy: SubmitPolicy, log: Logger) {
         self.tree = tree
@@ -102,6 +104,18 @@ public final class SpoolConsumer {
         self.config = config
         self.policy = policy
         self.log = log
+        rejectedArchive = RejectedArchive(directory: tree.rejected)
+        rejectedArchive.reload()
+    }
+
+    /// Applies the retention of rejected/ (after reading the directory again with `reload`).
+    public func pruneRejected(reload: Bool) {
+        if reload { rejectedArchive.reload() }
+        let removed = rejectedArchive.prune(keepDays: config.rejectedKeepDays, maxBytes: Int64(config.rejectedMaxMiB) << 20)
+        if removed > 0 {
+            log.info("spool: deleted old rejected entries", ["entries": removed, "kept": rejectedArchive.entries.count,
+                                                             "keptMiB": rejectedArchive.totalBytes >> 20])
+        }
     }
 
     public func update(config: DaemonConfig) { self.config = config }
@@ -220,6 +234,12 @@ public final class SpoolConsumer {
         var target = Array("\(safe).\(stamp)".utf8)
         var n = 1
         while !move(name, from: tree.incoming, to: tree.rejected, as: target) {
+            if errno == ENOENT {
+                // Already moved: a second inotify event (or a rescan) for a name that an earlier
+                // one rejected, or a submitter who took the file back. Nothing to do.
+                log.debug("spool: entry gone before it could be rejected", ["file": safe])
+                return .skipped("\(safe) is no longer in incoming/")
+            }
             guard errno == EEXIST, n < 100 else {
                 log.error("spool: cannot move a rejected entry", ["file": safe, "error": String(cString: strerror(errno))])
                 return .skipped("cannot move to rejected/: \(String(cString: strerror(errno)))")
@@ -243,6 +263,9 @@ public final class SpoolConsumer {
             }
         }
         log.notice("spool: rejected", ["file": safe, "uid": uid, "reason": reasons.first, "errors": reasons.count])
+        rejectedArchive.note(target)
+        rejectedArchive.note(Array("\(targetName).reason.json".utf8))
+        pruneRejected(reload: false)
         return .rejected(reasons)
     }
 

@@ -41,9 +41,11 @@ public struct StateTree: Sendable {
     }
 
     /// Creates missing directories with their modes; an existing one keeps its owner but gets its
-    /// mode back if it drifted (a checkout after `chmod -R`, say). Returns what it changed.
+    /// mode back if it drifted (a checkout after `chmod -R`, say). With `group`, every directory
+    /// but db/ is given that group (the submit group: it reads the outbox and rejected/, drops
+    /// into incoming/), whatever the daemon's primary group. Returns what it changed.
     @discardableResult
-    public func create() throws -> [String] {
+    public func create(group: gid_t? = nil) throws -> [String] {
         var changes: [String] = []
         let parent = (root as NSString).deletingLastPathComponent
         if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
@@ -54,12 +56,25 @@ public struct StateTree: Sendable {
             if lstat(path, &st) != 0 {
                 guard errno == ENOENT else { throw SystemError("stat", path: path) }
                 guard mkdir(path, mode) == 0 || errno == EEXIST else { throw SystemError("mkdir", path: path) }
+                if let group, path != dbDirectory, lchown(path, uid_t.max, group) != 0 {
+                    throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(errno)))", code: errno)
+                }
                 guard chmod(path, mode) == 0 else { throw SystemError("chmod", path: path) }
                 changes.append("created \(path)")
                 continue
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
                 throw SystemError(message: "\(path) exists and is not a directory (a symlink or file there is not followed)")
+            }
+            if let group, path != dbDirectory, st.st_gid != group {
+                guard lchown(path, uid_t.max, group) == 0 else {
+                    let e = errno
+                    throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
+                        + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
+                }
+                changes.append("group of \(path) \(st.st_gid) -> \(group)")
+                // chown may clear the set-group-ID bit; the mode is checked again below.
+                guard lstat(path, &st) == 0 else { throw SystemError("stat", path: path) }
             }
             if st.st_mode & 0o7777 != mode {
                 guard chmod(path, mode) == 0 else { throw SystemError("chmod", path: path) }
@@ -95,6 +110,27 @@ func retryingEINTR(_ body: () -> Int32) -> Int32 {
         let rc = body()
         if rc == -1 && errno == EINTR { continue }
         return rc
+    }
+}
+
+/// Gives a directory tree about to be published the submit group and the outbox's modes (ops.md
+/// 6.1: directories 2750, files 0640), whatever the group and umask it was written with: a
+/// trial is built in runs/ under the daemon's primary group, and a rename keeps that. Symbolic
+/// links are neither followed nor changed (lchown semantics; the worker writes none).
+func shareWithGroup(_ path: String, group: gid_t) throws {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { throw SystemError("stat", path: path) }
+    let type = st.st_mode & S_IFMT
+    if type == S_IFLNK { return }
+    if st.st_gid != group && lchown(path, uid_t.max, group) != 0 {
+        let e = errno
+        throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
+            + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
+    }
+    let mode: mode_t = type == S_IFDIR ? 0o2750 : 0o640
+    if st.st_mode & 0o7777 != mode && chmod(path, mode) != 0 { throw SystemError("chmod", path: path) }
+    if type == S_IFDIR {
+        for name in listDirectory(path) { try shareWithGroup(path + "/" + String(decoding: name, as: UTF8.self), group: group) }
     }
 }
 

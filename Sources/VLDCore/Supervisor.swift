@@ -4,13 +4,16 @@
 // group, an empty signal mask, default dispositions, a scrubbed environment with the job's thread
 // count, stdout and stderr appended to runs/<id>/stdout.log, events on a pipe as fd 3). The
 // daemon's loop polls the pipes (`pollFDs`, `readable`), reaps children (`reap` on SIGCHLD) and
-// asks for cancels (`enforceCancels`). Exit status maps to queue states (ops.md 6.3): 0 with a
-// published directory -> succeeded; 75 -> requeued without a failure; anything else -> retried
-// with backoff, then failed with the reason. A stop (cancel or daemon shutdown) is SIGTERM to the
-// whole group, then SIGKILL after the grace period.
+// asks for cancels (`enforceCancels`) and kills workers whose lease ran out (`enforceLeases`:
+// nothing, not even a heartbeat, for lease_seconds). Exit status maps to queue states (ops.md
+// 6.3): 0 with a published directory -> succeeded; 75 -> requeued without a failure; anything
+// else -> retried with backoff, then failed with the reason, unless the worker said a retry
+// cannot help (its error event's "retryable", or exit status 65). A stop (cancel or daemon
+// shutdown) is SIGTERM to the whole group, then SIGKILL after the grace period.
 
 import Foundation
 import CLinux
+import VLDExperiments
 import VLDStore
 
 public final class Supervisor {
@@ -25,6 +28,12 @@ public final class Supervisor {
         var pendingProgress: JobProgress?
         var termSentAt: Date?
         var killed = false
+        /// The worker fell silent for longer than its lease and was killed.
+        var leaseExpired = false
+        /// The worker's own verdict on its failure (the "retryable" of its error event).
+        var retryable: Bool?
+        /// A heartbeat arrived since the lease was last renewed in the queue.
+        var beat = false
         /// The worker closed its end (it is exiting): stop polling until it is reaped.
         var hungUp = false
     }
@@ -35,13 +44,16 @@ public final class Supervisor {
     let boot: Int
     let log: Logger
     let executable: String
+    /// The group published results get (the submit group).
+    let groupID: UInt32?
     /// Called when a job reaches a terminal state or is requeued (the daemon publishes summaries).
     public var onFinished: ((JobRecord) -> Void)?
     private(set) var running: [Int: Running] = [:]
 
-    public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger,
+    public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
                 executable: String = Supervisor.ownExecutable()) {
         self.tree = tree
+        self.groupID = groupID
         self.queue = queue
         self.config = config
         self.boot = boot
@@ -50,6 +62,8 @@ public final class Supervisor {
     }
 
     public func update(config: DaemonConfig) { self.config = config }
+
+    var leaseMilliseconds: Int64 { Int64(config.leaseSeconds * 1000) }
 
     public var runningCount: Int { running.count }
     public var runningJobIDs: [Int] { running.keys.sorted() }
@@ -74,7 +88,7 @@ public final class Supervisor {
             let memory = running.isEmpty ? Int.max : config.effectiveTotalMemoryBytes - memoryInUse
             let job: JobRecord?
             do {
-                job = try queue.claimNext(boot: boot, maxThreads: allowance, maxMemoryBytes: memory)
+                job = try queue.claimNext(boot: boot, maxThreads: allowance, maxMemoryBytes: memory, leaseMilliseconds: leaseMilliseconds)
             } catch {
                 log.error("queue: cannot claim a job", ["error": "\(error)"])
                 break
@@ -97,7 +111,8 @@ public final class Supervisor {
         if mkdir(runDir, 0o750) != 0 && errno != EEXIST { throw SystemError("mkdir", path: runDir) }
         let description = WorkerJob(job: job.id, name: job.name, trialIndex: job.trialIndex, manifest: manifest.body,
                                     params: job.params, threads: job.threads,
-                                    outboxName: WorkerJob.outboxName(job: job.id, name: job.name))
+                                    outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
+                                    heartbeatSeconds: min(10, config.leaseSeconds / 4))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(try encoder.encode(description), to: runDir + "/job.json")
@@ -191,26 +206,58 @@ public final class Supervisor {
             if let evalLoss = object["evalLoss"] as? Double {
                 try? queue.recordMetrics(id, step: step, values: [("evalLoss", evalLoss)])
             }
+        case "heartbeat":
+            running[id]?.beat = true
         case "published":
             running[id]?.published = object["path"] as? String
         case "error":
             running[id]?.lastError = object["message"] as? String
+            running[id]?.retryable = object["retryable"] as? Bool
         default:
             break
         }
     }
 
-    /// Writes the latest progress to the queue at most once a second per job.
+    /// Writes the latest progress (or, after a heartbeat, just a renewed lease) to the queue at
+    /// most once a second per job.
     private func flushProgress(_ id: Int, force: Bool) {
-        guard let progress = running[id]?.pendingProgress else { return }
+        guard let entry = running[id], entry.pendingProgress != nil || entry.beat else { return }
         let now = queue.clock()
-        guard force || now - (running[id]?.lastHeartbeat ?? 0) >= 1000 else { return }
+        guard force || now - entry.lastHeartbeat >= 1000 else { return }
         do {
-            try queue.heartbeat(id, progress: progress)
+            if let progress = entry.pendingProgress {
+                try queue.heartbeat(id, progress: progress, leaseMilliseconds: leaseMilliseconds)
+            } else {
+                try queue.renewLease(id, leaseMilliseconds: leaseMilliseconds)
+            }
             running[id]?.lastHeartbeat = now
             running[id]?.pendingProgress = nil
+            running[id]?.beat = false
         } catch {
             log.warning("queue: cannot record progress", ["job": id, "error": "\(error)"])
+        }
+    }
+
+    /// Kills the workers whose lease ran out (nothing from them, not even a heartbeat, for
+    /// lease_seconds): stopped (SIGSTOP), frozen, or blocked where they cannot run. The job is
+    /// retried from its last checkpoint like any other failure.
+    public func enforceLeases() {
+        guard !running.isEmpty else { return }
+        let expired: [Int]
+        do { expired = try queue.expiredLeases(boot: boot) } catch {
+            log.warning("queue: cannot read leases", ["error": "\(error)"])
+            return
+        }
+        for id in expired {
+            guard let entry = running[id], !entry.leaseExpired else { continue }
+            // Whatever the worker wrote before its lease ran out counts (a busy daemon may have
+            // left its pipe unread).
+            readable(entry.pipe)
+            if let renewed = try? queue.expiredLeases(boot: boot), !renewed.contains(id) { continue }
+            kill(-entry.pid, SIGKILL)
+            running[id]?.leaseExpired = true
+            running[id]?.killed = true
+            log.warning("job silent past its lease; killed", ["job": id, "pid": entry.pid, "lease": config.leaseSeconds])
         }
     }
 
@@ -236,12 +283,16 @@ public final class Supervisor {
                 outcome = .succeeded(outbox: path)
             } else if code == Int(Worker.exitPreempted) {
                 outcome = .preempted(detail: entry.termSentAt != nil ? "stopped after a checkpoint" : "the worker stopped itself after a checkpoint")
+            } else if entry.leaseExpired {
+                outcome = .failed(error: "the worker sent nothing for \(JSONValue(config.leaseSeconds).brief) s (lease_seconds): stopped, frozen or "
+                                  + "stuck; killed", exitCode: code, signal: signal, retryable: true)
             } else {
                 var why = entry.lastError ?? (code.map { "the worker exited with status \($0)" } ?? "the worker was killed by signal \(signal ?? 0)\(signal == 9 && !entry.killed ? " (out of memory?)" : "")")
                 if code == 0 { why = "the worker exited 0 without publishing results" }
-                // A manifest-level error (it no longer validates) will not get better by retrying.
-                let retryable = !(why.hasPrefix("the manifest") || why.hasPrefix("the trial expanded"))
-                outcome = .failed(error: why, exitCode: code, signal: signal, retryable: retryable)
+                // The worker says whether a retry can help (its error event, or exit status 65);
+                // the daemon never reads that from the message.
+                let retryable = entry.retryable ?? (code != Int(Worker.exitPermanent))
+                outcome = .failed(error: why, exitCode: code, signal: signal, retryable: retryable && code != Int(Worker.exitPermanent))
             }
             record(id, outcome)
         }

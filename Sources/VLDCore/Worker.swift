@@ -10,10 +10,22 @@
 //   {"event":"published","path":"/var/lib/vldd/outbox/17-vld-quick-001-..."}
 //   {"event":"error","message":"..."}
 //
+//   {"event":"heartbeat"}                                  every heartbeatSeconds, from its own thread
+//   {"event":"error","message":"...","retryable":false}
+//
 // Exit status: 0 published; 75 (EX_TEMPFAIL) stopped by SIGTERM after a checkpoint, to be
-// requeued; 1 failed (the message is the last "error" event and the last line of stderr).
-// Publishing is one rename of work/ to outbox/<id>-<name>; results.json is written last inside
-// work/, so the outbox never shows a half-written job.
+// requeued; 1 failed and worth retrying (a full disk, a failed write); 65 (EX_DATAERR) failed in
+// a way a retry cannot change (the manifest no longer validates, the run diverges, the task
+// cannot generate). The worker decides (TrialError.isRetryable) and says so in the error event;
+// the daemon never parses the message.
+//
+// Publishing is one rename of work/ to outbox/<id>-<name>, relative to a descriptor of the outbox
+// opened without following links, after giving the tree the submit group and the outbox's modes;
+// results.json is written last inside work/, so the outbox never shows a half-written job. The
+// inode of the published directory is recorded in runs/<id>/published.json: an entry already at
+// outbox/<id>-<name> counts as this job's only if it is that same directory (a restarted worker
+// whose daemon died before recording the success), never a symlink or a directory someone else
+// put there.
 
 import CLinux
 import Foundation
@@ -32,8 +44,13 @@ public struct WorkerJob: Codable, Equatable, Sendable {
     public var threads: Int
     /// The directory name under outbox/.
     public var outboxName: String
+    /// The group published files get (the submit group); nil leaves them as written.
+    public var groupID: UInt32?
+    /// How often the worker says it is alive; the daemon kills a worker silent for its lease.
+    public var heartbeatSeconds: Double?
 
-    public init(job: Int, name: String, trialIndex: Int, manifest: String, params: String, threads: Int, outboxName: String) {
+    public init(job: Int, name: String, trialIndex: Int, manifest: String, params: String, threads: Int, outboxName: String,
+                groupID: UInt32? = nil, heartbeatSeconds: Double? = nil) {
         self.job = job
         self.name = name
         self.trialIndex = trialIndex
@@ -41,6 +58,8 @@ public struct WorkerJob: Codable, Equatable, Sendable {
         self.params = params
         self.threads = threads
         self.outboxName = outboxName
+        self.groupID = groupID
+        self.heartbeatSeconds = heartbeatSeconds
     }
 
     /// `<id>-<name>` with the trial name's "/" turned into "-": unique by the id, readable by the name.
@@ -52,6 +71,8 @@ public struct WorkerJob: Codable, Equatable, Sendable {
 
 public enum Worker {
     public static let exitPreempted: Int32 = 75
+    /// A failure that running the job again cannot fix (sysexits' EX_DATAERR).
+    public static let exitPermanent: Int32 = 65
 
     /// Runs the job of `runs/<id>/job.json` under `tree`; returns the exit status.
     public static func run(job id: Int, tree: StateTree, progressFD: Int32 = 3) -> Int32 {
@@ -71,16 +92,16 @@ public enum Worker {
         }
 
         let events = EventPipe(fd: progressFD)
-        func fail(_ message: String) -> Int32 {
-            events.send(["event": "error", "message": message])
+        func fail(_ message: String, retryable: Bool) -> Int32 {
+            events.send(["event": "error", "message": message, "retryable": retryable])
             FileHandle.standardError.write(Data("vldd worker: job \(id): \(message)\n".utf8))
-            return 1
+            return retryable ? 1 : exitPermanent
         }
         let runDir = URL(fileURLWithPath: tree.run(id))
         // One worker per job directory: a previous worker of this job (its daemon was killed)
         // may still be writing its checkpoint; wait for it to finish.
         let lockFD = open(runDir.path + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
-        guard lockFD >= 0 else { return fail("cannot open \(runDir.path)/lock: \(String(cString: strerror(errno)))") }
+        guard lockFD >= 0 else { return fail("cannot open \(runDir.path)/lock: \(String(cString: strerror(errno)))", retryable: true) }
         var waited = 0.0
         while flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
             if waited == 0 { FileHandle.standardError.write(Data("vldd worker: job \(id): waiting for the previous worker of this job to stop\n".utf8)) }
@@ -92,27 +113,32 @@ public enum Worker {
         do {
             job = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: runDir.appendingPathComponent("job.json")))
         } catch {
-            return fail("cannot read \(runDir.path)/job.json: \(error)")
+            return fail("cannot read \(runDir.path)/job.json: \(error)", retryable: true)
         }
+        if let interval = job.heartbeatSeconds, interval > 0 { events.startHeartbeat(every: interval) }
         let trial: Trial
         do {
             let experiment = try Experiment.parse(Data(job.manifest.utf8), limits: .unbounded, cores: job.threads)
             guard job.trialIndex < experiment.trials.count else {
-                return fail("the manifest has \(experiment.trials.count) trials; job trial \(job.trialIndex) does not exist")
+                return fail("the manifest has \(experiment.trials.count) trials; job trial \(job.trialIndex) does not exist", retryable: false)
             }
             trial = experiment.trials[job.trialIndex]
         } catch {
-            return fail("the manifest no longer validates: \(error)")
+            return fail("the manifest no longer validates: \(error)", retryable: false)
         }
         guard trial.json.serialized(pretty: false) == job.params else {
-            return fail("the trial expanded from the manifest differs from the queued one (was vld upgraded?)")
+            return fail("the trial expanded from the manifest differs from the queued one (was vld upgraded?)", retryable: false)
         }
-        let final = URL(fileURLWithPath: tree.outbox).appendingPathComponent(job.outboxName)
-        if FileManager.default.fileExists(atPath: final.appendingPathComponent("results.json").path) {
+        let outbox: Int32
+        switch Publication.open(tree: tree, job: job, runDirectory: runDir.path) {
+        case .failure(let why): return fail(why.message, retryable: why.retryable)
+        case .success(.alreadyPublished(let path)):
             // An earlier attempt published and the daemon died before recording it.
-            events.send(["event": "published", "path": final.path])
+            events.send(["event": "published", "path": path])
             return 0
+        case .success(.free(let fd)): outbox = fd
         }
+        defer { close(outbox) }
         let work = runDir.appendingPathComponent("work")
         var lastEval = -1
         let context = RunContext(threads: job.threads, log: { line in
@@ -130,28 +156,31 @@ public enum Worker {
         do {
             outcome = try TrainRunner.run(trial, in: work, context: context)
         } catch {
-            return fail("\(error)")
+            return fail("\(error)", retryable: TrialError.isRetryable(error))
         }
         switch outcome {
         case .stopped(let step):
             events.send(["event": "stopped", "step": step])
             return exitPreempted
         case .completed:
-            let rc = clinux_rename_noreplace(work.path, final.path)
-            guard rc == 0 else {
-                return fail("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))")
+            do {
+                let path = try Publication.publish(work.path, outbox: outbox, tree: tree, job: job, runDirectory: runDir.path)
+                events.send(["event": "published", "path": path])
+                return 0
+            } catch let e as PublishError {
+                return fail(e.message, retryable: e.retryable)
+            } catch {
+                return fail("\(error)", retryable: true)
             }
-            syncDirectory(tree.outbox)
-            syncDirectory(runDir.path)
-            events.send(["event": "published", "path": final.path])
-            return 0
         }
     }
 }
 
 /// JSON lines to the supervisor; silently nothing if the fd is not open (a worker run by hand).
-final class EventPipe {
+/// Lines from the trainer and the heartbeat thread never interleave (one lock, one line each).
+final class EventPipe: @unchecked Sendable {
     let fd: Int32
+    private let lock = NSLock()
     init(fd: Int32) {
         self.fd = fcntl(fd, F_GETFD) >= 0 ? fd : -1
     }
@@ -161,6 +190,8 @@ final class EventPipe {
             return v
         }, options: [.sortedKeys]) else { return }
         var bytes = [UInt8](data) + [0x0A]
+        lock.lock()
+        defer { lock.unlock() }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -168,5 +199,21 @@ final class EventPipe {
             if n <= 0 { return }
             offset += n
         }
+    }
+
+    /// Sends `{"event":"heartbeat"}` every `interval` seconds for as long as the process lives,
+    /// so that the daemon can tell a worker that is busy (a long evaluation) from one that is
+    /// stopped or frozen. A worker deadlocked in its own code still beats; the lease catches a
+    /// process that does not run at all.
+    func startHeartbeat(every interval: Double) {
+        guard fd >= 0 else { return }
+        let t = Thread { [self] in
+            while true {
+                usleep(UInt32(min(interval, 3600) * 1_000_000))
+                send(["event": "heartbeat"])
+            }
+        }
+        t.name = "heartbeat"
+        t.start()
     }
 }

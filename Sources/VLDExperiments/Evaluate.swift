@@ -32,23 +32,23 @@ struct Evaluator {
 
     var tokenizer: WordTokenizer { mixture.tokenizer }
 
-    func evaluate(_ model: Transformer) -> Evaluation {
+    func evaluate(_ model: Transformer) throws -> Evaluation {
         var scalars: [(String, Double)] = []
         var tasks: [(String, JSONValue)] = []
-        let loss = heldOutLoss(model)
+        let loss = try heldOutLoss(model)
         for (k, spec) in manifest.tasks.enumerated() {
             let task = mixture.tasks[k]
             switch spec {
             case let .igsm(_, _, problems, ops):
-                let r = evaluateIGSM(model, task as! IGSMTask, problems: problems, ops: ops)
+                let r = try evaluateIGSM(model, task as! IGSMTask, problems: problems, ops: ops)
                 scalars += r.scalars
                 tasks.append(("igsm", r.json))
             case let .bios(_, _, evalNames):
-                let r = evaluateBios(model, task as! BiosTask, names: evalNames)
+                let r = try evaluateBios(model, task as! BiosTask, names: evalNames)
                 scalars += r.scalars
                 tasks.append(("bios", r.json))
             case .randomTokens:
-                let r = evaluateRandomTokens(model, task as! RandomTokensTask)
+                let r = try evaluateRandomTokens(model, task as! RandomTokensTask)
                 scalars += r.scalars
                 tasks.append(("random-tokens", r.json))
             }
@@ -58,13 +58,13 @@ struct Evaluator {
 
     static let heldOutCursor = 1 << 40
 
-    func heldOutLoss(_ model: Transformer) -> Double {
+    func heldOutLoss(_ model: Transformer) throws -> Double {
         let B = manifest.train.batch, T = manifest.model.context
         var cursor = Evaluator.heldOutCursor, total = 0.0
         for _ in 0..<manifest.train.evalBatches {
-            let batch = mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
+            let batch = try mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
             cursor = batch.nextCursor
-            total += Double(model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T))
+            total += Double(try model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T))
         }
         return total / Double(manifest.train.evalBatches)
     }
@@ -72,7 +72,7 @@ struct Evaluator {
     /// Runs rows of token ids (each at most T long) through the model in batches of the training
     /// batch size and hands each row's logits at the requested positions to `visit`.
     func forEachRow(_ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
-                    visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void) {
+                    visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void) throws {
         let B = manifest.train.batch, T = manifest.model.context
         var start = 0
         while start < rows.count {
@@ -81,7 +81,7 @@ struct Evaluator {
             for r in 0..<n {
                 for (j, t) in rows[start + r].prefix(T).enumerated() { inputs[r * T + j] = t }
             }
-            model.forward(inputs: inputs, B: B, T: T)
+            try model.forward(inputs: inputs, B: B, T: T)
             for r in 0..<n {
                 for p in positions(start + r) where p < T { visit(start + r, p, model.logits(row: r * T + p)) }
             }
@@ -105,14 +105,14 @@ struct Evaluator {
 
     // MARK: igsm
 
-    func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
         var scalars: [(String, Double)] = []
         var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
         let T = manifest.model.context
         let chunk = max(1, min(64, manifest.train.batch * 2))
         for op in ops {
-            let list = (0..<problems).map { task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
+            let list = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
             var correct = 0, valid = 0, tooLong = 0
             var start = 0
             while start < list.count {
@@ -130,7 +130,7 @@ struct Evaluator {
                 // of P), whatever else shares its batch: generate stops each row at the capacity.
                 let shortest = prompts.map(\.count).min()!
                 var rng = SeededRNG(seed: 0)  // unused by greedy decoding
-                let outputs = model.generate(prompts: prompts,
+                let outputs = try model.generate(prompts: prompts,
                                              options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
                                              rng: &rng)
                 for (j, out) in outputs.enumerated() {
@@ -167,13 +167,13 @@ struct Evaluator {
 
     // MARK: bios
 
-    func evaluateBios(_ model: Transformer, _ task: BiosTask, names: Bool) -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateBios(_ model: Transformer, _ task: BiosTask, names: Bool) throws -> (scalars: [(String, Double)], json: JSONValue) {
         let people = task.config.people
         let docs = (0..<people).map { task.evaluationDocument(seed: manifest.seed, person: $0) }
         let rows = docs.map { tokenizer.encode($0.words.joined(separator: " ")) }
         var attrCE = Array(repeating: Array(repeating: 0.0, count: task.attributeNames.count), count: people)
         var nameCE = Array(repeating: 0.0, count: people)
-        forEachRow(model, rows: rows, positions: { r in
+        try forEachRow(model, rows: rows, positions: { r in
             // Logits at position p - 1 predict the token at p.
             let d = docs[r]
             return (d.attributePositions + (names ? Array(d.nameRange) : [])).filter { $0 >= 1 }.map { $0 - 1 }
@@ -200,10 +200,10 @@ struct Evaluator {
 
     // MARK: random tokens
 
-    func evaluateRandomTokens(_ model: Transformer, _ task: RandomTokensTask) -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateRandomTokens(_ model: Transformer, _ task: RandomTokensTask) throws -> (scalars: [(String, Double)], json: JSONValue) {
         let rows = (0..<task.windowCount).map { tokenizer.encode(task.window(seed: manifest.seed, $0).joined(separator: " ")) }
         var ce = 0.0, entropy = 0.0
-        forEachRow(model, rows: rows, positions: { r in Array(0..<(rows[r].count - 1)) }) { r, p, logits in
+        try forEachRow(model, rows: rows, positions: { r in Array(0..<(rows[r].count - 1)) }) { r, p, logits in
             let e = Evaluator.crossEntropyAndEntropy(logits, target: rows[r][p + 1])
             ce += e.ce
             entropy += e.entropy

@@ -72,7 +72,7 @@ public enum ExperimentRunner {
             if stopped { continue }
             // One process per trial: the lock is released when the trial ends, or with the process however it ends.
             let lockFD = open(partial.appendingPathComponent(name + ".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard lockFD >= 0 else { throw TrialError("cannot open \(partial.path)/\(name).lock: \(String(cString: strerror(errno)))") }
+            guard lockFD >= 0 else { throw TrialError("cannot open \(partial.path)/\(name).lock: \(String(cString: strerror(errno)))", retryable: true) }
             defer { close(lockFD) }
             if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
                 log("\(tag) running in another process; skipped")
@@ -108,7 +108,7 @@ public enum ExperimentRunner {
                 stopped = true
             case .completed:
                 guard rename(work.path, final.path) == 0 else {
-                    throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))")
+                    throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))", retryable: true)
                 }
                 try Summary.write(experiment: experiment, results: published(), to: root, vldVersion: VLD.version)
             }

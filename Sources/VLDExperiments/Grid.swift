@@ -82,14 +82,14 @@ public struct Experiment: Sendable {
                 throw ManifestError([ManifestIssue(path: "grid", message: "expected an object mapping dotted paths to lists of values, got \(grid.typeName)")])
             }
             for (path, values) in entries {
-                let p = "grid.\(path)"
+                let p = joinPath("grid", path)
                 let parts = path.split(separator: ".", omittingEmptySubsequences: false)
                 if path.isEmpty || parts.contains(where: \.isEmpty) {
                     issues.append(ManifestIssue(path: p, message: "not a dotted path such as model.schedule"))
                     continue
                 }
                 if parts.count > 8 || path.utf8.count > 200 {
-                    issues.append(ManifestIssue(path: "grid." + String(path.prefix(60)) + (path.count > 60 ? "..." : ""),
+                    issues.append(ManifestIssue(path: joinPath("grid", String(path.prefix(60)) + (path.count > 60 ? "..." : "")),
                                                 message: "a grid path has at most 8 parts and 200 bytes, e.g. task.0.maxOps"))
                     continue
                 }

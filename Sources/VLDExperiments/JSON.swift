@@ -41,7 +41,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .null: return "null"
         case let .bool(b): return b ? "true" : "false"
         case let .number(n): return JSONValue.format(n)
-        case let .string(s): return "\"" + (s.count > 40 ? String(s.prefix(40)) + "..." : s) + "\""
+        case let .string(s): return DisplayText.quoted(s.count > 40 ? String(s.prefix(40)) + "..." : s)
         case .array: return "an array"
         case .object: return "an object"
         }
@@ -80,13 +80,12 @@ extension JSONValue {
 
     /// Parses one JSON document (UTF-8). Duplicate keys, trailing data and invalid UTF-8 are errors.
     public static func parse(_ data: Data) throws -> JSONValue {
-        guard String(data: data, encoding: .utf8) != nil else {
-            throw JSONSyntaxError(line: 1, column: 1, message: "the file is not valid UTF-8")
-        }
         var p = Parser(bytes: [UInt8](data))
+        try p.checkUTF8()
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
+        if p.loneSlashAtEnd { throw p.error("unexpected end of input in a comment") }
         guard p.i == p.bytes.count else { throw p.error("unexpected data after the JSON value") }
         return v
     }
@@ -96,13 +95,58 @@ extension JSONValue {
     private struct Parser {
         let bytes: [UInt8]
         var i = 0
+        var loneSlashAtEnd = false
 
-        func error(_ message: String) -> JSONSyntaxError {
+        /// An error at the current position. Whether more data could still make the document
+        /// valid is decided by position alone: an error is "at the end" exactly when the parser
+        /// ran out of bytes, which every rule below arranges by reporting a cut-short token at
+        /// `bytes.count` (a literal such as `tr`, a lone `/`, `\u00`, half a UTF-8 character).
+        func error(_ message: String, at position: Int? = nil) -> JSONSyntaxError {
+            let at = min(position ?? i, bytes.count)
             var line = 1, col = 1
-            for b in bytes[..<min(i, bytes.count)] {
+            for b in bytes[..<at] {
                 if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 }
             }
-            return JSONSyntaxError(line: line, column: col, message: message, atEnd: i >= bytes.count)
+            return JSONSyntaxError(line: line, column: col, message: message, atEnd: at >= bytes.count)
+        }
+
+        /// True if the bytes from `i` to the end are a proper prefix of `token` (the data stops
+        /// inside it).
+        func cutShort(_ token: [UInt8]) -> Bool {
+            let rest = bytes.count - i
+            return rest < token.count && bytes[i...].elementsEqual(token.prefix(rest))
+        }
+
+        /// RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). A sequence
+        /// that is valid so far but stops at the end of the data is reported at the end.
+        func checkUTF8() throws {
+            var k = 0
+            let n = bytes.count
+            while k < n {
+                let b = bytes[k]
+                if b < 0x80 { k += 1; continue }
+                let length: Int
+                var low: UInt8 = 0x80, high: UInt8 = 0xBF  // the range of the second byte
+                switch b {
+                case 0xC2...0xDF: length = 2
+                case 0xE0: length = 3; low = 0xA0
+                case 0xE1...0xEC, 0xEE, 0xEF: length = 3
+                case 0xED: length = 3; high = 0x9F
+                case 0xF0: length = 4; low = 0x90
+                case 0xF1...0xF3: length = 4
+                case 0xF4: length = 4; high = 0x8F
+                default: throw error("the file is not valid UTF-8 (byte 0x\(String(b, radix: 16, uppercase: true)))", at: k)
+                }
+                for j in 1..<length {
+                    guard k + j < n else { throw error("the data ends inside a UTF-8 character", at: n) }
+                    let c = bytes[k + j]
+                    let (lo, hi) = j == 1 ? (low, high) : (UInt8(0x80), UInt8(0xBF))
+                    guard c >= lo && c <= hi else {
+                        throw error("the file is not valid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))", at: k)
+                    }
+                }
+                k += length
+            }
         }
 
         /// Skips whitespace and `//` line comments (the one extension to RFC 8259: manifests and
@@ -113,6 +157,9 @@ extension JSONValue {
                     i += 1
                 } else if bytes[i] == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "/") {
                     while i < bytes.count, bytes[i] != 0x0A { i += 1 }
+                } else if bytes[i] == UInt8(ascii: "/"), i + 1 == bytes.count {
+                    i += 1  // a lone '/' at the end: the start of a comment still being written
+                    loneSlashAtEnd = true
                 } else {
                     return
                 }
@@ -121,6 +168,7 @@ extension JSONValue {
 
         mutating func expect(_ literal: String, _ v: JSONValue) throws -> JSONValue {
             let l = Array(literal.utf8)
+            if cutShort(l) { throw error("unexpected end of input in '\(literal)'", at: bytes.count) }
             guard i + l.count <= bytes.count, Array(bytes[i..<(i + l.count)]) == l else { throw error("invalid literal") }
             i += l.count
             return v
@@ -186,6 +234,8 @@ extension JSONValue {
         }
 
         mutating func hex4() throws -> UInt32 {
+            let isHex: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }
+            if i + 4 > bytes.count, bytes[i...].allSatisfy(isHex) { throw error("unexpected end of input in a \\u escape", at: bytes.count) }
             guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else {
                 throw error("invalid \\u escape")
             }
@@ -202,6 +252,7 @@ extension JSONValue {
                 if b == UInt8(ascii: "\"") { i += 1; break }
                 if b < 0x20 { throw error("control character in a string") }
                 if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
+                let escape = i  // where a bad escape is reported: never at the end unless cut short
                 i += 1
                 guard i < bytes.count else { throw error("unterminated escape") }
                 let e = bytes[i]
@@ -216,17 +267,18 @@ extension JSONValue {
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if (0xD800..<0xDC00).contains(code) {
+                        if cutShort(Array("\\u".utf8)) { throw error("unexpected end of input in a surrogate pair", at: bytes.count) }
                         guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
                             throw error("unpaired surrogate in \\u escape")
                         }
                         i += 2
                         let low = try hex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate in \\u escape") }
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate in \\u escape", at: escape) }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     }
-                    guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape") }
+                    guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape", at: escape) }
                     out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default: throw error("invalid escape '\\\(Character(UnicodeScalar(e)))'")
+                default: throw error("invalid escape '\\\(Character(UnicodeScalar(e)))'", at: escape)
                 }
             }
             return String(decoding: out, as: UTF8.self)

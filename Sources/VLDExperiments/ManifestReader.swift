@@ -35,7 +35,13 @@ final class IssueList {
     }
 }
 
-func joinPath(_ base: String, _ key: String) -> String { base.isEmpty ? key : base + "." + key }
+/// `base.key`, or `base["key"]` (quoted and escaped, DisplayText) for a key that would not read
+/// as one path part: empty, with spaces, quotes, brackets, or anything outside printable ASCII.
+func joinPath(_ base: String, _ key: String) -> String {
+    let plain = !key.isEmpty && key.utf8.allSatisfy { (0x21...0x7E).contains($0) && !"\"\\[]".utf8.contains($0) }
+    if !plain { return base + "[" + DisplayText.quoted(key) + "]" }
+    return base.isEmpty ? key : base + "." + key
+}
 
 /// Reads the members of one JSON object.
 struct FieldReader {

@@ -63,8 +63,25 @@ public enum TrialOutcome: Equatable {
 
 public struct TrialError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// Whether running the trial again could end differently. Most trial errors cannot (a run is
+    /// deterministic: it diverges again at the same step); a failed file operation can.
+    public let retryable: Bool
+    public init(_ message: String, retryable: Bool = false) {
+        self.message = message
+        self.retryable = retryable
+    }
     public var description: String { message }
+
+    /// Whether a trial that failed with `error` may succeed if run again: not for errors that
+    /// follow from the manifest and the code (a manifest or task that cannot work, a token
+    /// outside the vocabulary, divergence), yes for anything else (a full disk, a killed process).
+    public static func isRetryable(_ error: Error) -> Bool {
+        switch error {
+        case let e as TrialError: return e.retryable
+        case is ManifestError, is TaskError, is TokenError: return false
+        default: return true
+        }
+    }
 }
 
 public enum TrainRunner {
@@ -160,8 +177,8 @@ public enum TrainRunner {
                 return .stopped(step: state.step)
             }
             if stepDelay > 0 { usleep(stepDelay * 1000) }
-            let batch = mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
-            let stats = model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
+            let batch = try mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
+            let stats = try model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
                                         clip: Float(m.train.clip), optimizer: opt)
             state.step += 1
             state.dataCursor = batch.nextCursor
@@ -187,7 +204,7 @@ public enum TrainRunner {
             lastTrainLoss = lossSum / Double(lossCount)
             lossSum = 0
             lossCount = 0
-            let e = evaluator.evaluate(model)
+            let e = try evaluator.evaluate(model)
             var fields: [(String, JSONValue)] = [
                 ("step", JSONValue(state.step)), ("trainLoss", JSONValue(lastTrainLoss)), ("evalLoss", JSONValue(e.loss)),
                 ("lr", JSONValue(Double(stats.lr))), ("gradNorm", JSONValue(Double(stats.gradNorm))),
@@ -208,7 +225,7 @@ public enum TrainRunner {
         }
         // Killed after the last checkpoint but before results.json: the final evaluation is a pure
         // function of the checkpointed weights, so it is recomputed.
-        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) { try finish(evaluator.evaluate(model)) }
+        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) { try finish(try evaluator.evaluate(model)) }
         return .completed
 
         func finish(_ e: Evaluation) throws {
@@ -315,14 +332,16 @@ public func writeAtomically(_ text: String, to url: URL) throws {
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     let data = Data(text.utf8)
     guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-        throw TrialError("\(tmp.path): cannot create: \(String(cString: strerror(errno)))")
+        throw TrialError("\(tmp.path): cannot create: \(String(cString: strerror(errno)))", retryable: true)
     }
     do {
         let h = try FileHandle(forWritingTo: tmp)
         try h.write(contentsOf: data)
         try h.synchronize()
         try h.close()
-        guard rename(tmp.path, url.path) == 0 else { throw TrialError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))") }
+        guard rename(tmp.path, url.path) == 0 else {
+            throw TrialError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))", retryable: true)
+        }
     } catch {
         try? FileManager.default.removeItem(at: tmp)
         throw error

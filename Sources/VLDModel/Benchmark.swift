@@ -65,7 +65,7 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
             ((0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) }, (0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) })
         }
         for i in 0..<3 {
-            model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
+            _ = try! model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
         }
         var times: [Double] = []
         let start = now()
@@ -73,7 +73,7 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
         var loss: Float = 0
         while (i < 10 || now() - start < o.minSeconds) && i < 1000 {
             let t0 = now()
-            loss = model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
+            loss = try! model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
                                    optimizer: opt).loss
             times.append(now() - t0)
             i += 1
@@ -90,7 +90,7 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
             func once() -> Double {
                 let prompts = (0..<batch).map { _ in (0..<16).map { _ in Int32(srng.nextInt(cfg.vocab)) } }
                 let t0 = now()
-                let out = model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: 64), rng: &srng)
+                let out = try! model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: 64), rng: &srng)
                 require(out.allSatisfy { $0.count == 64 }, "benchmark sampling must produce 64 tokens per sequence")
                 return now() - t0
             }

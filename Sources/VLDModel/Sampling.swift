@@ -44,9 +44,10 @@ extension Transformer {
     /// Runs the prompts through the model, fills `cache` (which must be empty) and returns the
     /// next-token logits of each sequence (B rows of V). Prompts of equal length run as one
     /// batch; otherwise each runs on its own.
-    public func prefill(prompts: [[Int32]], cache: KVCache) -> [[Float]] {
+    public func prefill(prompts: [[Int32]], cache: KVCache) throws -> [[Float]] {
         require(prompts.count == cache.batch, "one prompt per cache row")
         require(prompts.allSatisfy { !$0.isEmpty && $0.count <= cache.capacity }, "prompt length out of range")
+        for prompt in prompts { try checkTokens(prompt) }
         if Set(prompts.map(\.count)).count == 1 {
             return prefillRows(prompts, rows: Array(0..<prompts.count), cache: cache)
         }
@@ -80,9 +81,10 @@ extension Transformer {
     /// Appends one token per sequence and returns the next-token logits (B rows of V, flat; valid
     /// until the next call). A sequence whose cache is already full is not extended: its row is
     /// computed at its last position and should be ignored (`generate` has stopped it).
-    public func decode(tokens: [Int32], cache: KVCache) -> UnsafeBufferPointer<Float> {
+    public func decode(tokens: [Int32], cache: KVCache) throws -> UnsafeBufferPointer<Float> {
         let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity
         require(tokens.count == B, "one token per sequence")
+        try checkTokens(tokens)
         let p = params
         let clamped = cache.lengths.map { min($0, Int32(S - 1)) }
         tokens.withUnsafeBufferPointer { tok in
@@ -216,11 +218,11 @@ extension Transformer {
     /// A sequence stops at a stop token or when the context is full (a prompt of P tokens gets
     /// at most context - P + 1 new ones: the last is predicted from position context - 1).
     /// Returns the new tokens of each sequence (stop token excluded).
-    public func generate(prompts: [[Int32]], options: SamplingOptions, rng: inout SeededRNG) -> [[Int32]] {
+    public func generate(prompts: [[Int32]], options: SamplingOptions, rng: inout SeededRNG) throws -> [[Int32]] {
         let B = prompts.count, V = config.vocab
         let capacity = min(config.context, (prompts.map(\.count).max() ?? 0) + options.maxNewTokens)
         let cache = KVCache(model: self, batch: B, capacity: capacity)
-        let first = prefill(prompts: prompts, cache: cache)
+        let first = try prefill(prompts: prompts, cache: cache)
         var out = Array(repeating: [Int32](), count: B)
         var done = Array(repeating: options.maxNewTokens <= 0, count: B)
         var next = [Int32](repeating: 0, count: B)
@@ -234,7 +236,7 @@ extension Transformer {
         }
         for b in 0..<B where !done[b] { first[b].withUnsafeBufferPointer { pick(b, $0) } }
         while done.contains(false) {
-            let logits = decode(tokens: next, cache: cache)
+            let logits = try decode(tokens: next, cache: cache)
             for b in 0..<B where !done[b] { pick(b, UnsafeBufferPointer(rebasing: logits[(b * V)..<((b + 1) * V)])) }
         }
         return out

@@ -32,9 +32,9 @@ extension Transformer {
     @discardableResult
     public func trainStep(
         inputs: [Int32], targets: [Int32], B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState
-    ) -> StepStats {
+    ) throws -> StepStats {
         zeroGrads()
-        let loss = forward(inputs: inputs, targets: targets, B: B, T: T)!
+        let loss = try forward(inputs: inputs, targets: targets, B: B, T: T)!
         backward()
         let norm = clipGradNorm(grads.base, N: layout.count, maxNorm: clip, pool: pool)
         optimizer.step += 1
@@ -48,7 +48,7 @@ extension Transformer {
     }
 
     /// Mean cross-entropy of a batch without touching gradients.
-    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int) -> Float {
-        forward(inputs: inputs, targets: targets, B: B, T: T)!
+    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> Float {
+        try forward(inputs: inputs, targets: targets, B: B, T: T)!
     }
 }

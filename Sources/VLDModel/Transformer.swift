@@ -120,6 +120,15 @@ public final class Transformer {
 
     public func zeroGrads() { grads.zero() }
 
+    /// Token ids reach the model from outside the engine (a tokenizer, a checkpoint of another
+    /// vocabulary, `vldctl checkpoint logits --tokens`): one out of range would index past the
+    /// embedding table, so every entry point checks them and throws instead.
+    public func checkTokens<C: Collection<Int32>>(_ tokens: C) throws {
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            throw TokenError(token: bad, vocab: config.vocab)
+        }
+    }
+
     func ensureActivations(B: Int, T: Int) {
         require(T <= config.context, "sequence length \(T) exceeds the model context \(config.context)")
         if let l = actLayout, l.B == B, l.T == T { return }
@@ -133,12 +142,11 @@ public final class Transformer {
     /// Runs the forward pass on `inputs` (B*T token ids, row-major). With `targets` (B*T ids,
     /// negative = ignored) returns the mean cross-entropy and leaves probabilities for backward;
     /// without, leaves raw logits readable through `logits(row:)` and returns nil.
+    /// Throws `TokenError` when a token id is outside the vocabulary (nothing is computed).
     @discardableResult
-    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int) -> Float? {
+    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int) throws -> Float? {
         require(inputs.count == B * T, "inputs must hold B*T tokens")
-        if let bad = inputs.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
-            fatalError("token \(bad) is outside the vocabulary 0..<\(config.vocab)")
-        }
+        try checkTokens(inputs)
         ensureActivations(B: B, T: T)
         tokenBuf = inputs
         positionBuf = (0..<(B * T)).map { Int32($0 % T) }
@@ -318,4 +326,15 @@ public final class Transformer {
         normBackward(dinp: a[L.dres], dout: a[L.dln], inp: x, mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], w: s.norm1W,
                      b: s.norm1B, N: N)
     }
+}
+
+/// A token id outside the model's vocabulary.
+public struct TokenError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let token: Int32
+    public let vocab: Int
+    public init(token: Int32, vocab: Int) {
+        self.token = token
+        self.vocab = vocab
+    }
+    public var description: String { "token \(token) is outside the vocabulary 0..<\(vocab)" }
 }

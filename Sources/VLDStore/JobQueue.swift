@@ -122,6 +122,22 @@ public final class JobQueue {
                   now, now + leaseMilliseconds, now, id])
     }
 
+    /// Renews the lease of a live job whose worker sent a heartbeat but no progress.
+    public func renewLease(_ id: Int, leaseMilliseconds: Int64) throws {
+        let now = clock()
+        try db.run("""
+            UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ?, updated_at = ? WHERE id = ? AND state IN ('running','cancelling')
+            """, [now, now + leaseMilliseconds, now, id])
+    }
+
+    /// Live jobs of `boot` whose lease has run out: their worker has sent nothing since
+    /// `lease_expires_at`.
+    public func expiredLeases(boot: Int) throws -> [Int] {
+        try db.query("""
+            SELECT id FROM jobs WHERE state IN ('running','cancelling') AND lease_owner = ? AND lease_expires_at < ? ORDER BY id
+            """, [boot, clock()]).compactMap { $0.int("id") }
+    }
+
     /// Appends metric values (one evaluation of a job); a repeated (name, step) is replaced, which
     /// is what a resumed job that re-evaluates a step wants.
     public func recordMetrics(_ id: Int, step: Int, values: [(String, Double)]) throws {

@@ -258,7 +258,7 @@ public struct BiosTask: SyntheticTask {
 
     /// Biography of person (index mod N) with a random template per attribute and a random
     /// sentence order drawn from TaskRNG(seed, document stream, index); every token scored.
-    public func trainingDocument(seed: UInt64, index: Int) -> Document {
+    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
         let n = config.people
         var rng = TaskRNG(seed: seed, stream: BiosTask.documentStream, index: index)
         let chosen = templates.map { rng.int($0.count) }

@@ -190,6 +190,10 @@ struct IGSMParameter: Equatable, Sendable {
 /// The iGSM-lite task family.
 public struct IGSMTask: SyntheticTask {
     public let config: IGSMConfig
+    /// Draws after which generation gives up with a `TaskError` (a few draws suffice on average;
+    /// validation refuses settings that make acceptance rare, so this only turns a settings
+    /// mistake that slipped through into a message).
+    public var drawLimit = 1_000_000
 
     public init(config: IGSMConfig) throws {
         try config.validate()
@@ -233,10 +237,10 @@ public struct IGSMTask: SyntheticTask {
 
     /// Training document `index`: op uniform in 1...maxOps, train split; words = prompt + solution.
     /// With maskQuestion only the solution words are scored, otherwise every word after <bos>.
-    public func trainingDocument(seed: UInt64, index: Int) -> Document {
+    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
         var rng = TaskRNG(seed: seed, stream: 0x1654_7261_696E, index: index)
         let ops = rng.int(in: 1...config.maxOps)
-        let p = generate(ops: ops, split: .train, rng: &rng)
+        let p = try generate(ops: ops, split: .train, rng: &rng)
         let prompt = p.prompt
         let words = prompt + p.solution
         var scored = [Bool](repeating: !config.maskQuestion, count: words.count)
@@ -247,11 +251,11 @@ public struct IGSMTask: SyntheticTask {
 
     /// Problem `index` of the (seed, ops, split) stream; a pure function of its arguments.
     /// `ops` must lie in 1...maxOps + 6.
-    public func problem(seed: UInt64, index: Int, ops: Int, split: IGSMSplit) -> IGSMProblem {
-        precondition((1...config.maxOps + 6).contains(ops), "igsm: ops \(ops) outside 1...\(config.maxOps + 6)")
+    public func problem(seed: UInt64, index: Int, ops: Int, split: IGSMSplit) throws -> IGSMProblem {
+        guard (1...config.maxOps + 6).contains(ops) else { throw TaskError("igsm: ops \(ops) outside 1...\(config.maxOps + 6)") }
         let stream: UInt64 = 0x2000 + UInt64(ops) * 2 + (split == .train ? 0 : 1)
         var rng = TaskRNG(seed: seed, stream: stream, index: index)
-        return generate(ops: ops, split: split, rng: &rng)
+        return try generate(ops: ops, split: split, rng: &rng)
     }
 
     /// Checks a generated solution step by step (see IGSMSolution.swift).
@@ -283,14 +287,15 @@ public struct IGSMTask: SyntheticTask {
 
     // MARK: generation
 
-    func generate(ops target: Int, split: IGSMSplit, rng: inout TaskRNG) -> IGSMProblem {
+    func generate(ops target: Int, split: IGSMSplit, rng: inout TaskRNG) throws -> IGSMProblem {
         var g = IGSMGraph()
         let budget = IGSMTask.lengthBudget(config)
-        for _ in 0..<1_000_000 {   // a few draws on average (see the header); the cap only turns a bug into a message
+        for _ in 0..<drawLimit {
             if g.draw(target: target, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
                 return g.render(rng: &rng)
             }
         }
-        fatalError("igsm: no \(split.rawValue) problem with op \(target) in 1,000,000 draws (config \(config))")
+        throw TaskError("igsm: no \(split.rawValue) problem with \(target) operations in \(drawLimit) draws under maxEdges \(config.maxEdges) "
+            + "and maxWords \(config.maxWords.map(String.init) ?? "unset"); raise them or lower the op count")
     }
 }

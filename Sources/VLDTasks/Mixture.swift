@@ -37,12 +37,12 @@ public struct TaskMixture: Sendable {
 
     /// Document `index` of the mixed stream, encoded. Each task sees its own document index
     /// `index` (so a task's documents do not depend on the other tasks' weights).
-    public func document(seed: UInt64, index: Int) -> (task: Int, tokens: [Int32], scored: [Bool]) {
+    public func document(seed: UInt64, index: Int) throws -> (task: Int, tokens: [Int32], scored: [Bool]) {
         let k = taskIndex(seed: seed, index: index)
-        let doc = tasks[k].trainingDocument(seed: seed, index: index)
+        let doc = try tasks[k].trainingDocument(seed: seed, index: index)
         let tokens: [Int32]
         do { tokens = try tokenizer.encodeStrict(doc.words.joined(separator: " ")) } catch {
-            fatalError("task \(tasks[k].family) produced a word outside its vocabulary: \(error)")
+            throw TaskError("task \(tasks[k].family) produced a word outside its vocabulary: \(error)")
         }
         return (k, tokens, doc.scored)
     }
@@ -72,12 +72,12 @@ extension TaskMixture {
     /// keeps that from happening by checking `maxDocumentLength` against the context). A
     /// document is consumed only when it was placed, so batches are a pure function of
     /// (seed, cursor, B, T).
-    public func batch(seed: UInt64, cursor: Int, B: Int, T: Int) -> PackedBatch {
+    public func batch(seed: UInt64, cursor: Int, B: Int, T: Int) throws -> PackedBatch {
         var inputs = [Int32](repeating: WordTokenizer.pad, count: B * T)
         var targets = [Int32](repeating: -1, count: B * T)
         var documents = [Int](repeating: 0, count: tasks.count)
         var cur = cursor, scoredTokens = 0
-        var pending = document(seed: seed, index: cur)
+        var pending = try document(seed: seed, index: cur)
         for b in 0..<B {
             var used = 0  // tokens placed in this row (row capacity T + 1)
             while true {
@@ -95,7 +95,7 @@ extension TaskMixture {
                 used += tokens.count
                 documents[pending.task] += 1
                 cur += 1
-                pending = document(seed: seed, index: cur)
+                pending = try document(seed: seed, index: cur)
                 if used >= T + 1 { break }
             }
         }

@@ -101,7 +101,7 @@ public struct RandomTokensTask: SyntheticTask {
 
     /// Window (index mod windowCount), every token scored: each pass over the windows is one
     /// exposure of the whole stream.
-    public func trainingDocument(seed: UInt64, index: Int) -> Document {
+    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
         let i = ((index % windowCount) + windowCount) % windowCount
         return Document(words: window(seed: seed, i), scored: Array(repeating: true, count: windowLength))
     }

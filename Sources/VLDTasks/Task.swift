@@ -56,14 +56,22 @@ public struct Document: Equatable, Sendable {
     }
 }
 
+/// A task whose settings cannot produce a document (say, an iGSM op count that the edge and
+/// word budgets never reach): the run fails with this message instead of the worker crashing.
+public struct TaskError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// A seeded synthetic task: a closed vocabulary and an endless, random-access document stream.
 public protocol SyntheticTask: Sendable {
     /// Task family name, e.g. "igsm" (used in tokenizer.json and in reports).
     var family: String { get }
     /// The task's vocabulary without the special tokens, in a fixed order.
     var vocabulary: [String] { get }
-    /// Training document `index` of the stream for `seed`; a pure function of both.
-    func trainingDocument(seed: UInt64, index: Int) -> Document
+    /// Training document `index` of the stream for `seed`; a pure function of both. Throws
+    /// `TaskError` when the task's settings cannot produce it (a reported error, never a trap).
+    func trainingDocument(seed: UInt64, index: Int) throws -> Document
     /// An upper bound on the words of any training document (checked against the context).
     var maxDocumentLength: Int { get }
 }

@@ -1,6 +1,7 @@
 // CLI.swift: argument parsing and output helpers shared by the subcommands.
 
 import Foundation
+import VLDExperiments
 import VLDModel
 
 
@@ -8,8 +9,11 @@ import VLDModel
 struct UsageError: Error { let message: String }
 
 enum CLI {
+    /// Prints `vldctl: message` on stderr. The message's lines are kept, but any other unsafe
+    /// character (an escape sequence, a bidi override) is escaped; strings from the daemon or a
+    /// manifest are escaped whole (DisplayText.escaped) before they are put in a message.
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("vldctl: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("vldctl: \(DisplayText.escaped(message, keepingNewlines: true))\n".utf8))
     }
 
     /// Splits `--name value` options (and bare `--flag`s listed in `flags`) from positionals.

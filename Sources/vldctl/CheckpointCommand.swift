@@ -64,13 +64,11 @@ enum CheckpointCommand {
 
     static func logits(_ dir: URL, tokens: [Int32], json: Bool, threads: Int) throws -> Int32 {
         let model = try Checkpoint.loadModel(from: dir, pool: ThreadPool(threads: threads))
-        if let bad = tokens.first(where: { Int($0) >= model.config.vocab }) {
-            throw UsageError(message: "--tokens: \(bad) is outside the vocabulary 0..<\(model.config.vocab)")
-        }
+        do { try model.checkTokens(tokens) } catch { throw UsageError(message: "--tokens: \(error)") }
         guard tokens.count <= model.config.context else {
             throw UsageError(message: "--tokens: \(tokens.count) tokens exceed the context of \(model.config.context)")
         }
-        model.forward(inputs: tokens, B: 1, T: tokens.count)
+        try model.forward(inputs: tokens, B: 1, T: tokens.count)
         let rows = (0..<tokens.count).map { model.logits(row: $0) }
         if json {
             guard rows.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {

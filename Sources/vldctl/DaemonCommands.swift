@@ -7,6 +7,7 @@
 
 import Foundation
 import VLDCore
+import VLDExperiments
 import VLDStore
 
 struct DaemonTarget {
@@ -45,10 +46,10 @@ struct DaemonTarget {
     func call(_ object: [String: Any]) throws -> [String: Any]? {
         let response = try request(object)
         if response["ok"] as? Bool == true { return response }
-        CLI.error(response["error"] as? String ?? "the daemon refused the request")
+        CLI.error(shown(response["error"], or: "the daemon refused the request"))
         for issue in response["issues"] as? [[String: Any]] ?? [] {
-            let path = issue["path"] as? String ?? ""
-            FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(issue["message"] as? String ?? "")\n".utf8))
+            let path = shown(issue["path"])
+            FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
         }
         return nil
     }
@@ -58,6 +59,10 @@ struct DaemonDown: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
 }
+
+/// A string from the daemon's answer, escaped for the terminal (DisplayText): file names, job
+/// names, events and errors can carry what a submitter wrote.
+func shown(_ value: Any?, or fallback: String = "") -> String { DisplayText.escaped(value as? String ?? fallback) }
 
 /// JSON for scripts: an array with one element per line, anything else on one line.
 func printJSON(_ object: Any) {
@@ -125,7 +130,7 @@ enum DaemonCommands {
         }
         let now = response["now"] as? Int ?? 0
         let rows = jobs.map { job -> [String] in
-            let state = job["state"] as? String ?? "?"
+            let state = shown(job["state"], or: "?")
             var progress = "-"
             if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
                 progress = "\(Int(100 * Double(step) / Double(total)))% \(step)/\(total)"
@@ -137,7 +142,7 @@ enum DaemonCommands {
             let age = shortDuration(Double(now - (job["createdAt"] as? Int ?? now)) / 1000)
             var stateText = state
             if state == "queued", let nb = job["notBefore"] as? Int { stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))" }
-            return ["\(job["id"] as? Int ?? 0)", job["name"] as? String ?? "", job["kind"] as? String ?? "", stateText, progress, eta, loss, age]
+            return ["\(job["id"] as? Int ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss, age]
         }
         print(table(["ID", "NAME", "KIND", "STATE", "PROGRESS", "ETA", "LOSS", "AGE"], rows))
         return 0
@@ -162,10 +167,10 @@ enum DaemonCommands {
             return ISO8601DateFormatter().string(from: date) + " (\(shortDuration(Double(now - ms) / 1000)) ago)"
         }
         var lines: [(String, String)] = [
-            ("job", "\(job["id"] as? Int ?? 0)  \(job["name"] as? String ?? "")"),
-            ("state", job["state"] as? String ?? "?"),
-            ("kind", job["kind"] as? String ?? ""),
-            ("owner", "\(job["user"] as? String ?? "") (uid \(job["uid"] as? Int ?? 0))"),
+            ("job", "\(job["id"] as? Int ?? 0)  \(shown(job["name"]))"),
+            ("state", shown(job["state"], or: "?")),
+            ("kind", shown(job["kind"])),
+            ("owner", "\(shown(job["user"])) (uid \(job["uid"] as? Int ?? 0))"),
             ("attempts", "\(job["attempts"] as? Int ?? 0), failures \(job["failures"] as? Int ?? 0) of \(job["maxFailures"] as? Int ?? 0)"),
             ("threads", "\(job["threads"] as? Int ?? 0)"),
         ]
@@ -173,25 +178,25 @@ enum DaemonCommands {
             lines.append(("progress", "step \(step)/\(total)" + ((job["loss"] as? Double).map { String(format: ", loss %.4f", $0) } ?? "")
                           + ((job["etaSeconds"] as? Int).map { ", eta \(shortDuration(Double($0)))" } ?? "")))
         }
-        if let e = job["error"] as? String { lines.append(("error", e)) }
+        if let e = job["error"] as? String { lines.append(("error", DisplayText.escaped(e))) }
         if let e = job["exitCode"] as? Int { lines.append(("exit status", "\(e)")) }
         if let s = job["signal"] as? Int { lines.append(("signal", "\(s)")) }
         for (label, key) in [("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt"), ("heartbeat", "heartbeatAt")] {
             if let t = time(key) { lines.append((label, t)) }
         }
-        if let o = job["outbox"] as? String { lines.append(("results", o)) }
+        if let o = job["outbox"] as? String { lines.append(("results", DisplayText.escaped(o))) }
         if let m = job["manifest"] as? [String: Any] {
-            lines.append(("manifest", "\(m["id"] as? Int ?? 0) \(m["fileName"] as? String ?? "") (\(m["trials"] as? Int ?? 0) trials, sha256 \((m["sha256"] as? String ?? "").prefix(16)))"))
-            if let s = m["summary"] as? String { lines.append(("summary", s)) }
+            lines.append(("manifest", "\(m["id"] as? Int ?? 0) \(shown(m["fileName"])) (\(m["trials"] as? Int ?? 0) trials, sha256 \((shown(m["sha256"])).prefix(16)))"))
+            if let s = m["summary"] as? String { lines.append(("summary", DisplayText.escaped(s))) }
         }
-        if let r = job["runDirectory"] as? String { lines.append(("run directory", r)) }
+        if let r = job["runDirectory"] as? String { lines.append(("run directory", DisplayText.escaped(r))) }
         let width = lines.map(\.0.count).max() ?? 0
         for (k, v) in lines { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
         print("\nevents:")
         for e in job["events"] as? [[String: Any]] ?? [] {
             let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e["at"] as? Int ?? 0) / 1000))
-            let transition = (e["from"] as? String).map { "\($0) -> " } ?? ""
-            print("  \(at)  \(transition)\(e["to"] as? String ?? "")  \(e["detail"] as? String ?? "")")
+            let transition = (e["from"] as? String).map { "\(DisplayText.escaped($0)) -> " } ?? ""
+            print("  \(at)  \(transition)\(shown(e["to"]))  \(shown(e["detail"]))")
         }
         return 0
     }
@@ -217,17 +222,17 @@ enum DaemonCommands {
             if p.flags.contains("--json") { printJSON(response) }
             for r in response["results"] as? [[String: Any]] ?? [] {
                 if r["ok"] as? Bool == true {
-                    if !p.flags.contains("--json") { print("job \(r["id"] as? Int ?? 0): \(r["state"] as? String ?? "")") }
+                    if !p.flags.contains("--json") { print("job \(r["id"] as? Int ?? 0): \(shown(r["state"]))") }
                 } else {
-                    CLI.error("job \(r["id"] as? Int ?? 0): \(r["error"] as? String ?? "refused")")
+                    CLI.error("job \(r["id"] as? Int ?? 0): \(shown(r["error"], or: "refused"))")
                 }
             }
-            if response["results"] == nil, let e = response["error"] as? String { CLI.error(e) }
+            if response["results"] == nil, let e = response["error"] as? String { CLI.error(DisplayText.escaped(e)) }
             return response["ok"] as? Bool == true ? 0 : 1
         }
         guard let response = try target.call(["op": op, "id": ids[0]]) else { return 1 }
         let job = response["job"] as? [String: Any] ?? [:]
-        if p.flags.contains("--json") { printJSON(job) } else { print("job \(ids[0]): \(job["state"] as? String ?? "")") }
+        if p.flags.contains("--json") { printJSON(job) } else { print("job \(ids[0]): \(shown(job["state"]))") }
         return 0
     }
 
@@ -242,7 +247,8 @@ enum DaemonCommands {
         var offset = 0
         while true {
             guard let response = try target.call(["op": "logs", "id": id, "offset": offset]) else { return 1 }
-            let text = response["text"] as? String ?? ""
+            // The job's own log: lines stay lines, anything else unsafe is escaped.
+            let text = DisplayText.escaped(response["text"] as? String ?? "", keepingNewlines: true)
             if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
             offset = response["next"] as? Int ?? offset
             if !follow { return 0 }
@@ -273,19 +279,19 @@ enum DaemonCommands {
             return 1
         }
         let results = response["results"] as? [String: Any] ?? [:]
-        print("job \(id): \(response["outbox"] as? String ?? "")")
-        if let s = response["summary"] as? String { print("grid summary: \(s)/report.html") }
+        print("job \(id): \(shown(response["outbox"]))")
+        if let s = response["summary"] as? String { print("grid summary: \(DisplayText.escaped(s))/report.html") }
         var metrics = results["metrics"] as? [String: Any] ?? [:]
         let training = results["training"] as? [String: Any] ?? [:]
         for key in ["evalLoss", "finalTrainLoss", "tokensSeen", "steps"] { if let v = training[key] { metrics[key] = v } }
         if let wall = (results["timing"] as? [String: Any])?["wallSeconds"] { metrics["wallSeconds"] = wall }
         let rows = metrics.keys.sorted().map { key -> [String] in
             let v = metrics[key]
-            if let d = v as? Double { return [key, String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d)] }
-            return [key, "\(v ?? "")"]
+            if let d = v as? Double { return [DisplayText.escaped(key), String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d)] }
+            return [DisplayText.escaped(key), DisplayText.escaped("\(v ?? "")")]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
-        print("report: \(response["outbox"] as? String ?? "")/report.html")
+        print("report: \(shown(response["outbox"]))/report.html")
         return 0
     }
 
@@ -300,16 +306,16 @@ enum DaemonCommands {
             return 0
         }
         let counts = r["counts"] as? [String: Int] ?? [:]
-        print("vldd \(r["version"] as? String ?? "") pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))")
-        print("state \(r["state"] as? String ?? ""), config \(r["config"] as? String ?? ""), submit group \(r["submitGroup"] as? String ?? "")")
-        print("workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(r["sqlite"] as? String ?? "")")
+        print("vldd \(shown(r["version"])) pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))")
+        print("state \(shown(r["state"])), config \(shown(r["config"])), submit group \(shown(r["submitGroup"]))")
+        print("workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(shown(r["sqlite"]))")
         print("jobs: " + JobState.allCases.map { "\(counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         if let limits = r["limits"] as? [String: Int] {
             print("limits: " + limits.keys.sorted().map { "\($0) \(limits[$0]!)" }.joined(separator: ", "))
         }
         for job in r["running"] as? [[String: Any]] ?? [] {
             let step = job["step"] as? Int, total = job["totalSteps"] as? Int
-            print("  running \(job["id"] as? Int ?? 0) \(job["name"] as? String ?? "")" + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
+            print("  running \(job["id"] as? Int ?? 0) \(shown(job["name"]))" + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
                   + ((job["etaSeconds"] as? Int).map { " eta \(shortDuration(Double($0)))" } ?? ""))
         }
         return 0
@@ -329,8 +335,8 @@ enum DaemonCommands {
             var out = tty ? "\u{1B}[H\u{1B}[2J" : ""
             out += "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"] as? String == "running" }.count) running, \(jobs.filter { $0["state"] as? String == "queued" }.count) queued\n\n"
             for job in jobs {
-                let state = job["state"] as? String ?? ""
-                var line = String(format: "%5d  ", job["id"] as? Int ?? 0) + (job["name"] as? String ?? "").padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
+                let state = shown(job["state"])
+                var line = String(format: "%5d  ", job["id"] as? Int ?? 0) + (shown(job["name"])).padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
                 if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
                     let fraction = Double(step) / Double(total)
                     let filled = Int(fraction * 24)

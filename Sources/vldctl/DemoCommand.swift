@@ -68,12 +68,12 @@ enum DemoCommand {
         print("  step   train loss   eval loss   exact match   tokens/s        ETA")
 
         let evalSeed = seed &+ 1_000_003
-        func evaluate() -> (loss: Float, exact: Double) {
+        func evaluate() throws -> (loss: Float, exact: Double) {
             let batch = task.batch(seed: evalSeed, cursor: 0, batch: B)
-            let loss = model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T)
+            let loss = try model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T)
             let strings = (0..<128).map { task.symbols(seed: evalSeed, index: $0) }
             var sampler = SeededRNG(seed: 0)
-            let outputs = model.generate(prompts: strings.map { $0 + [ReverseTask.sep] },
+            let outputs = try model.generate(prompts: strings.map { $0 + [ReverseTask.sep] },
                                          options: .greedy(maxNewTokens: task.length), rng: &sampler)
             let exact = zip(strings, outputs).filter { Array($0.0.reversed()) == $0.1 }.count
             return (loss, Double(exact) / Double(strings.count))
@@ -84,13 +84,13 @@ enum DemoCommand {
         var recentLoss: Float = .nan
         while state.step < steps {
             let batch = task.batch(seed: seed, cursor: state.dataCursor, batch: B)
-            let stats = model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: lr.lr(at: state.step),
+            let stats = try model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: lr.lr(at: state.step),
                                         clip: 1.0, optimizer: opt)
             state.step += 1
             state.dataCursor += B
             recentLoss = stats.loss
             if state.step % evalEvery == 0 || state.step == steps {
-                let e = evaluate()
+                let e = try evaluate()
                 let elapsed = Date().timeIntervalSince(start)
                 let done = state.step - firstStep
                 let tps = Double(done * B * T) / elapsed
@@ -101,7 +101,7 @@ enum DemoCommand {
                 try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state)
             }
         }
-        let e = evaluate()
+        let e = try evaluate()
         print(String(format: "final: held-out loss %.3g, exact match %.1f%% of 128 unseen strings", e.loss, 100 * e.exact))
         print("checkpoint: \(ckpt.path)  (inspect: vldctl checkpoint inspect \(ckpt.path))")
         return 0

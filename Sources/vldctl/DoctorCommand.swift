@@ -62,9 +62,9 @@ enum DoctorCommand {
             let r = try ControlClient.request(path: target.socket, ["op": "status"], timeout: 10)
             if r["ok"] as? Bool == true {
                 let counts = r["counts"] as? [String: Int] ?? [:]
-                ok("vldd \(r["version"] as? String ?? "") answers on \(target.socket): \(counts["queued"] ?? 0) queued, \(counts["running"] ?? 0) running")
+                ok("vldd \(shown(r["version"])) answers on \(target.socket): \(counts["queued"] ?? 0) queued, \(counts["running"] ?? 0) running")
             } else {
-                bad("vldd refuses you: \(r["error"] as? String ?? "")", "see the reason above")
+                bad("vldd refuses you: \(shown(r["error"]))", "see the reason above")
             }
         } catch {
             bad("\(error)", "start the daemon: 'systemctl start vldd' (package) or 'vldd --config \(target.configPath)' (checkout); 'vldctl submit' still spools while it is down")

@@ -22,10 +22,11 @@ enum ValidateCommand {
             do {
                 let e = try loadExperiment(file)
                 let steps = e.trials.map(\.manifest.train.steps).reduce(0, +)
-                print("\(file): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)")
+                print("\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)")
             } catch let e as ManifestError {
                 status = 1
-                for issue in e.issues { print("\(file): \(issue)") }
+                // One line per issue, whatever the manifest's strings hold (DisplayText).
+                for issue in e.issues { print(DisplayText.escaped("\(file): \(issue)")) }
             }
         }
         return status
@@ -89,7 +90,7 @@ enum RunCommand {
         print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")
         let outcome = try ExperimentRunner.run(experiment, source: data, out: out, threads: threads, only: only, log: { line in
             bar.clear()
-            print(line)
+            print(DisplayText.escaped(line))
             fflush(stdout)
         }, progress: { p in
             bar.show(p)
@@ -172,7 +173,7 @@ enum SummaryTable {
         var rows: [[String]] = [header]
         for c in conds {
             guard case let .string(label)? = c["condition"] else { continue }
-            var row = [label]
+            var row = [DisplayText.escaped(label)]
             var n = "0"
             if case let .number(v)? = c["metrics"]?[keys.first ?? "evalLoss"]?["n"] { n = String(Int(v)) }
             row.append(n)

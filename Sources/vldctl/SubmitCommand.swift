@@ -3,6 +3,7 @@
 
 import Foundation
 import VLDCore
+import VLDExperiments
 
 extension DaemonCommands {
     // MARK: submit
@@ -29,8 +30,9 @@ extension DaemonCommands {
         var status: Int32 = 0
         var out: [[String: Any]] = []
         for file in p.positional {
+            let shownFile = DisplayText.escaped(file)
             guard let data = FileManager.default.contents(atPath: file) else {
-                CLI.error("\(file): cannot read: \(String(cString: strerror(errno)))")
+                CLI.error("\(shownFile): cannot read: \(String(cString: strerror(errno)))")
                 status = 1
                 continue
             }
@@ -43,13 +45,13 @@ extension DaemonCommands {
                     if !p.flags.contains("--json") {
                         let jobs = (response["jobs"] as? [Int]) ?? []
                         let range = jobs.count > 1 ? "jobs \(jobs.first!)-\(jobs.last!)" : "job \(jobs.first ?? 0)"
-                        print("\(file): queued \(response["name"] as? String ?? "") as manifest \(response["manifest"] as? Int ?? 0), \(range)")
+                        print("\(shownFile): queued \(shown(response["name"])) as manifest \(response["manifest"] as? Int ?? 0), \(range)")
                     }
                 } else {
-                    CLI.error("\(file): \(response["error"] as? String ?? "refused")")
+                    CLI.error("\(shownFile): \(shown(response["error"], or: "refused"))")
                     for issue in response["issues"] as? [[String: Any]] ?? [] {
-                        let path = issue["path"] as? String ?? ""
-                        FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(issue["message"] as? String ?? "")\n".utf8))
+                        let path = shown(issue["path"])
+                        FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
                     }
                     status = 1
                 }
@@ -61,10 +63,10 @@ extension DaemonCommands {
                 let tree = StateTree(root: config.stateDirectory)
                 do {
                     let dropped = try drop(data, name: name, tree: tree)
-                    print("\(file): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)")
+                    print("\(shownFile): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)")
                     out.append(["file": file, "spooled": dropped])
                 } catch {
-                    CLI.error("\(file): vldd is not running and the spool is not writable: \(error)")
+                    CLI.error("\(shownFile): vldd is not running and the spool is not writable: \(error)")
                     status = 1
                 }
             }
@@ -92,8 +94,9 @@ extension DaemonCommands {
             var line = "\(finished.count)/\(ids.count) jobs done"
             if let job = running, let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
                 let filled = Int(Double(step) / Double(total) * 24)
-                line += "  job \(job["id"] as? Int ?? 0) \(job["name"] as? String ?? "") [" + String(repeating: "#", count: filled)
-                    + String(repeating: ".", count: 24 - filled) + "] \(step)/\(total)"
+                let name = shown(job["name"])
+                let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled)
+                line += "  job \(job["id"] as? Int ?? 0) \(name) [\(bar)] \(step)/\(total)"
                 if let loss = job["loss"] as? Double { line += String(format: " loss %.4f", loss) }
                 line += " eta \(shortDuration((job["etaSeconds"] as? Int).map(Double.init)))"
             }
@@ -109,7 +112,7 @@ extension DaemonCommands {
         if tty { print("") }
         var status: Int32 = 0
         for job in jobs where job["state"] as? String != "succeeded" {
-            CLI.error("job \(job["id"] as? Int ?? 0) \(job["name"] as? String ?? "") \(job["state"] as? String ?? ""): \(job["error"] as? String ?? "")")
+            CLI.error("job \(job["id"] as? Int ?? 0) \(shown(job["name"])) \(shown(job["state"])): \(shown(job["error"]))")
             status = 1
         }
         var summaries: [String] = []
@@ -123,10 +126,10 @@ extension DaemonCommands {
                 usleep(200_000)
                 r = try target.call(["op": "results", "id": id]) ?? r
             }
-            if let summary = r["summary"] as? String {
+            if let summary = (r["summary"] as? String).map({ DisplayText.escaped($0) }) {
                 if !summaries.contains(summary) { summaries.append(summary) }
-            } else if let outbox = r["outbox"] as? String {
-                print("job \(id) \(job["name"] as? String ?? ""): \(outbox)/report.html")
+            } else if let outbox = (r["outbox"] as? String).map({ DisplayText.escaped($0) }) {
+                print("job \(id) \(shown(job["name"])): \(outbox)/report.html")
             }
         }
         for summary in summaries {

@@ -2,6 +2,7 @@
 // in its own file.
 
 import Foundation
+import VLDExperiments
 import VLDModel
 import VLDTensor
 
@@ -35,12 +36,37 @@ func printUsage() {
     print("\nRun 'vldctl <command> --help' for a command's options.")
 }
 
+/// The commands that talk to the daemon take --config and --socket; like git's and kubectl's
+/// global options, these may also come before the command name.
+let daemonCommands: Set<String> = ["submit", "ls", "show", "cancel", "hold", "release", "retry", "logs", "results", "status",
+                                   "watch", "doctor"]
 var argv = Array(CommandLine.arguments.dropFirst())
-guard let name = argv.first else { printUsage(); exit(64) }
+var global: [String] = []
+while let first = argv.first, first == "--config" || first == "--socket" || first.hasPrefix("--config=") || first.hasPrefix("--socket=") {
+    if first.contains("=") {
+        let parts = first.split(separator: "=", maxSplits: 1).map(String.init)
+        global += [parts[0], parts.count > 1 ? parts[1] : ""]
+        argv.removeFirst()
+    } else {
+        guard argv.count >= 2 else { CLI.error("\(first) needs a value"); exit(64) }
+        global += [argv[0], argv[1]]
+        argv.removeFirst(2)
+    }
+}
+guard let name = argv.first else {
+    if !global.isEmpty { CLI.error("\(global[0]) is given but no command; e.g. vldctl \(global.joined(separator: " ")) status") }
+    printUsage()
+    exit(64)
+}
+if !global.isEmpty && !daemonCommands.contains(name) && !["-h", "--help", "help", "--version"].contains(name) {
+    CLI.error("\(global[0]) applies to the commands that talk to vldd (\(daemonCommands.sorted().joined(separator: ", "))), not to '\(DisplayText.escaped(name))'")
+    exit(64)
+}
+argv = [name] + global + argv.dropFirst()
 if name == "-h" || name == "--help" || name == "help" { printUsage(); exit(0) }
 if name == "--version" { print("vldctl \(VLD.version)"); exit(0) }
 guard let command = commands.first(where: { $0.name == name }) else {
-    CLI.error("unknown command '\(name)'")
+    CLI.error("unknown command '\(DisplayText.escaped(name))'")
     printUsage()
     exit(64)
 }

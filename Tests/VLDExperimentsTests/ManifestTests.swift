@@ -154,3 +154,48 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     #expect(typo.filter { $0.hasPrefix("priorty:") }.count == 1)
     #expect(!typo.contains { $0.contains("trials, e.g.") })
 }
+
+/// The spool waits for a file whose JSON error is at the end of the data (it may still be being
+/// written) and rejects any other. So every proper prefix of a valid document, cut at any byte
+/// (inside a literal, a number, a `\u` escape, a surrogate pair, a comment, a multi-byte UTF-8
+/// character), must fail *at the end*, and an error that no continuation can fix must not.
+@Test func everyPrefixOfAValidDocumentIsCutShortAtTheEnd() throws {
+    let documents = [
+        manifest(#", "seed": 7, "priority": -2, "resources": {"threads": 1}"#),
+        "// a comment with é and 日本 and 🙂\n{\"name\": \"x\", \"model\": {\"tiedEmbeddings\": true, \"x\": false, \"y\": null},\n"
+            + #" "s": "\u00e9\ud83d\ude42\n\t\"", "n": [-0.5e-3, 12E+2, 0], "z": "日本🙂"}"#,
+        "[1, {\"a\": [[], {}]}, \"\\/\"] // end",
+    ]
+    for document in documents {
+        let bytes = Array(document.utf8)
+        _ = try JSONValue.parse(Data(bytes))
+        for cut in 0..<bytes.count {
+            do {
+                _ = try JSONValue.parse(Data(bytes[..<cut]))
+                // A prefix may itself be complete: `[1, ...] // e` cut inside the final comment.
+                #expect(document.hasSuffix("// end") && cut >= bytes.count - 7, "prefix of \(cut) bytes parsed: \(String(decoding: bytes[..<cut], as: UTF8.self))")
+            } catch let e as JSONSyntaxError {
+                #expect(e.atEnd, "cut at \(cut) of \(bytes.count): \(e) in \(String(decoding: bytes[..<cut], as: UTF8.self).suffix(30))")
+            }
+        }
+    }
+    // The two reproductions from the hostile probe: a literal cut short, and a comment cut
+    // inside a two-byte character.
+    for partial in [Data(#"{"name":"x","model":{"tiedEmbeddings":tr"#.utf8), Data(#"{"name":"y","seed":1, // r"#.utf8) + Data([0xC3]),
+                    Data(#"{"a": "\u00"#.utf8), Data(#"{"a": 1 /"#.utf8), Data(#"{"a": 1} /"#.utf8), Data()] {
+        let e = #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(partial) }
+        #expect(e?.atEnd == true, "\(String(describing: e))")
+    }
+    // Errors that more data cannot fix are not at the end, even when they are near it.
+    for bad in [Data(#"{"a": trux"#.utf8), Data(#"{"a": "\u00g"#.utf8), Data(#"{"a": 01"#.utf8), Data(#"{"a": 1, "a""#.utf8),
+                Data(#"{"a": "x"#.utf8) + Data([0xC3, 0x28]), Data(#"{"a": "x"#.utf8) + Data([0xFF]), Data(#"{"a": "\ud800\x"#.utf8),
+                Data(#"{"a": 1} x"#.utf8), Data(#"{"a": 1 /x"#.utf8), Data(#"{"a": "\q"#.utf8), Data([0x22, 0xED, 0xA0]),
+                Data(#"{"a": "\udc00"#.utf8), Data(#"{"a": "\ud800\u0041"#.utf8)] {
+        do {
+            _ = try JSONValue.parse(bad)
+            Issue.record("parsed: \(bad)")
+        } catch let e as JSONSyntaxError {
+            #expect(!e.atEnd, "\(String(decoding: bad, as: UTF8.self)): \(e)")
+        }
+    }
+}

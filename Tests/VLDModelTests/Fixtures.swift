@@ -19,7 +19,7 @@ func trainedReverser(_ arch: Arch, schedule: LayerSchedule, steps: Int, pool: Th
     let lr = LRSchedule(peak: 3e-3, floor: 3e-4, warmup: 20, total: steps)
     for step in 0..<steps {
         let b = task.batch(seed: 1, cursor: step * 16, batch: 16)
-        model.trainStep(inputs: b.inputs, targets: b.targets, B: 16, T: task.sequenceLength, lr: lr.lr(at: step), clip: 1,
+        try model.trainStep(inputs: b.inputs, targets: b.targets, B: 16, T: task.sequenceLength, lr: lr.lr(at: step), clip: 1,
                         optimizer: opt)
     }
     return model

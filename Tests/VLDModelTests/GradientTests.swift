@@ -38,7 +38,7 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
     var targets = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
     targets[3] = -1  // an ignored position
     model.zeroGrads()
-    let loss = model.forward(inputs: inputs, targets: targets, B: B, T: T)!
+    let loss = try model.forward(inputs: inputs, targets: targets, B: B, T: T)!
     model.backward()
     let analytic = model.grads.array()
 

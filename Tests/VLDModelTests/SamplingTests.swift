@@ -6,10 +6,10 @@ import VLDTasks
 import VLDTensor
 
 /// Greedy decoding by running the full forward pass over the whole prefix for every token.
-func greedyWithoutCache(_ model: Transformer, prompt: [Int32], newTokens: Int) -> [Int32] {
+func greedyWithoutCache(_ model: Transformer, prompt: [Int32], newTokens: Int) throws -> [Int32] {
     var seq = prompt
     for _ in 0..<newTokens {
-        model.forward(inputs: seq, B: 1, T: seq.count)
+        try model.forward(inputs: seq, B: 1, T: seq.count)
         let row = model.logits(row: seq.count - 1)
         seq.append(Int32(row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!))
     }
@@ -23,14 +23,14 @@ func cachedGreedyEqualsRecomputation(_ arch: Arch, _ schedule: String) throws {
     // Prompts of different lengths in one batch.
     let prompts: [[Int32]] = [[5, 6, 7, 8, 9, 10, 1], [3, 4], [15, 2, 2, 9], [11]]
     var rng = SeededRNG(seed: 0)
-    let cached = model.generate(prompts: prompts, options: .greedy(maxNewTokens: 8), rng: &rng)
+    let cached = try model.generate(prompts: prompts, options: .greedy(maxNewTokens: 8), rng: &rng)
     for (p, out) in zip(prompts, cached) {
-        #expect(out == greedyWithoutCache(model, prompt: p, newTokens: 8), "prompt \(p)")
+        #expect(try out == greedyWithoutCache(model, prompt: p, newTokens: 8), "prompt \(p)")
     }
     // Same-length prompts take the batched prefill path.
     let same: [[Int32]] = [[5, 6, 7, 1], [9, 9, 3, 1], [2, 3, 4, 1]]
-    let batched = model.generate(prompts: same, options: .greedy(maxNewTokens: 6), rng: &rng)
-    for (p, out) in zip(same, batched) { #expect(out == greedyWithoutCache(model, prompt: p, newTokens: 6)) }
+    let batched = try model.generate(prompts: same, options: .greedy(maxNewTokens: 6), rng: &rng)
+    for (p, out) in zip(same, batched) { #expect(try out == greedyWithoutCache(model, prompt: p, newTokens: 6)) }
 }
 
 @Test func stopTokensEndASequenceAndContextLimitsGeneration() throws {
@@ -39,13 +39,13 @@ func cachedGreedyEqualsRecomputation(_ arch: Arch, _ schedule: String) throws {
     var rng = SeededRNG(seed: 0)
     // Stopping at the third greedy token leaves what came before its first occurrence.
     let prompt: [Int32] = [5, 6, 7, 8, 9, 10, 1]
-    let full = greedyWithoutCache(model, prompt: prompt, newTokens: 6)
+    let full = try greedyWithoutCache(model, prompt: prompt, newTokens: 6)
     let stop = full[2]
-    let out = model.generate(prompts: [prompt], options: .greedy(maxNewTokens: 6, stopTokens: [stop]), rng: &rng)
+    let out = try model.generate(prompts: [prompt], options: .greedy(maxNewTokens: 6, stopTokens: [stop]), rng: &rng)
     #expect(out == [Array(full.prefix { $0 != stop })])
     // Context is 16: a 14-token prompt fills positions 14 and 15 with two new tokens and gets a
     // third from the last position; nothing is ever computed beyond the context.
-    let long = model.generate(prompts: [Array(repeating: 4, count: 14), [4, 1]], options: .greedy(maxNewTokens: 10), rng: &rng)
+    let long = try model.generate(prompts: [Array(repeating: 4, count: 14), [4, 1]], options: .greedy(maxNewTokens: 10), rng: &rng)
     #expect(long[0].count == 3 && long[1].count == 10)
 }
 
@@ -55,14 +55,36 @@ func cachedGreedyEqualsRecomputation(_ arch: Arch, _ schedule: String) throws {
     let model = try Transformer(config: tinyConfig(.llama), pool: pool, rng: &init0)
     let opts = SamplingOptions(maxNewTokens: 10, temperature: 1.0, topK: 3)
     var a = SeededRNG(seed: 9), b = SeededRNG(seed: 9)
-    let x = model.generate(prompts: [[1, 2], [3, 4]], options: opts, rng: &a)
-    let y = model.generate(prompts: [[1, 2], [3, 4]], options: opts, rng: &b)
+    let x = try model.generate(prompts: [[1, 2], [3, 4]], options: opts, rng: &a)
+    let y = try model.generate(prompts: [[1, 2], [3, 4]], options: opts, rng: &b)
     #expect(x == y)
     // top-k 1 is greedy.
     var c = SeededRNG(seed: 4)
-    let k1 = model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 0.7, topK: 1), rng: &c)
-    #expect(k1[0] == greedyWithoutCache(model, prompt: [1, 2], newTokens: 6))
+    let k1 = try model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 0.7, topK: 1), rng: &c)
+    #expect(try k1[0] == greedyWithoutCache(model, prompt: [1, 2], newTokens: 6))
     // top-p with a tiny p keeps only the most likely token: greedy again.
-    let p0 = model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 1, topP: 1e-6), rng: &c)
+    let p0 = try model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 1, topP: 1e-6), rng: &c)
     #expect(p0[0] == k1[0])
+}
+
+/// A token id from outside the engine (a mismatched checkpoint, `vldctl checkpoint logits
+/// --tokens`) is an error every entry point reports, never a crash or a read past the embedding
+/// table; the model is still usable afterwards.
+@Test(arguments: [Int32(16), -1, Int32.max])
+func tokensOutsideTheVocabularyAreErrors(_ bad: Int32) throws {
+    let pool = ThreadPool(threads: 1)
+    var rng = SeededRNG(seed: 3)
+    let model = try Transformer(config: tinyConfig(.gpt2), pool: pool, rng: &rng)
+    let expected = TokenError(token: bad, vocab: 16)
+    #expect(throws: expected) { try model.forward(inputs: [1, bad, 2], B: 1, T: 3) }
+    #expect(throws: expected) { try model.evaluationLoss(inputs: [1, bad], targets: [2, 3], B: 1, T: 2) }
+    let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
+    #expect(throws: expected) { try model.trainStep(inputs: [bad, 1], targets: [1, 2], B: 1, T: 2, lr: 1e-3, clip: 1, optimizer: opt) }
+    #expect(opt.step == 0)
+    #expect(throws: expected) { try model.prefill(prompts: [[1, 2], [bad, 3]], cache: KVCache(model: model, batch: 2, capacity: 8)) }
+    let cache = KVCache(model: model, batch: 1, capacity: 8)
+    _ = try model.prefill(prompts: [[1, 2]], cache: cache)
+    #expect(throws: expected) { try model.decode(tokens: [bad], cache: cache) }
+    #expect(throws: expected) { try model.generate(prompts: [[bad]], options: .greedy(maxNewTokens: 2), rng: &rng) }
+    #expect(try model.generate(prompts: [[1, 2]], options: .greedy(maxNewTokens: 2), rng: &rng)[0].count == 2)
 }

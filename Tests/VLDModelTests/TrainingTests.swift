@@ -12,17 +12,17 @@ func tinyModelLearnsToReverse(_ arch: Arch) throws {
     let model = try trainedReverser(arch, schedule: .cyc(1), steps: 400, pool: pool)
     let task = ReverseTask(vocab: 16, length: 6)
     let held = task.batch(seed: 99, cursor: 0, batch: 32)
-    let loss = model.evaluationLoss(inputs: held.inputs, targets: held.targets, B: 32, T: task.sequenceLength)
+    let loss = try model.evaluationLoss(inputs: held.inputs, targets: held.targets, B: 32, T: task.sequenceLength)
     #expect(loss < 0.05, "held-out loss \(loss) after 400 steps")
     let strings = (0..<32).map { task.symbols(seed: 99, index: $0) }
     var rng = SeededRNG(seed: 0)
-    let out = model.generate(prompts: strings.map { $0 + [ReverseTask.sep] }, options: .greedy(maxNewTokens: 6), rng: &rng)
+    let out = try model.generate(prompts: strings.map { $0 + [ReverseTask.sep] }, options: .greedy(maxNewTokens: 6), rng: &rng)
     let exact = zip(strings, out).filter { Array($0.0.reversed()) == $0.1 }.count
     #expect(exact >= 30, "\(exact)/32 reversed exactly")
 }
 
 /// Runs steps until `steps` from the given state, returning the losses (data cursor = step * B).
-func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inout TrainingState, until steps: Int) -> [Float] {
+func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inout TrainingState, until steps: Int) throws -> [Float] {
     let task = ReverseTask(vocab: 16, length: 6)
     let schedule = LRSchedule(peak: 3e-3, floor: 3e-4, warmup: 5, total: 20)
     var losses: [Float] = []
@@ -30,7 +30,7 @@ func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inou
         // The RNG drives a per-step data seed, so resuming must restore it exactly.
         let dataSeed = state.rng.next() % 1000
         let b = task.batch(seed: dataSeed, cursor: state.dataCursor, batch: 8)
-        losses.append(model.trainStep(inputs: b.inputs, targets: b.targets, B: 8, T: task.sequenceLength,
+        losses.append(try model.trainStep(inputs: b.inputs, targets: b.targets, B: 8, T: task.sequenceLength,
                                       lr: schedule.lr(at: state.step), clip: 1, optimizer: opt).loss)
         state.step += 1
         state.dataCursor += 8
@@ -49,15 +49,15 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
         return (m, o, TrainingState(step: 0, rng: rng, dataCursor: 0, adamW: o.config))
     }
     var (m1, o1, s1) = try fresh()
-    let straight = continueTraining(m1, o1, &s1, until: 20)
+    let straight = try continueTraining(m1, o1, &s1, until: 20)
 
     var (m2, o2, s2) = try fresh()
-    var resumed = continueTraining(m2, o2, &s2, until: 8)
+    var resumed = try continueTraining(m2, o2, &s2, until: 8)
     let dir = temporaryDirectory().appendingPathComponent("ckpt")
     try Checkpoint.save(m2, to: dir, optimizer: o2, state: s2)
     var (m3, o3, s3) = try Checkpoint.loadForResume(from: dir, pool: pool)
     #expect(s3.step == 8 && o3.step == 8)
-    resumed += continueTraining(m3, o3, &s3, until: 20)
+    resumed += try continueTraining(m3, o3, &s3, until: 20)
     #expect(straight.map(\.bitPattern) == resumed.map(\.bitPattern), "straight \(straight) vs resumed \(resumed)")
     #expect(m1.params.array() == m3.params.array())
 }
@@ -67,12 +67,12 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
     var rng = SeededRNG(seed: 5)
     let model = try Transformer(config: tinyConfig(.gpt2, schedule: .cyc(1)), pool: pool, rng: &rng)
     let tokens: [Int32] = [3, 9, 4, 12, 7]
-    model.forward(inputs: tokens, B: 1, T: 5)
+    try model.forward(inputs: tokens, B: 1, T: 5)
     let base = (0..<5).map { model.logits(row: $0) }
 
     var visited: [Int] = []
     model.residualHook = { site in visited.append(site.position) }
-    model.forward(inputs: tokens, B: 1, T: 5)
+    try model.forward(inputs: tokens, B: 1, T: 5)
     #expect(visited == [0, 1, 2, 3])
     #expect((0..<5).map { model.logits(row: $0) } == base, "a read-only hook changes nothing")
 
@@ -82,7 +82,7 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
         guard site.position == 0 else { return }
         for c in 0..<site.C { site.hidden[2 * site.C + c] += 3 }
     }
-    model.forward(inputs: tokens, B: 1, T: 5)
+    try model.forward(inputs: tokens, B: 1, T: 5)
     let steered = (0..<5).map { model.logits(row: $0) }
     #expect(steered[0] == base[0] && steered[1] == base[1])
     #expect(steered[2] != base[2] && steered[4] != base[4])

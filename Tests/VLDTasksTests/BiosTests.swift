@@ -102,7 +102,7 @@ private func longestTemplate(_ ts: [[String]]) -> Int { ts.indices.max { ts[$0].
         }
     }
     #expect(longest == task.maxDocumentLength)
-    let seen = (0..<3000).map { task.trainingDocument(seed: 9, index: $0).words.count }.max()!
+    let seen = try (0..<3000).map { try task.trainingDocument(seed: 9, index: $0).words.count }.max()!
     #expect(seen <= task.maxDocumentLength)
 }
 
@@ -151,14 +151,14 @@ private func longestTemplate(_ ts: [[String]]) -> Int { ts.indices.max { ts[$0].
     let task = try BiosTask(config: BiosConfig())
     let valuePairs = task.attributeValues.enumerated().flatMap { a, vs in vs.map { ($0, a) } }
     let valueAttribute = Dictionary(uniqueKeysWithValues: valuePairs)
-    #expect(task.trainingDocument(seed: 4, index: 17) == task.trainingDocument(seed: 4, index: 17))
-    #expect(task.trainingDocument(seed: 4, index: 17) != task.trainingDocument(seed: 5, index: 17))
+    #expect(try task.trainingDocument(seed: 4, index: 17) == (try task.trainingDocument(seed: 4, index: 17)))
+    #expect(try task.trainingDocument(seed: 4, index: 17) != (try task.trainingDocument(seed: 5, index: 17)))
 
     for i in [0, 17, 199] {
         let p = task.person(seed: 4, i)
         var renderings = Set<[String]>(), firstValues = Set<String>()
         for e in 0..<30 {
-            let doc = task.trainingDocument(seed: 4, index: i + 200 * e)
+            let doc = try task.trainingDocument(seed: 4, index: i + 200 * e)
             #expect(doc.scored.allSatisfy { $0 } && doc.scored.count == doc.words.count)
             #expect(doc.words.first == "<bos>" && doc.words.last == "<eos>")
             #expect(doc.words.count <= task.maxDocumentLength)

@@ -177,22 +177,22 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     }
 }
 
-@Test func igsmIsDeterministicAndSeeded() {
-    let a = task.problem(seed: 11, index: 5, ops: 4, split: .train)
-    #expect(a == task.problem(seed: 11, index: 5, ops: 4, split: .train))
-    #expect(a != task.problem(seed: 12, index: 5, ops: 4, split: .train))
-    #expect(a != task.problem(seed: 11, index: 6, ops: 4, split: .train))
-    #expect(task.trainingDocument(seed: 3, index: 9) == task.trainingDocument(seed: 3, index: 9))
-    #expect(task.trainingDocument(seed: 3, index: 9) != task.trainingDocument(seed: 4, index: 9))
-    let questions = Set((0..<50).map { task.problem(seed: 1, index: $0, ops: 3, split: .test).question })
+@Test func igsmIsDeterministicAndSeeded() throws {
+    let a = try task.problem(seed: 11, index: 5, ops: 4, split: .train)
+    #expect(try a == task.problem(seed: 11, index: 5, ops: 4, split: .train))
+    #expect(try a != task.problem(seed: 12, index: 5, ops: 4, split: .train))
+    #expect(try a != task.problem(seed: 11, index: 6, ops: 4, split: .train))
+    #expect(try task.trainingDocument(seed: 3, index: 9) == task.trainingDocument(seed: 3, index: 9))
+    #expect(try task.trainingDocument(seed: 3, index: 9) != task.trainingDocument(seed: 4, index: 9))
+    let questions = Set(try (0..<50).map { try task.problem(seed: 1, index: $0, ops: 3, split: .test).question })
     #expect(questions.count == 50)
 }
 
-@Test func igsmAnswersMatchAnIndependentEvaluation() {
+@Test func igsmAnswersMatchAnIndependentEvaluation() throws {
     var checked = 0
     for ops in [1, 2, 3, 5, 8, 12] {
         for i in 0..<30 {
-            let p = task.problem(seed: 21, index: i, ops: ops, split: i % 2 == 0 ? .train : .test)
+            let p = try task.problem(seed: 21, index: i, ops: ops, split: i % 2 == 0 ? .train : .test)
             #expect(p.ops == ops)
             guard let (value, parsedOps) = evaluateIndependently(p) else {
                 Issue.record("cannot read back: \(p.question.joined(separator: " "))")
@@ -216,12 +216,12 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(checked == 180)
 }
 
-@Test func igsmReachesEveryOpLevelInBothSplits() {
+@Test func igsmReachesEveryOpLevelInBothSplits() throws {
     for (maxOps, edges) in [(1, 8), (6, 9), (6, 32), (15, 15), (15, 20)] {
         let t = try! IGSMTask(config: IGSMConfig(maxOps: maxOps, maxEdges: edges))
         for ops in 1...(maxOps + 6) {
             for split in [IGSMSplit.train, .test] {
-                let p = t.problem(seed: 5, index: ops, ops: ops, split: split)
+                let p = try t.problem(seed: 5, index: ops, ops: ops, split: split)
                 #expect(p.ops == ops)
                 #expect(p.parameters.count <= edges)
                 #expect(split == .train ? p.templateHash < 17 : p.templateHash >= 17)
@@ -232,7 +232,7 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     }
 }
 
-@Test func igsmTemplateSplitsAreDisjoint() {
+@Test func igsmTemplateSplitsAreDisjoint() throws {
     // An independent skeleton from the text: the level count (from the items the question
     // names), then each solution word with names replaced by their level, numbers by "#",
     // and symbols by the step (or intermediate) they refer to.
@@ -264,8 +264,8 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     var train: [String: Int] = [:], test: [String: Int] = [:]
     for ops in 1...4 {
         for i in 0..<60 {
-            let a = task.problem(seed: 8, index: i, ops: ops, split: .train)
-            let b = task.problem(seed: 8, index: i, ops: ops, split: .test)
+            let a = try task.problem(seed: 8, index: i, ops: ops, split: .train)
+            let b = try task.problem(seed: 8, index: i, ops: ops, split: .test)
             #expect(a.templateHash < 17 && b.templateHash >= 17)
             #expect(train.updateValue(a.templateHash, forKey: skeleton(a)).map { $0 == a.templateHash } ?? true)
             #expect(test.updateValue(b.templateHash, forKey: skeleton(b)).map { $0 == b.templateHash } ?? true)
@@ -274,12 +274,12 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(Set(train.keys).isDisjoint(with: test.keys))
     #expect(train.count > 20 && test.count > 20)   // the sets are large enough for the check to mean something
     for i in 0..<40 {
-        #expect(task.problem(seed: 2, index: i, ops: 15 - 3, split: .test).templateHash >= 17)
+        #expect(try task.problem(seed: 2, index: i, ops: 15 - 3, split: .test).templateHash >= 17)
     }
     // The training stream is in the train split: none of its templates is a test template.
     var fromTraining = Set<String>()
     for i in 0..<120 {
-        let d = task.trainingDocument(seed: 4, index: i)
+        let d = try task.trainingDocument(seed: 4, index: i)
         let cut = d.words.firstIndex(of: "Solution")!
         fromTraining.insert(skeletonOf(question: Array(d.words[1..<cut]), solution: Array(d.words[(cut + 2)...])))
     }
@@ -287,10 +287,10 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(!fromTraining.isDisjoint(with: train.keys))
 }
 
-@Test func igsmCheckerCatchesCorruptions() {
+@Test func igsmCheckerCatchesCorruptions() throws {
     var sawReorder = false, sawWrongReference = false
     for i in 0..<40 {
-        let p = task.problem(seed: 33, index: i, ops: 3 + i % 8, split: .train)
+        let p = try task.problem(seed: 33, index: i, ops: 3 + i % 8, split: .train)
         let s = p.solution
         let st = steps(s)
         let n = st.count
@@ -379,7 +379,7 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     let known = Set(vocab).union(["<bos>", "<eos>"])
     var longest = 0
     for i in 0..<150 {
-        let d = task.trainingDocument(seed: 77, index: i)
+        let d = try task.trainingDocument(seed: 77, index: i)
         #expect(d.words.allSatisfy(known.contains))
         #expect(d.words.count <= task.maxDocumentLength)
         #expect(d.words.first == "<bos>" && d.words.last == "<eos>")
@@ -390,15 +390,15 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(longest > 150)
     for ops in [7, 12] {
         for i in 0..<20 {
-            let p = task.problem(seed: 9, index: i, ops: ops, split: .test)
+            let p = try task.problem(seed: 9, index: i, ops: ops, split: .test)
             #expect((p.prompt + p.solution).allSatisfy(known.contains))
             #expect(p.prompt.count + p.solution.count <= task.maxDocumentLength)
         }
     }
     let unmasked = try IGSMTask(config: IGSMConfig(maskQuestion: false))
-    let d = unmasked.trainingDocument(seed: 77, index: 0)
+    let d = try unmasked.trainingDocument(seed: 77, index: 0)
     #expect(d.scored == d.words.indices.map { $0 > 0 })
-    #expect(d.words == task.trainingDocument(seed: 77, index: 0).words)
+    #expect(try d.words == task.trainingDocument(seed: 77, index: 0).words)
 }
 
 @Test func igsmConfigValidation() throws {
@@ -429,4 +429,25 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     var auto = try JSONDecoder().decode(IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 6)))
     auto.maxOps = 12
     #expect(auto.maxEdges == 18)
+}
+
+/// Settings under which the generator cannot reach an op count make it throw a TaskError that
+/// the trainer reports (the job fails with the message), not trap the worker.
+@Test func igsmThatCannotGenerateThrowsInsteadOfTrapping() throws {
+    var task = try IGSMTask(config: IGSMConfig(maxOps: 6, maxEdges: 12))
+    task.drawLimit = 3
+    var config = task.config
+    config.maxWords = 20  // far too few words for any problem
+    var starved = try IGSMTask(config: config)
+    starved.drawLimit = 2_000
+    do {
+        _ = try starved.problem(seed: 1, index: 0, ops: 5, split: .train)
+        Issue.record("a problem was generated within 20 words")
+    } catch let error as TaskError {
+        #expect(error.description.contains("no train problem with 5 operations in 2000 draws") && error.description.contains("maxWords 20"))
+    }
+    #expect(throws: TaskError.self) { try starved.trainingDocument(seed: 1, index: 0) }
+    let mixture = try TaskMixture(tasks: [starved], weights: [1])
+    #expect(throws: TaskError.self) { try mixture.batch(seed: 1, cursor: 0, B: 2, T: 32) }
+    #expect(throws: TaskError("igsm: ops 13 outside 1...12")) { try task.problem(seed: 1, index: 0, ops: 13, split: .test) }
 }

@@ -56,11 +56,11 @@ import VLDTasks
 
     // Training documents cycle through exactly these windows, every token scored.
     for index in [0, 5, 31, 32, 37, 32 * 9 + 4] {
-        let doc = task.trainingDocument(seed: 11, index: index)
+        let doc = try task.trainingDocument(seed: 11, index: index)
         #expect(doc.words == task.window(seed: 11, index % 32))
         #expect(doc.scored == Array(repeating: true, count: 128))
     }
-    #expect(task.trainingDocument(seed: 11, index: 3) != task.trainingDocument(seed: 11, index: 4))
+    #expect(try task.trainingDocument(seed: 11, index: 3) != task.trainingDocument(seed: 11, index: 4))
 }
 
 @Test func randomTokensWindowsDoNotOverlap() throws {
