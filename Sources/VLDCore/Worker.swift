@@ -98,6 +98,13 @@ public enum Worker {
             return retryable ? 1 : exitPermanent
         }
         let runDir = URL(fileURLWithPath: tree.run(id))
+        let job: WorkerJob
+        do {
+            job = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: runDir.appendingPathComponent("job.json")))
+        } catch {
+            return fail("cannot read \(runDir.path)/job.json: \(error)", retryable: true)
+        }
+        if let interval = job.heartbeatSeconds, interval > 0 { events.startHeartbeat(every: interval) }
         // One worker per job directory: a previous worker of this job (its daemon was killed)
         // may still be writing its checkpoint; wait for it to finish.
         let lockFD = open(runDir.path + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
@@ -109,13 +116,6 @@ public enum Worker {
             usleep(200_000)
             waited += 0.2
         }
-        let job: WorkerJob
-        do {
-            job = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: runDir.appendingPathComponent("job.json")))
-        } catch {
-            return fail("cannot read \(runDir.path)/job.json: \(error)", retryable: true)
-        }
-        if let interval = job.heartbeatSeconds, interval > 0 { events.startHeartbeat(every: interval) }
         let trial: Trial
         do {
             let experiment = try Experiment.parse(Data(job.manifest.utf8), limits: .unbounded, cores: job.threads)

@@ -110,6 +110,12 @@ extension JSONValue {
             return JSONSyntaxError(line: line, column: col, message: message, atEnd: at >= bytes.count)
         }
 
+        /// A byte as an error message shows it: printable ASCII quoted, anything else by value
+        /// (a control character or a lone UTF-8 byte must not reach a terminal raw).
+        static func describe(_ b: UInt8) -> String {
+            (0x21...0x7E).contains(b) ? "'\(Character(UnicodeScalar(b)))'" : "byte 0x\(String(b, radix: 16, uppercase: true))"
+        }
+
         /// True if the bytes from `i` to the end are a proper prefix of `token` (the data stops
         /// inside it).
         func cutShort(_ token: [UInt8]) -> Bool {
@@ -185,7 +191,7 @@ extension JSONValue {
             case UInt8(ascii: "f"): return try expect("false", .bool(false))
             case UInt8(ascii: "n"): return try expect("null", .null)
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
-            default: throw error("unexpected character '\(Character(UnicodeScalar(bytes[i])))'")
+            default: throw error("unexpected character \(Parser.describe(bytes[i]))")
             }
         }
 
@@ -278,7 +284,7 @@ extension JSONValue {
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape", at: escape) }
                     out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default: throw error("invalid escape '\\\(Character(UnicodeScalar(e)))'", at: escape)
+                default: throw error("invalid escape '\\' followed by \(Parser.describe(e))", at: escape)
                 }
             }
             return String(decoding: out, as: UTF8.self)

@@ -165,7 +165,8 @@ extension Manifest {
 
         let m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
                          memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
-        if issues.items.isEmpty { m.crossCheck(issues: issues, limits: limits) }
+        if issues.items.isEmpty && !tasks.isEmpty { m.crossCheck(issues: issues, limits: limits) }
+        if tasks.isEmpty && issues.items.isEmpty { issues.add("task", "expected a task") }
         if !issues.items.isEmpty { throw ManifestError(issues.items) }
         return m
     }
@@ -183,7 +184,7 @@ extension Manifest {
         s.context = r.int("context", default: s.context, in: 2...8192)
         if let text = r.string("schedule", default: nil) {
             do { s.schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError {
-                r.issues.add(r.sub("schedule"), "\(JSONValue.string(text).brief) is not a schedule; \(e.message)")
+                r.issues.add(r.sub("schedule"), "\(JSONValue.string(text).brief) is not a schedule\(e.detail); expected \(LayerSchedule.acceptedForms)")
             } catch {
                 r.issues.add(r.sub("schedule"), "\(error)")
             }
@@ -237,7 +238,10 @@ extension Manifest {
         var r = FieldReader(path: path, value: value, issues: issues)
         guard case .object = value else { return nil }
         let type = r.choice("type", default: "", from: TaskSpec.types)
-        if !r.has("type") { issues.add(r.sub("type"), "missing; expected one of \(TaskSpec.types.joined(separator: ", "))") }
+        // Absent and null alike: null means "the default", and a task type has none.
+        if r.raw("type") == nil || r.raw("type") == .null {
+            issues.add(r.sub("type"), "missing; expected one of \(TaskSpec.types.joined(separator: ", "))")
+        }
         let weight = r.double("weight", default: 1, in: 0.001...1000)
         var spec: TaskSpec?
         switch type {

@@ -33,7 +33,7 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
     public init(parsing text: String) throws {
         let s = text.filter { !$0.isWhitespace }
         func fail(_ why: String = "") -> ScheduleError {
-            ScheduleError(message: "\"\(text)\" is not a schedule\(why); expected \(LayerSchedule.acceptedForms)")
+            ScheduleError(message: "\"\(text)\" is not a schedule\(why); expected \(LayerSchedule.acceptedForms)", detail: why)
         }
         if s == "base" { self = .base; return }
         if s == "alt" { self = .alt; return }
@@ -46,7 +46,7 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
             let parts = body.split(separator: ",", omittingEmptySubsequences: false)
             var list: [Int] = []
             for p in parts {
-                guard let i = Int(p), i >= 0 else { throw fail(" (\"\(p)\" is not a layer index)") }
+                guard let i = Int(p), i >= 0 else { throw fail(" (a list holds layer indices, integers >= 0)") }
                 list.append(i)
             }
             guard !list.isEmpty else { throw fail() }
@@ -176,6 +176,12 @@ extension LayerSchedule: Codable {
 /// An invalid schedule, with a message that lists the accepted forms.
 public struct ScheduleError: Error, CustomStringConvertible, Equatable {
     public let message: String
-    public init(message: String) { self.message = message }
+    /// Why the text is not a schedule, without the text itself (callers that show untrusted
+    /// text escaped compose their own message from it), e.g. " (k must be an integer >= 0)".
+    public let detail: String
+    public init(message: String, detail: String = "") {
+        self.message = message
+        self.detail = detail
+    }
     public var description: String { message }
 }

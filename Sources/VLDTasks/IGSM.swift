@@ -29,6 +29,8 @@
 // the question ("pq" order). The solution (detail level 0) defines the necessary parameters in
 // topological order, one binary operation per clause; IGSMSolution.swift renders and checks it.
 
+import Foundation
+
 /// A configuration the task refuses; the message names the field and the accepted range.
 public struct IGSMConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
@@ -224,7 +226,17 @@ public struct IGSMTask: SyntheticTask {
     /// Fraction of raw draws for `ops` operations that are accepted (right op count, split and
     /// length). Validation refuses a maxWords that makes this tiny, since every document would
     /// then cost thousands of draws (or hit the draw cap).
+    /// The result is cached per (settings, ops, split, draws): a grid's trials usually share
+    /// their task, and validating a 500-trial manifest must not take the daemon 500 times as long.
     public func acceptanceRate(ops: Int, split: IGSMSplit, draws: Int = 4000) -> Double {
+        let key = "\(config.maxOps) \(config.maskQuestion) \(config.maxEdges) \(config.maxWords ?? -1) \(ops) \(split.rawValue) \(draws)"
+        if let rate = AcceptanceCache.shared.value(key) { return rate }
+        let rate = measureAcceptance(ops: ops, split: split, draws: draws)
+        AcceptanceCache.shared.store(key, rate)
+        return rate
+    }
+
+    private func measureAcceptance(ops: Int, split: IGSMSplit, draws: Int) -> Double {
         var g = IGSMGraph()
         var rng = TaskRNG(seed: 1, stream: 0xFEA5_1B1E, index: ops)
         let budget = IGSMTask.lengthBudget(config)
@@ -297,5 +309,26 @@ public struct IGSMTask: SyntheticTask {
         }
         throw TaskError("igsm: no \(split.rawValue) problem with \(target) operations in \(drawLimit) draws under maxEdges \(config.maxEdges) "
             + "and maxWords \(config.maxWords.map(String.init) ?? "unset"); raise them or lower the op count")
+    }
+}
+
+/// Acceptance rates already measured, shared by every validation in the process (the daemon's
+/// socket threads validate concurrently).
+final class AcceptanceCache: @unchecked Sendable {
+    static let shared = AcceptanceCache()
+    private let lock = NSLock()
+    private var rates: [String: Double] = [:]
+
+    func value(_ key: String) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        return rates[key]
+    }
+
+    func store(_ key: String, _ rate: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        if rates.count >= 4096 { rates.removeAll() }
+        rates[key] = rate
     }
 }

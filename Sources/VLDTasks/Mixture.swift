@@ -13,8 +13,8 @@ public struct TaskMixture: Sendable {
     public let tokenizer: WordTokenizer
 
     public init(tasks: [any SyntheticTask], weights: [Double]) throws {
-        precondition(!tasks.isEmpty && tasks.count == weights.count, "TaskMixture: one weight per task")
-        precondition(weights.allSatisfy { $0 > 0 && $0.isFinite }, "TaskMixture: weights must be positive")
+        guard !tasks.isEmpty && tasks.count == weights.count else { throw TaskError("a task mixture needs tasks, and one weight per task") }
+        guard weights.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw TaskError("task weights must be positive") }
         self.tasks = tasks
         let total = weights.reduce(0, +)
         self.weights = weights.map { $0 / total }

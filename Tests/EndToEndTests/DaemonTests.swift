@@ -72,6 +72,22 @@ final class DaemonHarness {
         try vldctl(args + ["--config", configPath])
     }
 
+    /// Writes `quickManifest(name:...)` to `<file or name>.json` in the test directory; returns its path.
+    func writeManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil) throws -> String {
+        let path = dir.appendingPathComponent(file ?? "\(name).json").path
+        try quickManifest(name: name, steps: steps, grid: grid, checkpointEvery: checkpointEvery).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Writes the manifest and submits it with vldctl; the submit must succeed.
+    @discardableResult
+    func submitManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil) throws -> String {
+        let path = try writeManifest(name, steps: steps, checkpointEvery: checkpointEvery, grid: grid, file: file)
+        let r = try ctl(["submit", path])
+        guard r.status == 0 else { throw HarnessError("submit \(name) failed: \(r.stderr)") }
+        return path
+    }
+
     /// vldctl ls --all --json, decoded.
     func jobs() throws -> [[String: Any]] {
         let r = try ctl(["ls", "--all", "--json"])
@@ -293,9 +309,7 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
     @Test func sigtermRequeuesTheRunningJobAndExitsInTime() throws {
         let d = DaemonHarness()
         try d.start()
-        let file = d.dir.appendingPathComponent("t.json").path
-        try quickManifest(name: "t", steps: 100000, checkpointEvery: 1000).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("t", steps: 100000, checkpointEvery: 1000)
         try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) > 10 }
         let stopped = d.stop(SIGTERM)
         #expect(stopped.status == 0)
@@ -313,9 +327,7 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         // Workers may write files of at most 4 KiB: the first checkpoint fails with EFBIG.
         d.environment["VLDD_FAULT_WORKER_FSIZE"] = "4096"
         try d.start()
-        let file = d.dir.appendingPathComponent("w.json").path
-        try quickManifest(name: "w", steps: 20, checkpointEvery: 10).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("w", steps: 20, checkpointEvery: 10)
         try d.waitFor("the job to fail") { states($0) == ["failed"] }
         let show = try d.ctl(["show", "1"])
         #expect(show.stdout.contains("File too large"), "\(show.stdout)")
@@ -353,14 +365,7 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let d = DaemonHarness()
         let path = d.dir.appendingPathComponent("notify.sock").path
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = withUnixAddress(path) { bind(fd, $0, $1) }
         #expect(bound == 0)
         // Read datagrams as they come, as systemd does (an unread socket would fill and block
         // the daemon's sd_notify).
@@ -380,9 +385,7 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         d.environment = ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"]
         try d.start()
         // A running worker sees neither the notify socket nor the watchdog settings.
-        let file = d.dir.appendingPathComponent("n.json").path
-        try quickManifest(name: "n", steps: 100000, checkpointEvery: 1000).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("n", steps: 100000, checkpointEvery: 1000)
         try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) > 0 }
         let pid = try #require(try d.jobs().first?["pid"] as? Int)
         let environ = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self)

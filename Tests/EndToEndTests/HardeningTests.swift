@@ -14,14 +14,7 @@ let canSwitchUserWithPython = canSwitchUser && FileManager.default.isExecutableF
 func rawRequest(_ socket: String, _ bytes: Data) throws -> [String: Any] {
     let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        for (i, b) in socket.utf8.enumerated() { raw[i] = b }
-    }
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let rc = withUnixAddress(socket) { connect(fd, $0, $1) }
     guard rc == 0 else { throw HarnessError("connect \(socket): \(String(cString: strerror(errno)))") }
     let line = bytes + Data([0x0A])
     _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -41,16 +34,7 @@ func rawRequest(_ socket: String, _ bytes: Data) throws -> [String: Any] {
 
 /// Runs `arguments` as uid 65534 (nobody) with its own groups (nogroup).
 func runAsNobody(_ arguments: [String]) throws -> Run {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-    p.arguments = ["--reuid=65534", "--regid=65534", "--init-groups", "--"] + arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    try runProcess(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--init-groups", "--"] + arguments)
 }
 
 @Suite(.serialized) struct HardeningTests {
@@ -159,9 +143,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
     @Test func controlRequestsAreStrictlyTyped() throws {
         let d = DaemonHarness()
         try d.start()
-        let file = d.dir.appendingPathComponent("long.json").path
-        try quickManifest(name: "long", steps: 100000, checkpointEvery: 1000).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("long", steps: 100000, checkpointEvery: 1000)
         try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) > 0 }
         func ask(_ text: String) throws -> [String: Any] { try rawRequest(d.socket, Data(text.utf8)) }
 
@@ -208,9 +190,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         try FileManager.default.createDirectory(atPath: d.state + "/outbox/2-t", withIntermediateDirectories: false)
         try #"{"fake": true}"#.write(toFile: d.state + "/outbox/2-t/results.json", atomically: true, encoding: .utf8)
         for name in ["s", "t"] {
-            let file = d.dir.appendingPathComponent("\(name).json").path
-            try quickManifest(name: name, steps: 2, checkpointEvery: 2).write(toFile: file, atomically: true, encoding: .utf8)
-            #expect(try d.ctl(["submit", file]).status == 0)
+            try d.submitManifest(name, steps: 2, checkpointEvery: 2)
         }
         try d.waitFor("both jobs to fail") { states($0) == ["failed", "failed"] }
         let jobs = try d.jobs().sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
@@ -235,9 +215,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let d = DaemonHarness(extraConfig: "submit_group = nogroup\n")
         try d.start()
         chmod(d.dir.path, 0o755)
-        let file = d.dir.appendingPathComponent("g.json").path
-        try quickManifest(name: "g", steps: 4, grid: #", "grid": {"seed": [1, 2]}"#, checkpointEvery: 2)
-            .write(toFile: file, atomically: true, encoding: .utf8)
+        let file = try d.writeManifest("g", steps: 4, checkpointEvery: 2, grid: #", "grid": {"seed": [1, 2]}"#)
         chmod(file, 0o644)
         // A member submits through the socket (the daemon gave it the group).
         let submit = try runAsNobody([products.appendingPathComponent("vldctl").path, "submit", file, "--socket", d.socket])
@@ -272,9 +250,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let d = DaemonHarness(extraConfig: "lease_seconds = 2\n")
         d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
         try d.start()
-        let file = d.dir.appendingPathComponent("f.json").path
-        try quickManifest(name: "f", steps: 200, checkpointEvery: 20).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("f", steps: 200, checkpointEvery: 20)
         try d.waitFor("a checkpoint") { ($0.first?["step"] as? Int ?? 0) >= 30 }
         let pid = try #require(try d.jobs().first?["pid"] as? Int)
         kill(pid_t(pid), SIGSTOP)
@@ -293,8 +269,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
     @Test func globalOptionsMayComeBeforeTheCommand() throws {
         let d = DaemonHarness()
         try d.start()
-        let file = d.dir.appendingPathComponent("q.json").path
-        try quickManifest(name: "q", steps: 2, checkpointEvery: 2).write(toFile: file, atomically: true, encoding: .utf8)
+        let file = try d.writeManifest("q", steps: 2, checkpointEvery: 2)
         let submit = try vldctl(["--config", d.configPath, "submit", file])
         #expect(submit.status == 0 && submit.stdout.contains("queued q as manifest 1"), "\(submit.stderr)")
         #expect(try vldctl(["--socket=\(d.socket)", "ls", "--all"]).stdout.contains("q"))
@@ -311,9 +286,7 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let d = DaemonHarness()
         try d.start()
         let hostile = "x\u{1B}]0;owned\u{07}\n[forged] ok\u{202E}txt.json"
-        let file = d.dir.appendingPathComponent(hostile).path
-        try quickManifest(name: "esc", steps: 2, checkpointEvery: 2).write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try d.ctl(["submit", file]).status == 0)
+        try d.submitManifest("esc", steps: 2, checkpointEvery: 2, file: hostile)
         try d.waitFor("the job") { states($0) == ["succeeded"] }
         let show = try d.ctl(["show", "1"])
         for output in [show.stdout, show.stderr] {

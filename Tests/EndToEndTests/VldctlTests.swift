@@ -15,8 +15,13 @@ let products: URL = {
 struct Run { let status: Int32; let stdout: String; let stderr: String }
 
 func vldctl(_ args: [String], cwd: URL? = nil) throws -> Run {
+    try runProcess(products.appendingPathComponent("vldctl"), args, cwd: cwd)
+}
+
+/// Runs a program to its end and collects its exit status, stdout and stderr.
+func runProcess(_ executable: URL, _ args: [String], cwd: URL? = nil) throws -> Run {
     let p = Process()
-    p.executableURL = products.appendingPathComponent("vldctl")
+    p.executableURL = executable
     p.arguments = args
     if let cwd { p.currentDirectoryURL = cwd }
     let out = Pipe(), err = Pipe()
@@ -26,6 +31,18 @@ func vldctl(_ args: [String], cwd: URL? = nil) throws -> Run {
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A unix socket address for `path`, and `body` called with it as a sockaddr.
+func withUnixAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (i, b) in path.utf8.enumerated() { raw[i] = b }
+    }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
 }
 
 func scratch() -> URL {

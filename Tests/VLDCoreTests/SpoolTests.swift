@@ -159,6 +159,45 @@ struct SpoolTests {
         #expect(lines.all.filter { $0.hasPrefix("<5>spool: rejected") }.count == 2)
     }
 
+    /// rejected/ keeps entries for rejected_keep_days and at most rejected_max_mib, oldest
+    /// going first, an entry and its reason file together.
+    @Test func rejectedEntriesAreKeptWithinTheirAgeAndSize() throws {
+        var config = DaemonConfig()
+        config.ingestGraceSeconds = 0
+        config.rejectedMaxMiB = 1
+        let f = try SpoolFixture(config: config)
+        func diskBytes() -> Int {
+            f.listing(f.tree.rejected).reduce(0) { total, name in
+                var st = stat()
+                return total + (lstat(f.tree.rejected + "/" + name, &st) == 0 ? Int(st.st_blocks) * 512 : 0)
+            }
+        }
+        for i in 0..<3 {
+            // 600 KiB that is not JSON (written for real, so it takes disk space).
+            f.drop("junk\(i).json", String(repeating: "x", count: 600 << 10))
+            guard case .rejected = f.consumer.consider(Array("junk\(i).json".utf8)) else { Issue.record("junk\(i) not rejected"); continue }
+            #expect(diskBytes() <= 1 << 20, "\(f.listing(f.tree.rejected))")
+            let kept = f.listing(f.tree.rejected)
+            #expect(kept.count == 2 && kept.allSatisfy { $0.hasPrefix("junk\(i).json.") }, "\(kept)")
+        }
+        // Small entries stay until they are older than rejected_keep_days.
+        config.rejectedMaxMiB = 256
+        config.rejectedKeepDays = 1
+        f.consumer.update(config: config)
+        f.drop("old.json", "{")
+        f.drop("new.json", "[")
+        for name in ["old.json", "new.json"] { _ = f.consumer.consider(Array(name.utf8)) }
+        #expect(f.listing(f.tree.rejected).count == 6)
+        let twoDaysAgo = timespec(tv_sec: time(nil) - 2 * 86_400, tv_nsec: 0)
+        for name in f.listing(f.tree.rejected) where !name.hasPrefix("new.json") {
+            var times = [twoDaysAgo, twoDaysAgo]
+            #expect(utimensat(AT_FDCWD, f.tree.rejected + "/" + name, &times, 0) == 0)
+        }
+        f.consumer.pruneRejected(reload: true)
+        let left = f.listing(f.tree.rejected)
+        #expect(left.count == 2 && left.allSatisfy { $0.hasPrefix("new.json.") }, "\(left)")
+    }
+
     @Test func invalidManifestsAreRejectedWithEveryErrorAndItsPath() throws {
         let f = try SpoolFixture()
         f.drop("bad.json", #"{"name": "bad", "task": {"type": "igsm"}, "model": {"schedule": "cyk(2)"}, "train": {"steps": 0}, "extra": 1}"#)

@@ -58,6 +58,8 @@ struct BadManifest: CustomStringConvertible, Sendable {
     BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens) or a list of them with weights"#),
     BadManifest(text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
     BadManifest(text: "{\"name\": \"x\",\n  \"task\": }", expected: "not valid JSON: line 2, column 11: unexpected character '}'"),
+    // Found by the fuzz test: a null task type once reached the mixture with no task and trapped.
+    BadManifest(text: manifest(task: #"{"type": null}"#), expected: "task.type: missing; expected one of igsm, bios, random-tokens"),
     BadManifest(text: "[1, 2]", expected: "expected a JSON object, got an array"),
     BadManifest(text: manifest(#", "grid": {"model.schedule": ["base", "cyk(1)"]}"#), expected: #"grid.model.schedule[1]: "cyk(1)" is not a schedule; "#),
     BadManifest(text: manifest(#", "grid": {"seed": []}"#), expected: "grid.seed: expected a non-empty list of values, got an array"),
