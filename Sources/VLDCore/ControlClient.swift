@@ -54,7 +54,9 @@ public enum ControlClient {
             if let deadline, !waitUntil(fd, Int16(POLLOUT), deadline) { return false }
             let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, flags) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            // EAGAIN means "not yet" only for the non-blocking sends of a deadline; on a blocking
+            // socket it is SO_SNDTIMEO running out.
+            if n < 0 && (errno == EINTR || (errno == EAGAIN && deadline != nil)) { continue }
             if n <= 0 { return false }
             offset += n
         }
@@ -70,7 +72,8 @@ public enum ControlClient {
         while true {
             if let deadline, !waitUntil(fd, Int16(POLLIN), deadline) { return nil }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, deadline == nil ? 0 : Int32(MSG_DONTWAIT)) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            // Without a deadline, EAGAIN is the client's SO_RCVTIMEO running out: give up.
+            if n < 0 && (errno == EINTR || (errno == EAGAIN && deadline != nil)) { continue }
             if n < 0 { return nil }
             if n == 0 { return data.isEmpty ? nil : data }
             if let newline = buffer[0..<n].firstIndex(of: 0x0A) {

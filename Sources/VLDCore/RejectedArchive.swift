@@ -9,6 +9,7 @@
 // each periodic rescan (so deletions by hand are noticed) and updated on each rejection, so a
 // rejection costs no directory listing.
 
+import CLinux
 import Foundation
 
 final class RejectedArchive {
@@ -49,11 +50,13 @@ final class RejectedArchive {
 
     /// Records a name just written to rejected/ (the entry or its reason file).
     func note(_ name: [UInt8]) {
+        let dir = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { return }
+        defer { close(dir) }
         var st = stat()
-        let path = pathBytes(directory, name)
-        let ok = path.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } }
-        guard ok else { return }
-        let bytes = Int64(st.st_blocks) * 512
+        guard withCPath(name, { fstatat(dir, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return }
+        // A rejected directory (someone moved one into incoming/) counts with all it holds.
+        let bytes = RejectedArchive.diskUsage(dir, name, depth: 0)
         let isReason = name.ends(with: RejectedArchive.reasonSuffix)
         // The reason file's mtime is the rejection time; the entry itself changed hands (ctime).
         let stamp = isReason ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
@@ -77,15 +80,75 @@ final class RejectedArchive {
         let cutoff = Int64((now.timeIntervalSince1970 - keepDays * 86_400) * 1e9)
         var removed = 0
         let oldestFirst = entries.sorted { $0.value.time != $1.value.time ? $0.value.time < $1.value.time : $0.key < $1.key }
+        let dir = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { return 0 }
+        defer { close(dir) }
         for (key, entry) in oldestFirst where entry.time < cutoff || totalBytes > maxBytes {
-            for name in entry.names {
-                let path = pathBytes(directory, name)
-                _ = path.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { unlink($0.baseAddress!) } }
+            // An entry that cannot be removed whole stays in the index, and counts.
+            var left: [[UInt8]] = []
+            for name in entry.names where !RejectedArchive.removeTree(dir, name, depth: 0) { left.append(name) }
+            if left.isEmpty {
+                totalBytes -= entry.bytes
+                entries.removeValue(forKey: key)
+                removed += 1
+            } else {
+                entries[key]?.names = left
             }
-            totalBytes -= entry.bytes
-            entries.removeValue(forKey: key)
-            removed += 1
         }
         return removed
     }
+
+    /// Nesting below which nothing is followed (a hostile directory tree cannot exhaust the
+    /// stack or the descriptors; what lies deeper is neither counted nor removed).
+    static let maxDepth = 32
+
+    /// Allocated bytes of `name` in `dir` and, for a directory, of all it holds; links are not
+    /// followed.
+    static func diskUsage(_ dir: Int32, _ name: [UInt8], depth: Int) -> Int64 {
+        var st = stat()
+        guard withCPath(name, { fstatat(dir, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return 0 }
+        var bytes = Int64(st.st_blocks) * 512
+        if st.st_mode & S_IFMT == S_IFDIR, depth < maxDepth {
+            withChildren(dir, name) { fd, children in
+                for child in children { bytes += diskUsage(fd, child, depth: depth + 1) }
+            }
+        }
+        return bytes
+    }
+
+    /// Removes `name` in `dir` and, for a directory, everything below it, without following a
+    /// link. True when it is gone.
+    static func removeTree(_ dir: Int32, _ name: [UInt8], depth: Int) -> Bool {
+        var st = stat()
+        guard withCPath(name, { fstatat(dir, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return errno == ENOENT }
+        guard st.st_mode & S_IFMT == S_IFDIR else { return withCPath(name, { unlinkat(dir, $0, 0) }) == 0 || errno == ENOENT }
+        guard depth < maxDepth else { return false }
+        withChildren(dir, name) { fd, children in
+            for child in children { _ = removeTree(fd, child, depth: depth + 1) }
+        }
+        return withCPath(name, { unlinkat(dir, $0, AT_REMOVEDIR) }) == 0 || errno == ENOENT
+    }
+
+    /// Calls `body` with a descriptor of directory `name` (opened without following a link) and
+    /// its entries' names.
+    private static func withChildren(_ dir: Int32, _ name: [UInt8], _ body: (Int32, [[UInt8]]) -> Void) {
+        let fd = withCPath(name) { openat(dir, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { return }
+        guard let stream = fdopendir(fd) else {
+            close(fd)
+            return
+        }
+        defer { closedir(stream) }
+        var children: [[UInt8]] = []
+        while let entry = readdir(stream) {
+            let child: [UInt8] = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if child != [0x2E] && child != [0x2E, 0x2E] { children.append(child) }
+        }
+        body(dirfd(stream), children)
+    }
+}
+
+/// Calls `body` with `name` (raw bytes, not necessarily UTF-8) as a NUL-terminated C string.
+func withCPath<R>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
+    (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
 }

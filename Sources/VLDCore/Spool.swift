@@ -233,12 +233,26 @@ public final class SpoolConsumer {
         let stamp = timestamp()
         var target = Array("\(safe).\(stamp)".utf8)
         var n = 1
+        var recreated = false
         while !move(name, from: tree.incoming, to: tree.rejected, as: target) {
             if errno == ENOENT {
-                // Already moved: a second inotify event (or a rescan) for a name that an earlier
-                // one rejected, or a submitter who took the file back. Nothing to do.
-                log.debug("spool: entry gone before it could be rejected", ["file": safe])
-                return .skipped("\(safe) is no longer in incoming/")
+                var st = stat()
+                let source = pathBytes(tree.incoming, name)
+                let gone = source.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) != 0 } }
+                if gone {
+                    // Already moved: a second inotify event (or a rescan) for a name that an
+                    // earlier one rejected, or a submitter who took the file back. Nothing to do.
+                    log.debug("spool: entry gone before it could be rejected", ["file": safe])
+                    return .skipped("\(safe) is no longer in incoming/")
+                }
+                // rejected/ itself is missing (removed by hand): create the tree again, once.
+                if !recreated {
+                    recreated = true
+                    log.error("spool: rejected/ is missing; creating it again", ["path": tree.rejected])
+                    _ = try? tree.create(group: policy.groupID)
+                    continue
+                }
+                errno = ENOENT
             }
             guard errno == EEXIST, n < 100 else {
                 log.error("spool: cannot move a rejected entry", ["file": safe, "error": String(cString: strerror(errno))])
@@ -248,19 +262,16 @@ public final class SpoolConsumer {
             n += 1
         }
         let targetName = String(decoding: target, as: UTF8.self)
-        let reason: [String: Any] = [
-            "file": String(decoding: name, as: UTF8.self),
-            "movedTo": "rejected/\(targetName)",
-            "rejectedAt": ISO8601DateFormatter().string(from: Date()),
-            "submitterUID": uid.map { Int($0) } as Any,
-            "errors": reasons,
+        var reason: [(String, JSONValue)] = [
+            ("file", .string(String(decoding: name, as: UTF8.self))), ("movedTo", .string("rejected/\(targetName)")),
+            ("rejectedAt", .string(ISO8601DateFormatter().string(from: Date()))),
         ]
-        if let data = try? JSONSerialization.data(withJSONObject: reason.filter { !($0.value is NSNull) }, options: [.prettyPrinted, .sortedKeys]) {
-            do {
-                try writeFileAtomically(data + Data("\n".utf8), to: tree.rejected + "/\(targetName).reason.json")
-            } catch {
-                log.error("spool: cannot write the reason file", ["file": targetName, "error": "\(error)"])
-            }
+        if let uid { reason.append(("submitterUID", JSONValue(Int(uid)))) }
+        reason.append(("errors", .array(reasons.map { .string($0) })))
+        do {
+            try writeFileAtomically(Data((JSONValue.object(reason).serialized() + "\n").utf8), to: tree.rejected + "/\(targetName).reason.json")
+        } catch {
+            log.error("spool: cannot write the reason file", ["file": targetName, "error": "\(error)"])
         }
         log.notice("spool: rejected", ["file": safe, "uid": uid, "reason": reasons.first, "errors": reasons.count])
         rejectedArchive.note(target)

@@ -34,6 +34,12 @@ public final class Supervisor {
         var retryable: Bool?
         /// A heartbeat arrived since the lease was last renewed in the queue.
         var beat = false
+        /// The lease this worker was started with (its heartbeat interval follows from it; a
+        /// reload that shortens lease_seconds does not apply to workers already running).
+        var leaseSeconds: Double
+        /// When anything last came from the worker, on the monotonic clock (a wall-clock step or
+        /// a suspend of the machine does not make a worker look silent).
+        var lastHeard = DispatchTime.now()
         /// The worker closed its end (it is exiting): stop polling until it is reaped.
         var hungUp = false
     }
@@ -64,6 +70,10 @@ public final class Supervisor {
     public func update(config: DaemonConfig) { self.config = config }
 
     var leaseMilliseconds: Int64 { Int64(config.leaseSeconds * 1000) }
+
+    /// How often a worker with `lease` seconds of lease sends a heartbeat: four per lease, at
+    /// least every 10 s.
+    static func heartbeatSeconds(lease: Double) -> Double { min(10, lease / 4) }
 
     public var runningCount: Int { running.count }
     public var runningJobIDs: [Int] { running.keys.sorted() }
@@ -112,7 +122,7 @@ public final class Supervisor {
         let description = WorkerJob(job: job.id, name: job.name, trialIndex: job.trialIndex, manifest: manifest.body,
                                     params: job.params, threads: job.threads,
                                     outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
-                                    heartbeatSeconds: min(10, config.leaseSeconds / 4))
+                                    heartbeatSeconds: Supervisor.heartbeatSeconds(lease: config.leaseSeconds))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(try encoder.encode(description), to: runDir + "/job.json")
@@ -163,7 +173,7 @@ public final class Supervisor {
             throw SystemError("posix_spawn", path: executable, code: rc)
         }
         try? queue.setProcess(job.id, pid: pid)
-        running[job.id] = Running(job: job, pid: pid, pipe: readEnd)
+        running[job.id] = Running(job: job, pid: pid, pipe: readEnd, leaseSeconds: config.leaseSeconds)
         log.info("job started", ["job": job.id, "name": job.name, "pid": pid, "threads": job.threads, "attempt": job.attempts])
     }
 
@@ -180,6 +190,7 @@ public final class Supervisor {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 running[id]?.buffer.append(contentsOf: chunk[0..<n])
+                running[id]?.lastHeard = DispatchTime.now()
                 continue
             }
             if n < 0 && errno == EINTR { continue }
@@ -225,10 +236,11 @@ public final class Supervisor {
         let now = queue.clock()
         guard force || now - entry.lastHeartbeat >= 1000 else { return }
         do {
+            let lease = Int64(entry.leaseSeconds * 1000)
             if let progress = entry.pendingProgress {
-                try queue.heartbeat(id, progress: progress, leaseMilliseconds: leaseMilliseconds)
+                try queue.heartbeat(id, progress: progress, leaseMilliseconds: lease)
             } else {
-                try queue.renewLease(id, leaseMilliseconds: leaseMilliseconds)
+                try queue.renewLease(id, leaseMilliseconds: lease)
             }
             running[id]?.lastHeartbeat = now
             running[id]?.pendingProgress = nil
@@ -253,11 +265,15 @@ public final class Supervisor {
             // Whatever the worker wrote before its lease ran out counts (a busy daemon may have
             // left its pipe unread).
             readable(entry.pipe)
-            if let renewed = try? queue.expiredLeases(boot: boot), !renewed.contains(id) { continue }
+            // The queue's lease is wall-clock time; the kill also needs the worker to have been
+            // silent for its whole lease on the monotonic clock, so that a clock step or a
+            // suspended machine kills nothing.
+            guard let heard = running[id]?.lastHeard,
+                  Double(DispatchTime.now().uptimeNanoseconds - heard.uptimeNanoseconds) / 1e9 >= entry.leaseSeconds else { continue }
             kill(-entry.pid, SIGKILL)
             running[id]?.leaseExpired = true
             running[id]?.killed = true
-            log.warning("job silent past its lease; killed", ["job": id, "pid": entry.pid, "lease": config.leaseSeconds])
+            log.warning("job silent past its lease; killed", ["job": id, "pid": entry.pid, "lease": entry.leaseSeconds])
         }
     }
 
@@ -284,7 +300,7 @@ public final class Supervisor {
             } else if code == Int(Worker.exitPreempted) {
                 outcome = .preempted(detail: entry.termSentAt != nil ? "stopped after a checkpoint" : "the worker stopped itself after a checkpoint")
             } else if entry.leaseExpired {
-                outcome = .failed(error: "the worker sent nothing for \(JSONValue(config.leaseSeconds).brief) s (lease_seconds): stopped, frozen or "
+                outcome = .failed(error: "the worker sent nothing for \(JSONValue(entry.leaseSeconds).brief) s (lease_seconds): stopped, frozen or "
                                   + "stuck; killed", exitCode: code, signal: signal, retryable: true)
             } else {
                 var why = entry.lastError ?? (code.map { "the worker exited with status \($0)" } ?? "the worker was killed by signal \(signal ?? 0)\(signal == 9 && !entry.killed ? " (out of memory?)" : "")")

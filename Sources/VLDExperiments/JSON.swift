@@ -123,6 +123,28 @@ extension JSONValue {
             return rest < token.count && bytes[i...].elementsEqual(token.prefix(rest))
         }
 
+        /// The data ends inside a UTF-8 character that starts at `k`. Whether more data could make
+        /// the document valid depends on where that character stands (only in a string or a
+        /// comment can it), so the text is parsed again with a complete character in its place:
+        /// if that parses, or fails at its end, the document is cut short; an error before the
+        /// placeholder (or at it: a character where none may stand) is the document's own.
+        func cutInsideCharacter(at k: Int) -> JSONSyntaxError {
+            var whole = Parser(bytes: Array(bytes[..<k]) + [0xC3, 0xA9])  // é
+            do {
+                whole.skipSpace()
+                _ = try whole.value(depth: 0)
+                whole.skipSpace()
+                if whole.loneSlashAtEnd || whole.i == whole.bytes.count {
+                    return error("the data ends inside a UTF-8 character", at: bytes.count)
+                }
+                return whole.error("unexpected data after the JSON value")
+            } catch let e as JSONSyntaxError {
+                return e.atEnd ? error("the data ends inside a UTF-8 character", at: bytes.count) : e
+            } catch {
+                return self.error("\(error)")
+            }
+        }
+
         /// RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). A sequence
         /// that is valid so far but stops at the end of the data is reported at the end.
         func checkUTF8() throws {
@@ -144,7 +166,7 @@ extension JSONValue {
                 default: throw error("the file is not valid UTF-8 (byte 0x\(String(b, radix: 16, uppercase: true)))", at: k)
                 }
                 for j in 1..<length {
-                    guard k + j < n else { throw error("the data ends inside a UTF-8 character", at: n) }
+                    guard k + j < n else { throw cutInsideCharacter(at: k) }
                     let c = bytes[k + j]
                     let (lo, hi) = j == 1 ? (low, high) : (UInt8(0x80), UInt8(0xBF))
                     guard c >= lo && c <= hi else {
@@ -239,10 +261,20 @@ extension JSONValue {
             }
         }
 
-        mutating func hex4() throws -> UInt32 {
+        /// Four hex digits (no sign: `UInt32(_:radix:)` alone would take `+041`). For the low half
+        /// of a surrogate pair (`lowSurrogate`), digits cut short count as "at the end" only if
+        /// they can still become DC00-DFFF.
+        mutating func hex4(lowSurrogate: Bool = false) throws -> UInt32 {
             let isHex: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }
-            if i + 4 > bytes.count, bytes[i...].allSatisfy(isHex) { throw error("unexpected end of input in a \\u escape", at: bytes.count) }
-            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else {
+            if i + 4 > bytes.count, bytes[i...].allSatisfy(isHex) {
+                let digits = Array(bytes[i...])
+                let possible = !lowSurrogate || ((digits.first.map { $0 | 0x20 == 0x64 } ?? true)
+                    && (digits.count < 2 || (0x63...0x66).contains(digits[1] | 0x20)))
+                if possible { throw error("unexpected end of input in a \\u escape", at: bytes.count) }
+                throw error("unpaired surrogate in \\u escape")
+            }
+            guard i + 4 <= bytes.count, bytes[i..<(i + 4)].allSatisfy(isHex),
+                  let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else {
                 throw error("invalid \\u escape")
             }
             i += 4
@@ -278,7 +310,7 @@ extension JSONValue {
                             throw error("unpaired surrogate in \\u escape")
                         }
                         i += 2
-                        let low = try hex4()
+                        let low = try hex4(lowSurrogate: true)
                         guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate in \\u escape", at: escape) }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     }
@@ -376,7 +408,9 @@ extension JSONValue {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                // Control, bidi and other invisible characters as escapes: still the same JSON
+                // string, but one that cannot act on a terminal that shows it (DisplayText).
+                if u.value < 0x20 || DisplayText.isUnsafe(u) { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
             }
         }
         return out + "\""

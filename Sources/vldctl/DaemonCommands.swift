@@ -271,7 +271,8 @@ enum DaemonCommands {
             return 0
         }
         if p.flags.contains("--csv") {
-            if let csv = response["summaryCSV"] as? String {
+            if let raw = response["summaryCSV"] as? String {
+                let csv = DisplayText.escaped(raw, keepingNewlines: true)
                 print(csv, terminator: csv.hasSuffix("\n") ? "" : "\n")
                 return 0
             }

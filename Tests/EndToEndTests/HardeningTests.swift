@@ -265,6 +265,19 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         #expect(log.contains("resuming at step"), "\(log.suffix(800))")
     }
 
+    /// A daemon that accepts the connection but never answers (stopped with SIGSTOP) makes
+    /// vldctl give up after its timeout, not wait forever.
+    @Test func vldctlGivesUpOnADaemonThatDoesNotAnswer() throws {
+        let d = DaemonHarness()
+        try d.start()
+        kill(d.process!.processIdentifier, SIGSTOP)
+        defer { kill(d.process!.processIdentifier, SIGCONT) }
+        let t0 = Date()
+        let doctor = try d.ctl(["doctor"])  // asks with a 10 s timeout
+        #expect(Date().timeIntervalSince(t0) < 30)
+        #expect(doctor.status == 1 && (doctor.stdout + doctor.stderr).contains("no answer"), "\(doctor.stdout)\(doctor.stderr)")
+    }
+
     /// `--config` and `--socket` may come before the command, as git's global options do.
     @Test func globalOptionsMayComeBeforeTheCommand() throws {
         let d = DaemonHarness()
@@ -294,6 +307,13 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
             #expect(!output.contains("\n[forged]"))
         }
         #expect(show.stdout.contains(#"x\e]0;owned\u{7}\n[forged] ok\u{202E}txt.json"#), "\(show.stdout)")
+        // JSON output carries them as escapes too (still the same strings to a JSON reader).
+        for args in [["show", "1", "--json"], ["ls", "--all", "--json"]] {
+            let json = try d.ctl(args)
+            #expect(json.status == 0 && !json.stdout.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" })
+        }
+        let decoded = try JSONSerialization.jsonObject(with: Data(try d.ctl(["show", "1", "--json"]).stdout.utf8)) as? [String: Any]
+        #expect((decoded?["manifest"] as? [String: Any])?["fileName"] as? String == hostile)
 
         // validate and submit echo manifest strings escaped; odd keys are quoted.
         let bad = d.dir.appendingPathComponent("bad.json").path

@@ -196,6 +196,32 @@ struct SpoolTests {
         f.consumer.pruneRejected(reload: true)
         let left = f.listing(f.tree.rejected)
         #expect(left.count == 2 && left.allSatisfy { $0.hasPrefix("new.json.") }, "\(left)")
+
+        // A directory moved into incoming/ is rejected, counted with what it holds and deleted
+        // whole (links in it are removed, not followed).
+        config.rejectedMaxMiB = 1
+        f.consumer.update(config: config)
+        let outside = f.root.appendingPathComponent("keep.txt").path
+        _ = FileManager.default.createFile(atPath: outside, contents: Data("keep".utf8))
+        let dir = f.tree.incoming + "/dir.json"
+        #expect(mkdir(dir, 0o755) == 0 && mkdir(dir + "/sub", 0o755) == 0)
+        _ = FileManager.default.createFile(atPath: dir + "/sub/big", contents: Data(repeating: 0x61, count: 1200 << 10))
+        #expect(symlink(outside, dir + "/link") == 0)
+        guard case .rejected = f.consumer.consider(Array("dir.json".utf8)) else { Issue.record("the directory was not rejected"); return }
+        #expect(f.listing(f.tree.rejected).allSatisfy { !$0.hasPrefix("dir.json.") }, "\(f.listing(f.tree.rejected))")
+        #expect(FileManager.default.fileExists(atPath: outside))
+    }
+
+    /// With rejected/ removed by hand, the next rejection creates it again and lands there.
+    @Test func aMissingRejectedDirectoryIsCreatedAgain() throws {
+        var config = DaemonConfig()
+        config.ingestGraceSeconds = 0
+        let f = try SpoolFixture(config: config)
+        #expect(rmdir(f.tree.rejected) == 0)
+        f.drop("bad.json", "{")
+        guard case .rejected = f.consumer.consider(Array("bad.json".utf8)) else { Issue.record("not rejected"); return }
+        #expect(f.listing(f.tree.rejected).count == 2)
+        #expect(f.listing(f.tree.incoming).isEmpty)
     }
 
     @Test func invalidManifestsAreRejectedWithEveryErrorAndItsPath() throws {

@@ -41,8 +41,8 @@ enum ManifestFuzz {
     ].map { Array($0.utf8) } + [[0xC3], [0xFF], [0xED, 0xA0, 0x80], [0xF0, 0x9F], [0xE2, 0x80, 0xAE]]
 
     static let values: [JSONValue] = [
-        .null, .bool(true), .bool(false), .number(0), .number(-1), .number(1e308), .number(-1e308), .number(9_007_199_254_740_993),
-        .number(1e-320), .number(0.5), .number(1e15), .number(4097), .number(-0.0), .string(""), .string("base"), .string("cyc(99)"),
+        .null, .bool(true), .bool(false), .number(0), .number(-1), .number(1e308), .number(-1e308), .number(9_007_199_254_740_994),
+        .number(Double.leastNonzeroMagnitude), .number(0.5), .number(1e15), .number(4097), .number(-0.0), .string(""), .string("base"), .string("cyc(99)"),
         .string("part(1,2,3)"), .string(String(repeating: "x", count: 5000)), .string("a\u{1B}]0;t\u{07}\n\u{202E}z"), .string("../../etc"),
         .string("日本語"), .array([]), .object([]), .array((0..<300).map { .number(Double($0)) }),
         .array([.string("base"), .string("cyc(1)"), .number(2)]), .object([("type", .string("bios")), ("people", .number(3))]),

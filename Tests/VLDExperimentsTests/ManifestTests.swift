@@ -131,6 +131,18 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(Data([0x22, 0xFF, 0x22])) }
 }
 
+/// Escapes take exactly four hex digits (no sign), and written JSON carries control, bidi and
+/// other invisible characters as escapes, so output that a terminal shows cannot act on it.
+@Test func jsonEscapesAreStrictBothWays() throws {
+    for bad in [#""\u+041""#, #""\u-000""#, #""\u 041""#] {
+        #expect(throws: JSONSyntaxError.self, "\(bad)") { try JSONValue.parse(bad) }
+    }
+    let hostile = "a\u{202E}b\u{7F}c\u{9B}d\u{1B}e\u{2028}é"
+    let quoted = JSONValue.quote(hostile)
+    #expect(quoted == #""a\u202eb\u007fc\u009bd\u001be\u2028é""#)
+    #expect(try JSONValue.parse(quoted) == .string(hostile))
+}
+
 @Test func bootstrapIntervalCoversTheMeanAndIsReproducible() {
     let s = MetricStats([0.40, 0.50, 0.45, 0.55])
     #expect(abs(s.mean - 0.475) < 1e-12)
@@ -184,7 +196,8 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     // The two reproductions from the hostile probe: a literal cut short, and a comment cut
     // inside a two-byte character.
     for partial in [Data(#"{"name":"x","model":{"tiedEmbeddings":tr"#.utf8), Data(#"{"name":"y","seed":1, // r"#.utf8) + Data([0xC3]),
-                    Data(#"{"a": "\u00"#.utf8), Data(#"{"a": 1 /"#.utf8), Data(#"{"a": 1} /"#.utf8), Data()] {
+                    Data(#"{"a": "\u00"#.utf8), Data(#"{"a": 1 /"#.utf8), Data(#"{"a": 1} /"#.utf8), Data(),
+                    Data(#"{"a": "\ud800\udC"#.utf8), Data(#"{"a": "x"#.utf8) + Data([0xF0, 0x9F]), Data("{} // ".utf8) + Data([0xE2, 0x80])] {
         let e = #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(partial) }
         #expect(e?.atEnd == true, "\(String(describing: e))")
     }
@@ -192,7 +205,11 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     for bad in [Data(#"{"a": trux"#.utf8), Data(#"{"a": "\u00g"#.utf8), Data(#"{"a": 01"#.utf8), Data(#"{"a": 1, "a""#.utf8),
                 Data(#"{"a": "x"#.utf8) + Data([0xC3, 0x28]), Data(#"{"a": "x"#.utf8) + Data([0xFF]), Data(#"{"a": "\ud800\x"#.utf8),
                 Data(#"{"a": 1} x"#.utf8), Data(#"{"a": 1 /x"#.utf8), Data(#"{"a": "\q"#.utf8), Data([0x22, 0xED, 0xA0]),
-                Data(#"{"a": "\udc00"#.utf8), Data(#"{"a": "\ud800\u0041"#.utf8)] {
+                Data(#"{"a": "\udc00"#.utf8), Data(#"{"a": "\ud800\u0041"#.utf8),
+                // Half a character where no character may stand, or after an earlier error.
+                Data(#"{"a": "#.utf8) + Data([0xC3]), Data(#"{"a": tru e, "b": ""#.utf8) + Data([0xC3]), Data("{} ".utf8) + Data([0xC3]),
+                // A low surrogate that cannot become DC00-DFFF.
+                Data(#"{"a": "\ud800\ud8"#.utf8), Data(#"{"a": "\ud800\u0"#.utf8)] {
         do {
             _ = try JSONValue.parse(bad)
             Issue.record("parsed: \(bad)")
