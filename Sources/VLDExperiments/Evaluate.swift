@@ -64,7 +64,7 @@ struct Evaluator {
         for _ in 0..<manifest.train.evalBatches {
             let batch = try mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
             cursor = batch.nextCursor
-            total += Double(try model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T))
+            total += Double(try model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T, segments: batch.segments))
         }
         return total / Double(manifest.train.evalBatches)
     }

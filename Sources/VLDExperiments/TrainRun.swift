@@ -179,7 +179,7 @@ public enum TrainRunner {
             if stepDelay > 0 { usleep(stepDelay * 1000) }
             let batch = try mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
             let stats = try model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
-                                        clip: Float(m.train.clip), optimizer: opt)
+                                            clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
             state.step += 1
             state.dataCursor = batch.nextCursor
             guard stats.loss.isFinite else {

@@ -58,7 +58,7 @@ extension Transformer {
         let cfg = config, B = prompts.count, T = prompts[0].count
         ensureActivations(B: B, T: T)
         tokenBuf = prompts.flatMap { $0 }
-        positionBuf = (0..<(B * T)).map { Int32($0 % T) }
+        setPositions(B: B, T: T, segments: nil)
         _ = runForward(B: B, T: T, targets: nil)
         let a = acts!, L = actLayout!, QKV = cfg.qkvWidth, HS = cfg.headSize, S = cache.capacity
         for v in 0..<schedule.count {

@@ -31,10 +31,11 @@ extension Transformer {
     /// and embeddings only, as in nanoGPT's configure_optimizers.
     @discardableResult
     public func trainStep(
-        inputs: [Int32], targets: [Int32], B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState
+        inputs: [Int32], targets: [Int32], B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState,
+        segments: [Int32]? = nil
     ) throws -> StepStats {
         zeroGrads()
-        let loss = try forward(inputs: inputs, targets: targets, B: B, T: T)!
+        let loss = try forward(inputs: inputs, targets: targets, B: B, T: T, segments: segments)!
         backward()
         let norm = clipGradNorm(grads.base, N: layout.count, maxNorm: clip, pool: pool)
         optimizer.step += 1
@@ -48,7 +49,7 @@ extension Transformer {
     }
 
     /// Mean cross-entropy of a batch without touching gradients.
-    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> Float {
-        try forward(inputs: inputs, targets: targets, B: B, T: T)!
+    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int, segments: [Int32]? = nil) throws -> Float {
+        try forward(inputs: inputs, targets: targets, B: B, T: T, segments: segments)!
     }
 }

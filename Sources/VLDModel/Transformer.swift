@@ -81,6 +81,9 @@ public final class Transformer {
     var tokenBuf: [Int32] = []
     var targetBuf: [Int32] = []
     var positionBuf: [Int32] = []
+    /// First position of each token's document in its row (B*T), for packed rows; empty when
+    /// every row is one sequence (plain causal attention).
+    var startBuf: [Int32] = []
     /// Number of rows counted by the loss of the last forward with targets.
     var lastCount = 0
 
@@ -143,15 +146,41 @@ public final class Transformer {
     /// negative = ignored) returns the mean cross-entropy and leaves probabilities for backward;
     /// without, leaves raw logits readable through `logits(row:)` and returns nil.
     /// Throws `TokenError` when a token id is outside the vocabulary (nothing is computed).
+    ///
+    /// `segments` (B*T), when given, packs several documents into a row: a document is a run of
+    /// equal ids, its positions start again at 0 (learned positions and RoPE alike) and its
+    /// tokens attend only within it, so a packed row computes what its documents would compute
+    /// one per row.
     @discardableResult
-    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int) throws -> Float? {
+    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int, segments: [Int32]? = nil) throws -> Float? {
         require(inputs.count == B * T, "inputs must hold B*T tokens")
         try checkTokens(inputs)
         ensureActivations(B: B, T: T)
         tokenBuf = inputs
-        positionBuf = (0..<(B * T)).map { Int32($0 % T) }
+        setPositions(B: B, T: T, segments: segments)
         let loss = runForward(B: B, T: T, targets: targets)
         return loss
+    }
+
+    /// Positions (and, for packed rows, document starts) of a (B,T) batch.
+    func setPositions(B: Int, T: Int, segments: [Int32]?) {
+        guard let segments else {
+            positionBuf = (0..<(B * T)).map { Int32($0 % T) }
+            startBuf = []
+            return
+        }
+        require(segments.count == B * T, "segments must hold B*T ids")
+        positionBuf = [Int32](repeating: 0, count: B * T)
+        startBuf = [Int32](repeating: 0, count: B * T)
+        for b in 0..<B {
+            var start = 0
+            for t in 0..<T {
+                let n = b * T + t
+                if t > 0 && segments[n] != segments[n - 1] { start = t }
+                startBuf[n] = Int32(start)
+                positionBuf[n] = Int32(t - start)
+            }
+        }
     }
 
     func runForward(B: Int, T: Int, targets: [Int32]?) -> Float? {
@@ -219,8 +248,10 @@ public final class Transformer {
             ropeApply(qkv: a[P.qkv], positions: positions, table: rope, N: N, NH: cfg.heads, KVH: cfg.kvHeads,
                       HS: cfg.headSize, inverse: false, pool: pool)
         }
-        attentionForward(out: a[P.atty], att: a[P.att], qkv: a[P.qkv], B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads,
-                         HS: cfg.headSize, pool: pool)
+        startBuf.withUnsafeBufferPointer { st in
+            attentionForward(out: a[P.atty], att: a[P.att], qkv: a[P.qkv], B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads,
+                             HS: cfg.headSize, pool: pool, starts: st.isEmpty ? nil : st.baseAddress)
+        }
         linearForward(out: a[P.res2], inp: a[P.atty], weight: p[s.projW], bias: s.projB.map { p[$0] }, M: N, C: C,
                       OC: C, pool: pool)
         addInPlace(a[P.res2], x, N * C)

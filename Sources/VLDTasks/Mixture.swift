@@ -57,6 +57,10 @@ public struct PackedBatch: Sendable {
     public var inputs: [Int32]
     /// (B, T) next-token targets; -1 where the position is padding or not scored.
     public var targets: [Int32]
+    /// (B, T) the document each input position belongs to, numbered from 0 in each row; the
+    /// padding after a row's last document is one more. The model keeps documents apart with
+    /// these (attention within a document, positions from 0 in each).
+    public var segments: [Int32]
     /// Data cursor after this batch (the first document not consumed).
     public var nextCursor: Int
     /// Documents consumed per task.
@@ -67,7 +71,8 @@ public struct PackedBatch: Sendable {
 
 extension TaskMixture {
     /// Packs whole documents, from document `cursor` on, into B rows of T inputs (each row holds
-    /// T + 1 tokens: inputs and the shifted targets). A document that does not fit in the rest of
+    /// T + 1 tokens: inputs and the shifted targets), with the segment of each input position
+    /// so that documents sharing a row do not attend to one another. A document that does not fit in the rest of
     /// a row starts the next row; documents longer than T + 1 tokens are cut to fit (validation
     /// keeps that from happening by checking `maxDocumentLength` against the context). A
     /// document is consumed only when it was placed, so batches are a pure function of
@@ -75,30 +80,41 @@ extension TaskMixture {
     public func batch(seed: UInt64, cursor: Int, B: Int, T: Int) throws -> PackedBatch {
         var inputs = [Int32](repeating: WordTokenizer.pad, count: B * T)
         var targets = [Int32](repeating: -1, count: B * T)
+        var segments = [Int32](repeating: 0, count: B * T)
         var documents = [Int](repeating: 0, count: tasks.count)
         var cur = cursor, scoredTokens = 0
         var pending = try document(seed: seed, index: cur)
         for b in 0..<B {
             var used = 0  // tokens placed in this row (row capacity T + 1)
+            var segment: Int32 = 0
+            defer {
+                // The padding after the last document is a segment of its own.
+                for p in min(used, T)..<T { segments[b * T + p] = segment }
+            }
             while true {
                 var tokens = pending.tokens, scored = pending.scored
                 if tokens.count > T + 1 { tokens = Array(tokens.prefix(T + 1)); scored = Array(scored.prefix(T + 1)) }
                 guard used + tokens.count <= T + 1 || (used == 0) else { break }
                 for (j, tok) in tokens.enumerated() {
                     let p = used + j  // position of this token in the row
-                    if p < T { inputs[b * T + p] = tok }
+                    if p < T {
+                        inputs[b * T + p] = tok
+                        segments[b * T + p] = segment
+                    }
                     if p >= 1, j >= 1, scored[j] {
                         targets[b * T + p - 1] = tok
                         scoredTokens += 1
                     }
                 }
                 used += tokens.count
+                segment += 1
                 documents[pending.task] += 1
                 cur += 1
                 pending = try document(seed: seed, index: cur)
                 if used >= T + 1 { break }
             }
         }
-        return PackedBatch(inputs: inputs, targets: targets, nextCursor: cur, documents: documents, scoredTokens: scoredTokens)
+        return PackedBatch(inputs: inputs, targets: targets, segments: segments, nextCursor: cur, documents: documents,
+                           scoredTokens: scoredTokens)
     }
 }

@@ -7,6 +7,11 @@
 // CPU the BLAS speed is worth more than the skipped half.
 //
 // Forward caches the attention probabilities att (B,NH,T,T); backward uses them as they are.
+//
+// Packed rows: with `starts` (B*T, the first position of each token's document in its row),
+// token t attends to starts[t]...t only, so several documents share a row without seeing one
+// another (a block-diagonal causal mask). The probabilities outside a token's document are
+// exactly 0, which is all backward needs: its dS = P * (dP - rowsum(P dP)) is then 0 there too.
 
 #if canImport(Glibc)
 import Glibc
@@ -20,9 +25,11 @@ import Glibc
     for j in 0..<n { p[j] *= inv }
 }
 
-/// out (B,T,NH*HS) = softmax(mask(Q K^T / sqrt(HS))) V; caches att (B,NH,T,T).
+/// out (B,T,NH*HS) = softmax(mask(Q K^T / sqrt(HS))) V; caches att (B,NH,T,T). `starts` (B*T),
+/// when given, limits each token to its own document (see the header); nil is plain causal.
 public func attentionForward(
-    out: FPtr, att: FPtr, qkv: CFPtr, B: Int, T: Int, NH: Int, KVH: Int, HS: Int, pool: ThreadPool
+    out: FPtr, att: FPtr, qkv: CFPtr, B: Int, T: Int, NH: Int, KVH: Int, HS: Int, pool: ThreadPool,
+    starts: UnsafePointer<Int32>? = nil
 ) {
     let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
     let scale = 1 / Float(HS).squareRoot()
@@ -36,7 +43,9 @@ public func attentionForward(
                        B: k, ldb: QKV, beta: 0, C: a, ldc: T)
             for t in 0..<T {
                 let row = a + t * T
-                softmaxInPlace(row, t + 1)
+                let first = starts.map { Int($0[b * T + t]) } ?? 0
+                for j in 0..<first { row[j] = 0 }
+                softmaxInPlace(row + first, t + 1 - first)
                 for j in (t + 1)..<T { row[j] = 0 }
             }
             BLAS.sgemm(transA: false, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: v, ldb: QKV,

@@ -131,16 +131,20 @@ public enum Reference {
 
     // MARK: attention
 
-    /// Causal GQA attention on qkv (B,T,(NH+2KVH)HS); returns out (B,T,NH*HS).
-    public static func attention(_ qkv: [Double], B: Int, T: Int, NH: Int, KVH: Int, HS: Int) -> [Double] {
+    /// Causal GQA attention on qkv (B,T,(NH+2KVH)HS); returns out (B,T,NH*HS). With `starts`
+    /// (B*T), token t of row b attends to positions starts[b*T+t]...t only.
+    public static func attention(_ qkv: [Double], B: Int, T: Int, NH: Int, KVH: Int, HS: Int,
+                                 starts: [Int]? = nil) -> [Double] {
         let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
         var out = [Double](repeating: 0, count: B * T * C)
         for b in 0..<B {
             for h in 0..<NH {
                 let kvh = h / group
                 for t in 0..<T {
-                    var s = [Double](repeating: 0, count: t + 1)
-                    for j in 0...t {
+                    let first = starts?[b * T + t] ?? 0
+                    var s = [Double](repeating: -Double.infinity, count: t + 1)
+                    for j in first...t {
+                        s[j] = 0
                         for d in 0..<HS {
                             s[j] += qkv[(b * T + t) * QKV + h * HS + d] * qkv[(b * T + j) * QKV + (NH + kvh) * HS + d]
                         }

@@ -9,7 +9,9 @@ struct GradCase: CustomStringConvertible, Sendable {
     let arch: Arch
     let schedule: String
     let kvHeads: Int
-    var description: String { "\(arch.rawValue) \(schedule) kv=\(kvHeads)" }
+    /// Rows packed with several documents (segments), as training batches are.
+    var packed = false
+    var description: String { "\(arch.rawValue) \(schedule) kv=\(kvHeads)\(packed ? " packed" : "")" }
 }
 
 @Test(arguments: [
@@ -21,6 +23,8 @@ struct GradCase: CustomStringConvertible, Sendable {
     GradCase(arch: .llama, schedule: "cyc(2)", kvHeads: 1),
     GradCase(arch: .llama, schedule: "inv(1)", kvHeads: 2),
     GradCase(arch: .llama, schedule: "[1,0,1,1]", kvHeads: 1),
+    GradCase(arch: .gpt2, schedule: "cyc(1)", kvHeads: 2, packed: true),
+    GradCase(arch: .llama, schedule: "inv(1)", kvHeads: 1, packed: true),
 ])
 func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
     let cfg = ModelConfig(arch: c.arch, dModel: 8, layers: 2, heads: 2, kvHeads: c.kvHeads, ffnHidden: 12, context: 6,
@@ -37,14 +41,16 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
     let inputs = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
     var targets = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
     targets[3] = -1  // an ignored position
+    // Packed: row 0 holds documents of 2 and 3 tokens, row 1 of 1, 3 and 1.
+    let segments: [Int32]? = c.packed ? [0, 0, 1, 1, 1, 0, 1, 1, 1, 2] : nil
     model.zeroGrads()
-    let loss = try model.forward(inputs: inputs, targets: targets, B: B, T: T)!
+    let loss = try model.forward(inputs: inputs, targets: targets, B: B, T: T, segments: segments)!
     model.backward()
     let analytic = model.grads.array()
 
     let pd = p.map(Double.init)
-    let ins = inputs.map(Int.init), tgs = targets.map(Int.init)
-    let ref = referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: pd, inputs: ins, targets: tgs, B: B, T: T)
+    let ins = inputs.map(Int.init), tgs = targets.map(Int.init), segs = segments?.map(Int.init)
+    let ref = referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: pd, inputs: ins, targets: tgs, B: B, T: T, segments: segs)
     #expect(abs(Double(loss) - ref) < 1e-5 * max(1, abs(ref)), "loss \(loss) vs reference \(ref)")
 
     var worst = (excess: 0.0, index: -1, fd: 0.0, got: 0.0)
@@ -54,12 +60,49 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
         var plus = pd, minus = pd
         plus[i] += h
         minus[i] -= h
-        let fd = (referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: plus, inputs: ins, targets: tgs, B: B, T: T)
-            - referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: minus, inputs: ins, targets: tgs, B: B, T: T)) / (2 * h)
+        let fd = (referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: plus, inputs: ins, targets: tgs, B: B, T: T, segments: segs)
+            - referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: minus, inputs: ins, targets: tgs, B: B, T: T, segments: segs)) / (2 * h)
         let tol = 1e-4 * scale + 2e-3 * abs(fd)
         let err = abs(Double(analytic[i]) - fd)
         if err - tol > worst.excess { worst = (err - tol, i, fd, Double(analytic[i])) }
     }
     let name = worst.index >= 0 ? model.layout.tensors.last { $0.offset <= worst.index }!.name : "-"
     #expect(worst.index == -1, "worst gradient mismatch at \(worst.index) (\(name)): finite difference \(worst.fd), backward \(worst.got)")
+}
+
+/// A packed row computes what its documents compute one per row: the same loss, and the same
+/// gradient of every parameter (GPT-2's learned positions and Llama's RoPE both restart).
+@Test(arguments: [Arch.gpt2, .llama])
+func aPackedRowEqualsItsDocumentsOnePerRow(_ arch: Arch) throws {
+    let cfg = ModelConfig(arch: arch, dModel: 16, layers: 2, heads: 2, kvHeads: arch == .llama ? 1 : nil, ffnHidden: 24,
+                          context: 9, vocab: 11, schedule: try LayerSchedule(parsing: "cyc(1)"))
+    let pool = ThreadPool(threads: 2)
+    var rng = SeededRNG(seed: 9)
+    let model = try Transformer(config: cfg, pool: pool, rng: &rng)
+    let documents: [[Int32]] = [[3, 5, 7, 2], [4, 4, 9], [1, 8]]
+    let T = 9, pad: Int32 = 0
+    func targets(_ doc: [Int32]) -> [Int32] { Array(doc.dropFirst()) + [-1] }
+    // Packed: 4 + 3 + 2 = 9 tokens in one row.
+    let packedInputs = documents.flatMap { $0 }
+    let packedTargets = documents.flatMap(targets)
+    let segments = documents.enumerated().flatMap { i, d in [Int32](repeating: Int32(i), count: d.count) }
+    model.zeroGrads()
+    let packedLoss = try model.forward(inputs: packedInputs, targets: packedTargets, B: 1, T: T, segments: segments)!
+    model.backward()
+    let packedGrads = model.grads.array()
+    // One document per row, padded.
+    let rows = documents.map { $0 + [Int32](repeating: pad, count: T - $0.count) }
+    let rowTargets = documents.map { targets($0) + [Int32](repeating: -1, count: T - $0.count) }
+    model.zeroGrads()
+    let loss = try model.forward(inputs: rows.flatMap { $0 }, targets: rowTargets.flatMap { $0 }, B: 3, T: T)!
+    model.backward()
+    let grads = model.grads.array()
+    #expect(abs(packedLoss - loss) <= 1e-6 * abs(loss), "loss \(packedLoss) packed vs \(loss) one per row")
+    let scale = grads.map(abs).max()!
+    var worst = (error: Float(0), index: -1)
+    for i in grads.indices where abs(packedGrads[i] - grads[i]) > worst.error { worst = (abs(packedGrads[i] - grads[i]), i) }
+    #expect(worst.error <= 1e-5 * scale, "gradient \(worst.index): \(packedGrads[max(0, worst.index)]) vs \(grads[max(0, worst.index)])")
+    // Without the segments the same row is one long sequence: its loss differs.
+    let crossing = try model.forward(inputs: packedInputs, targets: packedTargets, B: 1, T: T)!
+    #expect(abs(crossing - loss) > 1e-4, "documents that see each other should change the loss")
 }

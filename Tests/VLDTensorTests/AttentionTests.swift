@@ -93,6 +93,40 @@ func attentionBackwardMatchesFiniteDifferences(threads: Int, s: AttentionShape) 
     expectClose(dqkv, add(fd, Double(prefill)), gradTol, "attention dqkv (accumulated) \(s)")
 }
 
+/// Packed rows: documents of 3, 1 and 2 tokens (row 0) and 2 and 4 (row 1, T = 6). Each token
+/// sees only its own document, forward and backward, and the cached probabilities are exactly 0
+/// outside it.
+@Test(arguments: threadCounts, [AttentionShape(B: 2, T: 6, NH: 2, KVH: 1, HS: 4), AttentionShape(B: 2, T: 6, NH: 4, KVH: 2, HS: 4)])
+func packedAttentionStaysInsideEachDocument(threads: Int, s: AttentionShape) {
+    var rng = SeededRNG(seed: 304)
+    let starts: [Int32] = [0, 0, 0, 3, 4, 4, 0, 0, 2, 2, 2, 2]
+    let qkv = randn(s.B * s.T * s.QKV, &rng)
+    let p = pool(threads)
+    var out = [Float](repeating: .nan, count: s.B * s.T * s.C)
+    var att = [Float](repeating: .nan, count: s.B * s.NH * s.T * s.T)
+    attentionForward(out: &out, att: &att, qkv: qkv, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p, starts: starts)
+    let reference = Reference.attention(qkv.d, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, starts: starts.map(Int.init))
+    expectClose(out, reference, valueTol, "packed attention out \(s)")
+    for row in 0..<(s.B * s.NH * s.T) {
+        let b = row / (s.NH * s.T), t = row % s.T, first = Int(starts[b * s.T + t])
+        let probs = att[(row * s.T)..<((row + 1) * s.T)]
+        #expect(probs.enumerated().allSatisfy { j, v in (first...t).contains(j) ? v > 0 : v == 0 }, "row \(row): \(probs)")
+    }
+    // A document alone in a row gives the same output as inside the packed row.
+    let one = AttentionShape(B: 1, T: 4, NH: s.NH, KVH: s.KVH, HS: s.HS)
+    let alone = Array(qkv[((s.T + 2) * s.QKV)..<(2 * s.T * s.QKV)])
+    let (soloOut, _) = fastAttention(alone, one, p)
+    expectClose(soloOut, out[((s.T + 2) * s.C)..<(2 * s.T * s.C)].map(Double.init), valueTol, "row 1's second document alone")
+
+    let w = randn(s.B * s.T * s.C, &rng)
+    let fd = numericGradient(qkv.d) {
+        dot(w.d, Reference.attention($0, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, starts: starts.map(Int.init)))
+    }
+    var dqkv = [Float](repeating: prefill, count: qkv.count)
+    attentionBackward(dqkv: &dqkv, dout: w, qkv: qkv, att: att, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p)
+    expectClose(dqkv, add(fd, Double(prefill)), gradTol, "packed attention dqkv \(s)")
+}
+
 /// Decoding one token against a KV cache (B,KVH,S,HS) gives row lengths[b] of the forward pass.
 /// Cache slots past lengths[b] hold NaN, so reading them would show.
 @Test(arguments: threadCounts, [
