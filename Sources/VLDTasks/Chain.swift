@@ -1,0 +1,266 @@
+// Chain.swift: k-hop variable chains, a reasoning task whose difficulty is one number.
+//
+// A problem is a list of statements binding variables, mod p:
+//
+//     <bos> f = 3 ; k = 7 ; b = f + 2 ; q = k * 5 ; m = b * 4 ; ? m =
+//
+// `x = c` binds a constant, `x = y + c` and `x = y * c` derive a variable from one defined
+// earlier (c in 1..<p). The queried variable ends a chain of k derivations from a constant (here
+// m <- b <- f, k = 2); the other statements are distractor chains, some branching off the queried
+// one, interleaved in a random dependency order. Following k links takes about k + 1 block
+// applications in a transformer, which is what makes the task a probe of depth (Saunshi et al.
+// 2025, "Reasoning with Latent Thoughts", the p-hop task and looped models).
+//
+// Two formats. `direct`: the answer follows "?  m =" at once (`9 <eos>`), and only the answer is
+// scored. `cot`: "? m :" is followed by one step per link, each ended by the separator "|":
+//
+//     f = 3 | b = f + 2 = 3 + 2 = 5 | m = b * 4 = 5 * 4 = 9 | answer 9 <eos>
+//
+// Each step finds the statement (retrieval), substitutes the parent's value and computes the
+// result; `ChainChecker` names the first step of a candidate solution that is wrong. Problems are
+// a pure function of (seed, k, split, index), like every task here.
+
+/// Settings of the chain task.
+public struct ChainConfig: Codable, Equatable, Sendable {
+    public enum Format: String, Codable, Sendable, CaseIterable { case direct, cot }
+
+    public var format: Format = .direct
+    /// Arithmetic is mod this number; numbers are 0..<modulus.
+    public var modulus = 11
+    /// Training problems have k uniform in minK...maxK.
+    public var minK = 1
+    public var maxK = 4
+    /// Statements per problem, the queried chain's k + 1 included; the rest are distractors.
+    public var statements = 10
+    /// Size of the pool variable names are drawn from (a..z, then aa, ab, ...).
+    public var variables = 26
+
+    public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
+                variables: Int = 26) {
+        self.format = format
+        self.modulus = modulus
+        self.minK = minK
+        self.maxK = maxK
+        self.statements = statements
+        self.variables = variables
+    }
+
+    public static let modulusRange = 2...97
+    public static let largestK = 48
+    public static let statementRange = 2...64
+    public static let variableRange = 2...702
+
+    /// The longest chain a problem of these settings can hold (its k + 1 statements).
+    public var longestK: Int { statements - 1 }
+
+    /// Refuses settings that cannot generate, naming the field and the limit.
+    public func validate() throws {
+        func fail(_ m: String) -> ChainConfigError { ChainConfigError(message: m) }
+        guard ChainConfig.modulusRange.contains(modulus) else { throw fail("modulus must be in 2...97, got \(modulus)") }
+        guard ChainConfig.statementRange.contains(statements) else { throw fail("statements must be in 2...64, got \(statements)") }
+        guard (1...ChainConfig.largestK).contains(minK), minK <= maxK else {
+            throw fail("minK must be in 1...maxK (\(maxK)), got \(minK)")
+        }
+        guard maxK <= longestK else {
+            throw fail("maxK (\(maxK)) needs maxK + 1 statements; statements is \(statements), so maxK can be at most \(longestK)")
+        }
+        guard ChainConfig.variableRange.contains(variables), variables >= statements else {
+            throw fail("variables must be in \(statements)...702 (a name per statement), got \(variables)")
+        }
+    }
+}
+
+public struct ChainConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// One statement: `name = constant` (parent nil) or `name = parent op constant`.
+public struct ChainStatement: Equatable, Sendable {
+    public let variable: Int
+    public let parent: Int?
+    public let op: String
+    public let constant: Int
+}
+
+/// A generated problem: the statements in the order written, the queried variable, its chain
+/// from the constant up (variable indices), every variable's value, and the answer.
+public struct ChainProblem: Equatable, Sendable {
+    public let k: Int
+    public let names: [String]
+    public let statements: [ChainStatement]
+    public let query: Int
+    public let chain: [Int]
+    public let values: [Int]
+    public let modulus: Int
+    public var answer: Int { values[query] }
+
+    /// `<bos>`, the statements, and "? m =" (direct) or "? m :" (cot): what the model continues.
+    public func prompt(_ format: ChainConfig.Format) -> [String] {
+        var words = ["<bos>"]
+        for s in statements { words += render(s) + [";"] }
+        return words + ["?", names[query], format == .direct ? "=" : ":"]
+    }
+
+    func render(_ s: ChainStatement) -> [String] {
+        guard let parent = s.parent else { return [names[s.variable], "=", String(s.constant)] }
+        return [names[s.variable], "=", names[parent], s.op, String(s.constant)]
+    }
+
+    /// The completion: the answer (direct), or the worked solution and the answer (cot), then `<eos>`.
+    public func solution(_ format: ChainConfig.Format) -> [String] {
+        guard format == .cot else { return [String(answer), "<eos>"] }
+        var words: [String] = []
+        for v in chain { words += step(for: v) + ["|"] }
+        return words + ["answer", String(answer), "<eos>"]
+    }
+
+    /// The worked step that defines variable `v`: retrieval, substitution, result.
+    func step(for v: Int) -> [String] {
+        let s = statements.first { $0.variable == v }!
+        guard let parent = s.parent else { return render(s) }
+        return render(s) + ["=", String(values[parent]), s.op, String(s.constant), "=", String(values[v])]
+    }
+}
+
+/// The split a problem stream belongs to: training problems and held-out evaluation problems
+/// come from different random streams.
+public enum ChainSplit: String, Sendable { case train, test }
+
+public struct ChainTask: SyntheticTask {
+    public let config: ChainConfig
+
+    public init(config: ChainConfig) throws {
+        try config.validate()
+        self.config = config
+    }
+
+    public var family: String { "chain" }
+
+    public static let symbols = ["=", "+", "*", ";", "?", ":", "|", "answer"]
+
+    /// Variable names: a..z, then aa, ab, ... (as many as `variables`).
+    public static func names(_ count: Int) -> [String] {
+        let letters = "abcdefghijklmnopqrstuvwxyz".map(String.init)
+        var out = Array(letters.prefix(count))
+        var i = 0
+        while out.count < count {
+            out.append(letters[i / 26] + letters[i % 26])
+            i += 1
+        }
+        return out
+    }
+
+    public var vocabulary: [String] {
+        ChainTask.names(config.variables) + (0..<config.modulus).map(String.init) + ChainTask.symbols
+    }
+
+    /// Words of a document with chain length `k`: <bos>, the statements (4 words for a constant
+    /// and 6 for a derivation, with at least one constant), the query (3), and the completion
+    /// (direct: the answer and <eos>; cot: 4 words for the constant's step, 12 per derivation,
+    /// then "answer", the answer and <eos>).
+    public func maxDocumentLength(k: Int) -> Int {
+        let statements = 4 + 6 * (config.statements - 1)
+        let completion = config.format == .direct ? 2 : 4 + 12 * k + 3
+        return 1 + statements + 3 + completion
+    }
+
+    public var maxDocumentLength: Int { maxDocumentLength(k: config.maxK) }
+
+    /// Problem `index` of the (seed, k, split) stream.
+    public func problem(seed: UInt64, index: Int, k: Int, split: ChainSplit) throws -> ChainProblem {
+        guard (1...config.longestK).contains(k) else {
+            throw TaskError("chain: k \(k) outside 1...\(config.longestK) (statements \(config.statements) hold chains of at most that)")
+        }
+        let stream: UInt64 = 0x3000 + UInt64(k) * 2 + (split == .train ? 0 : 1)
+        var rng = TaskRNG(seed: seed, stream: stream, index: index)
+        return generate(k: k, rng: &rng)
+    }
+
+    /// Training document `index`: k uniform in minK...maxK; the prompt is not scored.
+    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
+        var rng = TaskRNG(seed: seed, stream: 0x3A1E, index: index)
+        let k = rng.int(in: config.minK...config.maxK)
+        let p = try problem(seed: seed, index: index, k: k, split: .train)
+        let prompt = p.prompt(config.format), completion = p.solution(config.format)
+        return Document(words: prompt + completion,
+                        scored: [Bool](repeating: false, count: prompt.count) + [Bool](repeating: true, count: completion.count))
+    }
+
+    func generate(k: Int, rng: inout TaskRNG) -> ChainProblem {
+        let n = config.statements, p = config.modulus
+        // Distinct names for the n variables of this problem.
+        var pool = Array(0..<config.variables)
+        pool.shuffle(using: &rng)
+        let pick = Array(pool.prefix(n))
+        let allNames = ChainTask.names(config.variables)
+        let names = pick.map { allNames[$0] }
+        // Variables 0...k form the queried chain (0 the constant, k the query); the others are
+        // distractors, each a constant or derived from a variable that comes before it.
+        var parent = [Int?](repeating: nil, count: n)
+        for v in 1...k { parent[v] = v - 1 }
+        for v in (k + 1)..<n where rng.int(3) != 0 {
+            parent[v] = rng.int(v)  // any earlier variable, the queried chain's included
+        }
+        var statements: [ChainStatement] = []
+        var values = [Int](repeating: 0, count: n)
+        var bySlot: [ChainStatement?] = Array(repeating: nil, count: n)
+        for v in 0..<n {
+            let op = rng.int(2) == 0 ? "+" : "*"
+            let c = parent[v] == nil ? rng.int(p) : 1 + rng.int(p - 1)
+            bySlot[v] = ChainStatement(variable: v, parent: parent[v], op: parent[v] == nil ? "=" : op, constant: c)
+        }
+        // A random order in which every variable comes after its parent.
+        var placed = [Bool](repeating: false, count: n)
+        while statements.count < n {
+            let ready = (0..<n).filter { !placed[$0] && (parent[$0].map { placed[$0] } ?? true) }
+            let v = ready[rng.int(ready.count)]
+            placed[v] = true
+            let s = bySlot[v]!
+            values[v] = s.parent.map { s.op == "+" ? (values[$0] + s.constant) % p : (values[$0] * s.constant) % p } ?? s.constant
+            statements.append(s)
+        }
+        return ChainProblem(k: k, names: names, statements: statements, query: k, chain: Array(0...k), values: values, modulus: p)
+    }
+}
+
+/// The verdict on a candidate cot solution: how many steps it wrote, the first wrong one (0-based;
+/// nil when every step is right and there are k + 1 of them), and whether the final answer is right.
+public struct ChainCheck: Equatable, Sendable {
+    public var steps: Int
+    public var firstError: Int?
+    public var answerCorrect: Bool
+    public var valid: Bool { firstError == nil && answerCorrect }
+
+    public init(steps: Int, firstError: Int?, answerCorrect: Bool) {
+        self.steps = steps
+        self.firstError = firstError
+        self.answerCorrect = answerCorrect
+    }
+}
+
+public enum ChainChecker {
+    /// Checks `candidate` (the words generated after the prompt, up to and without `<eos>`) step by
+    /// step: step i must be the statement of the chain's i-th variable, with its parent's true
+    /// value substituted and the right result. A missing step counts as wrong at its place; steps
+    /// after the first error are not judged.
+    public static func check(_ problem: ChainProblem, candidate: [String]) -> ChainCheck {
+        var words = candidate
+        if let eos = words.firstIndex(of: "<eos>") { words = Array(words[..<eos]) }
+        let answerAt = words.firstIndex(of: "answer")
+        let body = answerAt.map { Array(words[..<$0]) } ?? words
+        let steps = body.split(separator: "|", omittingEmptySubsequences: false).map(Array.init)
+        // A trailing "|" leaves an empty last piece; it is not a step.
+        let written = steps.last?.isEmpty == true ? Array(steps.dropLast()) : steps
+        var firstError: Int?
+        for (i, v) in problem.chain.enumerated() {
+            guard i < written.count, written[i] == problem.step(for: v) else {
+                firstError = i
+                break
+            }
+        }
+        if firstError == nil && written.count > problem.chain.count { firstError = problem.chain.count }
+        let answer = answerAt.flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
+        return ChainCheck(steps: written.count, firstError: firstError, answerCorrect: answer == problem.answer)
+    }
+}

@@ -1,0 +1,133 @@
+// ChainTests.swift: the k-hop chain task: determinism, answers recomputed from the text alone,
+// the distribution of k, the length bound, validation, and the step checker on hand-made and
+// corrupted solutions.
+
+import Testing
+import VLDTasks
+
+/// Recomputes a problem from its prompt words alone: every statement's value, and the number of
+/// derivations between the queried variable and a constant.
+func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: Int)? {
+    guard words.first == "<bos>", let q = words.firstIndex(of: "?"), q + 1 < words.count else { return nil }
+    var values: [String: Int] = [:], depth: [String: Int] = [:]
+    for statement in words[1..<q].split(separator: ";") {
+        let w = Array(statement)
+        guard w.count >= 3, w[1] == "=", values[w[0]] == nil else { return nil }
+        if w.count == 3, let c = Int(w[2]) {
+            values[w[0]] = c
+            depth[w[0]] = 0
+        } else if w.count == 5, let parent = values[w[2]], let c = Int(w[4]) {
+            values[w[0]] = w[3] == "+" ? (parent + c) % p : (parent * c) % p
+            depth[w[0]] = depth[w[2]]! + 1
+        } else {
+            return nil  // a malformed statement or a parent not defined before
+        }
+    }
+    guard let answer = values[words[q + 1]] else { return nil }
+    return (answer, depth[words[q + 1]]!)
+}
+
+@Test(arguments: ChainConfig.Format.allCases)
+func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format) throws {
+    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9))
+    let vocabulary = Set(task.vocabulary + ["<bos>", "<eos>"])
+    for k in 1...8 {
+        for index in 0..<60 {
+            let p = try task.problem(seed: 5, index: index, k: k, split: index % 2 == 0 ? .train : .test)
+            let prompt = p.prompt(format), solution = p.solution(format)
+            let read = try #require(evaluateChainText(prompt, modulus: 7), "\(prompt)")
+            #expect(read.answer == p.answer && read.k == k, "k \(k) index \(index): \(prompt.joined(separator: " "))")
+            #expect((prompt + solution).allSatisfy(vocabulary.contains))
+            #expect(prompt.count + solution.count <= task.maxDocumentLength(k: k))
+            #expect(Set(p.names).count == 9)
+            if format == .direct {
+                #expect(solution == [String(p.answer), "<eos>"])
+            } else {
+                #expect(ChainChecker.check(p, candidate: solution).valid)
+                #expect(solution.filter { $0 == "|" }.count == k + 1)
+            }
+        }
+    }
+    // The bound is attained by some problem with every distractor a derivation.
+    let longest = (0..<400).map { i -> Int in
+        let p = try! task.problem(seed: 1, index: i, k: 6, split: .test)
+        return p.prompt(format).count + p.solution(format).count
+    }.max()!
+    #expect(longest == task.maxDocumentLength(k: 6))
+}
+
+@Test func chainProblemsAreAPureFunctionOfTheirSeedAndIndex() throws {
+    let task = try ChainTask(config: ChainConfig(format: .cot))
+    let a = try task.problem(seed: 11, index: 5, k: 3, split: .train)
+    #expect(a == (try task.problem(seed: 11, index: 5, k: 3, split: .train)))
+    #expect(a != (try task.problem(seed: 11, index: 6, k: 3, split: .train)))
+    #expect(a != (try task.problem(seed: 12, index: 5, k: 3, split: .train)))
+    #expect(a != (try task.problem(seed: 11, index: 5, k: 3, split: .test)))
+    #expect(try task.trainingDocument(seed: 3, index: 9) == (try task.trainingDocument(seed: 3, index: 9)))
+    #expect(try task.trainingDocument(seed: 3, index: 9) != (try task.trainingDocument(seed: 4, index: 9)))
+    // Only the completion is scored.
+    let doc = try task.trainingDocument(seed: 3, index: 9)
+    let query = doc.words.firstIndex(of: "?")!
+    #expect(doc.scored[...(query + 2)].allSatisfy { !$0 } && doc.scored[(query + 3)...].allSatisfy { $0 })
+}
+
+/// Training documents draw k uniformly from minK...maxK.
+@Test func chainTrainingKIsUniformOverItsRange() throws {
+    let task = try ChainTask(config: ChainConfig(modulus: 11, minK: 2, maxK: 5, statements: 8))
+    var counts: [Int: Int] = [:]
+    let n = 4000
+    for i in 0..<n {
+        let doc = try task.trainingDocument(seed: 7, index: i)
+        let read = try #require(evaluateChainText(doc.words, modulus: 11))
+        counts[read.k, default: 0] += 1
+    }
+    #expect(Set(counts.keys) == [2, 3, 4, 5], "\(counts)")
+    // Each of 4 values: expected 1000, binomial sd about 27; 5 sd either way.
+    #expect(counts.values.allSatisfy { abs($0 - n / 4) < 140 }, "\(counts)")
+}
+
+@Test func chainSettingsThatCannotGenerateAreRefused() {
+    func message(_ c: ChainConfig) -> String? {
+        do { try c.validate(); return nil } catch { return "\(error)" }
+    }
+    #expect(message(ChainConfig()) == nil)
+    #expect(message(ChainConfig(modulus: 1)) == "modulus must be in 2...97, got 1")
+    #expect(message(ChainConfig(maxK: 9, statements: 9)) == "maxK (9) needs maxK + 1 statements; statements is 9, so maxK can be at most 8")
+    #expect(message(ChainConfig(minK: 3, maxK: 2)) == "minK must be in 1...maxK (2), got 3")
+    #expect(message(ChainConfig(statements: 10, variables: 8)) == "variables must be in 10...702 (a name per statement), got 8")
+    let task = try! ChainTask(config: ChainConfig(statements: 6))
+    #expect(throws: TaskError.self) { try task.problem(seed: 1, index: 0, k: 6, split: .test) }
+}
+
+/// The checker names the first wrong step of a candidate: the wrong statement retrieved, a wrong
+/// value substituted, a wrong result, a missing or extra step; a right solution passes.
+@Test func chainCheckerFindsTheFirstWrongStep() throws {
+    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8))
+    let p = try task.problem(seed: 2, index: 3, k: 3, split: .test)
+    let right = p.solution(.cot)
+    #expect(ChainChecker.check(p, candidate: right) == ChainCheck(steps: 4, firstError: nil, answerCorrect: true))
+    // Split into steps to corrupt one at a time.
+    let pieces = right.split(separator: "|", omittingEmptySubsequences: false).map(Array.init)
+    let steps = Array(pieces.dropLast()), tail = pieces.last!  // tail: answer v <eos>
+    func joined(_ s: [[String]], _ end: [String] = []) -> [String] { s.flatMap { $0 + ["|"] } + (end.isEmpty ? tail : end) }
+    func bump(_ w: String) -> String { String((Int(w)! + 1) % 11) }
+    for i in 1..<4 {
+        var wrongResult = steps, wrongValue = steps, wrongParent = steps, wrongOp = steps
+        wrongResult[i][10] = bump(wrongResult[i][10])
+        wrongValue[i][6] = bump(wrongValue[i][6])
+        wrongParent[i][2] = p.names.first { $0 != steps[i][2] && $0 != steps[i][0] }!
+        wrongOp[i][3] = wrongOp[i][3] == "+" ? "*" : "+"
+        for (what, candidate) in [("result", wrongResult), ("value", wrongValue), ("parent", wrongParent), ("op", wrongOp)] {
+            #expect(ChainChecker.check(p, candidate: joined(candidate)).firstError == i, "\(what) of step \(i)")
+        }
+    }
+    var wrongConstant = steps
+    wrongConstant[0][2] = bump(wrongConstant[0][2])
+    #expect(ChainChecker.check(p, candidate: joined(wrongConstant)).firstError == 0)
+    #expect(ChainChecker.check(p, candidate: joined(Array(steps.prefix(2)))).firstError == 2)  // steps 3-4 missing
+    #expect(ChainChecker.check(p, candidate: joined(steps + [steps[1]])).firstError == 4)  // one step too many
+    let wrongAnswer = ChainChecker.check(p, candidate: joined(steps, ["answer", bump(String(p.answer)), "<eos>"]))
+    #expect(wrongAnswer.firstError == nil && !wrongAnswer.answerCorrect && !wrongAnswer.valid)
+    #expect(ChainChecker.check(p, candidate: Array(right.prefix(5))) == ChainCheck(steps: 2, firstError: 1, answerCorrect: false))
+    #expect(ChainChecker.check(p, candidate: []).firstError == 0)
+}
