@@ -10,6 +10,8 @@
 //                  canonical biography, scored as bits of knowledge (specs/vld.md 6.2, K2).
 //   random-tokens  cross-entropy and softmax entropy at every predicted position of every window,
 //                  scored as ΔH_ce and ΔH_ent (specs/vld.md 6.2, K1).
+//   chain          greedy exact match of the answer per chain length k on held-out problems; for
+//                  the cot format also step validity (ChainChecker) and sampled pass@1.
 
 import Foundation
 import VLDModel
@@ -51,6 +53,10 @@ struct Evaluator {
                 let r = try evaluateRandomTokens(model, task as! RandomTokensTask)
                 scalars += r.scalars
                 tasks.append(("random-tokens", r.json))
+            case let .chain(_, _, problems, ks):
+                let r = try evaluateChain(model, task as! ChainTask, problems: problems, ks: ks)
+                scalars += r.scalars
+                tasks.append(("chain", r.json))
             }
         }
         return Evaluation(loss: loss, scalars: scalars, tasks: tasks)
@@ -161,6 +167,76 @@ struct Evaluator {
             ("decoding", .string("greedy")), ("split", .string("test")),
         ]
         if !skipped.isEmpty { fields.append(("promptTooLong", .object(skipped))) }
+        fields.append(("samples", .array(samples)))
+        return (scalars, .object(fields))
+    }
+
+    // MARK: chain
+
+    /// Per chain length k, on `problems` held-out problems: greedy exact match of the answer; for
+    /// the cot format also the share of solutions whose every step is right (ChainChecker) and
+    /// sampled pass@1 (one sample per problem at temperature 1, seeded), the numbers a search
+    /// over samples starts from.
+    func evaluateChain(_ model: Transformer, _ task: ChainTask, problems: Int, ks: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
+        let format = task.config.format
+        var scalars: [(String, Double)] = []
+        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], sampled: [(String, JSONValue)] = []
+        var samples: [JSONValue] = []
+        let chunk = max(1, min(64, manifest.train.batch * 2))
+        var sampler = SeededRNG(seed: manifest.seed &+ 0x5A4D)
+        for k in ks {
+            let list = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, k: k, split: .test) }
+            let newTokens = task.maxDocumentLength(k: k) - list.map { $0.prompt(format).count }.min()!
+            var correct = 0, valid = 0, sampledCorrect = 0
+            var start = 0
+            while start < list.count {
+                let part = Array(list[start..<min(list.count, start + chunk)])
+                let prompts = part.map { tokenizer.encode($0.prompt(format).joined(separator: " ")) }
+                func decode(_ out: [Int32]) -> [String] { tokenizer.decode(out).split(separator: " ").map(String.init) }
+                var unused = SeededRNG(seed: 0)
+                let greedy = try model.generate(prompts: prompts, options: .greedy(maxNewTokens: newTokens, stopTokens: [WordTokenizer.eos]),
+                                                rng: &unused)
+                for (j, out) in greedy.enumerated() {
+                    let words = decode(out), problem = part[j]
+                    let check = format == .cot ? ChainChecker.check(problem, candidate: words) : nil
+                    let right = check?.answerCorrect ?? (words.first == String(problem.answer))
+                    if right { correct += 1 }
+                    if check?.valid == true { valid += 1 }
+                    if start + j < 2 {
+                        samples.append(.object([
+                            ("k", JSONValue(k)), ("prompt", .string(problem.prompt(format).joined(separator: " "))),
+                            ("expected", .string(problem.solution(format).joined(separator: " "))),
+                            ("generated", .string(words.joined(separator: " "))), ("correct", .bool(right)),
+                            ("firstWrongStep", check?.firstError.map { JSONValue($0) } ?? .null),
+                        ]))
+                    }
+                }
+                if format == .cot {
+                    let drawn = try model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: newTokens, temperature: 1,
+                                                                                               stopTokens: [WordTokenizer.eos]), rng: &sampler)
+                    for (j, out) in drawn.enumerated() where ChainChecker.check(part[j], candidate: decode(out)).answerCorrect {
+                        sampledCorrect += 1
+                    }
+                }
+                start += part.count
+            }
+            let acc = Double(correct) / Double(problems)
+            scalars.append(("chain.acc.k\(k)", acc))
+            accuracy.append((String(k), JSONValue(acc)))
+            if format == .cot {
+                let val = Double(valid) / Double(problems), pass = Double(sampledCorrect) / Double(problems)
+                scalars += [("chain.valid.k\(k)", val), ("chain.sampled.k\(k)", pass)]
+                validity.append((String(k), JSONValue(val)))
+                sampled.append((String(k), JSONValue(pass)))
+            }
+        }
+        var fields: [(String, JSONValue)] = [
+            ("format", .string(format.rawValue)), ("problemsPerK", JSONValue(problems)), ("accuracy", .object(accuracy)),
+            ("decoding", .string("greedy")), ("split", .string("test")),
+        ]
+        if format == .cot {
+            fields += [("validity", .object(validity)), ("sampledPass1", .object(sampled)), ("sampledTemperature", JSONValue(1))]
+        }
         fields.append(("samples", .array(samples)))
         return (scalars, .object(fields))
     }

@@ -46,20 +46,22 @@ public enum TaskSpec: Equatable, Sendable {
     case igsm(IGSMConfig, weight: Double, evalProblems: Int, evalOps: [Int])
     case bios(BiosConfig, weight: Double, evalNames: Bool)
     case randomTokens(RandomTokensConfig, weight: Double)
+    case chain(ChainConfig, weight: Double, evalProblems: Int, evalK: [Int])
 
-    public static let types = ["igsm", "bios", "random-tokens"]
+    public static let types = ["igsm", "bios", "random-tokens", "chain"]
 
     public var type: String {
         switch self {
         case .igsm: return "igsm"
         case .bios: return "bios"
         case .randomTokens: return "random-tokens"
+        case .chain: return "chain"
         }
     }
 
     public var weight: Double {
         switch self {
-        case let .igsm(_, w, _, _), let .bios(_, w, _), let .randomTokens(_, w): return w
+        case let .igsm(_, w, _, _), let .bios(_, w, _), let .randomTokens(_, w), let .chain(_, w, _, _): return w
         }
     }
 }
@@ -248,6 +250,7 @@ extension Manifest {
         case "igsm": spec = parseIGSM(&r, weight: weight)
         case "bios": spec = parseBios(&r, weight: weight)
         case "random-tokens": spec = parseRandomTokens(&r, weight: weight)
+        case "chain": spec = parseChain(&r, weight: weight)
         default: return nil
         }
         r.finish()

@@ -18,8 +18,8 @@ enum SummaryReport {
             return keys
         }()
         let headline = metricKeys.filter { k in
-            k == "evalLoss" || k.hasPrefix("igsm.acc.") || k == "bios.bitsPerParam" || k == "bios.bitsAttributes"
-                || k == "random.deltaCE" || k == "random.bitsPerNonEmbParamCE"
+            k == "evalLoss" || k.hasPrefix("igsm.acc.") || k.hasPrefix("chain.acc.") || k == "bios.bitsPerParam"
+                || k == "bios.bitsAttributes" || k == "random.deltaCE" || k == "random.bitsPerNonEmbParamCE"
         }
         func cell(_ s: MetricStats?, percent: Bool = false) -> String {
             guard let s else { return "—" }
@@ -31,30 +31,36 @@ enum SummaryReport {
         }
         r.heading("Conditions")
         let base = conditions.first { $0.label.contains("schedule=base") }
-        r.table(headers: ["condition", "seeds", "D", "P_total", "train FLOPs"] + headline.map { $0.hasPrefix("igsm.acc.") ? $0 + " (%)" : $0 },
+        r.table(headers: ["condition", "seeds", "D", "P_total", "train FLOPs"] + headline.map { SummaryReport.isFraction($0) ? $0 + " (%)" : $0 },
                 rows: conditions.map { c in
                     [c.label, "\(c.trials.count)", cell(c.stat("D")), cell(c.stat("P_total")), cell(c.stat("trainFlops"))]
-                        + headline.map { cell(c.stat($0), percent: $0.hasPrefix("igsm.acc.")) }
+                        + headline.map { cell(c.stat($0), percent: SummaryReport.isFraction($0)) }
                 }, numericColumns: Set(1..<(5 + headline.count)))
         r.paragraph("Cells are the mean over seeds, with the 95% bootstrap interval in brackets when there are 3 or more seeds (± the standard deviation with 2).")
 
-        let accKeys = metricKeys.filter { $0.hasPrefix("igsm.acc.op") }
-            .sorted { Int($0.dropFirst("igsm.acc.op".count)) ?? 0 < Int($1.dropFirst("igsm.acc.op".count)) ?? 0 }
-        if !accKeys.isEmpty {
-            r.heading("Reasoning: iGSM-lite exact-match accuracy")
-            r.chart(BarChart(title: "Accuracy by condition and operation count", yLabel: "accuracy",
-                             seriesNames: accKeys.map { "op " + $0.dropFirst("igsm.acc.op".count) },
+        // Accuracy against difficulty, for each reasoning task present: iGSM-lite by operation
+        // count, chain by chain length.
+        var firstAccuracyKey: String?
+        for family in SummaryReport.accuracyFamilies {
+            let accKeys = metricKeys.filter { $0.hasPrefix(family.prefix) }
+                .sorted { Int($0.dropFirst(family.prefix.count)) ?? 0 < Int($1.dropFirst(family.prefix.count)) ?? 0 }
+            guard let first = accKeys.first else { continue }
+            if firstAccuracyKey == nil { firstAccuracyKey = first }
+            func level(_ k: String) -> String { family.level + " " + k.dropFirst(family.prefix.count) }
+            r.heading(family.title)
+            r.chart(BarChart(title: "Accuracy by condition and \(family.axis)", yLabel: "accuracy",
+                             seriesNames: accKeys.map(level),
                              groups: conditions.map { c in
                                  BarGroup(label: c.label, bars: accKeys.map { k in point(c.stat(k)) })
                              },
-                             referenceLine: base.flatMap { b in b.stat(accKeys[0]).map { ($0.mean, "base, op \(accKeys[0].dropFirst("igsm.acc.op".count))") } }).svg(width: 760, height: 380),
-                    caption: "The first operation count is in distribution (the training maximum); the others are out of distribution.")
-            r.chart(LineChart(title: "Accuracy against operation count", xLabel: "operations", yLabel: "accuracy",
+                             referenceLine: base.flatMap { b in b.stat(first).map { ($0.mean, "base, \(level(first))") } }).svg(width: 760, height: 380),
+                    caption: family.caption)
+            r.chart(LineChart(title: "Accuracy against \(family.axis)", xLabel: family.axis, yLabel: "accuracy",
                               series: conditions.map { c in
                                   ChartSeries(name: c.label, points: accKeys.compactMap { k in
-                                      guard let s = c.stat(k), let op = Double(k.dropFirst("igsm.acc.op".count)) else { return nil }
+                                      guard let s = c.stat(k), let x = Double(k.dropFirst(family.prefix.count)) else { return nil }
                                       let iv = s.interval
-                                      return ChartPoint(x: op, y: s.mean, lo: s.n > 1 ? iv.0 : nil, hi: s.n > 1 ? iv.1 : nil)
+                                      return ChartPoint(x: x, y: s.mean, lo: s.n > 1 ? iv.0 : nil, hi: s.n > 1 ? iv.1 : nil)
                                   })
                               }).svg(width: 760, height: 380))
         }
@@ -70,8 +76,8 @@ enum SummaryReport {
         r.heading("Training curves")
         r.chart(LineChart(title: "Held-out loss during training (mean over seeds)", xLabel: "step", yLabel: "cross-entropy (nats/token)",
                           series: conditions.map { c in meanCurve(c, key: "evalLoss") }).svg(width: 760, height: 380))
-        if let k = accKeys.first {
-            r.chart(LineChart(title: "In-distribution accuracy during training (mean over seeds)", xLabel: "step", yLabel: "accuracy",
+        if let k = firstAccuracyKey {
+            r.chart(LineChart(title: "Accuracy at \(k) during training (mean over seeds)", xLabel: "step", yLabel: "accuracy",
                               series: conditions.map { c in meanCurve(c, key: k) }).svg(width: 760, height: 380))
         }
         r.heading("Trials")
@@ -80,6 +86,18 @@ enum SummaryReport {
                 numericColumns: [0, 2])
         return r.render()
     }
+
+    /// Metrics that are fractions, shown as percentages.
+    static func isFraction(_ key: String) -> Bool {
+        ["igsm.acc.", "igsm.valid.", "chain.acc.", "chain.valid.", "chain.sampled."].contains { key.hasPrefix($0) }
+    }
+
+    static let accuracyFamilies: [(prefix: String, title: String, level: String, axis: String, caption: String)] = [
+        ("igsm.acc.op", "Reasoning: iGSM-lite exact-match accuracy", "op", "operation count",
+         "The first operation count is in distribution (the training maximum); the others are out of distribution."),
+        ("chain.acc.k", "Reasoning: chain exact-match accuracy", "k", "chain length k",
+         "Greedy exact match of the answer on held-out problems; lengths above the training maxK are out of distribution."),
+    ]
 
     static func point(_ s: MetricStats?) -> ChartPoint {
         guard let s else { return ChartPoint(x: 0, y: .nan) }

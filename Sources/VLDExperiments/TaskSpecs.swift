@@ -44,6 +44,24 @@ extension Manifest {
         return .randomTokens(c, weight: weight)
     }
 
+    static func parseChain(_ r: inout FieldReader, weight: Double) -> TaskSpec {
+        var c = ChainConfig()
+        let format = r.choice("format", default: c.format.rawValue, from: ChainConfig.Format.allCases.map(\.rawValue))
+        c.format = ChainConfig.Format(rawValue: format) ?? .direct
+        c.modulus = r.int("modulus", default: c.modulus, in: ChainConfig.modulusRange)
+        c.statements = r.int("statements", default: c.statements, in: ChainConfig.statementRange)
+        c.minK = r.int("minK", default: c.minK, in: 1...ChainConfig.largestK)
+        c.maxK = r.int("maxK", default: max(c.minK, min(c.maxK, c.longestK)), in: 1...ChainConfig.largestK)
+        c.variables = r.int("variables", default: max(c.variables, c.statements), in: ChainConfig.variableRange)
+        do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
+        let problems = r.int("evalProblems", default: 100, in: 1...100_000)
+        let longest = max(1, c.longestK)
+        let defaultK = Array(c.minK...max(c.minK, min(longest, c.maxK + 2)))
+        let ks = r.intList("evalK", default: defaultK, in: 1...longest, maxCount: 48)
+        if Set(ks).count != ks.count { r.issues.add(r.sub("evalK"), "lists a chain length twice; expected distinct values") }
+        return .chain(c, weight: weight, evalProblems: problems, evalK: ks)
+    }
+
     /// Builds the task objects of the trial (their constructors check what depends on the model,
     /// e.g. the random-token window is the model context).
     public func makeTasks() throws -> [any SyntheticTask] {
@@ -52,6 +70,7 @@ extension Manifest {
             case let .igsm(c, _, _, _): return try IGSMTask(config: c)
             case let .bios(c, _, _): return try BiosTask(config: c)
             case let .randomTokens(c, _): return try RandomTokensTask(config: c, window: model.context)
+            case let .chain(c, _, _, _): return try ChainTask(config: c)
             }
         }
     }
@@ -106,6 +125,14 @@ extension Manifest {
                     break
                 }
             }
+            if case let .chain(c, _, _, ks) = spec, let t = mixture.tasks[k] as? ChainTask {
+                // A model that writes every solution out must have room for it at every k evaluated.
+                let need = (ks + [c.maxK]).map { t.maxDocumentLength(k: $0) }.max()!
+                if need > model.context {
+                    issues.add("model.context", "\(model.context) is too short for chain documents with k up to \((ks + [c.maxK]).max()!) "
+                               + "(up to \(need) tokens in the \(c.format.rawValue) format); expected at least \(need)")
+                }
+            }
             if case let .randomTokens(c, _) = spec, c.tokens < model.context {
                 issues.add("task", "random-tokens needs tokens >= model.context (\(model.context)) to fill one window, got \(c.tokens)")
             }
@@ -140,6 +167,10 @@ extension Manifest {
                 if let a = c.attributes { f.append(("attributes", .object(a.sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) }))) }
             case let .randomTokens(c, _):
                 f += [("symbols", JSONValue(c.symbols)), ("tokens", JSONValue(c.tokens))]
+            case let .chain(c, _, problems, ks):
+                f += [("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)), ("statements", JSONValue(c.statements)),
+                      ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
+                      ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
             }
             taskValues.append(.object(f))
         }

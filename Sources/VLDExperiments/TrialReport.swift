@@ -45,6 +45,19 @@ enum TrialReport {
                         numericColumns: [0, 1, 2])
             }
         }
+        let chainKeys = keys.filter { $0.hasPrefix("chain.acc.k") }
+        if !chainKeys.isEmpty {
+            r.heading("Chain reasoning")
+            r.chart(LineChart(title: "Exact-match accuracy during training", xLabel: "step", yLabel: "accuracy",
+                              series: chainKeys.map { series($0, name: "k " + $0.dropFirst("chain.acc.k".count)) }).svg(),
+                    caption: "Greedy decoding on held-out problems at each chain length k.")
+            if case let .object(acc)? = results["tasks"]?["chain"]?["accuracy"] {
+                let val = results["tasks"]?["chain"]?["validity"], pass = results["tasks"]?["chain"]?["sampledPass1"]
+                r.table(headers: ["k", "greedy accuracy", "all steps right", "sampled pass@1"],
+                        rows: acc.map { k, a in [k, percent(value(a)), val.map { percent(value($0[k])) } ?? "—", pass.map { percent(value($0[k])) } ?? "—"] },
+                        numericColumns: [0, 1, 2, 3])
+            }
+        }
         if keys.contains("bios.bitsAttributes") {
             r.heading("bioS-lite knowledge")
             r.chart(LineChart(title: "Knowledge stored", xLabel: "step", yLabel: "bits",

@@ -5,11 +5,12 @@
 //     <bos> f = 3 ; k = 7 ; b = f + 2 ; q = k * 5 ; m = b * 4 ; ? m =
 //
 // `x = c` binds a constant, `x = y + c` and `x = y * c` derive a variable from one defined
-// earlier (c in 1..<p). The queried variable ends a chain of k derivations from a constant (here
-// m <- b <- f, k = 2); the other statements are distractor chains, some branching off the queried
-// one, interleaved in a random dependency order. Following k links takes about k + 1 block
-// applications in a transformer, which is what makes the task a probe of depth (Saunshi et al.
-// 2025, "Reasoning with Latent Thoughts", the p-hop task and looped models).
+// earlier (c in 1..<p). The queried variable ends a chain of k statements that starts at a
+// constant (here f, b, m: k = 3; k = 1 is looking a constant up); the other statements are
+// distractor chains, some branching off the queried one, interleaved in a random dependency
+// order. Following k links takes about k + 1 block applications in a transformer, which is what
+// makes the task a probe of depth (Saunshi et al. 2025, "Reasoning with Latent Thoughts", the
+// p-hop task and looped models).
 //
 // Two formats. `direct`: the answer follows "?  m =" at once (`9 <eos>`), and only the answer is
 // scored. `cot`: "? m :" is followed by one step per link, each ended by the separator "|":
@@ -30,7 +31,7 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// Training problems have k uniform in minK...maxK.
     public var minK = 1
     public var maxK = 4
-    /// Statements per problem, the queried chain's k + 1 included; the rest are distractors.
+    /// Statements per problem, the queried chain's k included; the rest are distractors.
     public var statements = 10
     /// Size of the pool variable names are drawn from (a..z, then aa, ab, ...).
     public var variables = 26
@@ -47,22 +48,22 @@ public struct ChainConfig: Codable, Equatable, Sendable {
 
     public static let modulusRange = 2...97
     public static let largestK = 48
-    public static let statementRange = 2...64
+    public static let statementRange = 1...64
     public static let variableRange = 2...702
 
-    /// The longest chain a problem of these settings can hold (its k + 1 statements).
-    public var longestK: Int { statements - 1 }
+    /// The longest chain a problem of these settings can hold: every statement in it.
+    public var longestK: Int { statements }
 
     /// Refuses settings that cannot generate, naming the field and the limit.
     public func validate() throws {
         func fail(_ m: String) -> ChainConfigError { ChainConfigError(message: m) }
         guard ChainConfig.modulusRange.contains(modulus) else { throw fail("modulus must be in 2...97, got \(modulus)") }
-        guard ChainConfig.statementRange.contains(statements) else { throw fail("statements must be in 2...64, got \(statements)") }
+        guard ChainConfig.statementRange.contains(statements) else { throw fail("statements must be in 1...64, got \(statements)") }
         guard (1...ChainConfig.largestK).contains(minK), minK <= maxK else {
             throw fail("minK must be in 1...maxK (\(maxK)), got \(minK)")
         }
         guard maxK <= longestK else {
-            throw fail("maxK (\(maxK)) needs maxK + 1 statements; statements is \(statements), so maxK can be at most \(longestK)")
+            throw fail("maxK (\(maxK)) needs maxK statements; statements is \(statements), so maxK can be at most \(longestK)")
         }
         guard ChainConfig.variableRange.contains(variables), variables >= statements else {
             throw fail("variables must be in \(statements)...702 (a name per statement), got \(variables)")
@@ -161,7 +162,7 @@ public struct ChainTask: SyntheticTask {
     /// then "answer", the answer and <eos>).
     public func maxDocumentLength(k: Int) -> Int {
         let statements = 4 + 6 * (config.statements - 1)
-        let completion = config.format == .direct ? 2 : 4 + 12 * k + 3
+        let completion = config.format == .direct ? 2 : 4 + 12 * (k - 1) + 3
         return 1 + statements + 3 + completion
     }
 
@@ -195,11 +196,11 @@ public struct ChainTask: SyntheticTask {
         let pick = Array(pool.prefix(n))
         let allNames = ChainTask.names(config.variables)
         let names = pick.map { allNames[$0] }
-        // Variables 0...k form the queried chain (0 the constant, k the query); the others are
-        // distractors, each a constant or derived from a variable that comes before it.
+        // Variables 0..<k form the queried chain (0 the constant, k - 1 the query); the others
+        // are distractors, each a constant or derived from a variable that comes before it.
         var parent = [Int?](repeating: nil, count: n)
-        for v in 1...k { parent[v] = v - 1 }
-        for v in (k + 1)..<n where rng.int(3) != 0 {
+        for v in 1..<k { parent[v] = v - 1 }
+        for v in k..<n where rng.int(3) != 0 {
             parent[v] = rng.int(v)  // any earlier variable, the queried chain's included
         }
         var statements: [ChainStatement] = []
@@ -220,12 +221,12 @@ public struct ChainTask: SyntheticTask {
             values[v] = s.parent.map { s.op == "+" ? (values[$0] + s.constant) % p : (values[$0] * s.constant) % p } ?? s.constant
             statements.append(s)
         }
-        return ChainProblem(k: k, names: names, statements: statements, query: k, chain: Array(0...k), values: values, modulus: p)
+        return ChainProblem(k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p)
     }
 }
 
 /// The verdict on a candidate cot solution: how many steps it wrote, the first wrong one (0-based;
-/// nil when every step is right and there are k + 1 of them), and whether the final answer is right.
+/// nil when every step is right and there are k of them), and whether the final answer is right.
 public struct ChainCheck: Equatable, Sendable {
     public var steps: Int
     public var firstError: Int?

@@ -55,7 +55,7 @@ struct BadManifest: CustomStringConvertible, Sendable {
                 expected: "task.maxWords: 40 words is too few for problems with 2 operations; raise maxWords or lower maxEdges"),
     BadManifest(text: #"{"name": "a/b", "task": {"type": "igsm"}}"#, expected: #"name: "a/b" is not a valid name; expected [A-Za-z0-9._-]{1,64}"#),
     BadManifest(text: #"{"task": {"type": "igsm"}}"#, expected: "name: missing; expected a name matching [A-Za-z0-9._-]{1,64}"),
-    BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens) or a list of them with weights"#),
+    BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain) or a list of them with weights"#),
     BadManifest(text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
     BadManifest(text: "{\"name\": \"x\",\n  \"task\": }", expected: "not valid JSON: line 2, column 11: unexpected character '}'"),
     // Found by the fuzz test: a null task type once reached the mixture with no task and trapped.
@@ -217,4 +217,23 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
             #expect(!e.atEnd, "\(String(decoding: bad, as: UTF8.self)): \(e)")
         }
     }
+}
+
+/// The chain task in a manifest: defaults written out, and settings that cannot generate or do
+/// not fit the context refused with their path and limit.
+@Test func chainTasksResolveAndBadOnesNameTheirPath() throws {
+    let good = try Experiment.parse(Data(manifest(task: #"{"type": "chain", "format": "cot", "maxK": 3, "statements": 6}"#,
+                                                  model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 96}"#).utf8), cores: 2)
+    let resolved = good.trials[0].manifest.json.serialized(pretty: false)
+    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"evalProblems":100,"evalK":[1,2,3,4,5]"#), "\(resolved)")
+    let small = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 64}"#
+    #expect(issues(manifest(task: #"{"type": "chain", "maxK": 7, "statements": 6}"#, model: small))
+        .contains("task: chain: maxK (7) needs maxK statements; statements is 6, so maxK can be at most 6"))
+    #expect(issues(manifest(task: #"{"type": "chain", "modulus": 1}"#, model: small)).contains { $0.hasPrefix("task.modulus: 1 is out of range") })
+    #expect(issues(manifest(task: #"{"type": "chain", "statements": 4, "evalK": [2, 5]}"#, model: small))
+        .contains { $0.hasPrefix("task.evalK[1]: expected an integer in 1...4") })
+    #expect(issues(manifest(task: #"{"type": "chain", "format": "cot", "statements": 10, "evalK": [8]}"#, model: small))
+        .contains { $0.hasPrefix("model.context: 64 is too short for chain documents with k up to 8") })
+    #expect(issues(manifest(task: #"{"type": "chain", "format": "sideways"}"#, model: small))
+        .contains { $0.hasPrefix("task.format: \"sideways\" is not accepted; expected one of direct, cot") })
 }

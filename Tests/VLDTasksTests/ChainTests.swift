@@ -5,8 +5,8 @@
 import Testing
 import VLDTasks
 
-/// Recomputes a problem from its prompt words alone: every statement's value, and the number of
-/// derivations between the queried variable and a constant.
+/// Recomputes a problem from its prompt words alone: every statement's value, and the length of
+/// the queried variable's chain (1 for a constant).
 func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: Int)? {
     guard words.first == "<bos>", let q = words.firstIndex(of: "?"), q + 1 < words.count else { return nil }
     var values: [String: Int] = [:], depth: [String: Int] = [:]
@@ -15,7 +15,7 @@ func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: In
         guard w.count >= 3, w[1] == "=", values[w[0]] == nil else { return nil }
         if w.count == 3, let c = Int(w[2]) {
             values[w[0]] = c
-            depth[w[0]] = 0
+            depth[w[0]] = 1
         } else if w.count == 5, let parent = values[w[2]], let c = Int(w[4]) {
             values[w[0]] = w[3] == "+" ? (parent + c) % p : (parent * c) % p
             depth[w[0]] = depth[w[2]]! + 1
@@ -31,7 +31,7 @@ func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: In
 func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format) throws {
     let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9))
     let vocabulary = Set(task.vocabulary + ["<bos>", "<eos>"])
-    for k in 1...8 {
+    for k in 1...9 {
         for index in 0..<60 {
             let p = try task.problem(seed: 5, index: index, k: k, split: index % 2 == 0 ? .train : .test)
             let prompt = p.prompt(format), solution = p.solution(format)
@@ -44,16 +44,16 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format
                 #expect(solution == [String(p.answer), "<eos>"])
             } else {
                 #expect(ChainChecker.check(p, candidate: solution).valid)
-                #expect(solution.filter { $0 == "|" }.count == k + 1)
+                #expect(solution.filter { $0 == "|" }.count == k)
             }
         }
     }
     // The bound is attained by some problem with every distractor a derivation.
     let longest = (0..<400).map { i -> Int in
-        let p = try! task.problem(seed: 1, index: i, k: 6, split: .test)
+        let p = try! task.problem(seed: 1, index: i, k: 7, split: .test)
         return p.prompt(format).count + p.solution(format).count
     }.max()!
-    #expect(longest == task.maxDocumentLength(k: 6))
+    #expect(longest == task.maxDocumentLength(k: 7))
 }
 
 @Test func chainProblemsAreAPureFunctionOfTheirSeedAndIndex() throws {
@@ -92,18 +92,18 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format
     }
     #expect(message(ChainConfig()) == nil)
     #expect(message(ChainConfig(modulus: 1)) == "modulus must be in 2...97, got 1")
-    #expect(message(ChainConfig(maxK: 9, statements: 9)) == "maxK (9) needs maxK + 1 statements; statements is 9, so maxK can be at most 8")
+    #expect(message(ChainConfig(maxK: 10, statements: 9)) == "maxK (10) needs maxK statements; statements is 9, so maxK can be at most 9")
     #expect(message(ChainConfig(minK: 3, maxK: 2)) == "minK must be in 1...maxK (2), got 3")
     #expect(message(ChainConfig(statements: 10, variables: 8)) == "variables must be in 10...702 (a name per statement), got 8")
     let task = try! ChainTask(config: ChainConfig(statements: 6))
-    #expect(throws: TaskError.self) { try task.problem(seed: 1, index: 0, k: 6, split: .test) }
+    #expect(throws: TaskError.self) { try task.problem(seed: 1, index: 0, k: 7, split: .test) }
 }
 
 /// The checker names the first wrong step of a candidate: the wrong statement retrieved, a wrong
 /// value substituted, a wrong result, a missing or extra step; a right solution passes.
 @Test func chainCheckerFindsTheFirstWrongStep() throws {
     let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8))
-    let p = try task.problem(seed: 2, index: 3, k: 3, split: .test)
+    let p = try task.problem(seed: 2, index: 3, k: 4, split: .test)
     let right = p.solution(.cot)
     #expect(ChainChecker.check(p, candidate: right) == ChainCheck(steps: 4, firstError: nil, answerCorrect: true))
     // Split into steps to corrupt one at a time.
