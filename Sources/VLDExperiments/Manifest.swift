@@ -218,7 +218,7 @@ extension Manifest {
         return (t, true)
     }
 
-    private static func parseTasks(_ value: JSONValue?, issues: IssueList) -> [TaskSpec] {
+    static func parseTasks(_ value: JSONValue?, issues: IssueList) -> [TaskSpec] {
         guard let value else {
             issues.add("task", "missing; expected a task object with \"type\" (\(TaskSpec.types.joined(separator: ", "))) or a list of them with weights")
             return []

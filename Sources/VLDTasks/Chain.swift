@@ -178,11 +178,16 @@ public struct ChainTask: SyntheticTask {
         return generate(k: k, rng: &rng)
     }
 
-    /// Training document `index`: k uniform in minK...maxK; the prompt is not scored.
-    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
+    /// The problem behind training document `index`: k uniform in minK...maxK, train split.
+    public func trainingProblem(seed: UInt64, index: Int) throws -> ChainProblem {
         var rng = TaskRNG(seed: seed, stream: 0x3A1E, index: index)
         let k = rng.int(in: config.minK...config.maxK)
-        let p = try problem(seed: seed, index: index, k: k, split: .train)
+        return try problem(seed: seed, index: index, k: k, split: .train)
+    }
+
+    /// Training document `index`; the prompt is not scored.
+    public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
+        let p = try trainingProblem(seed: seed, index: index)
         let prompt = p.prompt(config.format), completion = p.solution(config.format)
         return Document(words: prompt + completion,
                         scored: [Bool](repeating: false, count: prompt.count) + [Bool](repeating: true, count: completion.count))

@@ -247,12 +247,17 @@ public struct IGSMTask: SyntheticTask {
         return Double(accepted) / Double(draws)
     }
 
+    /// The problem behind training document `index`: op uniform in 1...maxOps, train split.
+    public func trainingProblem(seed: UInt64, index: Int) throws -> IGSMProblem {
+        var rng = TaskRNG(seed: seed, stream: 0x1654_7261_696E, index: index)
+        let ops = rng.int(in: 1...config.maxOps)
+        return try generate(ops: ops, split: .train, rng: &rng)
+    }
+
     /// Training document `index`: op uniform in 1...maxOps, train split; words = prompt + solution.
     /// With maskQuestion only the solution words are scored, otherwise every word after <bos>.
     public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
-        var rng = TaskRNG(seed: seed, stream: 0x1654_7261_696E, index: index)
-        let ops = rng.int(in: 1...config.maxOps)
-        let p = try generate(ops: ops, split: .train, rng: &rng)
+        let p = try trainingProblem(seed: seed, index: index)
         let prompt = p.prompt
         let words = prompt + p.solution
         var scored = [Bool](repeating: !config.maskQuestion, count: words.count)

@@ -25,6 +25,7 @@ let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)
     ("run", "Run an experiment manifest in the foreground (resumable)", RunCommand.run),
     ("validate", "Check manifests and print every problem with its JSON path", ValidateCommand.run),
     ("example", "Print an annotated example manifest", ExampleCommand.run),
+    ("task", "Print generated documents of a task (task sample SPEC)", TaskCommand.run),
     ("demo", "Train a small model on sequence reversal and print a progress table", DemoCommand.run),
     ("checkpoint", "Inspect a checkpoint or print its logits (inspect, logits)", CheckpointCommand.run),
     ("version", "Print the vld version", { _ in print("vldctl \(VLD.version)"); return 0 }),

@@ -90,3 +90,26 @@ func scratch() -> URL {
     let badTokens = try vldctl(["checkpoint", "logits", "/x", "--tokens", "a,b"])
     #expect(badTokens.status == 64)
 }
+
+/// `vldctl task sample` shows what a task generates: training documents (k within the training
+/// range), held-out ones at a chosen difficulty, one JSON object per line, and bad specs refused
+/// with their path.
+@Test func taskSamplePrintsGeneratedDocuments() throws {
+    let spec = #"{"type": "chain", "format": "cot", "minK": 2, "maxK": 3, "statements": 6}"#
+    let text = try vldctl(["task", "sample", spec, "--n", "3"])
+    #expect(text.status == 0 && text.stdout.contains("chain 0 split train k ") && text.stdout.contains("  solution "), "\(text.stderr)")
+    let lines = try vldctl(["task", "sample", spec, "--n", "4", "--json", "--seed", "7"]).stdout.split(separator: "\n")
+    #expect(lines.count == 4)
+    for line in lines {
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((2...3).contains(doc["k"] as? Int ?? 0) && doc["split"] as? String == "train" && doc["seed"] as? Int == 7)
+        let solution = doc["solution"] as? String ?? ""
+        #expect(solution.hasSuffix("answer \(doc["answer"] as? Int ?? -1) <eos>"), "\(solution)")
+    }
+    let held = try vldctl(["task", "sample", spec, "--k", "5", "--n", "2", "--json"]).stdout.split(separator: "\n")
+    #expect(held.count == 2 && held.allSatisfy { $0.contains(#""split":"test","k":5"#) })
+    let bad = try vldctl(["task", "sample", #"{"type": "chain", "maxK": 30}"#])
+    #expect(bad.status == 64 && bad.stderr.contains("spec: chain: maxK (30) needs maxK statements"), "\(bad.stderr)")
+    let wrongLevel = try vldctl(["task", "sample", spec, "--ops", "3"])
+    #expect(wrongLevel.status == 64 && wrongLevel.stderr.contains("--ops applies to igsm tasks"))
+}
