@@ -41,7 +41,7 @@ let package = Package(
 
         .executableTarget(name: "vldd", dependencies: ["VLDCore", "VLDModel"]),
         .executableTarget(name: "vldctl", dependencies: ["VLDCore", "VLDExperiments", "VLDModel", "VLDTasks"]),
-        .executableTarget(name: "vld-bench", dependencies: ["VLDModel"]),
+        .executableTarget(name: "vld-bench", dependencies: ["VLDModel", "VLDExperiments"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
         .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"], exclude: ["Fixtures"]),

@@ -3,8 +3,9 @@
 //   loss           mean cross-entropy on `evalBatches` packed batches taken far past anything the
 //                  run trains on (document 2^40 on): fresh problems for igsm, the memorised
 //                  people and windows for bios and random-tokens.
-//   igsm           greedy, KV-cached generation after "Solution :" on test-split problems at each
-//                  evaluation op count; exact match of the final answer and full-solution validity
+//   igsm           greedy, KV-cached generation after "Solution :" at each evaluation op count, on
+//                  held-out-template problems and (with the template split) on fresh problems from
+//                  training templates; exact match of the final answer and full-solution validity
 //                  (specs/vld.md 6.3 step 8).
 //   bios           teacher-forced cross-entropy of every person's attribute values (and name) in a
 //                  canonical biography, scored as bits of knowledge (specs/vld.md 6.2, K2).
@@ -111,64 +112,92 @@ struct Evaluator {
 
     // MARK: igsm
 
+    /// Greedy solutions to `problems` problems per op count from the held-out-template stream
+    /// (`igsm.acc.opN`, `igsm.valid.opN`) and, when the task splits by template, from the
+    /// training templates (`igsm.accIn.opN`, `igsm.validIn.opN`): fresh problems whose templates
+    /// are on the training side of the split, so "in distribution" means what it says. With
+    /// `split: none` there is one distribution and only the first pair is reported.
     func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
         var scalars: [(String, Double)] = []
         var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
+        var accuracyIn: [(String, JSONValue)] = [], validityIn: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
-        let T = manifest.model.context
-        let chunk = max(1, min(64, manifest.train.batch * 2))
+        let splitByTemplate = task.config.split == .template
         for op in ops {
-            let list = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
-            var correct = 0, valid = 0, tooLong = 0
-            var start = 0
-            while start < list.count {
-                let part = Array(list[start..<min(list.count, start + chunk)])
-                start += part.count
-                var prompts: [[Int32]] = [], owners: [Int] = []
-                for (i, p) in part.enumerated() {
-                    let ids = tokenizer.encode(p.prompt.joined(separator: " "))
-                    if ids.count >= T { tooLong += 1; continue }
-                    prompts.append(ids)
-                    owners.append(i)
-                }
-                if prompts.isEmpty { continue }
-                // Every sequence may run to the end of the context (T - P + 1 new tokens for a prompt
-                // of P), whatever else shares its batch: generate stops each row at the capacity.
-                let shortest = prompts.map(\.count).min()!
-                var rng = SeededRNG(seed: 0)  // unused by greedy decoding
-                let outputs = try model.generate(prompts: prompts,
-                                             options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
-                                             rng: &rng)
-                for (j, out) in outputs.enumerated() {
-                    let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]
-                    let problem = part[owners[j]]
-                    let check = task.check(problem, candidate: words)
-                    if check.answerCorrect { correct += 1 }
-                    if check.validSolution { valid += 1 }
-                    // The first two problems of each op count, so a reader can see what the model writes.
-                    if start - part.count + owners[j] < 2 {
-                        samples.append(.object([
-                            ("ops", JSONValue(op)), ("question", .string(problem.question.joined(separator: " "))),
-                            ("expected", .string(problem.solution.joined(separator: " "))),
-                            ("generated", .string(words.joined(separator: " "))), ("answerCorrect", .bool(check.answerCorrect)),
-                            ("validSolution", .bool(check.validSolution)), ("firstInvalidStep", check.firstInvalidStep.map { JSONValue($0) } ?? .null),
-                        ]))
-                    }
-                }
-            }
-            let acc = Double(correct) / Double(problems), val = Double(valid) / Double(problems)
+            let heldOut = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
+            let r = try solveIGSM(model, task, heldOut, op: op, samples: &samples)
+            let acc = Double(r.correct) / Double(problems), val = Double(r.valid) / Double(problems)
             scalars += [("igsm.acc.op\(op)", acc), ("igsm.valid.op\(op)", val)]
             accuracy.append((String(op), JSONValue(acc)))
             validity.append((String(op), JSONValue(val)))
+            var tooLong = r.tooLong
+            if splitByTemplate {
+                var none: [JSONValue] = []
+                let inTemplate = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .train) }
+                let s = try solveIGSM(model, task, inTemplate, op: op, samples: &none)
+                let accIn = Double(s.correct) / Double(problems), valIn = Double(s.valid) / Double(problems)
+                scalars += [("igsm.accIn.op\(op)", accIn), ("igsm.validIn.op\(op)", valIn)]
+                accuracyIn.append((String(op), JSONValue(accIn)))
+                validityIn.append((String(op), JSONValue(valIn)))
+                tooLong += s.tooLong
+            }
             if tooLong > 0 { skipped.append((String(op), JSONValue(tooLong))) }
         }
         var fields: [(String, JSONValue)] = [
             ("problemsPerOp", JSONValue(problems)), ("accuracy", .object(accuracy)), ("validity", .object(validity)),
-            ("decoding", .string("greedy")), ("split", .string("test")),
         ]
+        if splitByTemplate {
+            fields += [("accuracyInTemplate", .object(accuracyIn)), ("validityInTemplate", .object(validityIn))]
+        }
+        fields += [("decoding", .string("greedy")), ("split", .string(splitByTemplate ? "template" : "none"))]
         if !skipped.isEmpty { fields.append(("promptTooLong", .object(skipped))) }
         fields.append(("samples", .array(samples)))
         return (scalars, .object(fields))
+    }
+
+    /// Greedy, KV-cached solutions to `list`, checked; the first two problems go to `samples`.
+    private func solveIGSM(_ model: Transformer, _ task: IGSMTask, _ list: [IGSMProblem], op: Int,
+                           samples: inout [JSONValue]) throws -> (correct: Int, valid: Int, tooLong: Int) {
+        let T = manifest.model.context
+        let chunk = max(1, min(64, manifest.train.batch * 2))
+        var correct = 0, valid = 0, tooLong = 0
+        var start = 0
+        while start < list.count {
+            let part = Array(list[start..<min(list.count, start + chunk)])
+            start += part.count
+            var prompts: [[Int32]] = [], owners: [Int] = []
+            for (i, p) in part.enumerated() {
+                let ids = tokenizer.encode(p.prompt.joined(separator: " "))
+                if ids.count >= T { tooLong += 1; continue }
+                prompts.append(ids)
+                owners.append(i)
+            }
+            if prompts.isEmpty { continue }
+            // Every sequence may run to the end of the context (T - P + 1 new tokens for a prompt
+            // of P), whatever else shares its batch: generate stops each row at the capacity.
+            let shortest = prompts.map(\.count).min()!
+            var rng = SeededRNG(seed: 0)  // unused by greedy decoding
+            let outputs = try model.generate(prompts: prompts,
+                                             options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
+                                             rng: &rng)
+            for (j, out) in outputs.enumerated() {
+                let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]
+                let problem = part[owners[j]]
+                let check = task.check(problem, candidate: words)
+                if check.answerCorrect { correct += 1 }
+                if check.validSolution { valid += 1 }
+                // The first two problems of each op count, so a reader can see what the model writes.
+                if start - part.count + owners[j] < 2 {
+                    samples.append(.object([
+                        ("ops", JSONValue(op)), ("question", .string(problem.question.joined(separator: " "))),
+                        ("expected", .string(problem.solution.joined(separator: " "))),
+                        ("generated", .string(words.joined(separator: " "))), ("answerCorrect", .bool(check.answerCorrect)),
+                        ("validSolution", .bool(check.validSolution)), ("firstInvalidStep", check.firstInvalidStep.map { JSONValue($0) } ?? .null),
+                    ]))
+                }
+            }
+        }
+        return (correct, valid, tooLong)
     }
 
     // MARK: chain

@@ -12,6 +12,24 @@ extension Manifest {
         c.maskQuestion = r.bool("maskQuestion", default: c.maskQuestion)
         if r.has("maxEdges") { c.maxEdges = r.int("maxEdges", default: c.maxEdges, in: 1...IGSMConfig.largestMaxEdges) } else { _ = r.value("maxEdges") }
         if r.has("maxWords") { c.maxWords = r.int("maxWords", default: 1000, in: 16...100_000) } else { _ = r.value("maxWords") }
+        c.modulus = r.int("modulus", default: c.modulus, in: IGSMConfig.modulusRange)
+        c.render = IGSMConfig.Render(rawValue: r.choice("render", default: c.render.rawValue,
+                                                        from: IGSMConfig.Render.allCases.map(\.rawValue))) ?? .text
+        c.stepSymbols = IGSMConfig.StepSymbols(rawValue: r.choice("stepSymbols", default: c.stepSymbols.rawValue,
+                                                                  from: IGSMConfig.StepSymbols.allCases.map(\.rawValue))) ?? .random
+        c.split = IGSMConfig.Split(rawValue: r.choice("split", default: c.split.rawValue,
+                                                      from: IGSMConfig.Split.allCases.map(\.rawValue))) ?? .template
+        if r.has("curriculum") {
+            var cr = r.object("curriculum")
+            let from = cr.int("fromMaxOps", default: 1, in: 1...IGSMConfig.supportedMaxOps.upperBound)
+            let documents = cr.int("documents", default: 100_000, in: 1...1_000_000_000)
+            cr.finish()
+            if from > c.maxOps {
+                r.issues.add(cr.sub("fromMaxOps"), "\(from) exceeds maxOps (\(c.maxOps)); the curriculum raises the op range up to maxOps")
+            } else {
+                c.curriculum = IGSMConfig.Curriculum(fromMaxOps: from, documents: documents)
+            }
+        } else { _ = r.value("curriculum") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let ops = r.intList("evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
         if Set(ops).count != ops.count { r.issues.add(r.sub("evalOps"), "lists an operation count twice; expected distinct values") }
@@ -53,6 +71,7 @@ extension Manifest {
         c.minK = r.int("minK", default: c.minK, in: 1...ChainConfig.largestK)
         c.maxK = r.int("maxK", default: max(c.minK, min(c.maxK, c.longestK)), in: 1...ChainConfig.largestK)
         c.variables = r.int("variables", default: max(c.variables, c.statements), in: ChainConfig.variableRange)
+        c.queries = r.int("queries", default: 1, in: 1...ChainConfig.statementRange.upperBound)
         do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let longest = max(1, c.longestK)
@@ -158,6 +177,11 @@ extension Manifest {
             case let .igsm(c, _, problems, ops):
                 f += [("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)), ("maxEdges", JSONValue(c.maxEdges))]
                 if let w = c.maxWords { f.append(("maxWords", JSONValue(w))) }
+                f += [("modulus", JSONValue(c.modulus)), ("render", .string(c.render.rawValue)),
+                      ("stepSymbols", .string(c.stepSymbols.rawValue)), ("split", .string(c.split.rawValue))]
+                if let cu = c.curriculum {
+                    f.append(("curriculum", .object([("fromMaxOps", JSONValue(cu.fromMaxOps)), ("documents", JSONValue(cu.documents))])))
+                }
                 f += [
                       ("evalProblems", JSONValue(problems)), ("evalOps", .array(ops.map { JSONValue($0) }))]
             case let .bios(c, _, evalNames):
@@ -170,7 +194,7 @@ extension Manifest {
             case let .chain(c, _, problems, ks):
                 f += [("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)), ("statements", JSONValue(c.statements)),
                       ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
-                      ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
+                      ("queries", JSONValue(c.queries)), ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
             }
             taskValues.append(.object(f))
         }

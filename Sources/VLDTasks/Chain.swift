@@ -35,15 +35,22 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     public var statements = 10
     /// Size of the pool variable names are drawn from (a..z, then aa, ab, ...).
     public var variables = 26
+    /// Questions per training document (direct format only): the first asks for the end of the
+    /// k-chain as always; the others ask for distinct other variables of the same program, drawn
+    /// uniformly, each answered at once (`? m = 9 ? b = 5 <eos>`). Only the answers and <eos> are
+    /// scored, so each document carries `queries` answer tokens instead of one. Evaluation always
+    /// asks one question, which is the first question of a training document.
+    public var queries = 1
 
     public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
-                variables: Int = 26) {
+                variables: Int = 26, queries: Int = 1) {
         self.format = format
         self.modulus = modulus
         self.minK = minK
         self.maxK = maxK
         self.statements = statements
         self.variables = variables
+        self.queries = queries
     }
 
     public static let modulusRange = 2...97
@@ -68,6 +75,10 @@ public struct ChainConfig: Codable, Equatable, Sendable {
         guard ChainConfig.variableRange.contains(variables), variables >= statements else {
             throw fail("variables must be in \(statements)...702 (a name per statement), got \(variables)")
         }
+        guard (1...statements).contains(queries) else {
+            throw fail("queries must be in 1...statements (\(statements)), got \(queries)")
+        }
+        guard queries == 1 || format == .direct else { throw fail("queries above 1 need format direct") }
     }
 }
 
@@ -160,9 +171,10 @@ public struct ChainTask: SyntheticTask {
     /// and 6 for a derivation, with at least one constant), the query (3), and the completion
     /// (direct: the answer and <eos>; cot: 4 words for the constant's step, 12 per derivation,
     /// then "answer", the answer and <eos>).
+    /// Each question after the first adds 4 words (`? b = 5`).
     public func maxDocumentLength(k: Int) -> Int {
         let statements = 4 + 6 * (config.statements - 1)
-        let completion = config.format == .direct ? 2 : 4 + 12 * (k - 1) + 3
+        let completion = config.format == .direct ? 2 + 4 * (config.queries - 1) : 4 + 12 * (k - 1) + 3
         return 1 + statements + 3 + completion
     }
 
@@ -185,12 +197,28 @@ public struct ChainTask: SyntheticTask {
         return try problem(seed: seed, index: index, k: k, split: .train)
     }
 
-    /// Training document `index`; the prompt is not scored.
+    /// Training document `index`; the prompt is not scored. With `queries` > 1 the extra questions
+    /// come before <eos>, and only their answers are scored.
     public func trainingDocument(seed: UInt64, index: Int) throws -> Document {
         let p = try trainingProblem(seed: seed, index: index)
         let prompt = p.prompt(config.format), completion = p.solution(config.format)
-        return Document(words: prompt + completion,
-                        scored: [Bool](repeating: false, count: prompt.count) + [Bool](repeating: true, count: completion.count))
+        var words = prompt + completion.dropLast(), scored = [Bool](repeating: false, count: prompt.count)
+        scored += [Bool](repeating: true, count: completion.count - 1)
+        for v in extraQueries(p, seed: seed, index: index) {
+            words += ["?", p.names[v], "=", String(p.values[v])]
+            scored += [false, false, false, true]
+        }
+        return Document(words: words + ["<eos>"], scored: scored + [true])
+    }
+
+    /// The variables asked after the first question of training document `index`: `queries` − 1
+    /// distinct variables other than the queried one, in random order.
+    public func extraQueries(_ p: ChainProblem, seed: UInt64, index: Int) -> [Int] {
+        guard config.queries > 1 else { return [] }
+        var rng = TaskRNG(seed: seed, stream: 0x3A1F, index: index)
+        var others = (0..<p.values.count).filter { $0 != p.query }
+        for i in 0..<(config.queries - 1) { others.swapAt(i, i + rng.int(others.count - i)) }
+        return Array(others.prefix(config.queries - 1))
     }
 
     func generate(k: Int, rng: inout TaskRNG) -> ChainProblem {

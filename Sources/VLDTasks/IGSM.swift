@@ -41,6 +41,30 @@ public struct IGSMConfigError: Error, CustomStringConvertible, Equatable, Sendab
 /// iGSM-lite settings. Decoding accepts missing keys (defaults as in `init`); equality compares
 /// the effective values.
 public struct IGSMConfig: Codable, Equatable, Sendable {
+    /// How problems are written. `text`: "The number of each Aviary 's Lion equals 3 times as much
+    /// as each Paddock 's Zebra ." and "Define Aviary 's Lion as s ;". `symbolic`: the same
+    /// parameters as "Lion Aviary = 3 * Zebra Paddock ;" (about half the words; needs "(" and ")"
+    /// for c + ( A + B )) and "Define Lion Aviary as s ;".
+    public enum Render: String, Codable, Sendable, CaseIterable { case text, symbolic }
+    /// The letters naming solution steps: `random` (a fresh random letter per clause, as in iGSM)
+    /// or `ordered` (a, b, c, ... in solution order, so the symbol carries no entropy).
+    public enum StepSymbols: String, Codable, Sendable, CaseIterable { case random, ordered }
+    /// `template`: problems are split by the hash of their template (train < 17 ≤ test, see
+    /// `IGSMGraph.templateHash`), so evaluation can tell in-template from held-out-template
+    /// accuracy. `none`: no split; training and evaluation draw from one distribution.
+    public enum Split: String, Codable, Sendable, CaseIterable { case template, none }
+
+    /// A curriculum: the largest op count of training document i grows linearly from
+    /// `fromMaxOps` (document 0) to maxOps (document `documents` and after).
+    public struct Curriculum: Codable, Equatable, Sendable {
+        public var fromMaxOps: Int
+        public var documents: Int
+        public init(fromMaxOps: Int, documents: Int) {
+            self.fromMaxOps = fromMaxOps
+            self.documents = documents
+        }
+    }
+
     /// T_max: training problems have op uniform in 1...maxOps; evaluation goes to maxOps + 6.
     public var maxOps: Int
     /// When true (default), only the solution and answer tokens are scored in training.
@@ -58,9 +82,18 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
     /// sampled conditional on fitting (at high op counts this favours fewer distractors; state it
     /// when reporting). nil: the structural bound `IGSMTask.lengthBudget` alone.
     public var maxWords: Int?
+    /// Arithmetic is mod this number (iGSM: 23). Smaller moduli make each operation table
+    /// smaller (p² entries per operation), so every entry is seen more often in training.
+    public var modulus = 23
+    public var render: Render = .text
+    public var stepSymbols: StepSymbols = .random
+    public var split: Split = .template
+    public var curriculum: Curriculum?
 
     public static let supportedMaxOps: ClosedRange<Int> = 1...15
     public static let largestMaxEdges = 32
+    /// Numbers are the words 0...22, so the modulus is at most 23.
+    public static let modulusRange = 2...23
 
     /// 12 (spec §6.3 CPU range 8-12) up to maxOps 6, then growing with maxOps up to 20 (iGSM).
     public static func defaultMaxEdges(maxOps: Int) -> Int { min(20, max(12, maxOps + 6)) }
@@ -70,20 +103,32 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
     public static func minimumMaxEdges(maxOps: Int) -> Int { max(8, (maxOps + 6) * 2 / 3 + 1) }
 
     /// `maxEdges: nil` (default) makes maxEdges follow maxOps (see `maxEdges`).
-    public init(maxOps: Int = 6, maskQuestion: Bool = true, maxEdges: Int? = nil) {
+    public init(maxOps: Int = 6, maskQuestion: Bool = true, maxEdges: Int? = nil, modulus: Int = 23,
+                render: Render = .text, stepSymbols: StepSymbols = .random, split: Split = .template) {
         self.maxOps = maxOps
         self.maskQuestion = maskQuestion
         self.edgesOverride = maxEdges
+        self.modulus = modulus
+        self.render = render
+        self.stepSymbols = stepSymbols
+        self.split = split
     }
 
-    enum CodingKeys: String, CodingKey { case maxOps, maskQuestion, maxEdges, maxWords }
+    enum CodingKeys: String, CodingKey {
+        case maxOps, maskQuestion, maxEdges, maxWords, modulus, render, stepSymbols, split, curriculum
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(maxOps: try c.decodeIfPresent(Int.self, forKey: .maxOps) ?? 6,
                   maskQuestion: try c.decodeIfPresent(Bool.self, forKey: .maskQuestion) ?? true,
-                  maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges))
+                  maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges),
+                  modulus: try c.decodeIfPresent(Int.self, forKey: .modulus) ?? 23,
+                  render: try c.decodeIfPresent(Render.self, forKey: .render) ?? .text,
+                  stepSymbols: try c.decodeIfPresent(StepSymbols.self, forKey: .stepSymbols) ?? .random,
+                  split: try c.decodeIfPresent(Split.self, forKey: .split) ?? .template)
         maxWords = try c.decodeIfPresent(Int.self, forKey: .maxWords)
+        curriculum = try c.decodeIfPresent(Curriculum.self, forKey: .curriculum)
     }
 
     /// Writes maxEdges only when it was set (so a decoded config keeps following maxOps).
@@ -93,10 +138,17 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         try c.encode(maskQuestion, forKey: .maskQuestion)
         try c.encodeIfPresent(edgesOverride, forKey: .maxEdges)
         try c.encodeIfPresent(maxWords, forKey: .maxWords)
+        try c.encode(modulus, forKey: .modulus)
+        try c.encode(render, forKey: .render)
+        try c.encode(stepSymbols, forKey: .stepSymbols)
+        try c.encode(split, forKey: .split)
+        try c.encodeIfPresent(curriculum, forKey: .curriculum)
     }
 
     public static func == (a: IGSMConfig, b: IGSMConfig) -> Bool {
         a.maxOps == b.maxOps && a.maskQuestion == b.maskQuestion && a.maxEdges == b.maxEdges && a.maxWords == b.maxWords
+            && a.modulus == b.modulus && a.render == b.render && a.stepSymbols == b.stepSymbols && a.split == b.split
+            && a.curriculum == b.curriculum
     }
 
     public func validate() throws {
@@ -108,6 +160,25 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         guard (lo...hi).contains(maxEdges) else {
             throw IGSMConfigError(message: "igsm: maxEdges \(maxEdges) is outside \(lo)...\(hi) (for maxOps \(maxOps))")
         }
+        let m = IGSMConfig.modulusRange
+        guard m.contains(modulus) else {
+            throw IGSMConfigError(message: "igsm: modulus \(modulus) is outside \(m.lowerBound)...\(m.upperBound)")
+        }
+        if let c = curriculum {
+            guard (1...maxOps).contains(c.fromMaxOps) else {
+                throw IGSMConfigError(message: "igsm: curriculum.fromMaxOps \(c.fromMaxOps) is outside 1...maxOps (\(maxOps))")
+            }
+            guard c.documents >= 1 else {
+                throw IGSMConfigError(message: "igsm: curriculum.documents must be at least 1, got \(c.documents)")
+            }
+        }
+    }
+
+    /// The largest op count of training document `index` (maxOps unless a curriculum is set).
+    public func maxOps(atDocument index: Int) -> Int {
+        guard let c = curriculum else { return maxOps }
+        let done = min(max(index, 0), c.documents)
+        return c.fromMaxOps + (maxOps - c.fromMaxOps) * done / c.documents
     }
 }
 
@@ -121,8 +192,10 @@ public struct IGSMProblem: Equatable, Sendable {
     /// The words after "Solution :", ending with "Answer : <v> <eos>".
     public let solution: [String]
     public let answer: Int
-    /// FNV-1a hash of the solution skeleton mod 23 (train < 17 ≤ test).
+    /// FNV-1a hash of the problem's template mod 23 (train < 17 ≤ test).
     public let templateHash: Int
+    public let modulus: Int
+    public let render: IGSMConfig.Render
 
     /// All parameters in topological order (parents always precede their children).
     let parameters: [IGSMParameter]
@@ -204,7 +277,7 @@ public struct IGSMTask: SyntheticTask {
 
     public var family: String { "igsm" }
 
-    public var vocabulary: [String] { IGSMWords.vocabulary }
+    public var vocabulary: [String] { IGSMWords.vocabulary + (config.render == .symbolic ? ["(", ")"] : []) }
 
     /// A true upper bound on the words of any document (prompt + solution) at ops ≤ maxOps + 6:
     ///   16 + 20·maxEdges + 20·(maxOps + 6)
@@ -217,10 +290,13 @@ public struct IGSMTask: SyntheticTask {
     /// config: 496 (longest seen at op 12: 485); maxOps 15 with 20 edges: 836 (seen: 802).
     public var maxDocumentLength: Int { IGSMTask.lengthBudget(config) }
 
+    /// Symbolic rendering: 14 fixed words (the question is "How many Y X ?") and at most 15 per
+    /// parameter sentence; the per-op bound is the text one (a Define step is one word shorter).
     static func lengthBudget(_ c: IGSMConfig) -> Int {
-        let perEdge = 20 * c.maxEdges
+        let fixed = c.render == .text ? 16 : 14
+        let perEdge = (c.render == .text ? 20 : 15) * c.maxEdges
         let perOp = 20 * (c.maxOps + 6)
-        return min(16 + perEdge + perOp, c.maxWords ?? Int.max)
+        return min(fixed + perEdge + perOp, c.maxWords ?? Int.max)
     }
 
     /// Fraction of raw draws for `ops` operations that are accepted (right op count, split and
@@ -229,7 +305,7 @@ public struct IGSMTask: SyntheticTask {
     /// The result is cached per (settings, ops, split, draws): a grid's trials usually share
     /// their task, and validating a 500-trial manifest must not take the daemon 500 times as long.
     public func acceptanceRate(ops: Int, split: IGSMSplit, draws: Int = 4000) -> Double {
-        let key = "\(config.maxOps) \(config.maskQuestion) \(config.maxEdges) \(config.maxWords ?? -1) \(ops) \(split.rawValue) \(draws)"
+        let key = "\(config.maxOps) \(config.maxEdges) \(config.maxWords ?? -1) \(config.render) \(config.split) \(ops) \(split.rawValue) \(draws)"
         if let rate = AcceptanceCache.shared.value(key) { return rate }
         let rate = measureAcceptance(ops: ops, split: split, draws: draws)
         AcceptanceCache.shared.store(key, rate)
@@ -241,16 +317,17 @@ public struct IGSMTask: SyntheticTask {
         var rng = TaskRNG(seed: 1, stream: 0xFEA5_1B1E, index: ops)
         let budget = IGSMTask.lengthBudget(config)
         var accepted = 0
-        for _ in 0..<draws where g.draw(target: ops, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
+        for _ in 0..<draws where g.draw(target: ops, config: config, split: split, lengthBudget: budget, rng: &rng) {
             accepted += 1
         }
         return Double(accepted) / Double(draws)
     }
 
-    /// The problem behind training document `index`: op uniform in 1...maxOps, train split.
+    /// The problem behind training document `index`: op uniform in 1...maxOps (or the
+    /// curriculum's bound at this document), train split.
     public func trainingProblem(seed: UInt64, index: Int) throws -> IGSMProblem {
         var rng = TaskRNG(seed: seed, stream: 0x1654_7261_696E, index: index)
-        let ops = rng.int(in: 1...config.maxOps)
+        let ops = rng.int(in: 1...config.maxOps(atDocument: index))
         return try generate(ops: ops, split: .train, rng: &rng)
     }
 
@@ -308,8 +385,8 @@ public struct IGSMTask: SyntheticTask {
         var g = IGSMGraph()
         let budget = IGSMTask.lengthBudget(config)
         for _ in 0..<drawLimit {
-            if g.draw(target: target, maxEdges: config.maxEdges, split: split, lengthBudget: budget, rng: &rng) {
-                return g.render(rng: &rng)
+            if g.draw(target: target, config: config, split: split, lengthBudget: budget, rng: &rng) {
+                return g.render(config: config, rng: &rng)
             }
         }
         throw TaskError("igsm: no \(split.rawValue) problem with \(target) operations in \(drawLimit) draws under maxEdges \(config.maxEdges) "

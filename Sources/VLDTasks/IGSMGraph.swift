@@ -80,8 +80,8 @@ struct IGSMGraph {
     /// random positions of the topological order, and the other (distractor) positions get
     /// random forms over any earlier parameters. Distractors are never ancestors of the query,
     /// so op(query) is exactly the sum of the necessary costs.
-    mutating func draw(target: Int, maxEdges: Int, split: IGSMSplit, lengthBudget: Int, rng: inout TaskRNG) -> Bool {
-        let P = IGSMGraph.maxParents
+    mutating func draw(target: Int, config: IGSMConfig, split: IGSMSplit, lengthBudget: Int, rng: inout TaskRNG) -> Bool {
+        let P = IGSMGraph.maxParents, maxEdges = config.maxEdges
         // 1. Necessary forms with costs summing to the target.
         necForms.removeAll(keepingCapacity: true)
         var total = 0
@@ -204,11 +204,12 @@ struct IGSMGraph {
         }
 
         // 6. Split and length.
-        let hash = skeletonHash(necessary: nec)
-        guard (hash < 17) == (split == .train) else { return false }
-        var words = 16
-        for f in forms { words += IGSMGraph.sentenceLength(f) }
-        for f in necForms { words += IGSMGraph.solutionLength(f) }
+        let hash = hashTemplate(necessary: nec)
+        guard config.split == .none || (hash < 17) == (split == .train) else { return false }
+        let symbolic = config.render == .symbolic
+        var words = symbolic ? 14 : 16
+        for f in forms { words += symbolic ? IGSMGraph.symbolicSentenceLength(f) : IGSMGraph.sentenceLength(f) }
+        for f in necForms { words += IGSMGraph.solutionLength(f) - (symbolic ? 1 : 0) }
         guard words <= lengthBudget else { return false }
         query = positionOf[n - 1]; necessary = nec; templateHash = hash; ops = target
         return true
@@ -231,12 +232,24 @@ struct IGSMGraph {
         return .constant
     }
 
-    /// The solution skeleton: level count, then per necessary parameter in solution order its
-    /// form, its structure level and its parents as solution-step indices. Names, symbols and
-    /// numbers are not part of it.
-    func skeletonHash(necessary nec: UInt64) -> Int {
+    /// The problem's template, hashed: the level count, the solution skeleton (per necessary
+    /// parameter in solution order its form, its structure level and its parents as solution-step
+    /// indices), the number of sentences and how many sentences take each form. All of it can be
+    /// read off the text with names, numbers and symbols blanked and sentence order ignored.
+    ///
+    /// An earlier version hashed the solution skeleton alone. At 1 and 2 operations that leaves 6
+    /// and 42 skeletons, so the split put whole kinds of problem on one side: two thirds of the
+    /// op-2 test problems were one skeleton (c × A) that training never showed. With the sentence
+    /// count and the forms of the distractors in the hash every skeleton occurs on both sides
+    /// (tested), and a held-out template is a combination of skeleton and surrounding problem
+    /// that training never showed.
+    func hashTemplate(necessary nec: UInt64) -> Int {
         var h = FNV1a()
         h.mix(levels)
+        h.mix(count)
+        var perForm = [Int](repeating: 0, count: IGSMForm.allCases.count)
+        for f in forms { perForm[f.rawValue] += 1 }
+        for c in perForm { h.mix(c) }
         var m = nec
         while m != 0 {
             let j = m.trailingZeroBitCount
@@ -265,6 +278,21 @@ struct IGSMGraph {
         case .constTimesSum: rhs = 17                // c times as much as the sum of A and B
         }
         return 9 + rhs
+    }
+
+    /// Words of a parameter's symbolic sentence "Y X = <rhs> ;" (each operand is 2 words).
+    static func symbolicSentenceLength(_ f: IGSMForm) -> Int {
+        let rhs: Int
+        switch f {
+        case .constant: rhs = 1                      // c
+        case .copy: rhs = 2                          // A
+        case .plusConst, .timesConst: rhs = 4        // c + A
+        case .add, .sub: rhs = 5                     // A + B
+        case .sum3: rhs = 8                          // A + B + C
+        case .sum4: rhs = 11                         // A + B + C + D
+        case .constPlusSum, .constPlusDiff, .constTimesSum: rhs = 9 // c + ( A + B )
+        }
+        return 4 + rhs
     }
 
     /// Words of a parameter's solution step "Define X 's Y as s ; [clauses ;] so s = ... .".

@@ -12,7 +12,7 @@
 //  - it names a parameter of this problem not defined before, with a symbol not used before;
 //  - each clause is `t = E = V [= r]` with E a literal, a symbol, or `x op y`; V substitutes the
 //    current values (symbols must be parameters defined earlier or this step's intermediates);
-//    r is the result mod 23; intermediates end with ";", the last clause "so s = ..." with ".";
+//    r is the result mod the modulus (23 unless set); intermediates end with ";", the last clause "so s = ..." with ".";
 //  - the expression the clauses build, up to commutativity and regrouping of + and ×, is the
 //    parameter's definition (so the right parents, operations and constants are used; a value
 //    that is right by coincidence is not enough).
@@ -38,8 +38,8 @@ public struct IGSMCheck: Equatable, Sendable {
 }
 
 extension IGSMForm {
-    /// The value of this form for constant `c` and operand values `v` (mod 23).
-    func evaluate(constant c: Int, operands v: [Int]) -> Int {
+    /// The value of this form for constant `c` and operand values `v` (mod `modulus`).
+    func evaluate(constant c: Int, operands v: [Int], modulus: Int) -> Int {
         let r: Int
         switch self {
         case .constant: r = c
@@ -52,7 +52,7 @@ extension IGSMForm {
         case .constPlusDiff: r = c + v[0] - v[1]
         case .constTimesSum: r = c * (v[0] + v[1])
         }
-        return ((r % 23) + 23) % 23
+        return ((r % modulus) + modulus) % modulus
     }
 }
 
@@ -60,7 +60,8 @@ extension IGSMForm {
 
 extension IGSMGraph {
     /// Draws names, constants and symbols for the accepted graph and renders the problem.
-    func render(rng: inout TaskRNG) -> IGSMProblem {
+    func render(config: IGSMConfig, rng: inout TaskRNG) -> IGSMProblem {
+        let p = config.modulus, symbolic = config.render == .symbolic
         let hierarchy = IGSMWords.hierarchies[rng.int(IGSMWords.hierarchies.count)]
         var names: [[String]] = []
         for l in 0..<levels {
@@ -73,8 +74,8 @@ extension IGSMGraph {
         for i in 0..<count {
             let f = forms[i]
             let ps = Array(parentsOf(i))
-            let c = f == .constant ? rng.int(23) : (f.hasConstant ? rng.int(in: 1...22) : 0)
-            let v = f.evaluate(constant: c, operands: ps.map { params[$0].value })
+            let c = f == .constant ? rng.int(p) : (f.hasConstant ? rng.int(in: 1...(p - 1)) : 0)
+            let v = f.evaluate(constant: c, operands: ps.map { params[$0].value }, modulus: p)
             params.append(IGSMParameter(owner: names[edgeLevel[i]][edgeOwner[i]], item: names[edgeLevel[i] + 1][edgeItem[i]],
                                         form: f, parents: ps, constant: c, value: v))
         }
@@ -83,13 +84,19 @@ extension IGSMGraph {
         var order = Array(0..<count)
         for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
         var question = ["Question", ":"]
-        for i in order { IGSMText.appendSentence(params[i], params, to: &question) }
+        for i in order {
+            if symbolic { IGSMText.appendSymbolicSentence(params[i], params, to: &question) } else {
+                IGSMText.appendSentence(params[i], params, to: &question)
+            }
+        }
         let q = params[query]
-        question += ["How", "many", q.item, "does", q.owner, "have", "?"]
+        question += symbolic ? ["How", "many", q.item, q.owner, "?"] : ["How", "many", q.item, "does", q.owner, "have", "?"]
 
-        // Symbols: one distinct letter per clause (= per operation).
+        // Symbols: one distinct letter per clause (= per operation), random or in order.
         var letters = Array(0..<IGSMWords.symbols.count)
-        for k in 0..<ops { letters.swapAt(k, k + rng.int(letters.count - k)) }
+        if config.stepSymbols == .random {
+            for k in 0..<ops { letters.swapAt(k, k + rng.int(letters.count - k)) }
+        }
         var nextLetter = 0
         var symbolOf = [String](repeating: "", count: count)
         var solution: [String] = []
@@ -103,11 +110,12 @@ extension IGSMGraph {
                 nextLetter += 1
             }
             symbolOf[j] = clauseSymbols[0]
-            IGSMText.appendStep(params[j], symbols: clauseSymbols, symbolOf: symbolOf, params: params, to: &solution)
+            IGSMText.appendStep(params[j], symbols: clauseSymbols, symbolOf: symbolOf, params: params, render: config.render,
+                                modulus: p, to: &solution)
         }
         solution += ["Answer", ":", IGSMWords.numbers[q.value], "<eos>"]
         return IGSMProblem(ops: ops, question: question, solution: solution, answer: q.value,
-                           templateHash: templateHash, parameters: params, query: query)
+                           templateHash: templateHash, modulus: p, render: config.render, parameters: params, query: query)
     }
 }
 
@@ -143,52 +151,76 @@ enum IGSMText {
         w.append(".")
     }
 
+    /// "Y X = <rhs> ;": "Lion Aviary = 3 * Zebra Paddock ;", "c + ( A + B )" for the forms with a
+    /// constant and a parenthesised pair.
+    static func appendSymbolicSentence(_ p: IGSMParameter, _ all: [IGSMParameter], to w: inout [String]) {
+        w += [p.item, p.owner, "="]
+        let ops = p.parents.map { [all[$0].item, all[$0].owner] }
+        let c = IGSMWords.numbers[p.constant]
+        switch p.form {
+        case .constant: w.append(c)
+        case .copy: w += ops[0]
+        case .plusConst: w += [c, "+"] + ops[0]
+        case .timesConst: w += [c, "*"] + ops[0]
+        case .add, .sum3, .sum4: w += ops.dropFirst().reduce(ops[0]) { $0 + ["+"] + $1 }
+        case .sub: w += ops[0] + ["-"] + ops[1]
+        case .constPlusSum: w += [c, "+", "("] + ops[0] + ["+"] + ops[1] + [")"]
+        case .constPlusDiff: w += [c, "+", "("] + ops[0] + ["-"] + ops[1] + [")"]
+        case .constTimesSum: w += [c, "*", "("] + ops[0] + ["+"] + ops[1] + [")"]
+        }
+        w.append(";")
+    }
+
     /// `[so] t = l op r = lv op rv = result (; | .)`; returns the result.
     @discardableResult
-    static func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool,
+    static func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool, modulus: Int,
                              to w: inout [String]) -> Int {
-        let v = apply(op, l.1, r.1)
+        let v = apply(op, l.1, r.1, modulus: modulus)
         if final { w.append("so") }
         w += [t, "=", l.0, op, r.0, "=", IGSMWords.numbers[l.1], op, IGSMWords.numbers[r.1], "=", IGSMWords.numbers[v]]
         w.append(final ? "." : ";")
         return v
     }
 
-    static func apply(_ op: String, _ a: Int, _ b: Int) -> Int {
+    static func apply(_ op: String, _ a: Int, _ b: Int, modulus: Int) -> Int {
         let r: Int
         switch op {
         case "+": r = a + b
         case "-": r = a - b
         default: r = a * b
         }
-        return ((r % 23) + 23) % 23
+        return ((r % modulus) + modulus) % modulus
     }
 
     /// One Define step; `symbols[0]` names the parameter, the rest its intermediates.
     static func appendStep(_ p: IGSMParameter, symbols: [String], symbolOf: [String], params: [IGSMParameter],
-                           to w: inout [String]) {
+                           render: IGSMConfig.Render = .text, modulus: Int = 23, to w: inout [String]) {
         let s = symbols[0]
-        w += ["Define", p.owner, "'s", p.item, "as", s, ";"]
+        w += render == .text ? ["Define", p.owner, "'s", p.item, "as", s, ";"] : ["Define", p.item, p.owner, "as", s, ";"]
+        func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool,
+                          to w: inout [String]) -> Int {
+            IGSMText.appendClause(t, l, op, r, final: final, modulus: modulus, to: &w)
+        }
         let o = p.parents.map { (symbolOf[$0], params[$0].value) }
         let c = (IGSMWords.numbers[p.constant], p.constant)
         switch p.form {
         case .constant: w += ["so", s, "=", c.0, "."]
         case .copy: w += ["so", s, "=", o[0].0, "=", IGSMWords.numbers[o[0].1], "."]
-        case .plusConst: appendClause(s, c, "+", o[0], final: true, to: &w)
-        case .timesConst: appendClause(s, c, "*", o[0], final: true, to: &w)
-        case .add: appendClause(s, o[0], "+", o[1], final: true, to: &w)
-        case .sub: appendClause(s, o[0], "-", o[1], final: true, to: &w)
+        case .plusConst: _ = appendClause(s, c, "+", o[0], final: true, to: &w)
+        case .timesConst: _ = appendClause(s, c, "*", o[0], final: true, to: &w)
+        case .add: _ = appendClause(s, o[0], "+", o[1], final: true, to: &w)
+        case .sub: _ = appendClause(s, o[0], "-", o[1], final: true, to: &w)
         case .sum3, .sum4:
             var acc = o[0]
             for k in 1..<(o.count - 1) {
                 let t = symbols[k]
                 acc = (t, appendClause(t, acc, "+", o[k], final: false, to: &w))
             }
-            appendClause(s, acc, "+", o[o.count - 1], final: true, to: &w)
+            _ = appendClause(s, acc, "+", o[o.count - 1], final: true, to: &w)
         case .constPlusSum, .constPlusDiff, .constTimesSum:
             let t = symbols[1]
             let inner = appendClause(t, o[0], p.form == .constPlusDiff ? "-" : "+", o[1], final: false, to: &w)
-            appendClause(s, c, p.form == .constTimesSum ? "*" : "+", (t, inner), final: true, to: &w)
+            _ = appendClause(s, c, p.form == .constTimesSum ? "*" : "+", (t, inner), final: true, to: &w)
         }
     }
 }
@@ -302,15 +334,22 @@ enum IGSMChecker {
 
         /// Parses and verifies one "Define ... ." step starting at `pos` (which it advances).
         mutating func defineStep(_ w: [String], _ pos: inout Int) throws {
-            guard pos + 6 < w.count else { throw Failure(reason: "truncated Define") }
-            guard w[pos + 2] == "'s", w[pos + 4] == "as", w[pos + 6] == ";" else { throw Failure(reason: "malformed Define") }
-            let owner = w[pos + 1], item = w[pos + 3], s = w[pos + 5]
+            // "Define X 's Y as s ;" (text) or "Define Y X as s ;" (symbolic).
+            let text = problem.render == .text
+            let header = text ? 7 : 6
+            guard pos + header - 1 < w.count else { throw Failure(reason: "truncated Define") }
+            if text {
+                guard w[pos + 2] == "'s", w[pos + 4] == "as", w[pos + 6] == ";" else { throw Failure(reason: "malformed Define") }
+            } else {
+                guard w[pos + 3] == "as", w[pos + 5] == ";" else { throw Failure(reason: "malformed Define") }
+            }
+            let owner = text ? w[pos + 1] : w[pos + 2], item = text ? w[pos + 3] : w[pos + 1], s = w[pos + header - 2]
             guard let index = problem.parameters.firstIndex(where: { $0.owner == owner && $0.item == item }) else {
                 throw Failure(reason: "no parameter each \(owner) 's \(item) in this problem")
             }
             guard !defined.contains(index) else { throw Failure(reason: "each \(owner) 's \(item) is defined twice") }
             try claim(s)
-            pos += 7
+            pos += header
             var local: [String: (value: Int, expr: IGSMExpr)] = [:]
             while true {
                 guard let end = w[pos...].firstIndex(where: { $0 == ";" || $0 == "." }) else {
@@ -379,7 +418,7 @@ enum IGSMChecker {
                 let na = try number(n[0]), nb = try number(n[2]), r = try number(parts[2][0])
                 guard na == a else { throw Failure(reason: "\(e[0]) is \(a), not \(na)") }
                 guard nb == b else { throw Failure(reason: "\(e[2]) is \(b), not \(nb)") }
-                let v = IGSMText.apply(e[1], a, b)
+                let v = IGSMText.apply(e[1], a, b, modulus: problem.modulus)
                 guard r == v else { throw Failure(reason: "\(a) \(e[1]) \(b) = \(v), not \(r)") }
                 return (v, IGSMExpr.combine(e[1], ea, eb))
             default:

@@ -3,6 +3,7 @@
 // side by side on one machine (see README, "Performance").
 
 import Foundation
+import VLDExperiments
 import VLDModel
 import VLDTensor
 
@@ -11,14 +12,22 @@ BLAS.reexecWithSupportedKernelsIfNeeded()
 let usage = """
     usage: vld-bench [--config tiny|small|medium|small_loop2] [--arch gpt2|llama] [--threads N] [--all]
                      [--min-seconds S] [--no-sample] [--no-train]
+           vld-bench --data MANIFEST... [--threads N] [--min-seconds S]
 
     Prints one JSON object per line: config, arch, threads, params, train_tokens_per_s, train_gflops,
     sample_b1_tokens_per_s, sample_b32_tokens_per_s, peak_rss_mib.
     --all runs every config for both architectures.
+
+    --data measures each manifest's data pipeline against the training it feeds, one JSON object
+    per distinct trial: per task generator docs_per_s and tokens_per_s (generation and encoding,
+    one thread), pack_positions_per_s (packed B x T rows, padding included), train_positions_per_s
+    (the trial's model on those batches, --threads threads, median step) and data_over_train, their
+    ratio (data is made on the training thread, so 1/ratio of each step waits for it).
     """
 
 var options = BenchOptions()
 var runAll = false
+var dataManifests: [String] = []
 var args = Array(CommandLine.arguments.dropFirst())
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("vld-bench: \(message)\n\(usage)\n".utf8))
@@ -38,9 +47,31 @@ while !args.isEmpty {
     case "--no-sample": options.sample = false
     case "--no-train": options.train = false
     case "--all": runAll = true
+    case "--data":
+        dataManifests.append(value())
+        while let next = args.first, !next.hasPrefix("--") { dataManifests.append(args.removeFirst()) }
     case "-h", "--help": print(usage); exit(0)
     default: fail("unknown argument \(a)")
     }
+}
+if !dataManifests.isEmpty {
+    for path in dataManifests {
+        do {
+            let experiment = try Experiment.parse(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let rows = try DataBenchmark.run(experiment, threads: options.threads, minSeconds: options.minSeconds) {
+                FileHandle.standardError.write(Data("vld-bench: \(path): \($0)\n".utf8))
+            }
+            for row in rows {
+                guard case let .object(fields) = row else { continue }
+                print(JSONValue.object([("manifest", .string(path))] + fields).serialized(pretty: false))
+                fflush(stdout)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("vld-bench: \(path): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+    exit(0)
 }
 let runs: [(String, Arch)] = runAll
     ? BenchConfig.names.flatMap { n in Arch.allCases.map { (n, $0) } } : [(options.config, options.arch)]

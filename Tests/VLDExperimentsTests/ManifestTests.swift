@@ -53,6 +53,16 @@ struct BadManifest: CustomStringConvertible, Sendable {
                 expected: "resources.memoryMiB: 64 is too little: training this model with batch 4 and context 128 needs about "),
     BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxWords": 40}"#),
                 expected: "task.maxWords: 40 words is too few for problems with 2 operations; raise maxWords or lower maxEdges"),
+    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "modulus": 24}"#),
+                expected: "task.modulus: 24 is out of range; expected an integer in 2...23"),
+    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "latex"}"#),
+                expected: #"task.render: "latex" is not accepted; expected one of text, symbolic"#),
+    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"fromMaxOps": 3, "documents": 10}}"#),
+                expected: "task.curriculum.fromMaxOps: 3 exceeds maxOps (2); the curriculum raises the op range up to maxOps"),
+    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"from": 1}}"#),
+                expected: "task.curriculum.from: unknown key; expected one of fromMaxOps, documents"),
+    BadManifest(text: manifest(task: #"{"type": "chain", "format": "cot", "queries": 2}"#),
+                expected: "task: chain: queries above 1 need format direct"),
     BadManifest(text: #"{"name": "a/b", "task": {"type": "igsm"}}"#, expected: #"name: "a/b" is not a valid name; expected [A-Za-z0-9._-]{1,64}"#),
     BadManifest(text: #"{"task": {"type": "igsm"}}"#, expected: "name: missing; expected a name matching [A-Za-z0-9._-]{1,64}"),
     BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain) or a list of them with weights"#),
@@ -225,7 +235,7 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     let good = try Experiment.parse(Data(manifest(task: #"{"type": "chain", "format": "cot", "maxK": 3, "statements": 6}"#,
                                                   model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 96}"#).utf8), cores: 2)
     let resolved = good.trials[0].manifest.json.serialized(pretty: false)
-    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"evalProblems":100,"evalK":[1,2,3,4,5]"#), "\(resolved)")
+    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"queries":1,"evalProblems":100,"evalK":[1,2,3,4,5]"#), "\(resolved)")
     let small = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 64}"#
     #expect(issues(manifest(task: #"{"type": "chain", "maxK": 7, "statements": 6}"#, model: small))
         .contains("task: chain: maxK (7) needs maxK statements; statements is 6, so maxK can be at most 6"))

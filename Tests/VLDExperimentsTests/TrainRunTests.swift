@@ -73,3 +73,25 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
     let report = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
     #expect(report.contains("Chain reasoning"))
 }
+
+/// `vld-bench --data`: one row per distinct trial, with each task's generator, the packer and the
+/// trial's training measured on this machine (no speed is asserted; the fields a user reads are).
+@Test func dataBenchmarkReportsEveryTaskAndTheTrainingItFeeds() throws {
+    let text = #"""
+    {"name": "b", "task": [{"type": "chain", "format": "direct", "modulus": 5, "statements": 3, "maxK": 2, "queries": 2},
+                            {"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "symbolic", "weight": 0.5}],
+     "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 300}, "train": {"steps": 5, "batch": 2},
+     "grid": {"model.schedule": ["base", "cyc(1)"]}}
+    """#
+    let experiment = try Experiment.parse(Data(text.utf8), limits: Limits(), cores: 2)
+    let rows = try DataBenchmark.run(experiment, threads: 1, minSeconds: 0)
+    #expect(rows.count == 2)
+    for row in rows {
+        guard case let .array(generators)? = row["generators"] else { Issue.record("no generators in \(row)"); continue }
+        #expect(generators.compactMap { if case let .string(s)? = $0["task"] { return s } else { return nil } } == ["chain", "igsm"])
+        for key in ["pack_positions_per_s", "train_positions_per_s", "data_over_train"] {
+            guard case let .number(x)? = row[key] else { Issue.record("\(key) missing"); continue }
+            #expect(x > 0 && x.isFinite)
+        }
+    }
+}

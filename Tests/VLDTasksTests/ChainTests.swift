@@ -71,6 +71,35 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format
     #expect(doc.scored[...(query + 2)].allSatisfy { !$0 } && doc.scored[(query + 3)...].allSatisfy { $0 })
 }
 
+/// With `queries` > 1 a direct document asks several distinct variables of its program after the
+/// usual first question; each answer is the variable's value read from the text, only answers and
+/// <eos> are scored, and the first question is the document's usual one.
+@Test func chainDocumentsWithSeveralQueriesAnswerEachFromTheText() throws {
+    let one = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6))
+    let four = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, queries: 4))
+    for index in 0..<200 {
+        let single = try one.trainingDocument(seed: 2, index: index), doc = try four.trainingDocument(seed: 2, index: index)
+        #expect(doc.words.count <= four.maxDocumentLength && doc.words.count == single.words.count + 12)
+        #expect(Array(doc.words.prefix(single.words.count - 1)) == Array(single.words.dropLast()))
+        let q = doc.words.firstIndex(of: "?")!
+        let prompt = Array(doc.words[..<q])
+        var asked: [String] = []
+        var i = q
+        while i < doc.words.count - 1 {
+            #expect(doc.words[i] == "?" && doc.words[i + 2] == "=")
+            let read = try #require(evaluateChainText(prompt + ["?", doc.words[i + 1], "="], modulus: 7))
+            #expect(doc.words[i + 3] == String(read.answer))
+            #expect(doc.scored[i..<(i + 3)].allSatisfy { !$0 } && doc.scored[i + 3])
+            asked.append(doc.words[i + 1])
+            i += 4
+        }
+        #expect(asked.count == 4 && Set(asked).count == 4)
+        #expect(doc.words.last == "<eos>" && doc.scored.last == true)
+    }
+    #expect(throws: ChainConfigError.self) { try ChainConfig(format: .cot, queries: 2).validate() }
+    #expect(throws: ChainConfigError.self) { try ChainConfig(statements: 3, queries: 4).validate() }
+}
+
 /// Training documents draw k uniformly from minK...maxK.
 @Test func chainTrainingKIsUniformOverItsRange() throws {
     let task = try ChainTask(config: ChainConfig(modulus: 11, minK: 2, maxK: 5, statements: 8))

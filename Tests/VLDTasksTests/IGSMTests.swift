@@ -17,7 +17,66 @@ private struct ParsedDefinition {
     var evaluate: ([Int]) -> Int
 }
 
-private func mod23(_ x: Int) -> Int { ((x % 23) + 23) % 23 }
+private func mod(_ x: Int, _ p: Int) -> Int { ((x % p) + p) % p }
+
+/// The level of every item word of the four hierarchies.
+private let levelOf = Dictionary(uniqueKeysWithValues: IGSMWords.hierarchies.flatMap { h in
+    h.enumerated().flatMap { l, items in items.map { ($0, l) } }
+})
+
+/// Parses a symbolic right-hand side ("c", "Y X", "c + Y X", "A + B + C", "A - B",
+/// "c * ( A + B )"): terms (numbers, item-owner pairs, one parenthesised group) joined by one
+/// operator, evaluated left to right.
+private func parseSymbolicRHS(_ r: [String]) -> ParsedDefinition? {
+    var terms: [ParsedDefinition] = [], ops: [String] = []
+    var i = 0
+    while i < r.count {
+        if let c = Int(r[i]) {
+            terms.append(ParsedDefinition(operands: [], hasConstant: true) { _ in c })
+            i += 1
+        } else if r[i] == "(", let close = r[i...].firstIndex(of: ")"), let inner = parseSymbolicRHS(Array(r[(i + 1)..<close])) {
+            terms.append(inner)
+            i = close + 1
+        } else if i + 1 < r.count, levelOf[r[i]] != nil, levelOf[r[i + 1]] != nil {
+            terms.append(ParsedDefinition(operands: [r[i + 1] + " 's " + r[i]], hasConstant: false) { $0[0] })
+            i += 2
+        } else { return nil }
+        if i < r.count {
+            guard ["+", "-", "*"].contains(r[i]) else { return nil }
+            ops.append(r[i])
+            i += 1
+            guard i < r.count else { return nil }
+        }
+    }
+    guard !terms.isEmpty, Set(ops).count <= 1 else { return nil }
+    let operands = terms.flatMap(\.operands)
+    return ParsedDefinition(operands: operands, hasConstant: terms.contains { $0.hasConstant }) { args in
+        var k = 0
+        var values: [Int] = []
+        for t in terms {
+            values.append(t.evaluate(Array(args[k..<(k + t.operands.count)])))
+            k += t.operands.count
+        }
+        return values.dropFirst().reduce(values[0]) { acc, v in ops.first == "+" ? acc + v : ops.first == "-" ? acc - v : acc * v }
+    }
+}
+
+/// Reads a symbolic question back ("Y X = rhs ;" sentences, then "How many Y X ?").
+private func readSymbolicQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], query: String)? {
+    guard q.count > 7, q[0] == "Question", q[1] == ":" else { return nil }
+    var defs: [String: ParsedDefinition] = [:]
+    var i = 2
+    while i < q.count, q[i] != "How" {
+        guard i + 2 < q.count, q[i + 2] == "=", let end = q[(i + 3)...].firstIndex(of: ";"),
+              let d = parseSymbolicRHS(Array(q[(i + 3)..<end])) else { return nil }
+        let n = q[i + 1] + " 's " + q[i]
+        guard defs[n] == nil else { return nil }
+        defs[n] = d
+        i = end + 1
+    }
+    guard i + 5 == q.count, q[i + 1] == "many", q[i + 4] == "?" else { return nil }
+    return (defs, q[i + 3] + " 's " + q[i + 2])
+}
 
 /// Parses "each X 's Y" at `i`, returning "X 's Y".
 private func name(_ w: [String], _ i: Int) -> String? {
@@ -76,8 +135,8 @@ private func readQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], q
 }
 
 /// Value and op count (own implementation of spec §6.3 step 4) of the query, from the text.
-private func evaluateIndependently(_ p: IGSMProblem) -> (value: Int, ops: Int)? {
-    guard let (defs, query) = readQuestion(p.question) else { return nil }
+private func evaluateIndependently(_ p: IGSMProblem, modulus: Int = 23, symbolic: Bool = false) -> (value: Int, ops: Int)? {
+    guard let (defs, query) = symbolic ? readSymbolicQuestion(p.question) : readQuestion(p.question) else { return nil }
     var memo: [String: Int] = [:]
     func value(_ n: String, depth: Int) -> Int? {
         if let v = memo[n] { return v }
@@ -87,7 +146,7 @@ private func evaluateIndependently(_ p: IGSMProblem) -> (value: Int, ops: Int)? 
             guard let v = value(o, depth: depth + 1) else { return nil }
             args.append(v)
         }
-        let v = mod23(d.evaluate(args))
+        let v = mod(d.evaluate(args), modulus)
         memo[n] = v
         return v
     }
@@ -233,16 +292,16 @@ private func steps(_ s: [String]) -> [Range<Int>] {
 }
 
 @Test func igsmTemplateSplitsAreDisjoint() throws {
-    // An independent skeleton from the text: the level count (from the items the question
-    // names), then each solution word with names replaced by their level, numbers by "#",
-    // and symbols by the step (or intermediate) they refer to.
-    let levelOf = Dictionary(uniqueKeysWithValues: IGSMWords.hierarchies.flatMap { h in
-        h.enumerated().flatMap { l, items in items.map { ($0, l) } }
-    })
+    // An independent template from the text: the level count (from the items the question
+    // names), the sentences with names and numbers blanked (sorted, so their order does not
+    // count), then each solution word with names replaced by their level, numbers by "#", and
+    // symbols by the step (or intermediate) they refer to.
     func skeleton(_ p: IGSMProblem) -> String { skeletonOf(question: p.question, solution: p.solution) }
     func skeletonOf(question: [String], solution: [String]) -> String {
         let levels = Set(question.compactMap { levelOf[$0] }).count
-        var out = ["d\(levels)"]
+        let body = question.prefix { $0 != "How" }.dropFirst(2)
+        let shapes = body.split(separator: ".").map { s in s.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : $0 }.joined(separator: " ") }
+        var out = ["d\(levels)", "E\(shapes.count)"] + shapes.sorted() + ["|"]
         var stepOfSymbol: [String: String] = [:]
         var step = 0
         var intermediates = 0
@@ -284,7 +343,7 @@ private func steps(_ s: [String]) -> [Range<Int>] {
         fromTraining.insert(skeletonOf(question: Array(d.words[1..<cut]), solution: Array(d.words[(cut + 2)...])))
     }
     #expect(fromTraining.isDisjoint(with: test.keys))
-    #expect(!fromTraining.isDisjoint(with: train.keys))
+    for i in 0..<120 { #expect(try task.trainingProblem(seed: 4, index: i).templateHash < 17) }
 }
 
 @Test func igsmCheckerCatchesCorruptions() throws {
@@ -450,4 +509,112 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     let mixture = try TaskMixture(tasks: [starved], weights: [1])
     #expect(throws: TaskError.self) { try mixture.batch(seed: 1, cursor: 0, B: 2, T: 32) }
     #expect(throws: TaskError("igsm: ops 13 outside 1...12")) { try task.problem(seed: 1, index: 0, ops: 13, split: .test) }
+}
+
+// MARK: knobs (issue 11): modulus, symbolic rendering, ordered step symbols, no split, curriculum
+
+@Test(arguments: [
+    IGSMConfig(maxOps: 4, modulus: 7),
+    IGSMConfig(maxOps: 4, modulus: 11, render: .symbolic, stepSymbols: .ordered),
+    IGSMConfig(maxOps: 4, render: .symbolic),
+    IGSMConfig(maxOps: 4, modulus: 5, stepSymbols: .ordered, split: .none),
+])
+func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
+    let t = try IGSMTask(config: config)
+    let vocabulary = Set(t.vocabulary + ["<bos>", "<eos>"])
+    let symbolic = config.render == .symbolic
+    for ops in 1...(config.maxOps + 4) {
+        for index in 0..<8 {
+            let p = try t.problem(seed: 3, index: index, ops: ops, split: index % 2 == 0 ? .train : .test)
+            let read = try #require(evaluateIndependently(p, modulus: config.modulus, symbolic: symbolic), "\(p.question.joined(separator: " "))")
+            #expect(read.value == p.answer && read.ops == ops)
+            #expect(p.answer < config.modulus)
+            #expect((p.prompt + p.solution).allSatisfy(vocabulary.contains))
+            #expect(p.prompt.count + p.solution.count <= t.maxDocumentLength)
+            let check = t.check(p, candidate: p.solution)
+            #expect(check.validSolution, "\(check.reason ?? "") in \(p.solution.joined(separator: " "))")
+            // A wrong final answer is caught at the answer step.
+            var wrong = p.solution
+            wrong[wrong.count - 2] = String((p.answer + 1) % config.modulus)
+            #expect(!t.check(p, candidate: wrong).validSolution)
+            if config.stepSymbols == .ordered {
+                // Symbols appear in solution order: a, b, c, ...
+                var seen: [String] = []
+                for (i, w) in p.solution.enumerated() where IGSMWords.symbols.contains(w) && i + 1 < p.solution.count
+                    && (p.solution[i - 1] == "as" || (p.solution[i + 1] == "=" && p.solution[i - 1] != "so")) && !seen.contains(w) {
+                    seen.append(w)
+                }
+                #expect(seen == Array(IGSMWords.symbols.prefix(seen.count)) && seen.count == ops, "\(seen)")
+            }
+            if symbolic {
+                // "Define Y X as s ;": the item, then its owner one level up.
+                let item = try #require(levelOf[p.solution[1]]), owner = try #require(levelOf[p.solution[2]])
+                #expect(p.solution[0] == "Define" && p.solution[3] == "as" && owner == item - 1)
+            }
+        }
+    }
+}
+
+/// The symbolic rendering of the same problem is about half as long as the text one.
+@Test func igsmSymbolicRenderingHalvesTheQuestion() throws {
+    let text = try IGSMTask(config: IGSMConfig(maxOps: 6))
+    let symbolic = try IGSMTask(config: IGSMConfig(maxOps: 6, render: .symbolic))
+    var a = 0, b = 0
+    for i in 0..<100 {
+        let p = try text.problem(seed: 1, index: i, ops: 6, split: .test), q = try symbolic.problem(seed: 1, index: i, ops: 6, split: .test)
+        #expect(p.answer == q.answer && p.parameters.count == q.parameters.count)
+        a += p.question.count
+        b += q.question.count
+    }
+    #expect(Double(b) / Double(a) < 0.6 && Double(b) / Double(a) > 0.35, "\(b) vs \(a)")
+}
+
+/// The template split no longer leaves whole kinds of problem on one side: every solution
+/// skeleton at 1 and 2 operations that test problems show often, training shows too.
+@Test func igsmEverySmallSkeletonOccursInBothSplits() throws {
+    let t = try IGSMTask(config: IGSMConfig(maxOps: 2, maxEdges: 8))
+    func solutionSkeleton(_ p: IGSMProblem) -> String {
+        p.solution.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : IGSMWords.symbols.contains($0) ? "s" : $0 }.joined(separator: " ")
+    }
+    for ops in 1...2 {
+        var train: [String: Int] = [:], test: [String: Int] = [:]
+        for i in 0..<600 {
+            train[solutionSkeleton(try t.problem(seed: 9, index: i, ops: ops, split: .train)), default: 0] += 1
+            test[solutionSkeleton(try t.problem(seed: 9, index: i, ops: ops, split: .test)), default: 0] += 1
+        }
+        for (skeleton, n) in test where n >= 6 { #expect(train[skeleton, default: 0] >= 3, "op \(ops): \(skeleton) \(n) in test, \(train[skeleton, default: 0]) in train") }
+        for (skeleton, n) in train where n >= 6 { #expect(test[skeleton, default: 0] >= 3, "op \(ops): \(skeleton) \(n) in train, \(test[skeleton, default: 0]) in test") }
+        // The largest test skeleton is at most about its share in training (no single skeleton dominates test alone).
+        let top = test.max { $0.value < $1.value }!
+        #expect(Double(top.value) / 600 < 2 * Double(train[top.key, default: 0]) / 600 + 0.05, "\(top)")
+    }
+}
+
+@Test func igsmWithoutSplitDrawsEveryTemplateOnBothSides() throws {
+    let t = try IGSMTask(config: IGSMConfig(maxOps: 3, split: .none))
+    var trainHashes = Set<Int>(), testHashes = Set<Int>()
+    for i in 0..<200 {
+        trainHashes.insert(try t.problem(seed: 1, index: i, ops: 3, split: .train).templateHash)
+        testHashes.insert(try t.problem(seed: 1, index: i, ops: 3, split: .test).templateHash)
+    }
+    #expect(trainHashes.contains { $0 >= 17 } && testHashes.contains { $0 < 17 })
+}
+
+@Test func igsmCurriculumRaisesTheOpRangeOverDocuments() throws {
+    var c = IGSMConfig(maxOps: 6)
+    c.curriculum = IGSMConfig.Curriculum(fromMaxOps: 1, documents: 1000)
+    let t = try IGSMTask(config: c)
+    #expect(c.maxOps(atDocument: 0) == 1 && c.maxOps(atDocument: 500) == 3 && c.maxOps(atDocument: 1000) == 6 && c.maxOps(atDocument: 5000) == 6)
+    for i in stride(from: 0, to: 1400, by: 7) {
+        let p = try t.trainingProblem(seed: 2, index: i)
+        #expect(p.ops <= c.maxOps(atDocument: i))
+    }
+    #expect((try t.trainingProblem(seed: 2, index: 3)).ops == 1)
+    let late = try (1200..<1400).map { try t.trainingProblem(seed: 2, index: $0).ops }
+    #expect(late.max() == 6)
+    c.curriculum = IGSMConfig.Curriculum(fromMaxOps: 7, documents: 10)
+    #expect(throws: IGSMConfigError(message: "igsm: curriculum.fromMaxOps 7 is outside 1...maxOps (6)")) { try c.validate() }
+    var m = IGSMConfig()
+    m.modulus = 24
+    #expect(throws: IGSMConfigError(message: "igsm: modulus 24 is outside 2...23")) { try m.validate() }
 }
