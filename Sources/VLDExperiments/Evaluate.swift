@@ -210,6 +210,7 @@ struct Evaluator {
         let format = task.config.format
         var scalars: [(String, Double)] = []
         var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], sampled: [(String, JSONValue)] = []
+        var guess: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
         let chunk = max(1, min(64, manifest.train.batch * 2))
         var sampler = SeededRNG(seed: manifest.seed &+ 0x5A4D)
@@ -252,6 +253,7 @@ struct Evaluator {
             let acc = Double(correct) / Double(problems)
             scalars.append(("chain.acc.k\(k)", acc))
             accuracy.append((String(k), JSONValue(acc)))
+            guess.append((String(k), JSONValue(list.map(\.constantGuessAccuracy).reduce(0, +) / Double(problems))))
             if format == .cot {
                 let val = Double(valid) / Double(problems), pass = Double(sampledCorrect) / Double(problems)
                 scalars += [("chain.valid.k\(k)", val), ("chain.sampled.k\(k)", pass)]
@@ -261,7 +263,7 @@ struct Evaluator {
         }
         var fields: [(String, JSONValue)] = [
             ("format", .string(format.rawValue)), ("problemsPerK", JSONValue(problems)), ("accuracy", .object(accuracy)),
-            ("decoding", .string("greedy")), ("split", .string("test")),
+            ("constantGuess", .object(guess)), ("decoding", .string("greedy")), ("split", .string("test")),
         ]
         if format == .cot {
             fields += [("validity", .object(validity)), ("sampledPass1", .object(sampled)), ("sampledTemperature", JSONValue(1))]

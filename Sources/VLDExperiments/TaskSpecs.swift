@@ -72,6 +72,9 @@ extension Manifest {
         c.maxK = r.int("maxK", default: max(c.minK, min(c.maxK, c.longestK)), in: 1...ChainConfig.largestK)
         c.variables = r.int("variables", default: max(c.variables, c.statements), in: ChainConfig.variableRange)
         c.queries = r.int("queries", default: 1, in: 1...ChainConfig.statementRange.upperBound)
+        c.derivedShare = r.double("derivedShare", default: c.derivedShare, in: 0...1)
+        c.syntax = ChainConfig.Syntax(rawValue: r.choice("syntax", default: c.syntax.rawValue,
+                                                         from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .equals
         do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let longest = max(1, c.longestK)
@@ -158,7 +161,13 @@ extension Manifest {
         }
         let longest = mixture.maxDocumentLength
         if longest > model.context + 1 {
-            issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1) (or set a smaller igsm maxWords)")
+            // A chain task already named the context it needs (with room to generate its longest solution).
+            let chainSaid = issues.items.contains { $0.path == "model.context" }
+            let hasIGSM = tasks.contains { if case .igsm = $0 { return true } else { return false } }
+            if !chainSaid {
+                issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1)"
+                           + (hasIGSM ? " (or set a smaller igsm maxWords)" : ""))
+            }
         }
         let need = Manifest.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
         if need > Double(memoryMiB) {
@@ -194,7 +203,8 @@ extension Manifest {
             case let .chain(c, _, problems, ks):
                 f += [("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)), ("statements", JSONValue(c.statements)),
                       ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
-                      ("queries", JSONValue(c.queries)), ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
+                      ("queries", JSONValue(c.queries)), ("derivedShare", JSONValue(c.derivedShare)),
+                      ("syntax", .string(c.syntax.rawValue)), ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
             }
             taskValues.append(.object(f))
         }

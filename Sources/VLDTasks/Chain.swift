@@ -24,6 +24,10 @@
 /// Settings of the chain task.
 public struct ChainConfig: Codable, Equatable, Sendable {
     public enum Format: String, Codable, Sendable, CaseIterable { case direct, cot }
+    /// How statements are written: `equals` ("m = b * 4 ;", queried as "? m =") or `compact`
+    /// ("m b * 4 ;", queried as "? m"), where a constant's value follows its name directly, so
+    /// looking it up is the one-token-offset pattern of an induction head (Olsson et al. 2022).
+    public enum Syntax: String, Codable, Sendable, CaseIterable { case equals, compact }
 
     public var format: Format = .direct
     /// Arithmetic is mod this number; numbers are 0..<modulus.
@@ -41,9 +45,14 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// scored, so each document carries `queries` answer tokens instead of one. Evaluation always
     /// asks one question, which is the first question of a training document.
     public var queries = 1
+    /// The probability that a distractor statement derives from an earlier variable (otherwise it
+    /// binds a constant). 0 makes every distractor a constant: with k = 1 the task is then pure
+    /// associative recall, and guessing among the constants is right about 1/statements of the time.
+    public var derivedShare = 2.0 / 3.0
+    public var syntax: Syntax = .equals
 
     public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
-                variables: Int = 26, queries: Int = 1) {
+                variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .equals) {
         self.format = format
         self.modulus = modulus
         self.minK = minK
@@ -51,6 +60,8 @@ public struct ChainConfig: Codable, Equatable, Sendable {
         self.statements = statements
         self.variables = variables
         self.queries = queries
+        self.derivedShare = derivedShare
+        self.syntax = syntax
     }
 
     public static let modulusRange = 2...97
@@ -79,6 +90,7 @@ public struct ChainConfig: Codable, Equatable, Sendable {
             throw fail("queries must be in 1...statements (\(statements)), got \(queries)")
         }
         guard queries == 1 || format == .direct else { throw fail("queries above 1 need format direct") }
+        guard (0...1).contains(derivedShare) else { throw fail("derivedShare must be in 0...1, got \(derivedShare)") }
     }
 }
 
@@ -105,18 +117,33 @@ public struct ChainProblem: Equatable, Sendable {
     public let chain: [Int]
     public let values: [Int]
     public let modulus: Int
+    public var syntax: ChainConfig.Syntax = .equals
     public var answer: Int { values[query] }
+
+    /// The accuracy of answering with the value of a constant statement picked uniformly: the
+    /// null control for lookups (a model that has learned "answer with some constant" but not
+    /// which variable is which lands here; about 52% at k = 1 with 5 statements).
+    public var constantGuessAccuracy: Double {
+        let constants = statements.filter { $0.parent == nil }
+        return Double(constants.filter { $0.constant == answer }.count) / Double(constants.count)
+    }
 
     /// `<bos>`, the statements, and "? m =" (direct) or "? m :" (cot): what the model continues.
     public func prompt(_ format: ChainConfig.Format) -> [String] {
         var words = ["<bos>"]
         for s in statements { words += render(s) + [";"] }
-        return words + ["?", names[query], format == .direct ? "=" : ":"]
+        return words + question(query, format)
+    }
+
+    /// "? m =" (direct, equals), "? m" (direct, compact) or "? m :" (cot).
+    public func question(_ v: Int, _ format: ChainConfig.Format) -> [String] {
+        format == .cot ? ["?", names[v], ":"] : syntax == .equals ? ["?", names[v], "="] : ["?", names[v]]
     }
 
     func render(_ s: ChainStatement) -> [String] {
-        guard let parent = s.parent else { return [names[s.variable], "=", String(s.constant)] }
-        return [names[s.variable], "=", names[parent], s.op, String(s.constant)]
+        let head = syntax == .equals ? [names[s.variable], "="] : [names[s.variable]]
+        guard let parent = s.parent else { return head + [String(s.constant)] }
+        return head + [names[parent], s.op, String(s.constant)]
     }
 
     /// The completion: the answer (direct), or the worked solution and the answer (cot), then `<eos>`.
@@ -172,10 +199,13 @@ public struct ChainTask: SyntheticTask {
     /// (direct: the answer and <eos>; cot: 4 words for the constant's step, 12 per derivation,
     /// then "answer", the answer and <eos>).
     /// Each question after the first adds 4 words (`? b = 5`).
+    /// The compact syntax drops one "=" per statement, per cot step and per direct question.
     public func maxDocumentLength(k: Int) -> Int {
-        let statements = 4 + 6 * (config.statements - 1)
-        let completion = config.format == .direct ? 2 + 4 * (config.queries - 1) : 4 + 12 * (k - 1) + 3
-        return 1 + statements + 3 + completion
+        let e = config.syntax == .equals ? 1 : 0
+        let statements = 3 + e + (5 + e) * (config.statements - 1)
+        let question = config.format == .direct ? 2 + e : 3
+        let completion = config.format == .direct ? 2 + (3 + e) * (config.queries - 1) : 3 + e + (11 + e) * (k - 1) + 3
+        return 1 + statements + question + completion
     }
 
     public var maxDocumentLength: Int { maxDocumentLength(k: config.maxK) }
@@ -205,8 +235,9 @@ public struct ChainTask: SyntheticTask {
         var words = prompt + completion.dropLast(), scored = [Bool](repeating: false, count: prompt.count)
         scored += [Bool](repeating: true, count: completion.count - 1)
         for v in extraQueries(p, seed: seed, index: index) {
-            words += ["?", p.names[v], "=", String(p.values[v])]
-            scored += [false, false, false, true]
+            let q = p.question(v, .direct)
+            words += q + [String(p.values[v])]
+            scored += [Bool](repeating: false, count: q.count) + [true]
         }
         return Document(words: words + ["<eos>"], scored: scored + [true])
     }
@@ -233,7 +264,9 @@ public struct ChainTask: SyntheticTask {
         // are distractors, each a constant or derived from a variable that comes before it.
         var parent = [Int?](repeating: nil, count: n)
         for v in 1..<k { parent[v] = v - 1 }
-        for v in k..<n where rng.int(3) != 0 {
+        // The default share 2/3 keeps the draws of the first version (one in three distractors a constant).
+        let share = config.derivedShare, twoThirds = share == 2.0 / 3.0
+        for v in k..<n where twoThirds ? rng.int(3) != 0 : rng.unit() < share {
             parent[v] = rng.int(v)  // any earlier variable, the queried chain's included
         }
         var statements: [ChainStatement] = []
@@ -254,7 +287,8 @@ public struct ChainTask: SyntheticTask {
             values[v] = s.parent.map { s.op == "+" ? (values[$0] + s.constant) % p : (values[$0] * s.constant) % p } ?? s.constant
             statements.append(s)
         }
-        return ChainProblem(k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p)
+        return ChainProblem(k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p,
+                            syntax: config.syntax)
     }
 }
 

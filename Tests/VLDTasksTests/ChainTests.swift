@@ -6,19 +6,21 @@ import Testing
 import VLDTasks
 
 /// Recomputes a problem from its prompt words alone: every statement's value, and the length of
-/// the queried variable's chain (1 for a constant).
+/// the queried variable's chain (1 for a constant). Reads both syntaxes: "x = 4", "y = x + 3"
+/// and "x 4", "y x + 3".
 func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: Int)? {
     guard words.first == "<bos>", let q = words.firstIndex(of: "?"), q + 1 < words.count else { return nil }
     var values: [String: Int] = [:], depth: [String: Int] = [:]
     for statement in words[1..<q].split(separator: ";") {
-        let w = Array(statement)
-        guard w.count >= 3, w[1] == "=", values[w[0]] == nil else { return nil }
-        if w.count == 3, let c = Int(w[2]) {
+        var w = Array(statement)
+        if w.count >= 2, w[1] == "=" { w.remove(at: 1) }
+        guard w.count >= 2, values[w[0]] == nil else { return nil }
+        if w.count == 2, let c = Int(w[1]) {
             values[w[0]] = c
             depth[w[0]] = 1
-        } else if w.count == 5, let parent = values[w[2]], let c = Int(w[4]) {
-            values[w[0]] = w[3] == "+" ? (parent + c) % p : (parent * c) % p
-            depth[w[0]] = depth[w[2]]! + 1
+        } else if w.count == 4, let parent = values[w[1]], let c = Int(w[3]) {
+            values[w[0]] = w[2] == "+" ? (parent + c) % p : (parent * c) % p
+            depth[w[0]] = depth[w[1]]! + 1
         } else {
             return nil  // a malformed statement or a parent not defined before
         }
@@ -27,9 +29,17 @@ func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: In
     return (answer, depth[words[q + 1]]!)
 }
 
-@Test(arguments: ChainConfig.Format.allCases)
-func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format) throws {
-    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9))
+struct ChainCase: CustomStringConvertible, Sendable {
+    let format: ChainConfig.Format
+    let syntax: ChainConfig.Syntax
+    var description: String { "\(format.rawValue) \(syntax.rawValue)" }
+}
+
+@Test(arguments: [ChainCase(format: .direct, syntax: .equals), ChainCase(format: .cot, syntax: .equals),
+                  ChainCase(format: .direct, syntax: .compact), ChainCase(format: .cot, syntax: .compact)])
+func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
+    let format = c.format
+    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9, syntax: c.syntax))
     let vocabulary = Set(task.vocabulary + ["<bos>", "<eos>"])
     for k in 1...9 {
         for index in 0..<60 {
@@ -40,6 +50,7 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format
             #expect((prompt + solution).allSatisfy(vocabulary.contains))
             #expect(prompt.count + solution.count <= task.maxDocumentLength(k: k))
             #expect(Set(p.names).count == 9)
+            #expect(prompt.contains("=") == (c.syntax == .equals))
             if format == .direct {
                 #expect(solution == [String(p.answer), "<eos>"])
             } else {
@@ -98,6 +109,27 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ format: ChainConfig.Format
     }
     #expect(throws: ChainConfigError.self) { try ChainConfig(format: .cot, queries: 2).validate() }
     #expect(throws: ChainConfigError.self) { try ChainConfig(statements: 3, queries: 4).validate() }
+}
+
+/// derivedShare sets how many distractors derive from another variable: none, all, or (default)
+/// about two in three; the constant-guess floor follows.
+@Test func chainDerivedShareControlsTheDistractors() throws {
+    func derivedFraction(_ share: Double) throws -> (fraction: Double, guess: Double) {
+        let task = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 1, statements: 6, derivedShare: share))
+        var derived = 0, total = 0, guess = 0.0
+        for i in 0..<400 {
+            let p = try task.problem(seed: 1, index: i, k: 1, split: .test)
+            derived += p.statements.filter { $0.parent != nil }.count
+            total += p.statements.count - 1
+            guess += p.constantGuessAccuracy
+        }
+        return (Double(derived) / Double(total), guess / 400)
+    }
+    let none = try derivedFraction(0), all = try derivedFraction(1), usual = try derivedFraction(2.0 / 3.0)
+    #expect(none.fraction == 0 && all.fraction == 1 && abs(usual.fraction - 2.0 / 3.0) < 0.04, "\(usual)")
+    // Every distractor a constant: about 1/6 plus collisions (1/7 of the other 5); all derived: always right.
+    #expect(abs(none.guess - (1 + 5.0 / 7) / 6) < 0.03 && all.guess == 1, "\(none) \(all)")
+    #expect(throws: ChainConfigError.self) { try ChainConfig(derivedShare: 1.5).validate() }
 }
 
 /// Training documents draw k uniformly from minK...maxK.
