@@ -253,7 +253,9 @@ struct Evaluator {
             let acc = Double(correct) / Double(problems)
             scalars.append(("chain.acc.k\(k)", acc))
             accuracy.append((String(k), JSONValue(acc)))
-            guess.append((String(k), JSONValue(list.map(\.constantGuessAccuracy).reduce(0, +) / Double(problems))))
+            let floor = list.map(\.constantGuessAccuracy).reduce(0, +) / Double(problems)
+            guess.append((String(k), JSONValue(floor)))
+            if k == 1 { scalars.append(("chain.guess.k1", floor)) }
             if format == .cot {
                 let val = Double(valid) / Double(problems), pass = Double(sampledCorrect) / Double(problems)
                 scalars += [("chain.valid.k\(k)", val), ("chain.sampled.k\(k)", pass)]

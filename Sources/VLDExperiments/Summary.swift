@@ -156,3 +156,20 @@ public enum Summary {
         return lines.joined(separator: "\n") + "\n"
     }
 }
+
+/// The metrics that summaries lead with (the comparison table of `vldctl run` and the quickstart,
+/// and the headline table of the summary report), and which of them are shares shown as percent.
+public enum HeadlineMetrics {
+    public static func contains(_ key: String) -> Bool {
+        key == "evalLoss" || key.hasPrefix("igsm.acc.") || key.hasPrefix("igsm.accIn.") || key.hasPrefix("chain.acc.")
+            || key == "chain.guess.k1" || key == "bios.bitsPerParam" || key == "bios.bitsAttributes"
+            || key == "random.deltaCE" || key == "random.bitsPerNonEmbParamCE"
+    }
+
+    /// Shares shown as percent: accuracies and validities of iGSM per op count (held-out and
+    /// in-template), of the chain per k (greedy, sampled), and the chain's guessing floor.
+    public static func isPercent(_ key: String) -> Bool {
+        ["igsm.acc.", "igsm.accIn.", "igsm.valid.", "igsm.validIn.", "chain.acc.", "chain.valid.", "chain.sampled.", "chain.guess."]
+            .contains { key.hasPrefix($0) }
+    }
+}

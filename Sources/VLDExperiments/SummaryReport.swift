@@ -17,10 +17,7 @@ enum SummaryReport {
             for c in conditions { for (k, _) in c.stats where !keys.contains(k) { keys.append(k) } }
             return keys
         }()
-        let headline = metricKeys.filter { k in
-            k == "evalLoss" || k.hasPrefix("igsm.acc.") || k.hasPrefix("chain.acc.") || k == "bios.bitsPerParam"
-                || k == "bios.bitsAttributes" || k == "random.deltaCE" || k == "random.bitsPerNonEmbParamCE"
-        }
+        let headline = metricKeys.filter(HeadlineMetrics.contains)
         func cell(_ s: MetricStats?, percent: Bool = false) -> String {
             guard let s else { return "—" }
             let f: (Double) -> String = { percent ? String(format: "%.1f", 100 * $0) : formatNumber($0, significant: 4) }
@@ -31,10 +28,10 @@ enum SummaryReport {
         }
         r.heading("Conditions")
         let base = conditions.first { $0.label.contains("schedule=base") }
-        r.table(headers: ["condition", "seeds", "D", "P_total", "train FLOPs"] + headline.map { SummaryReport.isFraction($0) ? $0 + " (%)" : $0 },
+        r.table(headers: ["condition", "seeds", "D", "P_total", "train FLOPs"] + headline.map { HeadlineMetrics.isPercent($0) ? $0 + " (%)" : $0 },
                 rows: conditions.map { c in
                     [c.label, "\(c.trials.count)", cell(c.stat("D")), cell(c.stat("P_total")), cell(c.stat("trainFlops"))]
-                        + headline.map { cell(c.stat($0), percent: SummaryReport.isFraction($0)) }
+                        + headline.map { cell(c.stat($0), percent: HeadlineMetrics.isPercent($0)) }
                 }, numericColumns: Set(1..<(5 + headline.count)))
         r.paragraph("Cells are the mean over seeds, with the 95% bootstrap interval in brackets when there are 3 or more seeds (± the standard deviation with 2).")
 
@@ -87,14 +84,12 @@ enum SummaryReport {
         return r.render()
     }
 
-    /// Metrics that are fractions, shown as percentages.
-    static func isFraction(_ key: String) -> Bool {
-        ["igsm.acc.", "igsm.valid.", "chain.acc.", "chain.valid.", "chain.sampled."].contains { key.hasPrefix($0) }
-    }
 
     static let accuracyFamilies: [(prefix: String, title: String, level: String, axis: String, caption: String)] = [
-        ("igsm.acc.op", "Reasoning: iGSM-lite exact-match accuracy", "op", "operation count",
-         "The first operation count is in distribution (the training maximum); the others are out of distribution."),
+        ("igsm.acc.op", "Reasoning: iGSM-lite exact-match accuracy, held-out templates", "op", "operation count",
+         "Problems whose templates training never showed (with split none: fresh problems); op counts above the training maximum are out of distribution."),
+        ("igsm.accIn.op", "Reasoning: iGSM-lite exact-match accuracy, training templates", "op", "operation count",
+         "Fresh problems whose templates are on the training side of the split."),
         ("chain.acc.k", "Reasoning: chain exact-match accuracy", "k", "chain length k",
          "Greedy exact match of the answer on held-out problems; lengths above the training maxK are out of distribution."),
     ]

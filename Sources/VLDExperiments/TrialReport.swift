@@ -40,9 +40,12 @@ enum TrialReport {
                               series: accKeys.map { series($0, name: "op " + $0.dropFirst("igsm.acc.op".count)) }).svg(),
                     caption: "Greedy decoding on test-split (held-out template) problems at each operation count.")
             if case let .object(acc)? = results["tasks"]?["igsm"]?["accuracy"], case let .object(val)? = results["tasks"]?["igsm"]?["validity"] {
-                r.table(headers: ["ops", "answer accuracy", "valid solution"],
-                        rows: acc.map { op, a in [op, percent(value(a)), percent(value(val.first { $0.0 == op }?.1))] },
-                        numericColumns: [0, 1, 2])
+                let accIn = results["tasks"]?["igsm"]?["accuracyInTemplate"], valIn = results["tasks"]?["igsm"]?["validityInTemplate"]
+                r.table(headers: ["ops", "answer accuracy, held-out templates", "valid solution", "answer accuracy, training templates",
+                                  "valid solution"],
+                        rows: acc.map { op, a in [op, percent(value(a)), percent(value(val.first { $0.0 == op }?.1)),
+                                                  accIn.map { percent(value($0[op])) } ?? "—", valIn.map { percent(value($0[op])) } ?? "—"] },
+                        numericColumns: [0, 1, 2, 3, 4])
             }
         }
         let chainKeys = keys.filter { $0.hasPrefix("chain.acc.k") }
@@ -53,9 +56,13 @@ enum TrialReport {
                     caption: "Greedy decoding on held-out problems at each chain length k.")
             if case let .object(acc)? = results["tasks"]?["chain"]?["accuracy"] {
                 let val = results["tasks"]?["chain"]?["validity"], pass = results["tasks"]?["chain"]?["sampledPass1"]
-                r.table(headers: ["k", "greedy accuracy", "all steps right", "sampled pass@1"],
-                        rows: acc.map { k, a in [k, percent(value(a)), val.map { percent(value($0[k])) } ?? "—", pass.map { percent(value($0[k])) } ?? "—"] },
-                        numericColumns: [0, 1, 2, 3])
+                let guess = results["tasks"]?["chain"]?["constantGuess"]
+                r.table(headers: ["k", "greedy accuracy", "guessing a constant", "all steps right", "sampled pass@1"],
+                        rows: acc.map { k, a in [k, percent(value(a)), guess.map { percent(value($0[k])) } ?? "—",
+                                                 val.map { percent(value($0[k])) } ?? "—", pass.map { percent(value($0[k])) } ?? "—"] },
+                        numericColumns: [0, 1, 2, 3, 4])
+                r.paragraph("Guessing a constant: the accuracy of answering with the value of a constant statement picked at random, "
+                            + "the floor a model reaches without binding names to their statements.")
             }
         }
         if keys.contains("bios.bitsAttributes") {

@@ -1,10 +1,11 @@
 // Chain.swift: k-hop variable chains, a reasoning task whose difficulty is one number.
 //
-// A problem is a list of statements binding variables, mod p:
+// A problem is a list of statements binding variables, mod p, in one of two syntaxes:
 //
-//     <bos> f = 3 ; k = 7 ; b = f + 2 ; q = k * 5 ; m = b * 4 ; ? m =
+//     <bos> f 3 ; k 7 ; b f + 2 ; q k * 5 ; m b * 4 ; ? m                  (compact, the default)
+//     <bos> f = 3 ; k = 7 ; b = f + 2 ; q = k * 5 ; m = b * 4 ; ? m =      (equals)
 //
-// `x = c` binds a constant, `x = y + c` and `x = y * c` derive a variable from one defined
+// `x c` (`x = c`) binds a constant, `x y + c` and `x y * c` derive a variable from one defined
 // earlier (c in 1..<p). The queried variable ends a chain of k statements that starts at a
 // constant (here f, b, m: k = 3; k = 1 is looking a constant up); the other statements are
 // distractor chains, some branching off the queried one, interleaved in a random dependency
@@ -12,10 +13,11 @@
 // makes the task a probe of depth (Saunshi et al. 2025, "Reasoning with Latent Thoughts", the
 // p-hop task and looped models).
 //
-// Two formats. `direct`: the answer follows "?  m =" at once (`9 <eos>`), and only the answer is
-// scored. `cot`: "? m :" is followed by one step per link, each ended by the separator "|":
+// Two formats. `direct`: the answer follows the question at once (`9 <eos>`), and only the answer
+// is scored. `cot`: "? m :" is followed by one step per link, each ended by the separator "|":
 //
-//     f = 3 | b = f + 2 = 3 + 2 = 5 | m = b * 4 = 5 * 4 = 9 | answer 9 <eos>
+//     f 3 | b f + 2 = 3 + 2 = 5 | m b * 4 = 5 * 4 = 9 | answer 9 <eos>        (compact)
+//     f = 3 | b = f + 2 = 3 + 2 = 5 | m = b * 4 = 5 * 4 = 9 | answer 9 <eos>  (equals)
 //
 // Each step finds the statement (retrieval), substitutes the parent's value and computes the
 // result; `ChainChecker` names the first step of a candidate solution that is wrong. Problems are
@@ -24,9 +26,12 @@
 /// Settings of the chain task.
 public struct ChainConfig: Codable, Equatable, Sendable {
     public enum Format: String, Codable, Sendable, CaseIterable { case direct, cot }
-    /// How statements are written: `equals` ("m = b * 4 ;", queried as "? m =") or `compact`
-    /// ("m b * 4 ;", queried as "? m"), where a constant's value follows its name directly, so
-    /// looking it up is the one-token-offset pattern of an induction head (Olsson et al. 2022).
+    /// How statements are written: `compact` ("m b * 4 ;", queried as "? m"; the default), where
+    /// a constant's value follows its name directly, so looking it up is the one-token-offset
+    /// pattern of an induction head (Olsson et al. 2022), or `equals` ("m = b * 4 ;", queried as
+    /// "? m ="), where it is two tokens on. In the pilots (docs/results/pilots/chain) a 2-block
+    /// d = 64 model learned pure recall in the compact syntax (99% after 10,000 steps) and stayed at
+    /// the guessing floor in the equals syntax over the same steps.
     public enum Syntax: String, Codable, Sendable, CaseIterable { case equals, compact }
 
     public var format: Format = .direct
@@ -49,10 +54,10 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// binds a constant). 0 makes every distractor a constant: with k = 1 the task is then pure
     /// associative recall, and guessing among the constants is right about 1/statements of the time.
     public var derivedShare = 2.0 / 3.0
-    public var syntax: Syntax = .equals
+    public var syntax: Syntax = .compact
 
     public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
-                variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .equals) {
+                variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .compact) {
         self.format = format
         self.modulus = modulus
         self.minK = minK
@@ -117,7 +122,7 @@ public struct ChainProblem: Equatable, Sendable {
     public let chain: [Int]
     public let values: [Int]
     public let modulus: Int
-    public var syntax: ChainConfig.Syntax = .equals
+    public var syntax: ChainConfig.Syntax = .compact
     public var answer: Int { values[query] }
 
     /// The accuracy of answering with the value of a constant statement picked uniformly: the

@@ -165,8 +165,7 @@ enum SummaryTable {
         var keys: [String] = []
         for c in conds {
             if case let .object(f)? = c["metrics"] {
-                for (k, _) in f where (k == "evalLoss" || k.hasPrefix("igsm.acc.") || k.hasPrefix("chain.acc.") || k == "bios.bitsPerParam"
-                    || k == "random.deltaCE") && !keys.contains(k) { keys.append(k) }
+                for (k, _) in f where HeadlineMetrics.contains(k) && !keys.contains(k) { keys.append(k) }
             }
         }
         let header = ["condition", "n"] + keys
@@ -179,7 +178,7 @@ enum SummaryTable {
             row.append(n)
             for k in keys {
                 if case let .number(v)? = c["metrics"]?[k]?["mean"] {
-                    let percent = k.hasPrefix("igsm.acc.") || k.hasPrefix("chain.acc.")
+                    let percent = HeadlineMetrics.isPercent(k)
                     var cell = percent ? String(format: "%.1f%%", 100 * v) : formatNumber(v, significant: 4)
                     if case let .array(ci)? = c["metrics"]?[k]?["ci95"], ci.count == 2, case let .number(lo) = ci[0], case let .number(hi) = ci[1] {
                         cell += percent ? String(format: " [%.1f, %.1f]", 100 * lo, 100 * hi)

@@ -85,24 +85,26 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
 /// With `queries` > 1 a direct document asks several distinct variables of its program after the
 /// usual first question; each answer is the variable's value read from the text, only answers and
 /// <eos> are scored, and the first question is the document's usual one.
-@Test func chainDocumentsWithSeveralQueriesAnswerEachFromTheText() throws {
-    let one = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6))
-    let four = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, queries: 4))
+@Test(arguments: ChainConfig.Syntax.allCases)
+func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig.Syntax) throws {
+    let one = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, syntax: syntax))
+    let four = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, queries: 4, syntax: syntax))
+    let width = syntax == .equals ? 4 : 3  // "? b = 5" or "? b 5"
     for index in 0..<200 {
         let single = try one.trainingDocument(seed: 2, index: index), doc = try four.trainingDocument(seed: 2, index: index)
-        #expect(doc.words.count <= four.maxDocumentLength && doc.words.count == single.words.count + 12)
+        #expect(doc.words.count <= four.maxDocumentLength && doc.words.count == single.words.count + 3 * width)
         #expect(Array(doc.words.prefix(single.words.count - 1)) == Array(single.words.dropLast()))
         let q = doc.words.firstIndex(of: "?")!
         let prompt = Array(doc.words[..<q])
         var asked: [String] = []
         var i = q
         while i < doc.words.count - 1 {
-            #expect(doc.words[i] == "?" && doc.words[i + 2] == "=")
-            let read = try #require(evaluateChainText(prompt + ["?", doc.words[i + 1], "="], modulus: 7))
-            #expect(doc.words[i + 3] == String(read.answer))
-            #expect(doc.scored[i..<(i + 3)].allSatisfy { !$0 } && doc.scored[i + 3])
+            #expect(doc.words[i] == "?" && (syntax == .compact || doc.words[i + 2] == "="))
+            let read = try #require(evaluateChainText(prompt + Array(doc.words[i..<(i + width - 1)]), modulus: 7))
+            #expect(doc.words[i + width - 1] == String(read.answer))
+            #expect(doc.scored[i..<(i + width - 1)].allSatisfy { !$0 } && doc.scored[i + width - 1])
             asked.append(doc.words[i + 1])
-            i += 4
+            i += width
         }
         #expect(asked.count == 4 && Set(asked).count == 4)
         #expect(doc.words.last == "<eos>" && doc.scored.last == true)
@@ -163,9 +165,16 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
 /// The checker names the first wrong step of a candidate: the wrong statement retrieved, a wrong
 /// value substituted, a wrong result, a missing or extra step; a right solution passes.
 @Test func chainCheckerFindsTheFirstWrongStep() throws {
-    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8))
+    // Word positions below are those of the equals syntax; the compact one is checked at the end.
+    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, syntax: .equals))
     let p = try task.problem(seed: 2, index: 3, k: 4, split: .test)
     let right = p.solution(.cot)
+    let compact = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8)).problem(seed: 2, index: 3, k: 4, split: .test)
+    var wrongCompact = compact.solution(.cot)
+    #expect(ChainChecker.check(compact, candidate: wrongCompact).valid)
+    let secondResult = wrongCompact.indices.filter { wrongCompact[$0] == "|" }[1] - 1
+    wrongCompact[secondResult] = String((Int(wrongCompact[secondResult])! + 1) % 11)
+    #expect(ChainChecker.check(compact, candidate: wrongCompact).firstError == 1)
     #expect(ChainChecker.check(p, candidate: right) == ChainCheck(steps: 4, firstError: nil, answerCorrect: true))
     // Split into steps to corrupt one at a time.
     let pieces = right.split(separator: "|", omittingEmptySubsequences: false).map(Array.init)
