@@ -74,7 +74,8 @@ extension Manifest {
         c.queries = r.int("queries", default: 1, in: 1...ChainConfig.statementRange.upperBound)
         c.derivedShare = r.double("derivedShare", default: c.derivedShare, in: 0...1)
         c.syntax = ChainConfig.Syntax(rawValue: r.choice("syntax", default: c.syntax.rawValue,
-                                                         from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .equals
+                                                         from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .compact
+        c.recallDocuments = r.int("recallDocuments", default: 0, in: 0...1_000_000_000)
         do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let longest = max(1, c.longestK)
@@ -204,7 +205,8 @@ extension Manifest {
                 f += [("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)), ("statements", JSONValue(c.statements)),
                       ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
                       ("queries", JSONValue(c.queries)), ("derivedShare", JSONValue(c.derivedShare)),
-                      ("syntax", .string(c.syntax.rawValue)), ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
+                      ("syntax", .string(c.syntax.rawValue)), ("recallDocuments", JSONValue(c.recallDocuments)),
+                      ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
             }
             taskValues.append(.object(f))
         }

@@ -134,6 +134,25 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     #expect(throws: ChainConfigError.self) { try ChainConfig(derivedShare: 1.5).validate() }
 }
 
+/// The recall curriculum: the first recallDocuments training problems are lookups among
+/// constants only; after them the usual mixture of k and distractors resumes.
+@Test func chainRecallCurriculumStartsWithPureRecall() throws {
+    let task = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 4, statements: 6, recallDocuments: 300))
+    let plain = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 4, statements: 6))
+    for i in 0..<300 {
+        let p = try task.trainingProblem(seed: 4, index: i)
+        #expect(p.k == 1 && p.statements.allSatisfy { $0.parent == nil })
+    }
+    var ks = Set<Int>()
+    for i in 300..<500 {
+        let p = try task.trainingProblem(seed: 4, index: i)
+        #expect(p == (try plain.trainingProblem(seed: 4, index: i)))
+        ks.insert(p.k)
+    }
+    #expect(ks == [1, 2, 3, 4])
+    #expect(throws: ChainConfigError.self) { try ChainConfig(recallDocuments: -1).validate() }
+}
+
 /// Training documents draw k uniformly from minK...maxK.
 @Test func chainTrainingKIsUniformOverItsRange() throws {
     let task = try ChainTask(config: ChainConfig(modulus: 11, minK: 2, maxK: 5, statements: 8))
