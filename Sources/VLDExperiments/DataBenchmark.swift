@@ -1,7 +1,7 @@
 // DataBenchmark.swift: `vld-bench --data FILE`, the speed of a manifest's data pipeline next to the
 // training speed of the model it feeds (issue 11: generation must never bound training).
 //
-// For each trial with a distinct (tasks, seed, batch, context, model), on this machine:
+// For each trial with a distinct (tasks, batch, context, model), on this machine:
 //  - per task: documents/s and tokens/s of generating training documents and encoding them
 //    (`TaskSpec` → `SyntheticTask.trainingDocument` → `WordTokenizer.encodeStrict`, the path the
 //    trainer takes), from document 0 on, single-threaded;
@@ -25,7 +25,8 @@ public enum DataBenchmark {
         var rows: [JSONValue] = []
         for trial in experiment.trials {
             let m = trial.manifest
-            let key = "\(m.tasks) \(m.seed) \(m.train.batch) \(m.model)"
+            // Seeds change the documents, not their cost: one row per (tasks, batch, model).
+            let key = "\(m.tasks) \(m.train.batch) \(m.model)"
             guard seen.insert(key).inserted else { continue }
             log("trial \(trial.index + 1)/\(experiment.trials.count) [\(trial.condition)]")
             rows.append(try measure(trial, threads: threads, minSeconds: minSeconds))
