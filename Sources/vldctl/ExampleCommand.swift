@@ -31,7 +31,15 @@ enum ExampleCommand {
           //   igsm           iGSM-lite multi-step modular arithmetic (reasoning; specs/vld.md 6.3)
           //                  maxOps 1...15 (training ops 1..maxOps), maskQuestion true,
           //                  maxEdges (sentences per problem, default 12), maxWords (length cap),
+          //                  modulus 23 (2...23), render "text" or "symbolic", stepSymbols "random"
+          //                  or "ordered", split "template" or "none",
+          //                  curriculum {"fromMaxOps": 1, "documents": N} (op range grows over N),
           //                  evalProblems 100 per op count, evalOps [maxOps, maxOps+5, maxOps+6]
+          //   chain          k-hop variable chains mod p (reasoning whose difficulty is k)
+          //                  format "direct" or "cot", syntax "compact" ("x 4 ;") or "equals",
+          //                  modulus 11, statements 10, minK 1, maxK 4, queries 1 (direct: answers
+          //                  per problem), derivedShare 0.667, recallDocuments 0 (recall first),
+          //                  evalProblems 100 per k, evalK [minK...maxK+2]
           //   bios           bioS-lite biographies (knowledge bits; specs/vld.md 6.2 K2)
           //                  people, firstNames, middleNames, lastNames, exposures, attributes, evalNames
           //   random-tokens  memorising a fixed IID token stream (specs/vld.md 6.2 K1)
