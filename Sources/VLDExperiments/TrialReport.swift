@@ -41,11 +41,13 @@ enum TrialReport {
                     caption: "Greedy decoding on test-split (held-out template) problems at each operation count.")
             if case let .object(acc)? = results["tasks"]?["igsm"]?["accuracy"], case let .object(val)? = results["tasks"]?["igsm"]?["validity"] {
                 let accIn = results["tasks"]?["igsm"]?["accuracyInTemplate"], valIn = results["tasks"]?["igsm"]?["validityInTemplate"]
-                r.table(headers: ["ops", "answer accuracy, held-out templates", "valid solution", "answer accuracy, training templates",
-                                  "valid solution"],
+                r.table(headers: ["ops", "accuracy", "valid", "accuracy, train templates", "valid, train templates"],
                         rows: acc.map { op, a in [op, percent(value(a)), percent(value(val.first { $0.0 == op }?.1)),
                                                   accIn.map { percent(value($0[op])) } ?? "—", valIn.map { percent(value($0[op])) } ?? "—"] },
                         numericColumns: [0, 1, 2, 3, 4])
+                r.paragraph("Accuracy: the final answer; valid: every step of the solution right (the checker). The first pair is on "
+                            + "problems whose templates training never showed, the second on fresh problems from training templates "
+                            + "(absent with split none).")
             }
         }
         let chainKeys = keys.filter { $0.hasPrefix("chain.acc.k") }
