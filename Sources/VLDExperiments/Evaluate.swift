@@ -120,7 +120,7 @@ struct Evaluator {
     func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
         var scalars: [(String, Double)] = []
         var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
-        var accuracyIn: [(String, JSONValue)] = [], validityIn: [(String, JSONValue)] = []
+        var accuracyIn: [(String, JSONValue)] = [], validityIn: [(String, JSONValue)] = [], guess: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
         let splitByTemplate = task.config.split == .template
         for op in ops {
@@ -130,6 +130,7 @@ struct Evaluator {
             scalars += [("igsm.acc.op\(op)", acc), ("igsm.valid.op\(op)", val)]
             accuracy.append((String(op), JSONValue(acc)))
             validity.append((String(op), JSONValue(val)))
+            guess.append((String(op), JSONValue(heldOut.map(\.constantGuessAccuracy).reduce(0, +) / Double(problems))))
             var tooLong = r.tooLong
             if splitByTemplate {
                 var none: [JSONValue] = []
@@ -145,6 +146,7 @@ struct Evaluator {
         }
         var fields: [(String, JSONValue)] = [
             ("problemsPerOp", JSONValue(problems)), ("accuracy", .object(accuracy)), ("validity", .object(validity)),
+            ("constantGuess", .object(guess)),
         ]
         if splitByTemplate {
             fields += [("accuracyInTemplate", .object(accuracyIn)), ("validityInTemplate", .object(validityIn))]

@@ -203,6 +203,15 @@ public struct IGSMProblem: Equatable, Sendable {
     let query: Int
 
     public var prompt: [String] { ["<bos>"] + question + ["Solution", ":"] }
+
+    /// The accuracy of answering with the value of a constant parameter picked uniformly from the
+    /// problem: the floor of a model that has learned "answer with some given number" but not which
+    /// parameter is which (an op-1 answer is always such a constant).
+    public var constantGuessAccuracy: Double {
+        let constants = parameters.filter { $0.form == .constant }
+        guard !constants.isEmpty else { return 0 }
+        return Double(constants.filter { $0.value == answer }.count) / Double(constants.count)
+    }
 }
 
 /// The expression forms of spec §6.3 step 3 (c is a random constant, A..D earlier parameters).
