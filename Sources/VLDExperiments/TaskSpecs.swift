@@ -76,6 +76,8 @@ extension Manifest {
         c.syntax = ChainConfig.Syntax(rawValue: r.choice("syntax", default: c.syntax.rawValue,
                                                          from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .compact
         c.recallDocuments = r.int("recallDocuments", default: 0, in: 0...1_000_000_000)
+        c.cotSteps = ChainConfig.CotSteps(rawValue: r.choice("cotSteps", default: c.cotSteps.rawValue,
+                                                             from: ChainConfig.CotSteps.allCases.map(\.rawValue))) ?? .trace
         do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let longest = max(1, c.longestK)
@@ -207,6 +209,8 @@ extension Manifest {
                       ("queries", JSONValue(c.queries)), ("derivedShare", JSONValue(c.derivedShare)),
                       ("syntax", .string(c.syntax.rawValue)), ("recallDocuments", JSONValue(c.recallDocuments)),
                       ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
+                // Only cot solutions have steps; direct manifests normalise as before.
+                if c.format == .cot { f.append(("cotSteps", .string(c.cotSteps.rawValue))) }
             }
             taskValues.append(.object(f))
         }

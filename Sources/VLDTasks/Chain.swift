@@ -14,14 +14,26 @@
 // p-hop task and looped models).
 //
 // Two formats. `direct`: the answer follows the question at once (`9 <eos>`), and only the answer
-// is scored. `cot`: "? m :" is followed by one step per link, each ended by the separator "|":
+// is scored. `cot`: "? m :" is followed by a worked solution, one step per separator "|". By
+// default (`cotSteps: trace`) it traces the chain back from the queried variable, copying one
+// statement per step, until it reaches the constant, then computes the values back up, one
+// derivation per step:
+//
+//     m b * 4 | b f + 2 | f 3 | b 3 + 2 = 5 | m 5 * 4 = 9 | answer 9 <eos>        (compact)
+//
+// so that every word of every step is one lookup or one table entry away from what is written
+// before it: the parent named in the last trace step, that parent's statement, the value just
+// computed. `cotSteps: forward` writes the chain from the constant up instead,
 //
 //     f 3 | b f + 2 = 3 + 2 = 5 | m b * 4 = 5 * 4 = 9 | answer 9 <eos>        (compact)
 //     f = 3 | b = f + 2 = 3 + 2 = 5 | m = b * 4 = 5 * 4 = 9 | answer 9 <eos>  (equals)
 //
-// Each step finds the statement (retrieval), substitutes the parent's value and computes the
-// result; `ChainChecker` names the first step of a candidate solution that is wrong. Problems are
-// a pure function of (seed, k, split, index), like every task here.
+// where the first word already names the root of the queried chain, which takes the whole k-hop
+// search in one forward pass (in the cot-policy pilot, docs/results/pilots/chain, the policy
+// trained on this layout stopped at the wrong step more often than it computed wrongly, and
+// answered k = 1 below the guessing floor). `ChainChecker` names the first step of a candidate
+// solution that is wrong, in either layout. Problems are a pure function of (seed, k, split,
+// index), like every task here.
 
 /// Settings of the chain task.
 public struct ChainConfig: Codable, Equatable, Sendable {
@@ -33,6 +45,9 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// d = 64 model learned pure recall in the compact syntax (99% after 10,000 steps) and stayed at
     /// the guessing floor in the equals syntax over the same steps.
     public enum Syntax: String, Codable, Sendable, CaseIterable { case equals, compact }
+    /// The layout of a cot solution: `trace` (back from the query to the constant, then the values
+    /// back up; the default) or `forward` (from the constant up). See the top of this file.
+    public enum CotSteps: String, Codable, Sendable, CaseIterable { case trace, forward }
 
     public var format: Format = .direct
     /// Arithmetic is mod this number; numbers are 0..<modulus.
@@ -60,10 +75,11 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// statement is what every longer chain needs, and a 2-block model learns it from recall in
     /// about 250,000 problems but had not after 320,000 of the mixed task (pilots). 0: none.
     public var recallDocuments = 0
+    public var cotSteps: CotSteps = .trace
 
     public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
                 variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .compact,
-                recallDocuments: Int = 0) {
+                recallDocuments: Int = 0, cotSteps: CotSteps = .trace) {
         self.format = format
         self.modulus = modulus
         self.minK = minK
@@ -74,6 +90,7 @@ public struct ChainConfig: Codable, Equatable, Sendable {
         self.derivedShare = derivedShare
         self.syntax = syntax
         self.recallDocuments = recallDocuments
+        self.cotSteps = cotSteps
     }
 
     public static let modulusRange = 2...97
@@ -131,6 +148,7 @@ public struct ChainProblem: Equatable, Sendable {
     public let values: [Int]
     public let modulus: Int
     public var syntax: ChainConfig.Syntax = .compact
+    public var cotSteps: ChainConfig.CotSteps = .trace
     public var answer: Int { values[query] }
 
     /// The accuracy of answering with the value of a constant statement picked uniformly: the
@@ -162,16 +180,35 @@ public struct ChainProblem: Equatable, Sendable {
     /// The completion: the answer (direct), or the worked solution and the answer (cot), then `<eos>`.
     public func solution(_ format: ChainConfig.Format) -> [String] {
         guard format == .cot else { return [String(answer), "<eos>"] }
-        var words: [String] = []
-        for v in chain { words += step(for: v) + ["|"] }
-        return words + ["answer", String(answer), "<eos>"]
+        return steps.flatMap { $0 + ["|"] } + ["answer", String(answer), "<eos>"]
     }
 
-    /// The worked step that defines variable `v`: retrieval, substitution, result.
-    func step(for v: Int) -> [String] {
-        let s = statements.first { $0.variable == v }!
-        guard let parent = s.parent else { return render(s) }
-        return render(s) + ["=", String(values[parent]), s.op, String(s.constant), "=", String(values[v])]
+    /// The steps of the right cot solution, without separators. `trace`: the statements of the
+    /// chain from the query back to its constant (k steps), then one computation per derivation
+    /// from the constant's child up to the query ("b 3 + 2 = 5"; k − 1 steps). `forward`: per
+    /// variable from the constant up, the statement with its parent's value substituted and the
+    /// result ("b f + 2 = 3 + 2 = 5"; k steps).
+    public var steps: [[String]] {
+        switch cotSteps {
+        case .trace:
+            return chain.reversed().map { render(statement(of: $0)) } + chain.dropFirst().map(computation)
+        case .forward:
+            return chain.map { v in
+                let s = statement(of: v)
+                guard let parent = s.parent else { return render(s) }
+                return render(s) + ["=", String(values[parent]), s.op, String(s.constant), "=", String(values[v])]
+            }
+        }
+    }
+
+    func statement(of v: Int) -> ChainStatement { statements.first { $0.variable == v }! }
+
+    /// "b 3 + 2 = 5" (compact) or "b = 3 + 2 = 5" (equals): a derived variable's value from its
+    /// parent's.
+    func computation(_ v: Int) -> [String] {
+        let s = statement(of: v)
+        let head = syntax == .equals ? [names[v], "="] : [names[v]]
+        return head + [String(values[s.parent!]), s.op, String(s.constant), "=", String(values[v])]
     }
 }
 
@@ -209,15 +246,17 @@ public struct ChainTask: SyntheticTask {
 
     /// Words of a document with chain length `k`: <bos>, the statements (4 words for a constant
     /// and 6 for a derivation, with at least one constant), the query (3), and the completion
-    /// (direct: the answer and <eos>; cot: 4 words for the constant's step, 12 per derivation,
-    /// then "answer", the answer and <eos>).
+    /// (direct: the answer and <eos>; cot: "answer", the answer and <eos> after the steps, each
+    /// with its "|": forward, 4 words for the constant's step and 12 per derivation; trace, 4 for
+    /// the constant's statement, 6 per derived statement and 8 per computation).
     /// Each question after the first adds 4 words (`? b = 5`).
     /// The compact syntax drops one "=" per statement, per cot step and per direct question.
     public func maxDocumentLength(k: Int) -> Int {
         let e = config.syntax == .equals ? 1 : 0
         let statements = 3 + e + (5 + e) * (config.statements - 1)
         let question = config.format == .direct ? 2 + e : 3
-        let completion = config.format == .direct ? 2 + (3 + e) * (config.queries - 1) : 3 + e + (11 + e) * (k - 1) + 3
+        let perDerivation = config.cotSteps == .trace ? 12 + 2 * e : 11 + e
+        let completion = config.format == .direct ? 2 + (3 + e) * (config.queries - 1) : 3 + e + perDerivation * (k - 1) + 3
         return 1 + statements + question + completion
     }
 
@@ -306,12 +345,12 @@ public struct ChainTask: SyntheticTask {
             statements.append(s)
         }
         return ChainProblem(k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p,
-                            syntax: config.syntax)
+                            syntax: config.syntax, cotSteps: config.cotSteps)
     }
 }
 
 /// The verdict on a candidate cot solution: how many steps it wrote, the first wrong one (0-based;
-/// nil when every step is right and there are k of them), and whether the final answer is right.
+/// nil when every step is right and there are as many as the right solution has), and whether the final answer is right.
 public struct ChainCheck: Equatable, Sendable {
     public var steps: Int
     public var firstError: Int?
@@ -327,9 +366,10 @@ public struct ChainCheck: Equatable, Sendable {
 
 public enum ChainChecker {
     /// Checks `candidate` (the words generated after the prompt, up to and without `<eos>`) step by
-    /// step: step i must be the statement of the chain's i-th variable, with its parent's true
-    /// value substituted and the right result. A missing step counts as wrong at its place; steps
-    /// after the first error are not judged.
+    /// step against the right solution's steps (`ChainProblem.steps`: the right statement
+    /// retrieved, the parent's true value substituted, the right result). A missing step counts as
+    /// wrong at its place, an extra step as wrong at the first step past the end; steps after the
+    /// first error are not judged.
     public static func check(_ problem: ChainProblem, candidate: [String]) -> ChainCheck {
         var words = candidate
         if let eos = words.firstIndex(of: "<eos>") { words = Array(words[..<eos]) }
@@ -338,14 +378,15 @@ public enum ChainChecker {
         let steps = body.split(separator: "|", omittingEmptySubsequences: false).map(Array.init)
         // A trailing "|" leaves an empty last piece; it is not a step.
         let written = steps.last?.isEmpty == true ? Array(steps.dropLast()) : steps
+        let expected = problem.steps
         var firstError: Int?
-        for (i, v) in problem.chain.enumerated() {
-            guard i < written.count, written[i] == problem.step(for: v) else {
+        for (i, step) in expected.enumerated() {
+            guard i < written.count, written[i] == step else {
                 firstError = i
                 break
             }
         }
-        if firstError == nil && written.count > problem.chain.count { firstError = problem.chain.count }
+        if firstError == nil && written.count > expected.count { firstError = expected.count }
         let answer = answerAt.flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
         return ChainCheck(steps: written.count, firstError: firstError, answerCorrect: answer == problem.answer)
     }

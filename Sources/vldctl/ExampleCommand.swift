@@ -37,6 +37,7 @@ enum ExampleCommand {
           //                  evalProblems 100 per op count, evalOps [maxOps, maxOps+5, maxOps+6]
           //   chain          k-hop variable chains mod p (reasoning whose difficulty is k)
           //                  format "direct" or "cot", syntax "compact" ("x 4 ;") or "equals",
+          //                  cotSteps "trace" (back to the constant, then compute up) or "forward",
           //                  modulus 11, statements 10, minK 1, maxK 4, queries 1 (direct: answers
           //                  per problem), derivedShare 0.667, recallDocuments 0 (recall first),
           //                  evalProblems 100 per k, evalK [minK...maxK+2]

@@ -235,7 +235,7 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     let good = try Experiment.parse(Data(manifest(task: #"{"type": "chain", "format": "cot", "maxK": 3, "statements": 6}"#,
                                                   model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 96}"#).utf8), cores: 2)
     let resolved = good.trials[0].manifest.json.serialized(pretty: false)
-    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"queries":1,"derivedShare":0.6666666666666666,"syntax":"compact","recallDocuments":0,"evalProblems":100,"evalK":[1,2,3,4,5]"#), "\(resolved)")
+    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"queries":1,"derivedShare":0.6666666666666666,"syntax":"compact","recallDocuments":0,"evalProblems":100,"evalK":[1,2,3,4,5],"cotSteps":"trace""#), "\(resolved)")
     let small = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 64}"#
     #expect(issues(manifest(task: #"{"type": "chain", "maxK": 7, "statements": 6}"#, model: small))
         .contains("task: chain: maxK (7) needs maxK statements; statements is 6, so maxK can be at most 6"))
@@ -246,4 +246,6 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
         .contains { $0.hasPrefix("model.context: 64 is too short for chain documents with k up to 8") })
     #expect(issues(manifest(task: #"{"type": "chain", "format": "sideways"}"#, model: small))
         .contains { $0.hasPrefix("task.format: \"sideways\" is not accepted; expected one of direct, cot") })
+    #expect(issues(manifest(task: #"{"type": "chain", "format": "cot", "cotSteps": "backwards"}"#, model: small))
+        .contains { $0.hasPrefix("task.cotSteps: \"backwards\" is not accepted; expected one of trace, forward") })
 }

@@ -32,14 +32,17 @@ func evaluateChainText(_ words: [String], modulus p: Int) -> (answer: Int, k: In
 struct ChainCase: CustomStringConvertible, Sendable {
     let format: ChainConfig.Format
     let syntax: ChainConfig.Syntax
-    var description: String { "\(format.rawValue) \(syntax.rawValue)" }
+    var steps: ChainConfig.CotSteps = .trace
+    var description: String { "\(format.rawValue) \(syntax.rawValue) \(steps.rawValue)" }
 }
 
 @Test(arguments: [ChainCase(format: .direct, syntax: .equals), ChainCase(format: .cot, syntax: .equals),
-                  ChainCase(format: .direct, syntax: .compact), ChainCase(format: .cot, syntax: .compact)])
+                  ChainCase(format: .direct, syntax: .compact), ChainCase(format: .cot, syntax: .compact),
+                  ChainCase(format: .cot, syntax: .equals, steps: .forward), ChainCase(format: .cot, syntax: .compact, steps: .forward)])
 func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
     let format = c.format
-    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9, syntax: c.syntax))
+    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9, syntax: c.syntax,
+                                                 cotSteps: c.steps))
     let vocabulary = Set(task.vocabulary + ["<bos>", "<eos>"])
     for k in 1...9 {
         for index in 0..<60 {
@@ -55,7 +58,7 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
                 #expect(solution == [String(p.answer), "<eos>"])
             } else {
                 #expect(ChainChecker.check(p, candidate: solution).valid)
-                #expect(solution.filter { $0 == "|" }.count == k)
+                #expect(solution.filter { $0 == "|" }.count == (c.steps == .trace ? 2 * k - 1 : k))
             }
         }
     }
@@ -181,14 +184,55 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     #expect(throws: TaskError.self) { try task.problem(seed: 1, index: 0, k: 7, split: .test) }
 }
 
+/// The trace layout, written out by hand for one problem, and the checker on it: a wrong parent
+/// followed in the trace, stopping the trace early, a wrong value carried up, a wrong result.
+@Test func chainTraceSolutionsAreCheckedStepByStep() throws {
+    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 7, maxK: 3, statements: 5))
+    let p = try (0..<50).lazy.map { try task.problem(seed: 4, index: $0, k: 3, split: .test) }.first { _ in true }!
+    let (c, b, m) = (p.chain[0], p.chain[1], p.chain[2])
+    func st(_ v: Int) -> ChainStatement { p.statements.first { $0.variable == v }! }
+    let n = p.names, val = p.values
+    let hand: [[String]] = [
+        [n[m], n[b], st(m).op, String(st(m).constant)],
+        [n[b], n[c], st(b).op, String(st(b).constant)],
+        [n[c], String(val[c])],
+        [n[b], String(val[c]), st(b).op, String(st(b).constant), "=", String(val[b])],
+        [n[m], String(val[b]), st(m).op, String(st(m).constant), "=", String(val[m])],
+    ]
+    #expect(p.steps == hand)
+    let right = hand.flatMap { $0 + ["|"] } + ["answer", String(p.answer), "<eos>"]
+    #expect(p.solution(.cot) == right)
+    #expect(ChainChecker.check(p, candidate: right) == ChainCheck(steps: 5, firstError: nil, answerCorrect: true))
+    func joined(_ s: [[String]]) -> [String] { s.flatMap { $0 + ["|"] } + ["answer", String(p.answer)] }
+    func bump(_ w: String) -> String { String((Int(w)! + 1) % 7) }
+    // Following a distractor: the second trace step copies another variable's statement.
+    let other = p.statements.first { !p.chain.contains($0.variable) }!
+    var wrongTrace = hand
+    wrongTrace[1] = [n[other.variable]] + (other.parent.map { [n[$0], other.op, String(other.constant)] } ?? [String(other.constant)])
+    #expect(ChainChecker.check(p, candidate: joined(wrongTrace)).firstError == 1)
+    // Stopping the trace at b: computing from b's statement as if it were the constant.
+    #expect(ChainChecker.check(p, candidate: joined([hand[0], hand[1], hand[4]])).firstError == 2)
+    var wrongCarry = hand, wrongResult = hand
+    wrongCarry[4][1] = bump(wrongCarry[4][1])
+    wrongResult[3][5] = bump(wrongResult[3][5])
+    #expect(ChainChecker.check(p, candidate: joined(wrongCarry)).firstError == 4)
+    #expect(ChainChecker.check(p, candidate: joined(wrongResult)).firstError == 3)
+    #expect(ChainChecker.check(p, candidate: joined(hand + [hand[4]])).firstError == 5)
+    // The equals syntax writes "b = 3 + 2 = 5".
+    let eq = try ChainTask(config: ChainConfig(format: .cot, modulus: 7, maxK: 3, statements: 5, syntax: .equals))
+        .problem(seed: 4, index: 0, k: 3, split: .test)
+    #expect(eq.steps[3].prefix(2) == [eq.names[eq.chain[1]], "="] && eq.steps[3].count == 7)
+}
+
 /// The checker names the first wrong step of a candidate: the wrong statement retrieved, a wrong
 /// value substituted, a wrong result, a missing or extra step; a right solution passes.
 @Test func chainCheckerFindsTheFirstWrongStep() throws {
     // Word positions below are those of the equals syntax; the compact one is checked at the end.
-    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, syntax: .equals))
+    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, syntax: .equals, cotSteps: .forward))
     let p = try task.problem(seed: 2, index: 3, k: 4, split: .test)
     let right = p.solution(.cot)
-    let compact = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8)).problem(seed: 2, index: 3, k: 4, split: .test)
+    let compact = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, cotSteps: .forward))
+        .problem(seed: 2, index: 3, k: 4, split: .test)
     var wrongCompact = compact.solution(.cot)
     #expect(ChainChecker.check(compact, candidate: wrongCompact).valid)
     let secondResult = wrongCompact.indices.filter { wrongCompact[$0] == "|" }[1] - 1
