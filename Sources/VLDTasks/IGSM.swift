@@ -44,8 +44,14 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
     /// How problems are written. `text`: "The number of each Aviary 's Lion equals 3 times as much
     /// as each Paddock 's Zebra ." and "Define Aviary 's Lion as s ;". `symbolic`: the same
     /// parameters as "Lion Aviary = 3 * Zebra Paddock ;" (about half the words; needs "(" and ")"
-    /// for c + ( A + B )) and "Define Lion Aviary as s ;".
-    public enum Render: String, Codable, Sendable, CaseIterable { case text, symbolic }
+    /// for c + ( A + B )) and "Define Lion Aviary as s ;". `compact`: the symbolic sentences
+    /// without "=" ("Lion Aviary 3 * Zebra Paddock ;", "Zebra Paddock 4 ;"), and each Define
+    /// step copies the parameter's right-hand side after its name ("Define Lion Aviary 3 * Zebra
+    /// Paddock as s ; ..."), so that a constant's value and each word of a definition come right
+    /// after the words before them in the question, the layout in which the chain pilots'
+    /// 2-block models learned to retrieve (an induction head's one-token offset; Olsson et al.
+    /// 2022); the checker requires the copy to be exact.
+    public enum Render: String, Codable, Sendable, CaseIterable { case text, symbolic, compact }
     /// The letters naming solution steps: `random` (a fresh random letter per clause, as in iGSM)
     /// or `ordered` (a, b, c, ... in solution order, so the symbol carries no entropy).
     public enum StepSymbols: String, Codable, Sendable, CaseIterable { case random, ordered }
@@ -286,7 +292,7 @@ public struct IGSMTask: SyntheticTask {
 
     public var family: String { "igsm" }
 
-    public var vocabulary: [String] { IGSMWords.vocabulary + (config.render == .symbolic ? ["(", ")"] : []) }
+    public var vocabulary: [String] { IGSMWords.vocabulary + (config.render == .text ? [] : ["(", ")"]) }
 
     /// A true upper bound on the words of any document (prompt + solution) at ops ≤ maxOps + 6:
     ///   16 + 20·maxEdges + 20·(maxOps + 6)
@@ -301,10 +307,12 @@ public struct IGSMTask: SyntheticTask {
 
     /// Symbolic rendering: 14 fixed words (the question is "How many Y X ?") and at most 15 per
     /// parameter sentence; the per-op bound is the text one (a Define step is one word shorter).
+    /// Compact: 14 words per sentence at most, and a Define step also copies its right-hand side
+    /// (at most 24 words for a 1-op step, "Define Y X A B + C D as s ; so s = a + b = 1 + 2 = 3 .").
     static func lengthBudget(_ c: IGSMConfig) -> Int {
         let fixed = c.render == .text ? 16 : 14
-        let perEdge = (c.render == .text ? 20 : 15) * c.maxEdges
-        let perOp = 20 * (c.maxOps + 6)
+        let perEdge = (c.render == .text ? 20 : c.render == .symbolic ? 15 : 14) * c.maxEdges
+        let perOp = (c.render == .compact ? 24 : 20) * (c.maxOps + 6)
         return min(fixed + perEdge + perOp, c.maxWords ?? Int.max)
     }
 

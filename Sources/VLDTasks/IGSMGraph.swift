@@ -206,10 +206,20 @@ struct IGSMGraph {
         // 6. Split and length.
         let hash = hashTemplate(necessary: nec)
         guard config.split == .none || (hash < 17) == (split == .train) else { return false }
-        let symbolic = config.render == .symbolic
-        var words = symbolic ? 14 : 16
-        for f in forms { words += symbolic ? IGSMGraph.symbolicSentenceLength(f) : IGSMGraph.sentenceLength(f) }
-        for f in necForms { words += IGSMGraph.solutionLength(f) - (symbolic ? 1 : 0) }
+        var words = config.render == .text ? 16 : 14
+        switch config.render {
+        case .text:
+            for f in forms { words += IGSMGraph.sentenceLength(f) }
+            for f in necForms { words += IGSMGraph.solutionLength(f) }
+        case .symbolic:
+            for f in forms { words += IGSMGraph.symbolicSentenceLength(f) }
+            for f in necForms { words += IGSMGraph.solutionLength(f) - 1 }
+        case .compact:
+            // No "=" in the sentences; each Define step copies the right-hand side (the sentence
+            // less "Y X = ... ;").
+            for f in forms { words += IGSMGraph.symbolicSentenceLength(f) - 1 }
+            for f in necForms { words += IGSMGraph.solutionLength(f) - 1 + IGSMGraph.symbolicSentenceLength(f) - 4 }
+        }
         guard words <= lengthBudget else { return false }
         query = positionOf[n - 1]; necessary = nec; templateHash = hash; ops = target
         return true

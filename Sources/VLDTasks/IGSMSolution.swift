@@ -3,6 +3,7 @@
 //
 // Solution format (detail level 0): for each necessary parameter, in topological order,
 //   Define X 's Y as s ; [t = a + b = 3 + 4 = 7 ;]* so s = <expr> = <values> = <result> .
+// ("Define Y X as s ;" symbolic, "Define Y X <right-hand side> as s ;" compact)
 // with one binary operation per clause (a parameter of op cost k has k clauses), then
 //   Answer : v <eos>
 //
@@ -61,7 +62,7 @@ extension IGSMForm {
 extension IGSMGraph {
     /// Draws names, constants and symbols for the accepted graph and renders the problem.
     func render(config: IGSMConfig, rng: inout TaskRNG) -> IGSMProblem {
-        let p = config.modulus, symbolic = config.render == .symbolic
+        let p = config.modulus, symbolic = config.render != .text
         let hierarchy = IGSMWords.hierarchies[rng.int(IGSMWords.hierarchies.count)]
         var names: [[String]] = []
         for l in 0..<levels {
@@ -85,7 +86,7 @@ extension IGSMGraph {
         for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
         var question = ["Question", ":"]
         for i in order {
-            if symbolic { IGSMText.appendSymbolicSentence(params[i], params, to: &question) } else {
+            if symbolic { IGSMText.appendSymbolicSentence(params[i], params, equals: config.render == .symbolic, to: &question) } else {
                 IGSMText.appendSentence(params[i], params, to: &question)
             }
         }
@@ -152,9 +153,16 @@ enum IGSMText {
     }
 
     /// "Y X = <rhs> ;": "Lion Aviary = 3 * Zebra Paddock ;", "c + ( A + B )" for the forms with a
-    /// constant and a parenthesised pair.
-    static func appendSymbolicSentence(_ p: IGSMParameter, _ all: [IGSMParameter], to w: inout [String]) {
-        w += [p.item, p.owner, "="]
+    /// constant and a parenthesised pair; without `equals`, "Lion Aviary 3 * Zebra Paddock ;".
+    static func appendSymbolicSentence(_ p: IGSMParameter, _ all: [IGSMParameter], equals: Bool = true, to w: inout [String]) {
+        w += [p.item, p.owner] + (equals ? ["="] : [])
+        w += symbolicRightHandSide(p, all)
+        w.append(";")
+    }
+
+    /// The right-hand side of a symbolic sentence: "3 * Zebra Paddock", "c + ( A + B )".
+    static func symbolicRightHandSide(_ p: IGSMParameter, _ all: [IGSMParameter]) -> [String] {
+        var w: [String] = []
         let ops = p.parents.map { [all[$0].item, all[$0].owner] }
         let c = IGSMWords.numbers[p.constant]
         switch p.form {
@@ -168,7 +176,7 @@ enum IGSMText {
         case .constPlusDiff: w += [c, "+", "("] + ops[0] + ["-"] + ops[1] + [")"]
         case .constTimesSum: w += [c, "*", "("] + ops[0] + ["+"] + ops[1] + [")"]
         }
-        w.append(";")
+        return w
     }
 
     /// `[so] t = l op r = lv op rv = result (; | .)`; returns the result.
@@ -196,7 +204,11 @@ enum IGSMText {
     static func appendStep(_ p: IGSMParameter, symbols: [String], symbolOf: [String], params: [IGSMParameter],
                            render: IGSMConfig.Render = .text, modulus: Int = 23, to w: inout [String]) {
         let s = symbols[0]
-        w += render == .text ? ["Define", p.owner, "'s", p.item, "as", s, ";"] : ["Define", p.item, p.owner, "as", s, ";"]
+        switch render {
+        case .text: w += ["Define", p.owner, "'s", p.item, "as", s, ";"]
+        case .symbolic: w += ["Define", p.item, p.owner, "as", s, ";"]
+        case .compact: w += ["Define", p.item, p.owner] + symbolicRightHandSide(p, params) + ["as", s, ";"]
+        }
         func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool,
                           to w: inout [String]) -> Int {
             IGSMText.appendClause(t, l, op, r, final: final, modulus: modulus, to: &w)
@@ -334,18 +346,29 @@ enum IGSMChecker {
 
         /// Parses and verifies one "Define ... ." step starting at `pos` (which it advances).
         mutating func defineStep(_ w: [String], _ pos: inout Int) throws {
-            // "Define X 's Y as s ;" (text) or "Define Y X as s ;" (symbolic).
+            // "Define X 's Y as s ;" (text), "Define Y X as s ;" (symbolic) or "Define Y X <rhs>
+            // as s ;" (compact, the right-hand side copied from the question).
             let text = problem.render == .text
-            let header = text ? 7 : 6
+            var copied: [String] = []
+            if problem.render == .compact, pos + 3 < w.count, let as_ = w[(pos + 3)...].firstIndex(of: "as") {
+                copied = Array(w[(pos + 3)..<as_])
+            }
+            let header = (text ? 7 : 6) + copied.count
             guard pos + header - 1 < w.count else { throw Failure(reason: "truncated Define") }
             if text {
                 guard w[pos + 2] == "'s", w[pos + 4] == "as", w[pos + 6] == ";" else { throw Failure(reason: "malformed Define") }
             } else {
-                guard w[pos + 3] == "as", w[pos + 5] == ";" else { throw Failure(reason: "malformed Define") }
+                guard w[pos + header - 3] == "as", w[pos + header - 1] == ";" else { throw Failure(reason: "malformed Define") }
             }
             let owner = text ? w[pos + 1] : w[pos + 2], item = text ? w[pos + 3] : w[pos + 1], s = w[pos + header - 2]
             guard let index = problem.parameters.firstIndex(where: { $0.owner == owner && $0.item == item }) else {
                 throw Failure(reason: "no parameter each \(owner) 's \(item) in this problem")
+            }
+            if problem.render == .compact {
+                let right = IGSMText.symbolicRightHandSide(problem.parameters[index], problem.parameters)
+                guard copied == right else {
+                    throw Failure(reason: "the statement of \(item) \(owner) is copied as \"\(copied.joined(separator: " "))\", not \"\(right.joined(separator: " "))\"")
+                }
             }
             guard !defined.contains(index) else { throw Failure(reason: "each \(owner) 's \(item) is defined twice") }
             try claim(s)

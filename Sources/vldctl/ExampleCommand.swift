@@ -31,7 +31,7 @@ enum ExampleCommand {
           //   igsm           iGSM-lite multi-step modular arithmetic (reasoning; specs/vld.md 6.3)
           //                  maxOps 1...15 (training ops 1..maxOps), maskQuestion true,
           //                  maxEdges (sentences per problem, default 12), maxWords (length cap),
-          //                  modulus 23 (2...23), render "text" or "symbolic", stepSymbols "random"
+          //                  modulus 23 (2...23), render "text", "symbolic" or "compact", stepSymbols "random"
           //                  or "ordered", split "template" or "none",
           //                  curriculum {"fromMaxOps": 1, "documents": N} (op range grows over N),
           //                  evalProblems 100 per op count, evalOps [maxOps, maxOps+5, maxOps+6]

@@ -56,7 +56,7 @@ struct BadManifest: CustomStringConvertible, Sendable {
     BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "modulus": 24}"#),
                 expected: "task.modulus: 24 is out of range; expected an integer in 2...23"),
     BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "latex"}"#),
-                expected: #"task.render: "latex" is not accepted; expected one of text, symbolic"#),
+                expected: #"task.render: "latex" is not accepted; expected one of text, symbolic, compact"#),
     BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"fromMaxOps": 3, "documents": 10}}"#),
                 expected: "task.curriculum.fromMaxOps: 3 exceeds maxOps (2); the curriculum raises the op range up to maxOps"),
     BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"from": 1}}"#),

@@ -61,14 +61,16 @@ private func parseSymbolicRHS(_ r: [String]) -> ParsedDefinition? {
     }
 }
 
-/// Reads a symbolic question back ("Y X = rhs ;" sentences, then "How many Y X ?").
-private func readSymbolicQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], query: String)? {
+/// Reads a symbolic question back ("Y X = rhs ;" sentences, or "Y X rhs ;" without `equals`,
+/// then "How many Y X ?").
+private func readSymbolicQuestion(_ q: [String], equals: Bool = true) -> (defs: [String: ParsedDefinition], query: String)? {
     guard q.count > 7, q[0] == "Question", q[1] == ":" else { return nil }
     var defs: [String: ParsedDefinition] = [:]
     var i = 2
+    let e = equals ? 1 : 0
     while i < q.count, q[i] != "How" {
-        guard i + 2 < q.count, q[i + 2] == "=", let end = q[(i + 3)...].firstIndex(of: ";"),
-              let d = parseSymbolicRHS(Array(q[(i + 3)..<end])) else { return nil }
+        guard i + 2 < q.count, !equals || q[i + 2] == "=", let end = q[(i + 2 + e)...].firstIndex(of: ";"),
+              let d = parseSymbolicRHS(Array(q[(i + 2 + e)..<end])) else { return nil }
         let n = q[i + 1] + " 's " + q[i]
         guard defs[n] == nil else { return nil }
         defs[n] = d
@@ -135,8 +137,9 @@ private func readQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], q
 }
 
 /// Value and op count (own implementation of spec §6.3 step 4) of the query, from the text.
-private func evaluateIndependently(_ p: IGSMProblem, modulus: Int = 23, symbolic: Bool = false) -> (value: Int, ops: Int)? {
-    guard let (defs, query) = symbolic ? readSymbolicQuestion(p.question) : readQuestion(p.question) else { return nil }
+private func evaluateIndependently(_ p: IGSMProblem, modulus: Int = 23, render: IGSMConfig.Render = .text) -> (value: Int, ops: Int)? {
+    guard let (defs, query) = render == .text ? readQuestion(p.question) : readSymbolicQuestion(p.question, equals: render == .symbolic)
+    else { return nil }
     var memo: [String: Int] = [:]
     func value(_ n: String, depth: Int) -> Int? {
         if let v = memo[n] { return v }
@@ -518,15 +521,16 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     IGSMConfig(maxOps: 4, modulus: 11, render: .symbolic, stepSymbols: .ordered),
     IGSMConfig(maxOps: 4, render: .symbolic),
     IGSMConfig(maxOps: 4, modulus: 5, stepSymbols: .ordered, split: .none),
+    IGSMConfig(maxOps: 4, modulus: 7, render: .compact, stepSymbols: .ordered),
 ])
 func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
     let t = try IGSMTask(config: config)
     let vocabulary = Set(t.vocabulary + ["<bos>", "<eos>"])
-    let symbolic = config.render == .symbolic
+    let symbolic = config.render != .text
     for ops in 1...(config.maxOps + 4) {
         for index in 0..<8 {
             let p = try t.problem(seed: 3, index: index, ops: ops, split: index % 2 == 0 ? .train : .test)
-            let read = try #require(evaluateIndependently(p, modulus: config.modulus, symbolic: symbolic), "\(p.question.joined(separator: " "))")
+            let read = try #require(evaluateIndependently(p, modulus: config.modulus, render: config.render), "\(p.question.joined(separator: " "))")
             #expect(read.value == p.answer && read.ops == ops)
             #expect(p.answer < config.modulus)
             #expect((p.prompt + p.solution).allSatisfy(vocabulary.contains))
@@ -549,7 +553,23 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
             if symbolic {
                 // "Define Y X as s ;": the item, then its owner one level up.
                 let item = try #require(levelOf[p.solution[1]]), owner = try #require(levelOf[p.solution[2]])
-                #expect(p.solution[0] == "Define" && p.solution[3] == "as" && owner == item - 1)
+                #expect(p.solution[0] == "Define" && owner == item - 1)
+                #expect(p.question.contains("=") == (config.render == .symbolic))
+                if config.render == .symbolic { #expect(p.solution[3] == "as") }
+            }
+            if config.render == .compact {
+                // "Define Y X <rhs> as s ;": the words after the name are those after it in the question.
+                let at = try #require(p.question.indices.first { i in
+                    i + 1 < p.question.count && p.question[i] == p.solution[1] && p.question[i + 1] == p.solution[2]
+                        && (i == 2 || p.question[i - 1] == ";")
+                })
+                let end = try #require(p.question[at...].firstIndex(of: ";")), asAt = try #require(p.solution.firstIndex(of: "as"))
+                #expect(Array(p.solution[3..<asAt]) == Array(p.question[(at + 2)..<end]))
+                // A copy with the wrong constant or operand is the first step's error.
+                var wrongCopy = p.solution
+                wrongCopy[3] = wrongCopy[3] == "1" ? "2" : "1"
+                let c = t.check(p, candidate: wrongCopy)
+                #expect(c.firstInvalidStep == 0 && (c.reason ?? "").contains("is copied as"), "\(c)")
             }
         }
     }
