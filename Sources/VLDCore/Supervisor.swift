@@ -8,7 +8,7 @@
 // nothing, not even a heartbeat, for lease_seconds). Exit status maps to queue states (ops.md
 // 6.3): 0 with a published directory -> succeeded; 75 -> requeued without a failure; anything
 // else -> retried with backoff, then failed with the reason, unless the worker said a retry
-// cannot help (its error event's "retryable", or exit status 65). A stop (cancel or daemon
+// cannot help (its failed event's "retryable", or exit status 65). A stop (cancel or daemon
 // shutdown) is SIGTERM to the whole group, then SIGKILL after the grace period.
 
 import Foundation
@@ -30,7 +30,7 @@ public final class Supervisor {
         var killed = false
         /// The worker fell silent for longer than its lease and was killed.
         var leaseExpired = false
-        /// The worker's own verdict on its failure (the "retryable" of its error event).
+        /// The worker's own verdict on its failure (the "retryable" of its failed event).
         var retryable: Bool?
         /// A heartbeat arrived since the lease was last renewed in the queue.
         var beat = false
@@ -123,9 +123,7 @@ public final class Supervisor {
                                     params: job.params, threads: job.threads,
                                     outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
                                     heartbeatSeconds: Supervisor.heartbeatSeconds(lease: config.leaseSeconds))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(description), to: runDir + "/job.json")
+        try writeFileAtomically(Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json")
 
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: runDir) }
@@ -206,25 +204,21 @@ public final class Supervisor {
     }
 
     private func handle(event line: [UInt8], job id: Int) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let kind = object["event"] as? String else { return }
-        switch kind {
-        case "progress":
-            let step = object["step"] as? Int ?? 0
-            let steps = object["steps"] as? Int ?? 0
-            let eta = (object["eta"] as? Double).map { Int($0.rounded()) }
-            running[id]?.pendingProgress = JobProgress(step: step, totalSteps: steps, loss: object["loss"] as? Double, etaSeconds: eta)
-            if let evalLoss = object["evalLoss"] as? Double {
-                try? queue.recordMetrics(id, step: step, values: [("evalLoss", evalLoss)])
+        switch WorkerEvent(line: line) {
+        case let .progress(done, total, _, loss, evalLoss, eta, _)?:
+            running[id]?.pendingProgress = JobProgress(step: done, totalSteps: total, loss: loss,
+                                                       etaSeconds: eta.flatMap { $0.isFinite ? Int($0.rounded()) : nil })
+            if let evalLoss {
+                try? queue.recordMetrics(id, step: done, values: [("evalLoss", evalLoss)])
             }
-        case "heartbeat":
+        case .heartbeat?:
             running[id]?.beat = true
-        case "published":
-            running[id]?.published = object["path"] as? String
-        case "error":
-            running[id]?.lastError = object["message"] as? String
-            running[id]?.retryable = object["retryable"] as? Bool
-        default:
+        case let .published(path)?:
+            running[id]?.published = path
+        case let .failed(message, retryable)?:
+            running[id]?.lastError = message
+            running[id]?.retryable = retryable
+        case .stopped?, nil:
             break
         }
     }

@@ -3,21 +3,14 @@
 // The supervisor writes runs/<id>/job.json and spawns the worker with runs/<id> as its working
 // directory, its own process group, a scrubbed environment and a pipe on fd 3. The worker
 // re-expands the manifest the job came from, takes its trial, and runs it in runs/<id>/work/
-// (checkpoints included, so a requeued job resumes there). Progress goes to fd 3 as JSON lines:
-//
-//   {"event":"progress","step":120,"steps":800,"loss":1.93,"eta":41.5,"tokensPerSecond":52000}
-//   {"event":"eval","step":200,"metrics":{"evalLoss":1.2,...}}
-//   {"event":"published","path":"/var/lib/vldd/outbox/17-vld-quick-001-..."}
-//   {"event":"error","message":"..."}
-//
-//   {"event":"heartbeat"}                                  every heartbeatSeconds, from its own thread
-//   {"event":"error","message":"...","retryable":false}
+// (checkpoints included, so a requeued job resumes there). It reports on fd 3 with the events of
+// WorkerEvent.swift (progress, heartbeat, stopped, published, failed), one JSON line each.
 //
 // Exit status: 0 published; 75 (EX_TEMPFAIL) stopped by SIGTERM after a checkpoint, to be
 // requeued; 1 failed and worth retrying (a full disk, a failed write); 65 (EX_DATAERR) failed in
 // a way a retry cannot change (the manifest no longer validates, the run diverges, the task
-// cannot generate). The worker decides (TrialError.isRetryable) and says so in the error event;
-// the daemon never parses the message.
+// cannot generate). The worker decides (TrialError.isRetryable) and says so in the `failed`
+// event; the daemon never parses the message.
 //
 // Publishing is one rename of work/ to outbox/<id>-<name>, relative to a descriptor of the outbox
 // opened without following links, after giving the tree the submit group and the outbox's modes;
@@ -33,7 +26,7 @@ import VLDExperiments
 import VLDModel
 
 /// The job description the supervisor hands to a worker (runs/<id>/job.json).
-public struct WorkerJob: Codable, Equatable, Sendable {
+public struct WorkerJob: Equatable, Sendable {
     public var job: Int
     public var name: String
     public var trialIndex: Int
@@ -60,6 +53,28 @@ public struct WorkerJob: Codable, Equatable, Sendable {
         self.outboxName = outboxName
         self.groupID = groupID
         self.heartbeatSeconds = heartbeatSeconds
+    }
+
+    /// job.json as written by the supervisor.
+    public var json: JSONValue {
+        var fields: [(String, JSONValue)] = [("job", JSONValue(job)), ("name", .string(name)), ("trialIndex", JSONValue(trialIndex)),
+                                             ("manifest", .string(manifest)), ("params", .string(params)), ("threads", JSONValue(threads)),
+                                             ("outboxName", .string(outboxName))]
+        if let groupID { fields.append(("groupID", JSONValue(Int(groupID)))) }
+        if let heartbeatSeconds { fields.append(("heartbeatSeconds", JSONValue(heartbeatSeconds))) }
+        return .object(fields)
+    }
+
+    /// Reads job.json; the error names the first field that is missing or of the wrong type.
+    public init(json: JSONValue) throws {
+        func field<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T {
+            guard let v = json[key].flatMap(get) else { throw TrialError("job.json: \(key) is missing or not valid", retryable: false) }
+            return v
+        }
+        self.init(job: try field("job", \.intValue), name: try field("name", \.stringValue), trialIndex: try field("trialIndex", \.intValue),
+                  manifest: try field("manifest", \.stringValue), params: try field("params", \.stringValue),
+                  threads: try field("threads", \.intValue), outboxName: try field("outboxName", \.stringValue),
+                  groupID: json["groupID"]?.intValue.flatMap { UInt32(exactly: $0) }, heartbeatSeconds: json["heartbeatSeconds"]?.doubleValue)
     }
 
     /// `<id>-<name>` with the trial name's "/" turned into "-": unique by the id, readable by the name.
@@ -93,14 +108,14 @@ public enum Worker {
 
         let events = EventPipe(fd: progressFD)
         func fail(_ message: String, retryable: Bool) -> Int32 {
-            events.send(["event": "error", "message": message, "retryable": retryable])
+            events.send(.failed(message: message, retryable: retryable))
             FileHandle.standardError.write(Data("vldd worker: job \(id): \(message)\n".utf8))
             return retryable ? 1 : exitPermanent
         }
         let runDir = URL(fileURLWithPath: tree.run(id))
         let job: WorkerJob
         do {
-            job = try JSONDecoder().decode(WorkerJob.self, from: Data(contentsOf: runDir.appendingPathComponent("job.json")))
+            job = try WorkerJob(json: JSONValue.parse(Data(contentsOf: runDir.appendingPathComponent("job.json"))))
         } catch {
             return fail("cannot read \(runDir.path)/job.json: \(error)", retryable: true)
         }
@@ -134,7 +149,7 @@ public enum Worker {
         case .failure(let why): return fail(why.message, retryable: why.retryable)
         case .success(.alreadyPublished(let path)):
             // An earlier attempt published and the daemon died before recording it.
-            events.send(["event": "published", "path": path])
+            events.send(.published(path: path))
             return 0
         case .success(.free(let fd)): outbox = fd
         }
@@ -144,13 +159,13 @@ public enum Worker {
         let context = RunContext(threads: job.threads, log: { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }, progress: { p in
-            var event: [String: Any] = ["event": "progress", "step": p.step, "steps": p.steps, "loss": p.loss,
-                                        "eta": p.etaSeconds, "tokensPerSecond": p.tokensPerSecond]
+            var evalLoss: Double?
             if let e = p.evalLoss, p.step != lastEval {
                 lastEval = p.step
-                event["evalLoss"] = e
+                evalLoss = e
             }
-            events.send(event)
+            events.send(.progress(done: p.step, total: p.steps, unit: "steps", loss: p.loss, evalLoss: evalLoss,
+                                  etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
         }, shouldStop: { StopRequest.requested })
         let outcome: TrialOutcome
         do {
@@ -160,12 +175,12 @@ public enum Worker {
         }
         switch outcome {
         case .stopped(let step):
-            events.send(["event": "stopped", "step": step])
+            events.send(.stopped(done: step))
             return exitPreempted
         case .completed:
             do {
                 let path = try Publication.publish(work.path, outbox: outbox, tree: tree, job: job, runDirectory: runDir.path)
-                events.send(["event": "published", "path": path])
+                events.send(.published(path: path))
                 return 0
             } catch let e as PublishError {
                 return fail(e.message, retryable: e.retryable)
@@ -184,12 +199,9 @@ final class EventPipe: @unchecked Sendable {
     init(fd: Int32) {
         self.fd = fcntl(fd, F_GETFD) >= 0 ? fd : -1
     }
-    func send(_ object: [String: Any]) {
-        guard fd >= 0, let data = try? JSONSerialization.data(withJSONObject: object.mapValues { v -> Any in
-            if let d = v as? Double, !d.isFinite { return NSNull() }
-            return v
-        }, options: [.sortedKeys]) else { return }
-        var bytes = [UInt8](data) + [0x0A]
+    func send(_ event: WorkerEvent) {
+        guard fd >= 0 else { return }
+        var bytes = Array(event.line.utf8) + [0x0A]
         lock.lock()
         defer { lock.unlock() }
         var offset = 0
@@ -201,7 +213,7 @@ final class EventPipe: @unchecked Sendable {
         }
     }
 
-    /// Sends `{"event":"heartbeat"}` every `interval` seconds for as long as the process lives,
+    /// Sends a heartbeat event every `interval` seconds for as long as the process lives,
     /// so that the daemon can tell a worker that is busy (a long evaluation) from one that is
     /// stopped or frozen. A worker deadlocked in its own code still beats; the lease catches a
     /// process that does not run at all.
@@ -210,7 +222,7 @@ final class EventPipe: @unchecked Sendable {
         let t = Thread { [self] in
             while true {
                 usleep(UInt32(min(interval, 3600) * 1_000_000))
-                send(["event": "heartbeat"])
+                send(.heartbeat)
             }
         }
         t.name = "heartbeat"

@@ -457,6 +457,16 @@ extension JSONValue {
         self = .object(fields)
     }
 
+    /// The number, string or boolean inside, or nil for any other value.
+    public var doubleValue: Double? { if case let .number(n) = self { return n }; return nil }
+    /// The number inside if it is a whole number an Int can hold.
+    public var intValue: Int? {
+        guard case let .number(n) = self, n.rounded() == n, abs(n) < 9.0e15 else { return nil }
+        return Int(n)
+    }
+    public var stringValue: String? { if case let .string(s) = self { return s }; return nil }
+    public var boolValue: Bool? { if case let .bool(b) = self { return b }; return nil }
+
     /// Removes the member `key` of an object.
     public mutating func remove(key: String) {
         if case let .object(f) = self { self = .object(f.filter { $0.0 != key }) }
