@@ -123,7 +123,7 @@ struct ControlAPI {
             let result = try queue.ingest(NewManifest(sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
                                                       body: json, name: name, kind: kind, jobs: jobs))
             // The audit copy, as for spool deliveries.
-            try? writeFileAtomically(data, to: daemon.tree.accepted + "/\(result.manifestID).json")
+            try? writeFileAtomically(data, to: daemon.tree.accepted + "/\(result.manifestID).json", mode: 0o640)
             daemon.log.info(result.created ? "control: accepted" : "control: resubmitted; already queued",
                             ["manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": uid, "name": name])
             daemon.wake()
@@ -207,15 +207,15 @@ struct ControlAPI {
         guard job.state == .succeeded, let outbox = job.outboxPath else {
             return failure("job \(id) is \(job.state.rawValue); results exist once it has succeeded\(job.error.map { " (last error: \($0))" } ?? "")")
         }
-        guard let data = readPublished(outbox + "/results.json") else {
-            return failure("job \(id)'s results.json cannot be read at \(outbox) (moved or replaced?)")
+        guard let data = readPublished(outbox + "/" + TrialDirectory.commitMarker) else {
+            return failure("job \(id)'s \(TrialDirectory.commitMarker) cannot be read at \(outbox) (moved or replaced?)")
         }
         var response: [String: Any] = ["ok": true, "job": jobObject(job), "outbox": outbox,
                                        "results": try JSONSerialization.jsonObject(with: data)]
         if let m = try queue.manifest(job.manifestID), let summary = m.summaryPath {
             response["summary"] = summary
             if try request.bool("summary") == true,
-               let csv = readPublished(summary + "/summary.csv").map({ String(decoding: $0, as: UTF8.self) }) {
+               let csv = readPublished(summary + "/" + Summary.csvFile).map({ String(decoding: $0, as: UTF8.self) }) {
                 response["summaryCSV"] = csv
             }
         }

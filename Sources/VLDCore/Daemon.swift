@@ -267,8 +267,8 @@ public final class Daemon {
             var results: [TrialResult] = []
             for job in jobs.sorted(by: { $0.trialIndex < $1.trialIndex }) where job.state == .succeeded {
                 guard let outbox = job.outboxPath, job.trialIndex < experiment.trials.count else { continue }
-                let dir = URL(fileURLWithPath: outbox)
-                if let r = ExperimentRunner.load(experiment.trials[job.trialIndex], dir, "../" + dir.lastPathComponent) {
+                let dir = TrialDirectory(URL(fileURLWithPath: outbox))
+                if let r = ExperimentRunner.load(experiment.trials[job.trialIndex], dir, "../" + dir.url.lastPathComponent) {
                     results.append(r)
                 }
             }

@@ -75,7 +75,7 @@ enum Publication {
         guard lstat(work, &st) == 0 else { throw PublishError(message: "cannot publish \(work): it is gone", retryable: true) }
         let marker = JSONValue.object([("dev", .string(String(st.st_dev))), ("ino", .string(String(st.st_ino))),
                                        ("outboxName", .string(job.outboxName))])
-        try writeFileAtomically(Data((marker.serialized() + "\n").utf8), to: markerPath(runDirectory))
+        try writeFileAtomically(Data((marker.serialized() + "\n").utf8), to: markerPath(runDirectory), mode: 0o640)
         guard clinux_renameat_noreplace(AT_FDCWD, work, outbox, job.outboxName) == 0 else {
             let e = errno
             let path = tree.outbox + "/" + job.outboxName
@@ -99,12 +99,12 @@ enum Publication {
         return (d, i)
     }
 
-    /// True if `name` in `dir` holds a regular results.json (the commit marker), links not followed.
+    /// True if `name` in `dir` holds a regular commit marker (results.json), links not followed.
     private static func hasResults(_ dir: Int32, _ name: String) -> Bool {
         let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard sub >= 0 else { return false }
         defer { close(sub) }
         var st = stat()
-        return fstatat(sub, "results.json", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFREG
+        return fstatat(sub, TrialDirectory.commitMarker, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFREG
     }
 }

@@ -269,7 +269,7 @@ public final class SpoolConsumer {
         if let uid { reason.append(("submitterUID", JSONValue(Int(uid)))) }
         reason.append(("errors", .array(reasons.map { .string($0) })))
         do {
-            try writeFileAtomically(Data((JSONValue.object(reason).serialized() + "\n").utf8), to: tree.rejected + "/\(targetName).reason.json")
+            try writeFileAtomically(Data((JSONValue.object(reason).serialized() + "\n").utf8), to: tree.rejected + "/\(targetName).reason.json", mode: 0o640)
         } catch {
             log.error("spool: cannot write the reason file", ["file": targetName, "error": "\(error)"])
         }

@@ -123,7 +123,7 @@ public final class Supervisor {
                                     params: job.params, threads: job.threads,
                                     outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
                                     heartbeatSeconds: Supervisor.heartbeatSeconds(lease: config.leaseSeconds))
-        try writeFileAtomically(Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json")
+        try writeFileAtomically(Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json", mode: 0o640)
 
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: runDir) }

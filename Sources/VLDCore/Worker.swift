@@ -154,7 +154,7 @@ public enum Worker {
         case .success(.free(let fd)): outbox = fd
         }
         defer { close(outbox) }
-        let work = runDir.appendingPathComponent("work")
+        let work = TrialDirectory(runDir.appendingPathComponent("work"))
         var lastEval = -1
         let context = RunContext(threads: job.threads, log: { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))

@@ -38,10 +38,10 @@ public enum ExperimentRunner {
                            log: @escaping (String) -> Void, progress: @escaping (ExperimentProgress) -> Void,
                            shouldStop: @escaping () -> Bool) throws -> Outcome {
         let fm = FileManager.default
-        let root = out.appendingPathComponent(experiment.name)
-        let partial = root.appendingPathComponent(".partial")
-        try fm.createDirectory(at: partial, withIntermediateDirectories: true)
-        let sourceFile = root.appendingPathComponent("experiment.json")
+        let layout = ExperimentDirectory(out: out, name: experiment.name)
+        let root = layout.root
+        try fm.createDirectory(at: layout.partial, withIntermediateDirectories: true)
+        let sourceFile = layout.source
         if let existing = try? Data(contentsOf: sourceFile) {
             guard let old = try? JSONValue.parse(existing), old == experiment.source else {
                 throw TrialError("\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it")
@@ -58,41 +58,41 @@ public enum ExperimentRunner {
         /// Every published trial, read again from disk: other processes may have added some.
         func published() -> [TrialResult] {
             experiment.trials.compactMap { t in
-                let dir = root.appendingPathComponent(t.directoryName)
-                return fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) ? load(t, dir, t.directoryName) : nil
+                let dir = layout.published(t)
+                return dir.isComplete ? load(t, dir, t.directoryName) : nil
             }
         }
         var stopped = false
         var skipped: [Trial] = []
         for trial in experiment.trials {
             let name = trial.directoryName
-            let final = root.appendingPathComponent(name)
+            let final = layout.published(trial)
             let tag = "[\(trial.index + 1)/\(experiment.trials.count)]"
             if only.map({ !$0.contains(trial.index) }) ?? false { continue }
             if stopped { continue }
             // One process per trial: the lock is released when the trial ends, or with the process however it ends.
-            let lockFD = open(partial.appendingPathComponent(name + ".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard lockFD >= 0 else { throw TrialError("cannot open \(partial.path)/\(name).lock: \(String(cString: strerror(errno)))", retryable: true) }
+            let lockFD = open(layout.lock(trial), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard lockFD >= 0 else { throw TrialError("cannot open \(layout.lock(trial)): \(String(cString: strerror(errno)))", retryable: true) }
             defer { close(lockFD) }
             if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
                 log("\(tag) running in another process; skipped")
                 skipped.append(trial)
                 continue
             }
-            if fm.fileExists(atPath: final.appendingPathComponent("results.json").path) {
+            if final.isComplete {
                 if load(trial, final, name) != nil { continue }
-                log("\(tag) \(final.path)/results.json is unreadable; running the trial again")
+                log("\(tag) \(final.results.path) is unreadable; running the trial again")
             }
             if fm.fileExists(atPath: final.path) {
                 // A damaged or incomplete published directory is kept aside, never merged into.
-                let aside = partial.appendingPathComponent("\(name).stale-\(Int(Date().timeIntervalSince1970))")
-                try fm.moveItem(at: final, to: aside)
+                let aside = layout.partial.appendingPathComponent("\(name).stale-\(Int(Date().timeIntervalSince1970))")
+                try fm.moveItem(at: final.url, to: aside)
                 log("\(tag) moved the incomplete \(final.path) to \(aside.path)")
             }
-            let work = partial.appendingPathComponent(name)
+            let work = layout.work(trial)
             let remainingAfter = experiment.trials[(trial.index + 1)...]
                 .filter { only?.contains($0.index) ?? true }
-                .filter { !fm.fileExists(atPath: root.appendingPathComponent($0.directoryName + "/results.json").path) }
+                .filter { !layout.published($0).isComplete }
                 .map { flops[$0.index] }.reduce(0, +)
             let context = RunContext(threads: threads, log: { log("[\(trial.index + 1)/\(experiment.trials.count)] " + $0) }, progress: { p in
                 // Rate from this trial's own progress, applied to the FLOPs still to do.
@@ -107,9 +107,7 @@ public enum ExperimentRunner {
             case .stopped:
                 stopped = true
             case .completed:
-                guard rename(work.path, final.path) == 0 else {
-                    throw TrialError("cannot publish \(work.path) as \(final.path): \(String(cString: strerror(errno)))", retryable: true)
-                }
+                try work.publish(as: final)
                 try Summary.write(experiment: experiment, results: published(), to: root, vldVersion: VLD.version)
             }
         }
@@ -119,17 +117,14 @@ public enum ExperimentRunner {
         if !results.isEmpty {
             try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)
         }
-        if results.count == experiment.trials.count { try? fm.removeItem(at: partial) }
+        if results.count == experiment.trials.count { try? fm.removeItem(at: layout.partial) }
         return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, elsewhere: elsewhere,
                        directory: root)
     }
 
     /// Reads a finished trial directory (results.json and metrics.jsonl); `name` is how reports link to it.
-    public static func load(_ trial: Trial, _ dir: URL, _ name: String) -> TrialResult? {
-        guard let data = try? Data(contentsOf: dir.appendingPathComponent("results.json")), let json = try? JSONValue.parse(data) else {
-            return nil
-        }
-        return TrialResult(trial: trial, directory: name, results: json,
-                           metrics: TrainRunner.readMetrics(dir.appendingPathComponent("metrics.jsonl")))
+    public static func load(_ trial: Trial, _ dir: TrialDirectory, _ name: String) -> TrialResult? {
+        guard let json = dir.readResults() else { return nil }
+        return TrialResult(trial: trial, directory: name, results: json, metrics: dir.readMetrics())
     }
 }

@@ -87,6 +87,9 @@ public struct MetricStats: Equatable, Sendable {
 }
 
 public enum Summary {
+    /// The comparison's files, in the directory `write` is given.
+    public static let jsonFile = "summary.json", csvFile = "summary.csv", reportFile = "report.html"
+
     public struct Condition {
         public var label: String
         public var trials: [TrialResult]
@@ -133,10 +136,10 @@ public enum Summary {
                 ])
             })),
         ])
-        try writeAtomically(json.serialized() + "\n", to: dir.appendingPathComponent("summary.json"))
-        try writeAtomically(csv(results), to: dir.appendingPathComponent("summary.csv"))
+        try writeAtomically(json.serialized() + "\n", to: dir.appendingPathComponent(jsonFile))
+        try writeAtomically(csv(results), to: dir.appendingPathComponent(csvFile))
         try writeAtomically(SummaryReport.html(experiment: experiment, conditions: conds, results: results, vldVersion: vldVersion),
-                            to: dir.appendingPathComponent("report.html"))
+                            to: dir.appendingPathComponent(reportFile))
     }
 
     /// One row per trial: trial, condition, seed, then every metric (RFC 4180 quoting).

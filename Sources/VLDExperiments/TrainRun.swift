@@ -86,13 +86,13 @@ public struct TrialError: Error, CustomStringConvertible {
 
 public enum TrainRunner {
     /// Runs (or resumes) `trial` in `dir`.
-    public static func run(_ trial: Trial, in dir: URL, context: RunContext) throws -> TrialOutcome {
+    public static func run(_ trial: Trial, in dir: TrialDirectory, context: RunContext) throws -> TrialOutcome {
         let m = trial.manifest
         let fm = FileManager.default
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        try fm.createDirectory(at: dir.url, withIntermediateDirectories: true)
         let threads = context.threads ?? m.threads
         let resolved = m.json.serialized() + "\n"
-        let manifestFile = dir.appendingPathComponent("manifest.json")
+        let manifestFile = dir.manifest
         if let existing = try? String(contentsOf: manifestFile, encoding: .utf8) {
             guard existing == resolved else {
                 throw TrialError("\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
@@ -100,7 +100,7 @@ public enum TrainRunner {
         } else {
             try writeAtomically(resolved, to: manifestFile)
         }
-        let logFile = try LogFile(dir.appendingPathComponent("log.txt"))
+        let logFile = try LogFile(dir.log)
         func log(_ line: String) {
             logFile.write(line)
             context.log(line)
@@ -110,7 +110,7 @@ public enum TrainRunner {
         let cfg = m.modelConfig(vocab: mixture.tokenizer.vocabSize)
         try cfg.validate()
         let pool = ThreadPool(threads: threads)
-        let ckpt = dir.appendingPathComponent("checkpoint")
+        let ckpt = dir.checkpoint
         let tokenizerData = try tokenizerJSON(mixture.tokenizer)
         let adamW = AdamWConfig(beta1: Float(m.train.beta1), beta2: Float(m.train.beta2), weightDecay: Float(m.train.weightDecay))
 
@@ -142,7 +142,7 @@ public enum TrainRunner {
             opt = OptimizerState(parameterCount: model.parameterCount, config: adamW)
             state = TrainingState(step: 0, rng: rng, dataCursor: 0, adamW: adamW)
         }
-        let metricsFile = dir.appendingPathComponent("metrics.jsonl")
+        let metricsFile = dir.metrics
         try truncateMetrics(metricsFile, after: state.step)
 
         let B = m.train.batch, T = m.model.context, steps = m.train.steps
@@ -225,16 +225,16 @@ public enum TrainRunner {
         }
         // Killed after the last checkpoint but before results.json: the final evaluation is a pure
         // function of the checkpointed weights, so it is recomputed.
-        if !fm.fileExists(atPath: dir.appendingPathComponent("results.json").path) { try finish(try evaluator.evaluate(model)) }
+        if !dir.isComplete { try finish(try evaluator.evaluate(model)) }
         return .completed
 
         func finish(_ e: Evaluation) throws {
             let wall = elapsedBefore + Date().timeIntervalSince(start)
             let results = resultsJSON(trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
                                       trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
-            try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: readMetrics(metricsFile)),
-                                to: dir.appendingPathComponent("report.html"))
-            try writeAtomically(results.serialized() + "\n", to: dir.appendingPathComponent("results.json"))
+            try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: dir.readMetrics()),
+                                to: dir.report)
+            try writeAtomically(results.serialized() + "\n", to: dir.results)
             let extras = headline(e)
             log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
         }
@@ -321,31 +321,6 @@ public enum TrainRunner {
         }
     }
 
-    public static func readMetrics(_ file: URL) -> [JSONValue] {
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
-    }
-}
-
-/// Writes text to a temporary sibling, fsyncs it and renames it into place.
-public func writeAtomically(_ text: String, to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    let data = Data(text.utf8)
-    guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-        throw TrialError("\(tmp.path): cannot create: \(String(cString: strerror(errno)))", retryable: true)
-    }
-    do {
-        let h = try FileHandle(forWritingTo: tmp)
-        try h.write(contentsOf: data)
-        try h.synchronize()
-        try h.close()
-        guard rename(tmp.path, url.path) == 0 else {
-            throw TrialError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))", retryable: true)
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw error
-    }
 }
 
 /// An append-only log file.

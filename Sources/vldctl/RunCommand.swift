@@ -109,8 +109,8 @@ enum RunCommand {
             return 0
         }
         print("done: \(outcome.completed) of \(outcome.total) trials")
-        print("summary: \(outcome.directory.appendingPathComponent("summary.csv").path)")
-        print("report:  \(outcome.directory.appendingPathComponent("report.html").path)")
+        print("summary: \(outcome.directory.appendingPathComponent(Summary.csvFile).path)")
+        print("report:  \(outcome.directory.appendingPathComponent(Summary.reportFile).path)")
         SummaryTable.print(directory: outcome.directory)
         return outcome.completed == outcome.total ? 0 : 1
     }
@@ -160,7 +160,7 @@ final class ProgressLine {
 /// Prints the headline columns of summary.json as a table.
 enum SummaryTable {
     static func print(directory: URL) {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent("summary.json")),
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(Summary.jsonFile)),
               let json = try? JSONValue.parse(data), case let .array(conds)? = json["conditions"] else { return }
         var keys: [String] = []
         for c in conds {

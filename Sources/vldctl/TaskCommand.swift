@@ -43,7 +43,7 @@ enum TaskCommand {
             for issue in e.issues { CLI.error(DisplayText.escaped(issue.description)) }
             return 64
         }
-        if let level {
+        if level != nil {
             let kinds = Set(specs.map(\.type))
             if p.values["--k"] != nil && !kinds.contains("chain") { throw UsageError(message: "--k applies to chain tasks") }
             if p.values["--ops"] != nil && !kinds.contains("igsm") { throw UsageError(message: "--ops applies to igsm tasks") }

@@ -25,13 +25,13 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
 @Test func aTrialKilledAfterItsLastCheckpointFinishesOnRerun() throws {
     let trial = try tinyTrial()
     let dir = freshDirectory()
-    #expect(try TrainRunner.run(trial, in: dir, context: RunContext(threads: 2)) == .completed)
+    #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2)) == .completed)
     let results = dir.appendingPathComponent("results.json")
     let first = try withoutTiming(results)
     // As if killed between the final checkpoint and results.json.
     try FileManager.default.removeItem(at: results)
     try FileManager.default.removeItem(at: dir.appendingPathComponent("report.html"))
-    #expect(try TrainRunner.run(trial, in: dir, context: RunContext(threads: 2)) == .completed)
+    #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2)) == .completed)
     #expect(try withoutTiming(results) == first)
     #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("report.html").path))
 }
@@ -41,16 +41,16 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
     let dir = freshDirectory()
     var calls = 0
     let stopEarly = RunContext(threads: 1, shouldStop: { calls += 1; return calls > 10 })
-    #expect(try TrainRunner.run(trial, in: dir, context: stopEarly) == .stopped(step: 10))
-    let mismatch = #expect(throws: TrialError.self) { try TrainRunner.run(trial, in: dir, context: RunContext(threads: 2)) }
+    #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: stopEarly) == .stopped(step: 10))
+    let mismatch = #expect(throws: TrialError.self) { try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2)) }
     #expect(mismatch?.message.contains("was started with 1 threads; resume it with --threads 1") == true)
-    #expect(try TrainRunner.run(trial, in: dir, context: RunContext(threads: 1)) == .completed)
+    #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 1)) == .completed)
 }
 
 @Test func aDifferentManifestInTheSameDirectoryIsRefused() throws {
     let dir = freshDirectory()
-    _ = try TrainRunner.run(try tinyTrial(steps: 4), in: dir, context: RunContext(threads: 1))
-    #expect(throws: TrialError.self) { try TrainRunner.run(try tinyTrial(steps: 8), in: dir, context: RunContext(threads: 1)) }
+    _ = try TrainRunner.run(try tinyTrial(steps: 4), in: TrialDirectory(dir), context: RunContext(threads: 1))
+    #expect(throws: TrialError.self) { try TrainRunner.run(try tinyTrial(steps: 8), in: TrialDirectory(dir), context: RunContext(threads: 1)) }
 }
 
 /// The chain task end to end in seconds (pure recall in the compact syntax: "x 4 ; u 1 ; c 4 ; ? u"):
@@ -68,7 +68,7 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
         + #""train": {"steps": 1500, "batch": 32, "lr": 3e-3, "warmup": 100, "evalEvery": 1500}}"#
     let trial = try Experiment.parse(Data(text.utf8), cores: 2).trials[0]
     let dir = freshDirectory()
-    #expect(try TrainRunner.run(trial, in: dir, context: RunContext(threads: 2)) == .completed)
+    #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2)) == .completed)
     let results = try JSONValue.parse(Data(contentsOf: dir.appendingPathComponent("results.json")))
     let chain = results["tasks"]?["chain"]
     guard case let .number(k1)? = chain?["accuracy"]?["1"], case let .number(k2)? = chain?["accuracy"]?["2"],
