@@ -37,7 +37,9 @@ let package = Package(
         .target(name: "VLDTasks", swiftSettings: testable),
         .target(name: "VLDExperiments", dependencies: ["VLDModel", "VLDTasks"], swiftSettings: testable),
         .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
-        .target(name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable),
+        .target(
+            name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable
+        ),
 
         .executableTarget(name: "vldd", dependencies: ["VLDCore", "VLDModel"]),
         .executableTarget(name: "vldctl", dependencies: ["VLDCore", "VLDExperiments", "VLDModel", "VLDTasks"]),

@@ -88,7 +88,10 @@ public struct DaemonConfig: Equatable, Sendable {
         ("workers", "jobs that run at the same time, 1-64; default 1"),
         ("threads_per_job", "threads of a job whose manifest does not set resources.threads, 1-256; default 2"),
         ("total_threads", "threads all running jobs share, 0 = number of cores; default 0"),
-        ("total_memory_mib", "memory the declared resources.memoryMiB of running jobs may add up to, 0 = 80% of RAM; default 0"),
+        (
+            "total_memory_mib",
+            "memory the declared resources.memoryMiB of running jobs may add up to, 0 = 80% of RAM; default 0"
+        ),
         ("max_manifest_bytes", "largest manifest accepted; default 1048576"),
         ("max_trials", "most trials one manifest may expand to; default 512"),
         ("max_params", "largest model (parameters); default 200000000"),
@@ -101,7 +104,10 @@ public struct DaemonConfig: Equatable, Sendable {
         ("ingest_grace_seconds", "age before an unparsable spool file is rejected; default 30"),
         ("rescan_seconds", "period of the full spool rescan; default 60"),
         ("worker_nice", "nice value of worker processes, 0-19; default 10"),
-        ("request_timeout_seconds", "time a control-socket client has to send its request, and again to read the answer; default 10"),
+        (
+            "request_timeout_seconds",
+            "time a control-socket client has to send its request, and again to read the answer; default 10"
+        ),
         ("lease_seconds", "silence after which a running worker is killed and its job retried; default 120"),
         ("rejected_keep_days", "days rejected spool entries are kept; default 30"),
         ("rejected_max_mib", "most MiB rejected/ may hold; the oldest entries go first; default 256"),
@@ -134,12 +140,18 @@ public struct DaemonConfig: Equatable, Sendable {
 
             func int(_ range: ClosedRange<Int>) throws -> Int {
                 guard let v = Int(value) else { throw fail("\(key) must be an integer, got \"\(value)\"") }
-                guard range.contains(v) else { throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
+                guard range.contains(v) else {
+                    throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(v)")
+                }
                 return v
             }
             func seconds(_ range: ClosedRange<Double>) throws -> Double {
-                guard let v = Double(value), v.isFinite else { throw fail("\(key) must be a number of seconds, got \"\(value)\"") }
-                guard range.contains(v) else { throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound) seconds, got \(value)") }
+                guard let v = Double(value), v.isFinite else {
+                    throw fail("\(key) must be a number of seconds, got \"\(value)\"")
+                }
+                guard range.contains(v) else {
+                    throw fail("\(key) must be in \(range.lowerBound)...\(range.upperBound) seconds, got \(value)")
+                }
                 return v
             }
             func path() throws -> String {
@@ -183,8 +195,9 @@ public struct DaemonConfig: Equatable, Sendable {
             }
         }
         if config.threadsPerJob > config.limits.maxThreads {
-            throw ConfigError(file: file, line: seen["threads_per_job"],
-                              message: "threads_per_job (\(config.threadsPerJob)) exceeds max_threads (\(config.limits.maxThreads))")
+            throw ConfigError(
+                file: file, line: seen["threads_per_job"],
+                message: "threads_per_job (\(config.threadsPerJob)) exceeds max_threads (\(config.limits.maxThreads))")
         }
         return config
     }

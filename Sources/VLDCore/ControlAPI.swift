@@ -44,7 +44,9 @@ struct ControlAPI {
                     try authorize(id)
                     let state = try queue.cancel(id, by: uid)
                     results.append(["id": id, "ok": true, "state": state.rawValue])
-                    if state == .cancelled, let job = try queue.job(id) { daemon.requestSummaryCheck(manifest: job.manifestID) }
+                    if state == .cancelled, let job = try queue.job(id) {
+                        daemon.requestSummaryCheck(manifest: job.manifestID)
+                    }
                 } catch {
                     ok = false
                     results.append(["id": id, "ok": false, "error": "\(error)"])
@@ -74,7 +76,9 @@ struct ControlAPI {
             kill(getpid(), SIGUSR1)
             return ["ok": true]
         default:
-            return failure("unknown op \(DisplayText.quoted(request.op)); expected status, submit, list, show, cancel, hold, release, retry, logs, results or rescan")
+            return failure(
+                "unknown op \(DisplayText.quoted(request.op)); expected status, submit, list, show, cancel, hold, release, retry, logs, results or rescan"
+            )
         }
     }
 
@@ -89,7 +93,9 @@ struct ControlAPI {
     private func authorize(_ id: Int) throws {
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         if uid == 0 || uid == daemon.policy.daemonUID || job.submitterUID == uid { return }
-        throw ControlError("job \(id) belongs to \(userName(job.submitterUID)); only its owner, root or the daemon's user may change it")
+        throw ControlError(
+            "job \(id) belongs to \(userName(job.submitterUID)); only its owner, root or the daemon's user may change it"
+        )
     }
 
     // MARK: requests
@@ -98,14 +104,20 @@ struct ControlAPI {
         let counts = try queue.counts()
         let running = try queue.jobs(JobFilter(states: [.running, .cancelling]))
         let c = daemon.currentConfig
-        return ["ok": true, "version": VLD.version, "pid": Int(getpid()), "uptimeSeconds": Date().timeIntervalSince(daemon.startedAt),
-                "state": daemon.tree.root, "config": daemon.options.configPath, "submitGroup": daemon.policy.groupName,
-                "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
-                "running": running.map(jobObject),
-                "workers": c.workers, "totalThreads": c.effectiveTotalThreads, "threadsPerJob": c.threadsPerJob,
-                "limits": ["maxManifestBytes": c.limits.maxManifestBytes, "maxTrials": c.limits.maxTrials, "maxParams": c.limits.maxParams,
-                           "maxSteps": c.limits.maxSteps, "maxThreads": c.limits.maxThreads, "maxMemoryMiB": c.limits.maxMemoryMiB],
-                "sqlite": Connection.libraryVersion]
+        return [
+            "ok": true, "version": VLD.version, "pid": Int(getpid()),
+            "uptimeSeconds": Date().timeIntervalSince(daemon.startedAt),
+            "state": daemon.tree.root, "config": daemon.options.configPath, "submitGroup": daemon.policy.groupName,
+            "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+            "running": running.map(jobObject),
+            "workers": c.workers, "totalThreads": c.effectiveTotalThreads, "threadsPerJob": c.threadsPerJob,
+            "limits": [
+                "maxManifestBytes": c.limits.maxManifestBytes, "maxTrials": c.limits.maxTrials,
+                "maxParams": c.limits.maxParams,
+                "maxSteps": c.limits.maxSteps, "maxThreads": c.limits.maxThreads, "maxMemoryMiB": c.limits.maxMemoryMiB,
+            ],
+            "sqlite": Connection.libraryVersion,
+        ]
     }
 
     private func submit(_ request: ControlRequest) throws -> [String: Any] {
@@ -114,20 +126,31 @@ struct ControlAPI {
         let data = Data(text.utf8)
         switch ManifestIntake.check(data, config: daemon.currentConfig) {
         case .truncated(let why):
-            return ["ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]]]
+            return [
+                "ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]],
+            ]
         case .invalid(let issues):
-            return ["ok": false, "error": "\(fileName) is not a valid manifest",
-                    "issues": issues.map { ["path": $0.path, "message": $0.message] }]
+            return [
+                "ok": false, "error": "\(fileName) is not a valid manifest",
+                "issues": issues.map { ["path": $0.path, "message": $0.message] },
+            ]
         case .valid(let name, let kind, let jobs, let json):
-            let key = try request.string("key").map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
-            let result = try queue.ingest(NewManifest(sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
-                                                      body: json, name: name, kind: kind, jobs: jobs))
+            let key =
+                try request.string("key").map { "socket:\(uid):\($0.prefix(100))" } ?? "socket:\(UUID().uuidString)"
+            let result = try queue.ingest(
+                NewManifest(
+                    sourceKey: key, fileName: fileName, submitterUID: uid, sha256: SHA256.hex(data),
+                    body: json, name: name, kind: kind, jobs: jobs))
             // The audit copy, as for spool deliveries.
             try? writeFileAtomically(data, to: daemon.tree.accepted + "/\(result.manifestID).json", mode: 0o640)
-            daemon.log.info(result.created ? "control: accepted" : "control: resubmitted; already queued",
-                            ["manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": uid, "name": name])
+            daemon.log.info(
+                result.created ? "control: accepted" : "control: resubmitted; already queued",
+                ["manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": uid, "name": name])
             daemon.wake()
-            return ["ok": true, "manifest": result.manifestID, "jobs": result.jobIDs, "name": name, "created": result.created]
+            return [
+                "ok": true, "manifest": result.manifestID, "jobs": result.jobIDs, "name": name,
+                "created": result.created,
+            ]
         }
     }
 
@@ -137,7 +160,9 @@ struct ControlAPI {
             var set: Set<JobState> = []
             for s in states {
                 guard let state = JobState(rawValue: s) else {
-                    return failure("unknown state \(DisplayText.quoted(s)); expected \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    return failure(
+                        "unknown state \(DisplayText.quoted(s)); expected \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 set.insert(state)
             }
@@ -166,8 +191,10 @@ struct ControlAPI {
         }
         object["metrics"] = try queue.metrics(id).map { ["name": $0.name, "step": $0.step, "value": $0.value] }
         if let m = try queue.manifest(job.manifestID) {
-            var manifest: [String: Any] = ["id": m.id, "name": m.name, "fileName": m.fileName, "sha256": m.sha256,
-                                           "receivedAt": m.receivedAt, "trials": m.trialCount]
+            var manifest: [String: Any] = [
+                "id": m.id, "name": m.name, "fileName": m.fileName, "sha256": m.sha256,
+                "receivedAt": m.receivedAt, "trials": m.trialCount,
+            ]
             if let s = m.summaryPath { manifest["summary"] = s }
             object["manifest"] = manifest
         }
@@ -191,31 +218,42 @@ struct ControlAPI {
                 // a follower picks up from there.
                 next = min(offset, Int(st.st_size))
                 var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-                let n = next < Int(st.st_size) ? buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(next)) } : 0
+                let n =
+                    next < Int(st.st_size)
+                    ? buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(next)) } : 0
                 if n > 0 {
                     text = String(decoding: buffer[..<n], as: UTF8.self)
                     next += n
                 }
             }
         }
-        return ["ok": true, "text": text, "next": next, "state": job.state.rawValue, "done": job.state.isTerminal || job.state == .held]
+        return [
+            "ok": true, "text": text, "next": next, "state": job.state.rawValue,
+            "done": job.state.isTerminal || job.state == .held,
+        ]
     }
 
     private func results(_ request: ControlRequest) throws -> [String: Any] {
         let id = try jobID(request)
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         guard job.state == .succeeded, let outbox = job.outboxPath else {
-            return failure("job \(id) is \(job.state.rawValue); results exist once it has succeeded\(job.error.map { " (last error: \($0))" } ?? "")")
+            return failure(
+                "job \(id) is \(job.state.rawValue); results exist once it has succeeded\(job.error.map { " (last error: \($0))" } ?? "")"
+            )
         }
         guard let data = readPublished(outbox + "/" + TrialDirectory.commitMarker) else {
-            return failure("job \(id)'s \(TrialDirectory.commitMarker) cannot be read at \(outbox) (moved or replaced?)")
+            return failure(
+                "job \(id)'s \(TrialDirectory.commitMarker) cannot be read at \(outbox) (moved or replaced?)")
         }
-        var response: [String: Any] = ["ok": true, "job": jobObject(job), "outbox": outbox,
-                                       "results": try JSONSerialization.jsonObject(with: data)]
+        var response: [String: Any] = [
+            "ok": true, "job": jobObject(job), "outbox": outbox,
+            "results": try JSONSerialization.jsonObject(with: data),
+        ]
         if let m = try queue.manifest(job.manifestID), let summary = m.summaryPath {
             response["summary"] = summary
             if try request.bool("summary") == true,
-               let csv = readPublished(summary + "/" + Summary.csvFile).map({ String(decoding: $0, as: UTF8.self) }) {
+                let csv = readPublished(summary + "/" + Summary.csvFile).map({ String(decoding: $0, as: UTF8.self) })
+            {
                 response["summaryCSV"] = csv
             }
         }
@@ -223,11 +261,13 @@ struct ControlAPI {
     }
 
     func jobObject(_ job: JobRecord) -> [String: Any] {
-        var o: [String: Any] = ["id": job.id, "manifest": job.manifestID, "trial": job.trialIndex, "name": job.name,
-                                "experiment": job.experiment, "kind": job.kind, "state": job.state.rawValue,
-                                "uid": Int(job.submitterUID), "user": userName(job.submitterUID), "priority": job.priority,
-                                "attempts": job.attempts, "failures": job.failures, "maxFailures": job.maxFailures,
-                                "threads": job.threads, "createdAt": job.createdAt, "updatedAt": job.updatedAt]
+        var o: [String: Any] = [
+            "id": job.id, "manifest": job.manifestID, "trial": job.trialIndex, "name": job.name,
+            "experiment": job.experiment, "kind": job.kind, "state": job.state.rawValue,
+            "uid": Int(job.submitterUID), "user": userName(job.submitterUID), "priority": job.priority,
+            "attempts": job.attempts, "failures": job.failures, "maxFailures": job.maxFailures,
+            "threads": job.threads, "createdAt": job.createdAt, "updatedAt": job.updatedAt,
+        ]
         if let v = job.step { o["step"] = v }
         if let v = job.totalSteps { o["totalSteps"] = v }
         if let v = job.progress { o["progress"] = v }

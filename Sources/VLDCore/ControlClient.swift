@@ -15,7 +15,9 @@ public enum ControlClient {
         guard fd >= 0 else { throw ControlUnavailable(path: path, reason: String(cString: strerror(errno))) }
         var address = try unixAddress(path)
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else {
             let reason = String(cString: strerror(errno))
@@ -36,7 +38,9 @@ public enum ControlClient {
         let sent = sendLine(fd, object)
         shutdown(fd, Int32(SHUT_WR))
         guard let line = readLine(fd, limit: 256 << 20) else {
-            throw ControlUnavailable(path: path, reason: sent ? "no answer (the daemon may be stopping)" : "the daemon closed the connection")
+            throw ControlUnavailable(
+                path: path, reason: sent ? "no answer (the daemon may be stopping)" : "the daemon closed the connection"
+            )
         }
         guard let response = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
             throw ControlUnavailable(path: path, reason: "the answer is not a JSON object")
@@ -71,7 +75,9 @@ public enum ControlClient {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             if let deadline, !waitUntil(fd, Int16(POLLIN), deadline) { return nil }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, deadline == nil ? 0 : Int32(MSG_DONTWAIT)) }
+            let n = buffer.withUnsafeMutableBytes {
+                recv(fd, $0.baseAddress, $0.count, deadline == nil ? 0 : Int32(MSG_DONTWAIT))
+            }
             // Without a deadline, EAGAIN is the client's SO_RCVTIMEO running out: give up.
             if n < 0 && (errno == EINTR || (errno == EAGAIN && deadline != nil)) { continue }
             if n < 0 { return nil }

@@ -23,7 +23,9 @@ struct ControlRequest {
         do { value = try JSONValue.parse(line) } catch {
             throw ControlError("the request is not valid JSON: \(error)")
         }
-        guard case let .object(fields) = value else { throw ControlError("the request is not a JSON object with an \"op\"") }
+        guard case let .object(fields) = value else {
+            throw ControlError("the request is not a JSON object with an \"op\"")
+        }
         guard case let .string(op)? = value["op"] else { throw ControlError("the request needs \"op\", a string") }
         self.op = op
         self.fields = fields
@@ -32,7 +34,8 @@ struct ControlRequest {
     /// Refuses fields other than `op` and `accepted`.
     func only(_ accepted: [String]) throws {
         for (key, _) in fields where key != "op" && !accepted.contains(key) {
-            let expected = accepted.isEmpty ? "\(op) takes no fields" : "\(op) takes \(accepted.joined(separator: ", "))"
+            let expected =
+                accepted.isEmpty ? "\(op) takes no fields" : "\(op) takes \(accepted.joined(separator: ", "))"
             throw ControlError("unknown field \(DisplayText.quoted(key)); \(expected)")
         }
     }
@@ -46,7 +49,8 @@ struct ControlRequest {
     func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let v = value(key) else { return nil }
         guard let n = Self.integer(v), range.contains(n) else {
-            throw ControlError("\(key): expected an integer in \(range.lowerBound)...\(range.upperBound), got \(v.brief)")
+            throw ControlError(
+                "\(key): expected an integer in \(range.lowerBound)...\(range.upperBound), got \(v.brief)")
         }
         return n
     }
@@ -54,14 +58,18 @@ struct ControlRequest {
     /// A job id: an integer of at least 1.
     func id(_ key: String = "id") throws -> Int? {
         guard let v = value(key) else { return nil }
-        guard let n = Self.integer(v), n >= 1 else { throw ControlError("\(key): expected a job id (a positive integer), got \(v.brief)") }
+        guard let n = Self.integer(v), n >= 1 else {
+            throw ControlError("\(key): expected a job id (a positive integer), got \(v.brief)")
+        }
         return n
     }
 
     /// A list of job ids, at most `maxIDs`.
     func ids(_ key: String) throws -> [Int]? {
         guard let v = value(key) else { return nil }
-        guard case let .array(items) = v else { throw ControlError("\(key): expected a list of job ids, got \(v.typeName)") }
+        guard case let .array(items) = v else {
+            throw ControlError("\(key): expected a list of job ids, got \(v.typeName)")
+        }
         guard items.count <= Self.maxIDs else {
             throw ControlError("\(key): \(items.count) ids; at most \(Self.maxIDs) per request")
         }
@@ -91,7 +99,9 @@ struct ControlRequest {
             throw ControlError("\(key): expected a list of at most \(maxCount) strings, got \(v.brief)")
         }
         return try items.enumerated().map { i, item in
-            guard case let .string(s) = item else { throw ControlError("\(key)[\(i)]: expected a string, got \(item.brief)") }
+            guard case let .string(s) = item else {
+                throw ControlError("\(key)[\(i)]: expected a string, got \(item.brief)")
+            }
             return s
         }
     }

@@ -69,7 +69,9 @@ public final class ControlServer: @unchecked Sendable {
         guard fd >= 0 else { throw SystemError("socket", path: path) }
         var address = try unixAddress(path)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0 else {
             let e = errno
@@ -106,7 +108,10 @@ public final class ControlServer: @unchecked Sendable {
 
     private func acceptLoop() {
         while true {
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
+            ]
             let n = poll(&fds, 2, -1)
             if n < 0 && errno == EINTR { continue }
             if fds[1].revents != 0 || fds[0].revents & Int16(POLLNVAL) != 0 { return }
@@ -120,7 +125,8 @@ public final class ControlServer: @unchecked Sendable {
             let (pid, uid) = (peerPID, peerUID)
             if let refusal = admit(uid) {
                 // Answered without waiting for the request; the client reads this as its answer.
-                ControlClient.sendLine(client, ["ok": false, "error": refusal], deadline: Date().addingTimeInterval(0.2))
+                ControlClient.sendLine(
+                    client, ["ok": false, "error": refusal], deadline: Date().addingTimeInterval(0.2))
                 close(client)
                 continue
             }
@@ -148,7 +154,8 @@ public final class ControlServer: @unchecked Sendable {
         } else {
             let ordinary = connections.filter { $0.key != 0 && $0.key != daemon.policy.daemonUID }.values.reduce(0, +)
             guard mine < ControlServer.perUserConnections else {
-                return "uid \(uid) has \(mine) requests in progress, the most one user may have; try again when they end"
+                return
+                    "uid \(uid) has \(mine) requests in progress, the most one user may have; try again when they end"
             }
             guard ordinary < ControlServer.maxConnections else {
                 return "the daemon is serving \(ordinary) requests; try again"
@@ -166,12 +173,20 @@ public final class ControlServer: @unchecked Sendable {
         }
         if !daemon.policy.permits(uid: uid) {
             // Refused before reading anything: a non-member cannot make the daemon wait either.
-            answer(["ok": false, "error": "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))"])
+            answer([
+                "ok": false,
+                "error":
+                    "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))",
+            ])
             return
         }
         let limit = config.limits.maxManifestBytes * 6 + 65536
         guard let line = ControlClient.readLine(client, limit: limit, deadline: deadline) else {
-            answer(["ok": false, "error": "expected one JSON request line of at most \(limit) bytes within \(config.requestTimeoutSeconds) s"])
+            answer([
+                "ok": false,
+                "error":
+                    "expected one JSON request line of at most \(limit) bytes within \(config.requestTimeoutSeconds) s",
+            ])
             return
         }
         let response: [String: Any]
@@ -219,7 +234,8 @@ func unixAddress(_ path: String) throws -> sockaddr_un {
     let bytes = Array(path.utf8)
     let capacity = MemoryLayout.size(ofValue: address.sun_path)
     guard bytes.count < capacity else {
-        throw SystemError(message: "the socket path \(path) is \(bytes.count) bytes; unix sockets allow \(capacity - 1)")
+        throw SystemError(
+            message: "the socket path \(path) is \(bytes.count) bytes; unix sockets allow \(capacity - 1)")
     }
     withUnsafeMutableBytes(of: &address.sun_path) { raw in
         for (i, b) in bytes.enumerated() { raw[i] = b }

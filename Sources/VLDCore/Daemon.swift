@@ -72,12 +72,16 @@ public final class Daemon {
         for change in try tree.create(group: policy.groupID) { log.notice("state: \(change)") }
         queue = try JobQueue(path: tree.database)
         if let check = try queue.db.query("PRAGMA quick_check").first?.values.first, check != .text("ok") {
-            throw SystemError(message: "\(tree.database) fails its integrity check: \(check); restore it from db/*.bak or move it aside")
+            throw SystemError(
+                message:
+                    "\(tree.database) fails its integrity check: \(check); restore it from db/*.bak or move it aside")
         }
         boot = try queue.startBoot(uuid: UUID().uuidString, pid: getpid(), version: VLD.version)
         let (requeued, cancelled) = try queue.reconcile(currentBoot: boot)
         if !requeued.isEmpty || !cancelled.isEmpty {
-            log.notice("queue: recovered jobs of a previous daemon", ["requeued": requeued.count, "cancelled": cancelled.count])
+            log.notice(
+                "queue: recovered jobs of a previous daemon",
+                ["requeued": requeued.count, "cancelled": cancelled.count])
         }
         spool = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: log)
         supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID)
@@ -100,7 +104,9 @@ public final class Daemon {
         guard clinux_pipe2(&pipeFDs, O_CLOEXEC | O_NONBLOCK) == 0 else { throw SystemError("pipe2", path: "") }
         signalFD = pipeFDs[0]
         var signals = Daemon.handledSignals
-        guard clinux_signal_pipe(pipeFDs[1], &signals, Int32(signals.count)) == 0 else { throw SystemError("sigaction", path: "") }
+        guard clinux_signal_pipe(pipeFDs[1], &signals, Int32(signals.count)) == 0 else {
+            throw SystemError("sigaction", path: "")
+        }
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw SystemError("pipe2", path: "") }
         (wakeRead, wakeWrite) = (fds[0], fds[1])
@@ -114,9 +120,13 @@ public final class Daemon {
         spool.pruneRejected(reload: false)
         let first = spool.rescan()
         lastRescan = Date()
-        log.notice("vldd ready", ["version": VLD.version, "state": tree.root, "socket": socketPath, "pid": getpid(),
-                                  "boot": boot, "spool": first.count, "workers": config.workers,
-                                  "threads": config.effectiveTotalThreads, "submit_group": policy.groupName])
+        log.notice(
+            "vldd ready",
+            [
+                "version": VLD.version, "state": tree.root, "socket": socketPath, "pid": getpid(),
+                "boot": boot, "spool": first.count, "workers": config.workers,
+                "threads": config.effectiveTotalThreads, "submit_group": policy.groupName,
+            ])
         notifier.ready(status: statusLine())
 
         var stopping = false
@@ -133,9 +143,11 @@ public final class Daemon {
                     break
                 }
             }
-            var pollSet = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: watch!.fd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var pollSet = [
+                pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: watch!.fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
             pollSet += supervisor.pollFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout())
             if pollSet[0].revents != 0 { stopping = handleSignals() }
@@ -149,7 +161,9 @@ public final class Daemon {
                 for m in manifests { publishSummaryIfDone(manifest: m) }
             }
             for entry in pollSet.dropFirst(3) where entry.revents != 0 { supervisor.readable(entry.fd) }
-            if Date().timeIntervalSince(lastRescan) >= (deferred ? min(config.rescanSeconds, max(1, config.ingestGraceSeconds / 4)) : config.rescanSeconds) {
+            if Date().timeIntervalSince(lastRescan)
+                >= (deferred ? min(config.rescanSeconds, max(1, config.ingestGraceSeconds / 4)) : config.rescanSeconds)
+            {
                 rescan(reason: "periodic")
             }
             heartbeat()
@@ -176,7 +190,9 @@ public final class Daemon {
             let signal = Int32(byte)
             switch signal {
             case SIGTERM, SIGINT:
-                log.notice("vldd: stopping", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "running": supervisor.runningCount])
+                log.notice(
+                    "vldd: stopping",
+                    ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "running": supervisor.runningCount])
                 stop = true
             case SIGHUP: reload()
             case SIGUSR1: rescan(reason: "SIGUSR1")
@@ -202,7 +218,8 @@ public final class Daemon {
                     try watch.rewatch()
                     rescanReason = "incoming/ watched again"
                 } catch {
-                    log.error("spool: cannot watch incoming/ again; exiting so systemd restarts vldd", ["error": "\(error)"])
+                    log.error(
+                        "spool: cannot watch incoming/ again; exiting so systemd restarts vldd", ["error": "\(error)"])
                     exit(1)
                 }
             } else if !event.name.isEmpty {
@@ -232,7 +249,9 @@ public final class Daemon {
         do {
             let fresh = try DaemonConfig.load(options.configPath)
             let next = config.reloadable(from: fresh)
-            if fresh.stateDirectory != config.stateDirectory || fresh.socketPath != config.socketPath || fresh.submitGroup != config.submitGroup {
+            if fresh.stateDirectory != config.stateDirectory || fresh.socketPath != config.socketPath
+                || fresh.submitGroup != config.submitGroup
+            {
                 log.warning("config: state_dir, socket and submit_group take effect at the next restart")
             }
             configLock.lock()
@@ -260,15 +279,20 @@ public final class Daemon {
     /// rename, and records the path.
     func publishSummaryIfDone(manifest id: Int) {
         do {
-            guard let manifest = try queue.manifest(id), manifest.trialCount > 1, manifest.summaryPath == nil else { return }
+            guard let manifest = try queue.manifest(id), manifest.trialCount > 1, manifest.summaryPath == nil else {
+                return
+            }
             let jobs = try queue.jobs(JobFilter(manifestID: id))
             guard jobs.allSatisfy({ $0.state.isTerminal }) else { return }
-            let experiment = try Experiment.parse(Data(manifest.body.utf8), limits: .unbounded, cores: config.threadsPerJob)
+            let experiment = try Experiment.parse(
+                Data(manifest.body.utf8), limits: .unbounded, cores: config.threadsPerJob)
             var results: [TrialResult] = []
             for job in jobs.sorted(by: { $0.trialIndex < $1.trialIndex }) where job.state == .succeeded {
                 guard let outbox = job.outboxPath, job.trialIndex < experiment.trials.count else { continue }
                 let dir = TrialDirectory(URL(fileURLWithPath: outbox))
-                if let r = ExperimentRunner.load(experiment.trials[job.trialIndex], dir, "../" + dir.url.lastPathComponent) {
+                if let r = ExperimentRunner.load(
+                    experiment.trials[job.trialIndex], dir, "../" + dir.url.lastPathComponent)
+                {
                     results.append(r)
                 }
             }
@@ -285,7 +309,9 @@ public final class Daemon {
             guard clinux_rename_noreplace(work.path, final) == 0 else { throw SystemError("rename to", path: final) }
             syncDirectory(tree.outbox)
             try queue.setSummaryPath(manifest: id, path: final)
-            log.info("summary published", ["manifest": id, "name": manifest.name, "trials": results.count, "of": jobs.count, "path": final])
+            log.info(
+                "summary published",
+                ["manifest": id, "name": manifest.name, "trials": results.count, "of": jobs.count, "path": final])
         } catch {
             log.error("summary: cannot publish", ["manifest": id, "error": "\(error)"])
         }
@@ -319,7 +345,8 @@ public final class Daemon {
 
     func statusLine() -> String {
         let counts = (try? queue.counts()) ?? [:]
-        return "\(counts[.queued, default: 0]) queued, \(supervisor.runningCount) running, \(counts[.held, default: 0]) held"
+        return
+            "\(counts[.queued, default: 0]) queued, \(supervisor.runningCount) running, \(counts[.held, default: 0]) held"
     }
 
     private func shutdown() {

@@ -23,9 +23,13 @@ public enum JSONLine {
         case let u as UInt32: out += String(u)
         case let b as Bool: out += b ? "true" : "false"
         case let d as Double:
-            if !d.isFinite { out += "null" }
-            else if d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) }
-            else { out += "\(d)" }
+            if !d.isFinite {
+                out += "null"
+            } else if d == d.rounded(), abs(d) < 1e15 {
+                out += String(Int64(d))
+            } else {
+                out += "\(d)"
+            }
         case let dict as [String: Any]:
             out += "{"
             var first = true

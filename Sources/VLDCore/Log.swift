@@ -45,7 +45,9 @@ public struct Logger: Sendable {
     }
 
     public func error(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.error, message, fields) }
-    public func warning(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.warning, message, fields) }
+    public func warning(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) {
+        log(.warning, message, fields)
+    }
     public func notice(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.notice, message, fields) }
     public func info(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.info, message, fields) }
     public func debug(_ message: String, _ fields: KeyValuePairs<String, Any?> = [:]) { log(.debug, message, fields) }
@@ -54,9 +56,11 @@ public struct Logger: Sendable {
     /// hostile file name, an escape sequence, a bidi override) are escaped as `vldctl` escapes
     /// them (DisplayText), so one event is always one line and reads as it is.
     static func quote(_ s: String) -> String {
-        let plain = !s.isEmpty && s.unicodeScalars.allSatisfy {
-            $0.value > 0x20 && !DisplayText.isUnsafe($0) && $0 != "\"" && $0 != "=" && $0 != "\\"
-        }
+        let plain =
+            !s.isEmpty
+            && s.unicodeScalars.allSatisfy {
+                $0.value > 0x20 && !DisplayText.isUnsafe($0) && $0 != "\"" && $0 != "=" && $0 != "\\"
+            }
         return plain ? s : DisplayText.quoted(s)
     }
 }

@@ -21,7 +21,13 @@ public enum ManifestIntake {
     /// `config.threadsPerJob`.
     public static func check(_ data: Data, config: DaemonConfig) -> IntakeVerdict {
         if data.count > config.limits.maxManifestBytes {
-            return .invalid([ManifestIssue(path: "", message: "the manifest is \(data.count) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)")])
+            return .invalid([
+                ManifestIssue(
+                    path: "",
+                    message:
+                        "the manifest is \(data.count) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)"
+                )
+            ])
         }
         // The parser checks UTF-8 itself, so that a file cut inside a multi-byte character is
         // "cut short" like one cut inside a literal.
@@ -39,12 +45,14 @@ public enum ManifestIntake {
             let single = experiment.trials.count == 1 && experiment.axes.isEmpty
             let jobs = experiment.trials.map { trial -> NewJob in
                 let m = trial.manifest
-                return NewJob(trialIndex: trial.index,
-                              name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
-                              params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
-                              memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
+                return NewJob(
+                    trialIndex: trial.index,
+                    name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
+                    params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
+                    memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
             }
-            return .valid(name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))
+            return .valid(
+                name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))
         } catch let error as ManifestError {
             return .invalid(error.issues)
         } catch {

@@ -34,23 +34,29 @@ enum Publication {
     static func open(tree: StateTree, job: WorkerJob, runDirectory: String) -> Result<Target, PublishError> {
         let fd = Glibc.open(tree.outbox, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
-            return .failure(PublishError(message: "cannot open the outbox \(tree.outbox): \(String(cString: strerror(errno)))"
-                                         + " (it must be a directory, not a symbolic link)", retryable: errno != ELOOP && errno != ENOTDIR))
+            return .failure(
+                PublishError(
+                    message: "cannot open the outbox \(tree.outbox): \(String(cString: strerror(errno)))"
+                        + " (it must be a directory, not a symbolic link)",
+                    retryable: errno != ELOOP && errno != ENOTDIR))
         }
         var st = stat()
         if fstatat(fd, job.outboxName, &st, AT_SYMLINK_NOFOLLOW) != 0 {
             guard errno == ENOENT else {
                 let e = errno
                 close(fd)
-                return .failure(PublishError(message: "cannot look at \(tree.outbox)/\(job.outboxName): \(String(cString: strerror(e)))",
-                                             retryable: true))
+                return .failure(
+                    PublishError(
+                        message: "cannot look at \(tree.outbox)/\(job.outboxName): \(String(cString: strerror(e)))",
+                        retryable: true))
             }
             return .success(.free(fd))
         }
         defer { close(fd) }
         let path = tree.outbox + "/" + job.outboxName
         if st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid(), let mine = recorded(runDirectory),
-           mine == (UInt64(st.st_dev), UInt64(st.st_ino)), hasResults(fd, job.outboxName) {
+            mine == (UInt64(st.st_dev), UInt64(st.st_ino)), hasResults(fd, job.outboxName)
+        {
             return .success(.alreadyPublished(path))
         }
         let what: String
@@ -59,31 +65,41 @@ enum Publication {
         case S_IFDIR: what = "a directory this job did not publish"
         default: what = "not a directory"
         }
-        return .failure(PublishError(message: "\(path) already exists and is \(what); nothing is published over it "
-                                     + "(move it away, then vldctl retry \(job.job))", retryable: false))
+        return .failure(
+            PublishError(
+                message: "\(path) already exists and is \(what); nothing is published over it "
+                    + "(move it away, then vldctl retry \(job.job))", retryable: false))
     }
 
     /// Gives `work` the submit group and the outbox's modes, records its inode and renames it to
     /// outbox/<name> relative to `outbox`. Returns the published path.
-    static func publish(_ work: String, outbox: Int32, tree: StateTree, job: WorkerJob, runDirectory: String) throws -> String {
+    static func publish(_ work: String, outbox: Int32, tree: StateTree, job: WorkerJob, runDirectory: String) throws
+        -> String
+    {
         if let group = job.groupID {
             do { try shareWithGroup(work, group: group) } catch let e as SystemError {
                 throw PublishError(message: "cannot publish \(work): \(e.message)", retryable: e.code != EPERM)
             }
         }
         var st = stat()
-        guard lstat(work, &st) == 0 else { throw PublishError(message: "cannot publish \(work): it is gone", retryable: true) }
-        let marker = JSONValue.object([("dev", .string(String(st.st_dev))), ("ino", .string(String(st.st_ino))),
-                                       ("outboxName", .string(job.outboxName))])
+        guard lstat(work, &st) == 0 else {
+            throw PublishError(message: "cannot publish \(work): it is gone", retryable: true)
+        }
+        let marker = JSONValue.object([
+            ("dev", .string(String(st.st_dev))), ("ino", .string(String(st.st_ino))),
+            ("outboxName", .string(job.outboxName)),
+        ])
         try writeFileAtomically(Data((marker.serialized() + "\n").utf8), to: markerPath(runDirectory), mode: 0o640)
         guard clinux_renameat_noreplace(AT_FDCWD, work, outbox, job.outboxName) == 0 else {
             let e = errno
             let path = tree.outbox + "/" + job.outboxName
             if e == EEXIST || e == ENOTEMPTY {
-                throw PublishError(message: "\(path) appeared while the job ran; nothing is published over it "
-                                   + "(move it away, then vldctl retry \(job.job))", retryable: false)
+                throw PublishError(
+                    message: "\(path) appeared while the job ran; nothing is published over it "
+                        + "(move it away, then vldctl retry \(job.job))", retryable: false)
             }
-            throw PublishError(message: "cannot publish \(work) as \(path): \(String(cString: strerror(e)))", retryable: true)
+            throw PublishError(
+                message: "cannot publish \(work) as \(path): \(String(cString: strerror(e)))", retryable: true)
         }
         _ = fsync(outbox)
         syncDirectory(runDirectory)
@@ -93,9 +109,10 @@ enum Publication {
     /// The (dev, ino) of this job's published directory, from its marker.
     private static func recorded(_ runDirectory: String) -> (UInt64, UInt64)? {
         guard let data = FileManager.default.contents(atPath: markerPath(runDirectory)),
-              let marker = try? JSONValue.parse(data),
-              case let .string(dev)? = marker["dev"], case let .string(ino)? = marker["ino"],
-              let d = UInt64(dev), let i = UInt64(ino) else { return nil }
+            let marker = try? JSONValue.parse(data),
+            case let .string(dev)? = marker["dev"], case let .string(ino)? = marker["ino"],
+            let d = UInt64(dev), let i = UInt64(ino)
+        else { return nil }
         return (d, i)
     }
 
@@ -105,6 +122,7 @@ enum Publication {
         guard sub >= 0 else { return false }
         defer { close(sub) }
         var st = stat()
-        return fstatat(sub, TrialDirectory.commitMarker, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFREG
+        return fstatat(sub, TrialDirectory.commitMarker, &st, AT_SYMLINK_NOFOLLOW) == 0
+            && st.st_mode & S_IFMT == S_IFREG
     }
 }

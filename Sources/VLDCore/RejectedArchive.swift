@@ -59,14 +59,18 @@ final class RejectedArchive {
         let bytes = RejectedArchive.diskUsage(dir, name, depth: 0)
         let isReason = name.ends(with: RejectedArchive.reasonSuffix)
         // The reason file's mtime is the rejection time; the entry itself changed hands (ctime).
-        let stamp = isReason ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        let stamp =
+            isReason
+            ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
             : Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         let key = RejectedArchive.key(name)
         var entry = entries[key] ?? Entry(time: stamp, bytes: 0, names: [])
         guard !entry.names.contains(name) else { return }
         entry.names.append(name)
         entry.bytes += bytes
-        if isReason { entry.time = stamp } else if !entry.names.contains(where: { $0.ends(with: RejectedArchive.reasonSuffix) }) {
+        if isReason {
+            entry.time = stamp
+        } else if !entry.names.contains(where: { $0.ends(with: RejectedArchive.reasonSuffix) }) {
             entry.time = max(entry.time, stamp)
         }
         entries[key] = entry
@@ -79,7 +83,9 @@ final class RejectedArchive {
     func prune(keepDays: Double, maxBytes: Int64, now: Date = Date()) -> Int {
         let cutoff = Int64((now.timeIntervalSince1970 - keepDays * 86_400) * 1e9)
         var removed = 0
-        let oldestFirst = entries.sorted { $0.value.time != $1.value.time ? $0.value.time < $1.value.time : $0.key < $1.key }
+        let oldestFirst = entries.sorted {
+            $0.value.time != $1.value.time ? $0.value.time < $1.value.time : $0.key < $1.key
+        }
         let dir = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dir >= 0 else { return 0 }
         defer { close(dir) }
@@ -121,7 +127,9 @@ final class RejectedArchive {
     static func removeTree(_ dir: Int32, _ name: [UInt8], depth: Int) -> Bool {
         var st = stat()
         guard withCPath(name, { fstatat(dir, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return errno == ENOENT }
-        guard st.st_mode & S_IFMT == S_IFDIR else { return withCPath(name, { unlinkat(dir, $0, 0) }) == 0 || errno == ENOENT }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            return withCPath(name, { unlinkat(dir, $0, 0) }) == 0 || errno == ENOENT
+        }
         guard depth < maxDepth else { return false }
         withChildren(dir, name) { fd, children in
             for child in children { _ = removeTree(fd, child, depth: depth + 1) }

@@ -32,7 +32,8 @@ public enum SpoolDecision: Equatable, CustomStringConvertible {
         switch self {
         case .ignored: return "ignored"
         case .deferred(let why): return "deferred: \(why)"
-        case .accepted(let m, let jobs, let dup): return "accepted manifest \(m) jobs \(jobs)\(dup ? " (already queued)" : "")"
+        case .accepted(let m, let jobs, let dup):
+            return "accepted manifest \(m) jobs \(jobs)\(dup ? " (already queued)" : "")"
         case .rejected(let why): return "rejected: \(why.joined(separator: "; "))"
         case .skipped(let why): return "skipped: \(why)"
         }
@@ -58,7 +59,8 @@ public struct SubmitPolicy: Sendable {
             return SubmitPolicy(daemonUID: getuid(), groupID: gid, groupName: groupName(gid) ?? "\(gid)")
         }
         guard let group = getgrnam(config.submitGroup) else {
-            throw SystemError(message: "submit_group \(config.submitGroup) does not exist (create it, or leave submit_group unset)")
+            throw SystemError(
+                message: "submit_group \(config.submitGroup) does not exist (create it, or leave submit_group unset)")
         }
         return SubmitPolicy(daemonUID: getuid(), groupID: group.pointee.gr_gid, groupName: config.submitGroup)
     }
@@ -111,10 +113,15 @@ public final class SpoolConsumer {
     /// Applies the retention of rejected/ (after reading the directory again with `reload`).
     public func pruneRejected(reload: Bool) {
         if reload { rejectedArchive.reload() }
-        let removed = rejectedArchive.prune(keepDays: config.rejectedKeepDays, maxBytes: Int64(config.rejectedMaxMiB) << 20)
+        let removed = rejectedArchive.prune(
+            keepDays: config.rejectedKeepDays, maxBytes: Int64(config.rejectedMaxMiB) << 20)
         if removed > 0 {
-            log.info("spool: deleted old rejected entries", ["entries": removed, "kept": rejectedArchive.entries.count,
-                                                             "keptMiB": rejectedArchive.totalBytes >> 20])
+            log.info(
+                "spool: deleted old rejected entries",
+                [
+                    "entries": removed, "kept": rejectedArchive.entries.count,
+                    "keptMiB": rejectedArchive.totalBytes >> 20,
+                ])
         }
     }
 
@@ -128,7 +135,8 @@ public final class SpoolConsumer {
             var st = stat()
             let path = pathBytes(tree.incoming, name)
             let mtime: Int64 = path.withUnsafeBufferPointer { p in
-                p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : 0
+                p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 }
+                    ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : 0
             }
             entries.append((name, mtime))
         }
@@ -152,7 +160,9 @@ public final class SpoolConsumer {
         }
         let path = pathBytes(tree.incoming, name)
         var st = stat()
-        let statOK = path.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } }
+        let statOK = path.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 }
+        }
         guard statOK else { return .skipped("\(display): \(String(cString: strerror(errno)))") }
         let type = st.st_mode & S_IFMT
         guard type == S_IFREG else {
@@ -168,19 +178,30 @@ public final class SpoolConsumer {
             return reject(name, ["\(what), not a regular file; only regular files are read"], uid: st.st_uid)
         }
         guard st.st_nlink == 1 else {
-            return reject(name, ["the file has \(st.st_nlink) hard links; a manifest must have exactly one"], uid: st.st_uid)
+            return reject(
+                name, ["the file has \(st.st_nlink) hard links; a manifest must have exactly one"], uid: st.st_uid)
         }
         guard policy.permits(uid: st.st_uid) else {
-            return reject(name, ["the file's owner (uid \(st.st_uid)) may not submit: not root, the daemon's user or a member of group \(policy.groupName)"],
-                          uid: st.st_uid)
+            return reject(
+                name,
+                [
+                    "the file's owner (uid \(st.st_uid)) may not submit: not root, the daemon's user or a member of group \(policy.groupName)"
+                ],
+                uid: st.st_uid)
         }
         guard Int(st.st_size) <= config.limits.maxManifestBytes else {
-            return reject(name, ["the manifest is \(st.st_size) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)"],
-                          uid: st.st_uid)
+            return reject(
+                name,
+                [
+                    "the manifest is \(st.st_size) bytes; the limit max_manifest_bytes is \(config.limits.maxManifestBytes)"
+                ],
+                uid: st.st_uid)
         }
         // Open without following links or blocking, then make sure it is the inode we checked.
         let fd = path.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+            p.withMemoryRebound(to: CChar.self) {
+                open($0.baseAddress!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            }
         }
         guard fd >= 0 else { return .skipped("\(display): open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -203,13 +224,15 @@ public final class SpoolConsumer {
             return reject(name, issues.map(\.description), uid: fst.st_uid)
         case .valid(let experiment, let kind, let jobs, let json):
             let key = SHA256.hex(Array("\(fst.st_dev):\(fst.st_ino):\(fst.st_size):\(mtimeNs):".utf8) + name)
-            let manifest = NewManifest(sourceKey: key, fileName: display, submitterUID: fst.st_uid, sha256: SHA256.hex(data),
-                                       body: json, name: experiment, kind: kind, jobs: jobs)
+            let manifest = NewManifest(
+                sourceKey: key, fileName: display, submitterUID: fst.st_uid, sha256: SHA256.hex(data),
+                body: json, name: experiment, kind: kind, jobs: jobs)
             let result: IngestResult
             do {
                 result = try queue.ingest(manifest)
             } catch {
-                log.error("spool: cannot record manifest; leaving it in incoming/", ["file": display, "error": "\(error)"])
+                log.error(
+                    "spool: cannot record manifest; leaving it in incoming/", ["file": display, "error": "\(error)"])
                 return .skipped("database: \(error)")
             }
             if let hook = afterCommit, !hook() { return .skipped("stopped after the commit (fault injection)") }
@@ -217,11 +240,17 @@ public final class SpoolConsumer {
             if !move(name, from: tree.incoming, to: tree.accepted, as: target) {
                 let fallback = Array("\(result.manifestID).\(timestamp()).json".utf8)
                 if !move(name, from: tree.incoming, to: tree.accepted, as: fallback) {
-                    log.error("spool: accepted but cannot move out of incoming/", ["file": display, "error": String(cString: strerror(errno))])
+                    log.error(
+                        "spool: accepted but cannot move out of incoming/",
+                        ["file": display, "error": String(cString: strerror(errno))])
                 }
             }
-            log.info(result.created ? "spool: accepted" : "spool: redelivered; already queued",
-                     ["file": display, "manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": fst.st_uid, "name": experiment])
+            log.info(
+                result.created ? "spool: accepted" : "spool: redelivered; already queued",
+                [
+                    "file": display, "manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": fst.st_uid,
+                    "name": experiment,
+                ])
             return .accepted(manifestID: result.manifestID, jobIDs: result.jobIDs, duplicate: !result.created)
         }
     }
@@ -238,7 +267,9 @@ public final class SpoolConsumer {
             if errno == ENOENT {
                 var st = stat()
                 let source = pathBytes(tree.incoming, name)
-                let gone = source.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) != 0 } }
+                let gone = source.withUnsafeBufferPointer { p in
+                    p.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) != 0 }
+                }
                 if gone {
                     // Already moved: a second inotify event (or a rescan) for a name that an
                     // earlier one rejected, or a submitter who took the file back. Nothing to do.
@@ -255,7 +286,8 @@ public final class SpoolConsumer {
                 errno = ENOENT
             }
             guard errno == EEXIST, n < 100 else {
-                log.error("spool: cannot move a rejected entry", ["file": safe, "error": String(cString: strerror(errno))])
+                log.error(
+                    "spool: cannot move a rejected entry", ["file": safe, "error": String(cString: strerror(errno))])
                 return .skipped("cannot move to rejected/: \(String(cString: strerror(errno)))")
             }
             target = Array("\(safe).\(stamp)-\(n)".utf8)
@@ -269,7 +301,9 @@ public final class SpoolConsumer {
         if let uid { reason.append(("submitterUID", JSONValue(Int(uid)))) }
         reason.append(("errors", .array(reasons.map { .string($0) })))
         do {
-            try writeFileAtomically(Data((JSONValue.object(reason).serialized() + "\n").utf8), to: tree.rejected + "/\(targetName).reason.json", mode: 0o640)
+            try writeFileAtomically(
+                Data((JSONValue.object(reason).serialized() + "\n").utf8),
+                to: tree.rejected + "/\(targetName).reason.json", mode: 0o640)
         } catch {
             log.error("spool: cannot write the reason file", ["file": targetName, "error": "\(error)"])
         }
@@ -283,9 +317,11 @@ public final class SpoolConsumer {
     /// A printable version of a hostile name: control bytes and invalid UTF-8 become `_`.
     func sanitized(_ name: [UInt8]) -> String {
         let s = String(decoding: name, as: UTF8.self)
-        let cleaned = String(String.UnicodeScalarView(s.unicodeScalars.map {
-            ($0.value < 0x20 || $0.value == 0x7f || $0 == "\u{FFFD}" || $0 == "/") ? "_" : $0
-        }))
+        let cleaned = String(
+            String.UnicodeScalarView(
+                s.unicodeScalars.map {
+                    ($0.value < 0x20 || $0.value == 0x7f || $0 == "\u{FFFD}" || $0 == "/") ? "_" : $0
+                }))
         return String(cleaned.prefix(120))
     }
 
@@ -356,5 +392,7 @@ func readAll(_ fd: Int32, limit: Int) -> Data? {
 }
 
 extension Array where Element == UInt8 {
-    func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+    func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
 }

@@ -36,8 +36,10 @@ public struct StateTree: Sendable {
 
     /// Every directory with its mode, parents first.
     public var directories: [(path: String, mode: mode_t)] {
-        [(root, 0o750), (spool, 0o750), (spoolTmp, 0o1730), (incoming, 0o1730), (accepted, 0o750),
-         (rejected, 0o2750), (dbDirectory, 0o700), (runs, 0o750), (outbox, 0o2750)]
+        [
+            (root, 0o750), (spool, 0o750), (spoolTmp, 0o1730), (incoming, 0o1730), (accepted, 0o750),
+            (rejected, 0o2750), (dbDirectory, 0o700), (runs, 0o750), (outbox, 0o2750),
+        ]
     }
 
     /// Creates missing directories with their modes; an existing one keeps its owner but gets its
@@ -57,20 +59,24 @@ public struct StateTree: Sendable {
                 guard errno == ENOENT else { throw SystemError("stat", path: path) }
                 guard mkdir(path, mode) == 0 || errno == EEXIST else { throw SystemError("mkdir", path: path) }
                 if let group, path != dbDirectory, lchown(path, uid_t.max, group) != 0 {
-                    throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(errno)))", code: errno)
+                    throw SystemError(
+                        message: "cannot give \(path) to group \(group): \(String(cString: strerror(errno)))",
+                        code: errno)
                 }
                 guard chmod(path, mode) == 0 else { throw SystemError("chmod", path: path) }
                 changes.append("created \(path)")
                 continue
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw SystemError(message: "\(path) exists and is not a directory (a symlink or file there is not followed)")
+                throw SystemError(
+                    message: "\(path) exists and is not a directory (a symlink or file there is not followed)")
             }
             if let group, path != dbDirectory, st.st_gid != group {
                 guard lchown(path, uid_t.max, group) == 0 else {
                     let e = errno
-                    throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
-                        + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
+                    throw SystemError(
+                        message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
+                            + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
                 }
                 changes.append("group of \(path) \(st.st_gid) -> \(group)")
                 // chown may clear the set-group-ID bit; the mode is checked again below.
@@ -124,13 +130,15 @@ func shareWithGroup(_ path: String, group: gid_t) throws {
     if type == S_IFLNK { return }
     if st.st_gid != group && lchown(path, uid_t.max, group) != 0 {
         let e = errno
-        throw SystemError(message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
-            + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
+        throw SystemError(
+            message: "cannot give \(path) to group \(group): \(String(cString: strerror(e)))"
+                + (e == EPERM ? " (the daemon's user must be a member of submit_group)" : ""), code: e)
     }
     let mode: mode_t = type == S_IFDIR ? 0o2750 : 0o640
     if st.st_mode & 0o7777 != mode && chmod(path, mode) != 0 { throw SystemError("chmod", path: path) }
     if type == S_IFDIR {
-        for name in listDirectory(path) { try shareWithGroup(path + "/" + String(decoding: name, as: UTF8.self), group: group) }
+        for name in listDirectory(path) {
+            try shareWithGroup(path + "/" + String(decoding: name, as: UTF8.self), group: group)
+        }
     }
 }
-

@@ -56,8 +56,10 @@ public final class Supervisor {
     public var onFinished: ((JobRecord) -> Void)?
     private(set) var running: [Int: Running] = [:]
 
-    public init(tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
-                executable: String = Supervisor.ownExecutable()) {
+    public init(
+        tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
+        executable: String = Supervisor.ownExecutable()
+    ) {
         self.tree = tree
         self.groupID = groupID
         self.queue = queue
@@ -98,7 +100,8 @@ public final class Supervisor {
             let memory = running.isEmpty ? Int.max : config.effectiveTotalMemoryBytes - memoryInUse
             let job: JobRecord?
             do {
-                job = try queue.claimNext(boot: boot, maxThreads: allowance, maxMemoryBytes: memory, leaseMilliseconds: leaseMilliseconds)
+                job = try queue.claimNext(
+                    boot: boot, maxThreads: allowance, maxMemoryBytes: memory, leaseMilliseconds: leaseMilliseconds)
             } catch {
                 log.error("queue: cannot claim a job", ["error": "\(error)"])
                 break
@@ -109,21 +112,27 @@ public final class Supervisor {
                 started.append(job.id)
             } catch {
                 log.error("supervisor: cannot start a worker", ["job": job.id, "error": "\(error)"])
-                record(job.id, .failed(error: "cannot start the worker: \(error)", exitCode: nil, signal: nil, retryable: true))
+                record(
+                    job.id,
+                    .failed(error: "cannot start the worker: \(error)", exitCode: nil, signal: nil, retryable: true))
             }
         }
         return started
     }
 
     private func start(_ job: JobRecord) throws {
-        guard let manifest = try queue.manifest(job.manifestID) else { throw SystemError(message: "manifest \(job.manifestID) is missing") }
+        guard let manifest = try queue.manifest(job.manifestID) else {
+            throw SystemError(message: "manifest \(job.manifestID) is missing")
+        }
         let runDir = tree.run(job.id)
         if mkdir(runDir, 0o750) != 0 && errno != EEXIST { throw SystemError("mkdir", path: runDir) }
-        let description = WorkerJob(job: job.id, name: job.name, trialIndex: job.trialIndex, manifest: manifest.body,
-                                    params: job.params, threads: job.threads,
-                                    outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
-                                    heartbeatSeconds: Supervisor.heartbeatSeconds(lease: config.leaseSeconds))
-        try writeFileAtomically(Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json", mode: 0o640)
+        let description = WorkerJob(
+            job: job.id, name: job.name, trialIndex: job.trialIndex, manifest: manifest.body,
+            params: job.params, threads: job.threads,
+            outboxName: WorkerJob.outboxName(job: job.id, name: job.name), groupID: groupID,
+            heartbeatSeconds: Supervisor.heartbeatSeconds(lease: config.leaseSeconds))
+        try writeFileAtomically(
+            Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json", mode: 0o640)
 
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: runDir) }
@@ -150,11 +159,14 @@ public final class Supervisor {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
-        var env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
-                   "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)"]
+        var env = [
+            "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
+            "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)",
+        ]
         // Test hooks: VLDD_FAULT_WORKER_FSIZE (a file-size limit for workers, to make their writes fail)
         // and VLD_FAULT_STEP_DELAY_MS (slower steps, to interrupt a job between checkpoints on any machine).
         for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE", "VLD_FAULT_STEP_DELAY_MS"] {
@@ -172,7 +184,9 @@ public final class Supervisor {
         }
         try? queue.setProcess(job.id, pid: pid)
         running[job.id] = Running(job: job, pid: pid, pipe: readEnd, leaseSeconds: config.leaseSeconds)
-        log.info("job started", ["job": job.id, "name": job.name, "pid": pid, "threads": job.threads, "attempt": job.attempts])
+        log.info(
+            "job started",
+            ["job": job.id, "name": job.name, "pid": pid, "threads": job.threads, "attempt": job.attempts])
     }
 
     // MARK: events from workers
@@ -206,8 +220,9 @@ public final class Supervisor {
     private func handle(event line: [UInt8], job id: Int) {
         switch WorkerEvent(line: line) {
         case let .progress(done, total, _, loss, evalLoss, eta, _)?:
-            running[id]?.pendingProgress = JobProgress(step: done, totalSteps: total, loss: loss,
-                                                       etaSeconds: eta.flatMap { $0.isFinite ? Int($0.rounded()) : nil })
+            running[id]?.pendingProgress = JobProgress(
+                step: done, totalSteps: total, loss: loss,
+                etaSeconds: eta.flatMap { $0.isFinite ? Int($0.rounded()) : nil })
             if let evalLoss {
                 try? queue.recordMetrics(id, step: done, values: [("evalLoss", evalLoss)])
             }
@@ -263,11 +278,13 @@ public final class Supervisor {
             // silent for its whole lease on the monotonic clock, so that a clock step or a
             // suspended machine kills nothing.
             guard let heard = running[id]?.lastHeard,
-                  Double(DispatchTime.now().uptimeNanoseconds - heard.uptimeNanoseconds) / 1e9 >= entry.leaseSeconds else { continue }
+                Double(DispatchTime.now().uptimeNanoseconds - heard.uptimeNanoseconds) / 1e9 >= entry.leaseSeconds
+            else { continue }
             kill(-entry.pid, SIGKILL)
             running[id]?.leaseExpired = true
             running[id]?.killed = true
-            log.warning("job silent past its lease; killed", ["job": id, "pid": entry.pid, "lease": entry.leaseSeconds])
+            log.warning(
+                "job silent past its lease; killed", ["job": id, "pid": entry.pid, "lease": entry.leaseSeconds])
         }
     }
 
@@ -292,17 +309,26 @@ public final class Supervisor {
             if code == 0, let path = entry.published {
                 outcome = .succeeded(outbox: path)
             } else if code == Int(Worker.exitPreempted) {
-                outcome = .preempted(detail: entry.termSentAt != nil ? "stopped after a checkpoint" : "the worker stopped itself after a checkpoint")
+                outcome = .preempted(
+                    detail: entry.termSentAt != nil
+                        ? "stopped after a checkpoint" : "the worker stopped itself after a checkpoint")
             } else if entry.leaseExpired {
-                outcome = .failed(error: "the worker sent nothing for \(JSONValue(entry.leaseSeconds).brief) s (lease_seconds): stopped, frozen or "
-                                  + "stuck; killed", exitCode: code, signal: signal, retryable: true)
+                outcome = .failed(
+                    error:
+                        "the worker sent nothing for \(JSONValue(entry.leaseSeconds).brief) s (lease_seconds): stopped, frozen or "
+                        + "stuck; killed", exitCode: code, signal: signal, retryable: true)
             } else {
-                var why = entry.lastError ?? (code.map { "the worker exited with status \($0)" } ?? "the worker was killed by signal \(signal ?? 0)\(signal == 9 && !entry.killed ? " (out of memory?)" : "")")
+                var why =
+                    entry.lastError
+                    ?? (code.map { "the worker exited with status \($0)" }
+                        ?? "the worker was killed by signal \(signal ?? 0)\(signal == 9 && !entry.killed ? " (out of memory?)" : "")")
                 if code == 0 { why = "the worker exited 0 without publishing results" }
                 // The worker says whether a retry can help (its error event, or exit status 65);
                 // the daemon never reads that from the message.
                 let retryable = entry.retryable ?? (code != Int(Worker.exitPermanent))
-                outcome = .failed(error: why, exitCode: code, signal: signal, retryable: retryable && code != Int(Worker.exitPermanent))
+                outcome = .failed(
+                    error: why, exitCode: code, signal: signal,
+                    retryable: retryable && code != Int(Worker.exitPermanent))
             }
             record(id, outcome)
         }
@@ -310,10 +336,15 @@ public final class Supervisor {
 
     private func record(_ id: Int, _ outcome: JobQueue.Outcome) {
         do {
-            let job = try queue.finish(id, outcome: outcome, retryBaseMilliseconds: Int64(config.retryBaseSeconds * 1000))
-            log.log(job.state == .failed ? .warning : .info, "job \(job.state.rawValue)",
-                    ["job": id, "name": job.name, "exit": job.exitCode, "signal": job.termSignal, "error": job.state == .succeeded ? nil : job.error,
-                     "outbox": job.outboxPath])
+            let job = try queue.finish(
+                id, outcome: outcome, retryBaseMilliseconds: Int64(config.retryBaseSeconds * 1000))
+            log.log(
+                job.state == .failed ? .warning : .info, "job \(job.state.rawValue)",
+                [
+                    "job": id, "name": job.name, "exit": job.exitCode, "signal": job.termSignal,
+                    "error": job.state == .succeeded ? nil : job.error,
+                    "outbox": job.outboxPath,
+                ])
             onFinished?(job)
         } catch {
             log.error("queue: cannot record the end of a job", ["job": id, "error": "\(error)"])
@@ -342,7 +373,9 @@ public final class Supervisor {
     /// SIGKILL for groups that ignored SIGTERM past the grace period.
     func escalate() {
         for (id, entry) in running {
-            guard let sent = entry.termSentAt, !entry.killed, Date().timeIntervalSince(sent) > config.jobStopGraceSeconds else { continue }
+            guard let sent = entry.termSentAt, !entry.killed,
+                Date().timeIntervalSince(sent) > config.jobStopGraceSeconds
+            else { continue }
             kill(-entry.pid, SIGKILL)
             running[id]?.killed = true
             log.warning("job did not stop in time; killed", ["job": id, "grace": config.jobStopGraceSeconds])
@@ -374,7 +407,10 @@ public final class Supervisor {
                 running.removeValue(forKey: id)
                 close(entry.pipe)
                 // Killed during shutdown: requeue; its last checkpoint is where it resumes.
-                record(id, .preempted(detail: "killed at daemon shutdown after \(Int(grace)) s; resumes from its last checkpoint"))
+                record(
+                    id,
+                    .preempted(
+                        detail: "killed at daemon shutdown after \(Int(grace)) s; resumes from its last checkpoint"))
             }
         }
     }

@@ -42,8 +42,10 @@ public struct WorkerJob: Equatable, Sendable {
     /// How often the worker says it is alive; the daemon kills a worker silent for its lease.
     public var heartbeatSeconds: Double?
 
-    public init(job: Int, name: String, trialIndex: Int, manifest: String, params: String, threads: Int, outboxName: String,
-                groupID: UInt32? = nil, heartbeatSeconds: Double? = nil) {
+    public init(
+        job: Int, name: String, trialIndex: Int, manifest: String, params: String, threads: Int, outboxName: String,
+        groupID: UInt32? = nil, heartbeatSeconds: Double? = nil
+    ) {
         self.job = job
         self.name = name
         self.trialIndex = trialIndex
@@ -57,9 +59,11 @@ public struct WorkerJob: Equatable, Sendable {
 
     /// job.json as written by the supervisor.
     public var json: JSONValue {
-        var fields: [(String, JSONValue)] = [("job", JSONValue(job)), ("name", .string(name)), ("trialIndex", JSONValue(trialIndex)),
-                                             ("manifest", .string(manifest)), ("params", .string(params)), ("threads", JSONValue(threads)),
-                                             ("outboxName", .string(outboxName))]
+        var fields: [(String, JSONValue)] = [
+            ("job", JSONValue(job)), ("name", .string(name)), ("trialIndex", JSONValue(trialIndex)),
+            ("manifest", .string(manifest)), ("params", .string(params)), ("threads", JSONValue(threads)),
+            ("outboxName", .string(outboxName)),
+        ]
         if let groupID { fields.append(("groupID", JSONValue(Int(groupID)))) }
         if let heartbeatSeconds { fields.append(("heartbeatSeconds", JSONValue(heartbeatSeconds))) }
         return .object(fields)
@@ -68,13 +72,18 @@ public struct WorkerJob: Equatable, Sendable {
     /// Reads job.json; the error names the first field that is missing or of the wrong type.
     public init(json: JSONValue) throws {
         func field<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T {
-            guard let v = json[key].flatMap(get) else { throw TrialError("job.json: \(key) is missing or not valid", retryable: false) }
+            guard let v = json[key].flatMap(get) else {
+                throw TrialError("job.json: \(key) is missing or not valid", retryable: false)
+            }
             return v
         }
-        self.init(job: try field("job", \.intValue), name: try field("name", \.stringValue), trialIndex: try field("trialIndex", \.intValue),
-                  manifest: try field("manifest", \.stringValue), params: try field("params", \.stringValue),
-                  threads: try field("threads", \.intValue), outboxName: try field("outboxName", \.stringValue),
-                  groupID: json["groupID"]?.intValue.flatMap { UInt32(exactly: $0) }, heartbeatSeconds: json["heartbeatSeconds"]?.doubleValue)
+        self.init(
+            job: try field("job", \.intValue), name: try field("name", \.stringValue),
+            trialIndex: try field("trialIndex", \.intValue),
+            manifest: try field("manifest", \.stringValue), params: try field("params", \.stringValue),
+            threads: try field("threads", \.intValue), outboxName: try field("outboxName", \.stringValue),
+            groupID: json["groupID"]?.intValue.flatMap { UInt32(exactly: $0) },
+            heartbeatSeconds: json["heartbeatSeconds"]?.doubleValue)
     }
 
     /// `<id>-<name>` with the trial name's "/" turned into "-": unique by the id, readable by the name.
@@ -123,10 +132,15 @@ public enum Worker {
         // One worker per job directory: a previous worker of this job (its daemon was killed)
         // may still be writing its checkpoint; wait for it to finish.
         let lockFD = open(runDir.path + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
-        guard lockFD >= 0 else { return fail("cannot open \(runDir.path)/lock: \(String(cString: strerror(errno)))", retryable: true) }
+        guard lockFD >= 0 else {
+            return fail("cannot open \(runDir.path)/lock: \(String(cString: strerror(errno)))", retryable: true)
+        }
         var waited = 0.0
         while flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
-            if waited == 0 { FileHandle.standardError.write(Data("vldd worker: job \(id): waiting for the previous worker of this job to stop\n".utf8)) }
+            if waited == 0 {
+                FileHandle.standardError.write(
+                    Data("vldd worker: job \(id): waiting for the previous worker of this job to stop\n".utf8))
+            }
             if waited > 600 || StopRequest.requested { return exitPreempted }
             usleep(200_000)
             waited += 0.2
@@ -135,14 +149,18 @@ public enum Worker {
         do {
             let experiment = try Experiment.parse(Data(job.manifest.utf8), limits: .unbounded, cores: job.threads)
             guard job.trialIndex < experiment.trials.count else {
-                return fail("the manifest has \(experiment.trials.count) trials; job trial \(job.trialIndex) does not exist", retryable: false)
+                return fail(
+                    "the manifest has \(experiment.trials.count) trials; job trial \(job.trialIndex) does not exist",
+                    retryable: false)
             }
             trial = experiment.trials[job.trialIndex]
         } catch {
             return fail("the manifest no longer validates: \(error)", retryable: false)
         }
         guard trial.json.serialized(pretty: false) == job.params else {
-            return fail("the trial expanded from the manifest differs from the queued one (was vld upgraded?)", retryable: false)
+            return fail(
+                "the trial expanded from the manifest differs from the queued one (was vld upgraded?)", retryable: false
+            )
         }
         let outbox: Int32
         switch Publication.open(tree: tree, job: job, runDirectory: runDir.path) {
@@ -156,17 +174,22 @@ public enum Worker {
         defer { close(outbox) }
         let work = TrialDirectory(runDir.appendingPathComponent("work"))
         var lastEval = -1
-        let context = RunContext(threads: job.threads, log: { line in
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        }, progress: { p in
-            var evalLoss: Double?
-            if let e = p.evalLoss, p.step != lastEval {
-                lastEval = p.step
-                evalLoss = e
-            }
-            events.send(.progress(done: p.step, total: p.steps, unit: "steps", loss: p.loss, evalLoss: evalLoss,
-                                  etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
-        }, shouldStop: { StopRequest.requested })
+        let context = RunContext(
+            threads: job.threads,
+            log: { line in
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            },
+            progress: { p in
+                var evalLoss: Double?
+                if let e = p.evalLoss, p.step != lastEval {
+                    lastEval = p.step
+                    evalLoss = e
+                }
+                events.send(
+                    .progress(
+                        done: p.step, total: p.steps, unit: "steps", loss: p.loss, evalLoss: evalLoss,
+                        etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
+            }, shouldStop: { StopRequest.requested })
         let outcome: TrialOutcome
         do {
             outcome = try TrainRunner.run(trial, in: work, context: context)
@@ -179,7 +202,8 @@ public enum Worker {
             return exitPreempted
         case .completed:
             do {
-                let path = try Publication.publish(work.path, outbox: outbox, tree: tree, job: job, runDirectory: runDir.path)
+                let path = try Publication.publish(
+                    work.path, outbox: outbox, tree: tree, job: job, runDirectory: runDir.path)
                 events.send(.published(path: path))
                 return 0
             } catch let e as PublishError {

@@ -18,7 +18,8 @@ import VLDExperiments
 public enum WorkerEvent: Equatable, Sendable {
     /// Work done of `total` in `unit` (training steps for `train`); `rate` is in the kind's
     /// throughput unit (tokens per second for `train`).
-    case progress(done: Int, total: Int, unit: String, loss: Double?, evalLoss: Double?, etaSeconds: Double?, rate: Double?)
+    case progress(
+        done: Int, total: Int, unit: String, loss: Double?, evalLoss: Double?, etaSeconds: Double?, rate: Double?)
     case heartbeat
     case stopped(done: Int)
     case published(path: String)
@@ -28,8 +29,13 @@ public enum WorkerEvent: Equatable, Sendable {
         func optional(_ key: String, _ v: Double?) -> [(String, JSONValue)] { v.map { [(key, JSONValue($0))] } ?? [] }
         switch self {
         case let .progress(done, total, unit, loss, evalLoss, eta, rate):
-            return .object([("event", .string("progress")), ("done", JSONValue(done)), ("total", JSONValue(total)), ("unit", .string(unit))]
-                + optional("loss", loss) + optional("evalLoss", evalLoss) + optional("eta", eta) + optional("rate", rate))
+            return .object(
+                [
+                    ("event", .string("progress")), ("done", JSONValue(done)), ("total", JSONValue(total)),
+                    ("unit", .string(unit)),
+                ]
+                    + optional("loss", loss) + optional("evalLoss", evalLoss) + optional("eta", eta)
+                    + optional("rate", rate))
         case .heartbeat:
             return .object([("event", .string("heartbeat"))])
         case let .stopped(done):
@@ -37,7 +43,9 @@ public enum WorkerEvent: Equatable, Sendable {
         case let .published(path):
             return .object([("event", .string("published")), ("path", .string(path))])
         case let .failed(message, retryable):
-            return .object([("event", .string("failed")), ("message", .string(message)), ("retryable", .bool(retryable))])
+            return .object([
+                ("event", .string("failed")), ("message", .string(message)), ("retryable", .bool(retryable)),
+            ])
         }
     }
 
@@ -49,9 +57,13 @@ public enum WorkerEvent: Equatable, Sendable {
         guard let value = try? JSONValue.parse(Data(bytes)), let event = value["event"]?.stringValue else { return nil }
         switch event {
         case "progress":
-            guard let done = value["done"]?.intValue, let total = value["total"]?.intValue, let unit = value["unit"]?.stringValue else { return nil }
-            self = .progress(done: done, total: total, unit: unit, loss: value["loss"]?.doubleValue,
-                             evalLoss: value["evalLoss"]?.doubleValue, etaSeconds: value["eta"]?.doubleValue, rate: value["rate"]?.doubleValue)
+            guard let done = value["done"]?.intValue, let total = value["total"]?.intValue,
+                let unit = value["unit"]?.stringValue
+            else { return nil }
+            self = .progress(
+                done: done, total: total, unit: unit, loss: value["loss"]?.doubleValue,
+                evalLoss: value["evalLoss"]?.doubleValue, etaSeconds: value["eta"]?.doubleValue,
+                rate: value["rate"]?.doubleValue)
         case "heartbeat":
             self = .heartbeat
         case "stopped":
@@ -61,7 +73,9 @@ public enum WorkerEvent: Equatable, Sendable {
             guard let path = value["path"]?.stringValue else { return nil }
             self = .published(path: path)
         case "failed":
-            guard let message = value["message"]?.stringValue, let retryable = value["retryable"]?.boolValue else { return nil }
+            guard let message = value["message"]?.stringValue, let retryable = value["retryable"]?.boolValue else {
+                return nil
+            }
             self = .failed(message: message, retryable: retryable)
         default:
             return nil

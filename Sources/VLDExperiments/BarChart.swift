@@ -29,8 +29,10 @@ public struct BarChart: Sendable {
     /// Optional x-axis title under the category labels (empty: none).
     public var xLabel: String
 
-    public init(title: String, yLabel: String, seriesNames: [String], groups: [BarGroup],
-                referenceLine: (value: Double, label: String)? = nil, showValues: Bool = false, xLabel: String = "") {
+    public init(
+        title: String, yLabel: String, seriesNames: [String], groups: [BarGroup],
+        referenceLine: (value: Double, label: String)? = nil, showValues: Bool = false, xLabel: String = ""
+    ) {
         self.title = title
         self.yLabel = yLabel
         self.seriesNames = seriesNames
@@ -45,7 +47,7 @@ public struct BarChart: Sendable {
         var index: Int
         var x: Double
         var width: Double
-        var y: Double       // top edge of the rect
+        var y: Double  // top edge of the rect
         var height: Double
         var value: Double
         var whisker: (lo: Double, hi: Double)?  // pixel y of lo/hi
@@ -71,7 +73,8 @@ public struct BarChart: Sendable {
             }
         }
         if let ref = referenceLine, ref.value.isFinite {
-            let label = ref.label.isEmpty ? formatNumber(ref.value) : "\(ref.label) (\(svgNumber(formatNumber(ref.value))))"
+            let label =
+                ref.label.isEmpty ? formatNumber(ref.value) : "\(ref.label) (\(svgNumber(formatNumber(ref.value))))"
             items.append(LegendItem(label: label, swatch: .dashed))
         }
         return items
@@ -128,12 +131,15 @@ public struct BarChart: Sendable {
                 if let lo = b.lo, let hi = b.hi, lo.isFinite, hi.isFinite {
                     whisker = (py(min(lo, hi)), py(max(lo, hi)))
                 }
-                bars.append(BarGeometry(group: gi, index: bi, x: x, width: w, y: min(yv, zeroY),
-                                        height: abs(yv - zeroY), value: b.y, whisker: whisker))
+                bars.append(
+                    BarGeometry(
+                        group: gi, index: bi, x: x, width: w, y: min(yv, zeroY),
+                        height: abs(yv - zeroY), value: b.y, whisker: whisker))
             }
         }
-        return Layout(scale: scale, left: left, right: right, top: top, bottom: bottom, zeroY: zeroY,
-                      bars: bars, missing: missing, groupCenters: centers, rotateLabels: rotate)
+        return Layout(
+            scale: scale, left: left, right: right, top: top, bottom: bottom, zeroY: zeroY,
+            bars: bars, missing: missing, groupCenters: centers, rotateLabels: rotate)
     }
 
     /// Error bars are drawn as whiskers; values are printed when `showValues` is set.
@@ -146,11 +152,13 @@ public struct BarChart: Sendable {
         frame.layoutHeader(title: title, note: note, legend: legendItems, extraTop: showValues ? 10 : 0)
         frame.drawHeader(&w)
         guard let L = layout(width: W, height: H, top: frame.top) else {
-            ChartFrame.noData(&w, x0: ChartFrame.pad + 40, y0: frame.top, x1: W - ChartFrame.pad - 10,
-                              y1: H - ChartFrame.pad - 24)
+            ChartFrame.noData(
+                &w, x0: ChartFrame.pad + 40, y0: frame.top, x1: W - ChartFrame.pad - 10,
+                y1: H - ChartFrame.pad - 24)
             return w.finish()
         }
-        ChartFrame.drawYAxis(&w, scale: L.scale, x0: L.left, x1: L.right, y0: L.top, y1: L.bottom, label: yLabel, height: H)
+        ChartFrame.drawYAxis(
+            &w, scale: L.scale, x0: L.left, x1: L.right, y0: L.top, y1: L.bottom, label: yLabel, height: H)
 
         for b in L.bars {
             w.rect(b.x, b.y, b.width, b.height, fill: ChartPalette.color(b.index))
@@ -195,7 +203,9 @@ public struct BarChart: Sendable {
             let cx = L.groupCenters[gi]
             if L.rotateLabels {
                 let t = SVGText.fit(g.label, maxWidth: maxLabel, size: ChartFrame.tickSize)
-                w.raw("<text transform=\"translate(\(svgCoord(cx + 4)),\(svgCoord(L.bottom + 12))) rotate(-45)\" font-size=\"11\" text-anchor=\"end\" fill=\"#333333\">\(htmlEscape(t))</text>\n")
+                w.raw(
+                    "<text transform=\"translate(\(svgCoord(cx + 4)),\(svgCoord(L.bottom + 12))) rotate(-45)\" font-size=\"11\" text-anchor=\"end\" fill=\"#333333\">\(htmlEscape(t))</text>\n"
+                )
             } else {
                 w.text(cx, L.bottom + 17, g.label, size: ChartFrame.tickSize, anchor: .middle, fill: "#333333")
             }

@@ -31,14 +31,17 @@ struct ChartFrame {
     /// Lays out title, note (count of omitted values) and legend; sets `top`, where the plot starts.
     /// The legend flows in rows; when that would take more than about a third of the height it is
     /// laid out in columns with truncated labels instead.
-    mutating func layoutHeader(title rawTitle: String, note rawNote: String?, legend: [LegendItem], extraTop: Double = 0) {
+    mutating func layoutHeader(
+        title rawTitle: String, note rawNote: String?, legend: [LegendItem], extraTop: Double = 0
+    ) {
         let avail = width - 2 * Self.pad
         var y = Self.pad
         note = rawNote.map { SVGText.fit($0, maxWidth: avail, size: 10) } ?? ""
         let noteW = note.isEmpty ? 0 : SVGText.width(note, size: 10) + 16
         let titleW = SVGText.width(rawTitle, size: Self.titleSize)
         noteOwnRow = !note.isEmpty && !rawTitle.isEmpty && titleW + noteW > avail
-        title = SVGText.fit(rawTitle, maxWidth: noteOwnRow || note.isEmpty ? avail : avail - noteW, size: Self.titleSize)
+        title = SVGText.fit(
+            rawTitle, maxWidth: noteOwnRow || note.isEmpty ? avail : avail - noteW, size: Self.titleSize)
         if !title.isEmpty || !note.isEmpty { y += 20 }
         if noteOwnRow { y += 14 }
         legendTop = y + 4
@@ -62,7 +65,8 @@ struct ChartFrame {
         if !row.isEmpty { rows.append(row) }
         let maxRows = max(1, Int(height * 0.3 / Self.legendRow))
         if rows.count > maxRows {
-            let columns = min(legend.count, max(1, Int(avail / 110)), Int((Double(legend.count) / Double(maxRows)).rounded(.up)))
+            let columns = min(
+                legend.count, max(1, Int(avail / 110)), Int((Double(legend.count) / Double(maxRows)).rounded(.up)))
             let colW = avail / Double(columns)
             let perColumn = Int((Double(legend.count) / Double(columns)).rounded(.up))
             rows = Array(repeating: [], count: perColumn)
@@ -85,8 +89,9 @@ struct ChartFrame {
             if noteOwnRow {
                 w.text(Self.pad, Self.pad + 30, note, size: 10, fill: SVGText.muted)
             } else {
-                w.text(title.isEmpty ? Self.pad : width - Self.pad, Self.pad + 12, note, size: 10,
-                       anchor: title.isEmpty ? .start : .end, fill: SVGText.muted)
+                w.text(
+                    title.isEmpty ? Self.pad : width - Self.pad, Self.pad + 12, note, size: 10,
+                    anchor: title.isEmpty ? .start : .end, fill: SVGText.muted)
             }
         }
         var y = legendTop
@@ -125,8 +130,10 @@ struct ChartFrame {
     }
 
     /// Draws the y axis (grid, ticks, labels, axis title).
-    static func drawYAxis(_ w: inout SVGWriter, scale: ChartScale, x0: Double, x1: Double, y0: Double, y1: Double,
-                          label: String, height: Double) {
+    static func drawYAxis(
+        _ w: inout SVGWriter, scale: ChartScale, x0: Double, x1: Double, y0: Double, y1: Double,
+        label: String, height: Double
+    ) {
         func py(_ v: Double) -> Double { y1 - scale.t(v) * (y1 - y0) }
         w.raw("<g shape-rendering=\"crispEdges\">\n")
         for v in scale.minor { w.line(x0, py(v), x1, py(v), stroke: SVGText.minorGrid) }

@@ -19,8 +19,10 @@ import VLDTensor
 
 public enum DataBenchmark {
     /// One JSON object per distinct trial. `threads` is the training thread count.
-    public static func run(_ experiment: Experiment, threads: Int, minSeconds: Double,
-                           log: (String) -> Void = { _ in }) throws -> [JSONValue] {
+    public static func run(
+        _ experiment: Experiment, threads: Int, minSeconds: Double,
+        log: (String) -> Void = { _ in }
+    ) throws -> [JSONValue] {
         var seen = Set<String>()
         var rows: [JSONValue] = []
         for trial in experiment.trials {
@@ -54,10 +56,12 @@ public enum DataBenchmark {
                 if docs >= 50_000_000 { break }
             }
             let elapsed = clock() - start
-            generators.append(.object([
-                ("task", .string(task.family)), ("docs_per_s", JSONValue(Double(docs) / elapsed)),
-                ("tokens_per_s", JSONValue(Double(tokens) / elapsed)), ("mean_doc_tokens", JSONValue(Double(tokens) / Double(docs))),
-            ]))
+            generators.append(
+                .object([
+                    ("task", .string(task.family)), ("docs_per_s", JSONValue(Double(docs) / elapsed)),
+                    ("tokens_per_s", JSONValue(Double(tokens) / elapsed)),
+                    ("mean_doc_tokens", JSONValue(Double(tokens) / Double(docs))),
+                ]))
         }
 
         // The packer, as the trainer calls it.
@@ -84,8 +88,9 @@ public enum DataBenchmark {
         let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
         func step(_ i: Int) throws {
             let b = batches[i % batches.count]
-            _ = try model.trainStep(inputs: b.inputs, targets: b.targets, B: B, T: T, lr: Float(m.train.lr) * 0.1,
-                                    clip: Float(m.train.clip), optimizer: opt, segments: b.segments)
+            _ = try model.trainStep(
+                inputs: b.inputs, targets: b.targets, B: B, T: T, lr: Float(m.train.lr) * 0.1,
+                clip: Float(m.train.clip), optimizer: opt, segments: b.segments)
         }
         for i in 0..<3 { try step(i) }
         var times: [Double] = []

@@ -34,7 +34,9 @@ public enum DisplayText {
     }
 
     private static func escaped(_ s: String, keepingNewlines: Bool, quoting: Bool) -> String {
-        guard s.unicodeScalars.contains(where: { isUnsafe($0) || (quoting && ($0 == "\\" || $0 == "\"")) }) else { return s }
+        guard s.unicodeScalars.contains(where: { isUnsafe($0) || (quoting && ($0 == "\\" || $0 == "\"")) }) else {
+            return s
+        }
         var out = ""
         out.unicodeScalars.reserveCapacity(s.unicodeScalars.count + 8)
         for u in s.unicodeScalars {

@@ -71,15 +71,19 @@ struct Evaluator {
         for _ in 0..<manifest.train.evalBatches {
             let batch = try mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
             cursor = batch.nextCursor
-            total += Double(try model.evaluationLoss(inputs: batch.inputs, targets: batch.targets, B: B, T: T, segments: batch.segments))
+            total += Double(
+                try model.evaluationLoss(
+                    inputs: batch.inputs, targets: batch.targets, B: B, T: T, segments: batch.segments))
         }
         return total / Double(manifest.train.evalBatches)
     }
 
     /// Runs rows of token ids (each at most T long) through the model in batches of the training
     /// batch size and hands each row's logits at the requested positions to `visit`.
-    func forEachRow(_ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
-                    visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void) throws {
+    func forEachRow(
+        _ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
+        visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void
+    ) throws {
         let B = manifest.train.batch, T = manifest.model.context
         var start = 0
         while start < rows.count {
@@ -117,14 +121,20 @@ struct Evaluator {
     /// training templates (`igsm.accIn.opN`, `igsm.validIn.opN`): fresh problems whose templates
     /// are on the training side of the split, so "in distribution" means what it says. With
     /// `split: none` there is one distribution and only the first pair is reported.
-    func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateIGSM(_ model: Transformer, _ task: IGSMTask, problems: Int, ops: [Int]) throws -> (
+        scalars: [(String, Double)], json: JSONValue
+    ) {
         var scalars: [(String, Double)] = []
-        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], skipped: [(String, JSONValue)] = []
-        var accuracyIn: [(String, JSONValue)] = [], validityIn: [(String, JSONValue)] = [], guess: [(String, JSONValue)] = []
+        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [],
+            skipped: [(String, JSONValue)] = []
+        var accuracyIn: [(String, JSONValue)] = [], validityIn: [(String, JSONValue)] = [],
+            guess: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
         let splitByTemplate = task.config.split == .template
         for op in ops {
-            let heldOut = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test) }
+            let heldOut = try (0..<problems).map {
+                try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test)
+            }
             let r = try solveIGSM(model, task, heldOut, op: op, samples: &samples)
             let acc = Double(r.correct) / Double(problems), val = Double(r.valid) / Double(problems)
             scalars += [("igsm.acc.op\(op)", acc), ("igsm.valid.op\(op)", val)]
@@ -134,7 +144,9 @@ struct Evaluator {
             var tooLong = r.tooLong
             if splitByTemplate {
                 var none: [JSONValue] = []
-                let inTemplate = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, ops: op, split: .train) }
+                let inTemplate = try (0..<problems).map {
+                    try task.problem(seed: manifest.seed, index: $0, ops: op, split: .train)
+                }
                 let s = try solveIGSM(model, task, inTemplate, op: op, samples: &none)
                 let accIn = Double(s.correct) / Double(problems), valIn = Double(s.valid) / Double(problems)
                 scalars += [("igsm.accIn.op\(op)", accIn), ("igsm.validIn.op\(op)", valIn)]
@@ -158,8 +170,10 @@ struct Evaluator {
     }
 
     /// Greedy, KV-cached solutions to `list`, checked; the first two problems go to `samples`.
-    private func solveIGSM(_ model: Transformer, _ task: IGSMTask, _ list: [IGSMProblem], op: Int,
-                           samples: inout [JSONValue]) throws -> (correct: Int, valid: Int, tooLong: Int) {
+    private func solveIGSM(
+        _ model: Transformer, _ task: IGSMTask, _ list: [IGSMProblem], op: Int,
+        samples: inout [JSONValue]
+    ) throws -> (correct: Int, valid: Int, tooLong: Int) {
         let T = manifest.model.context
         let chunk = max(1, min(64, manifest.train.batch * 2))
         var correct = 0, valid = 0, tooLong = 0
@@ -179,9 +193,10 @@ struct Evaluator {
             // of P), whatever else shares its batch: generate stops each row at the capacity.
             let shortest = prompts.map(\.count).min()!
             var rng = SeededRNG(seed: 0)  // unused by greedy decoding
-            let outputs = try model.generate(prompts: prompts,
-                                             options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
-                                             rng: &rng)
+            let outputs = try model.generate(
+                prompts: prompts,
+                options: .greedy(maxNewTokens: T - shortest + 1, stopTokens: [WordTokenizer.eos]),
+                rng: &rng)
             for (j, out) in outputs.enumerated() {
                 let words = tokenizer.decode(out).split(separator: " ").map(String.init) + ["<eos>"]
                 let problem = part[owners[j]]
@@ -190,12 +205,15 @@ struct Evaluator {
                 if check.validSolution { valid += 1 }
                 // The first two problems of each op count, so a reader can see what the model writes.
                 if start - part.count + owners[j] < 2 {
-                    samples.append(.object([
-                        ("ops", JSONValue(op)), ("question", .string(problem.question.joined(separator: " "))),
-                        ("expected", .string(problem.solution.joined(separator: " "))),
-                        ("generated", .string(words.joined(separator: " "))), ("answerCorrect", .bool(check.answerCorrect)),
-                        ("validSolution", .bool(check.validSolution)), ("firstInvalidStep", check.firstInvalidStep.map { JSONValue($0) } ?? .null),
-                    ]))
+                    samples.append(
+                        .object([
+                            ("ops", JSONValue(op)), ("question", .string(problem.question.joined(separator: " "))),
+                            ("expected", .string(problem.solution.joined(separator: " "))),
+                            ("generated", .string(words.joined(separator: " "))),
+                            ("answerCorrect", .bool(check.answerCorrect)),
+                            ("validSolution", .bool(check.validSolution)),
+                            ("firstInvalidStep", check.firstInvalidStep.map { JSONValue($0) } ?? .null),
+                        ]))
                 }
             }
         }
@@ -208,10 +226,13 @@ struct Evaluator {
     /// the cot format also the share of solutions whose every step is right (ChainChecker) and
     /// sampled pass@1 (one sample per problem at temperature 1, seeded), the numbers a search
     /// over samples starts from.
-    func evaluateChain(_ model: Transformer, _ task: ChainTask, problems: Int, ks: [Int]) throws -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateChain(_ model: Transformer, _ task: ChainTask, problems: Int, ks: [Int]) throws -> (
+        scalars: [(String, Double)], json: JSONValue
+    ) {
         let format = task.config.format
         var scalars: [(String, Double)] = []
-        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [], sampled: [(String, JSONValue)] = []
+        var accuracy: [(String, JSONValue)] = [], validity: [(String, JSONValue)] = [],
+            sampled: [(String, JSONValue)] = []
         var guess: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
         let chunk = max(1, min(64, manifest.train.batch * 2))
@@ -226,8 +247,9 @@ struct Evaluator {
                 let prompts = part.map { tokenizer.encode($0.prompt(format).joined(separator: " ")) }
                 func decode(_ out: [Int32]) -> [String] { tokenizer.decode(out).split(separator: " ").map(String.init) }
                 var unused = SeededRNG(seed: 0)
-                let greedy = try model.generate(prompts: prompts, options: .greedy(maxNewTokens: newTokens, stopTokens: [WordTokenizer.eos]),
-                                                rng: &unused)
+                let greedy = try model.generate(
+                    prompts: prompts, options: .greedy(maxNewTokens: newTokens, stopTokens: [WordTokenizer.eos]),
+                    rng: &unused)
                 for (j, out) in greedy.enumerated() {
                     let words = decode(out), problem = part[j]
                     let check = format == .cot ? ChainChecker.check(problem, candidate: words) : nil
@@ -235,18 +257,23 @@ struct Evaluator {
                     if right { correct += 1 }
                     if check?.valid == true { valid += 1 }
                     if start + j < 2 {
-                        samples.append(.object([
-                            ("k", JSONValue(k)), ("prompt", .string(problem.prompt(format).joined(separator: " "))),
-                            ("expected", .string(problem.solution(format).joined(separator: " "))),
-                            ("generated", .string(words.joined(separator: " "))), ("correct", .bool(right)),
-                            ("firstWrongStep", check?.firstError.map { JSONValue($0) } ?? .null),
-                        ]))
+                        samples.append(
+                            .object([
+                                ("k", JSONValue(k)), ("prompt", .string(problem.prompt(format).joined(separator: " "))),
+                                ("expected", .string(problem.solution(format).joined(separator: " "))),
+                                ("generated", .string(words.joined(separator: " "))), ("correct", .bool(right)),
+                                ("firstWrongStep", check?.firstError.map { JSONValue($0) } ?? .null),
+                            ]))
                     }
                 }
                 if format == .cot {
-                    let drawn = try model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: newTokens, temperature: 1,
-                                                                                               stopTokens: [WordTokenizer.eos]), rng: &sampler)
-                    for (j, out) in drawn.enumerated() where ChainChecker.check(part[j], candidate: decode(out)).answerCorrect {
+                    let drawn = try model.generate(
+                        prompts: prompts,
+                        options: SamplingOptions(
+                            maxNewTokens: newTokens, temperature: 1,
+                            stopTokens: [WordTokenizer.eos]), rng: &sampler)
+                    for (j, out) in drawn.enumerated()
+                    where ChainChecker.check(part[j], candidate: decode(out)).answerCorrect {
                         sampledCorrect += 1
                     }
                 }
@@ -266,11 +293,15 @@ struct Evaluator {
             }
         }
         var fields: [(String, JSONValue)] = [
-            ("format", .string(format.rawValue)), ("problemsPerK", JSONValue(problems)), ("accuracy", .object(accuracy)),
+            ("format", .string(format.rawValue)), ("problemsPerK", JSONValue(problems)),
+            ("accuracy", .object(accuracy)),
             ("constantGuess", .object(guess)), ("decoding", .string("greedy")), ("split", .string("test")),
         ]
         if format == .cot {
-            fields += [("validity", .object(validity)), ("sampledPass1", .object(sampled)), ("sampledTemperature", JSONValue(1))]
+            fields += [
+                ("validity", .object(validity)), ("sampledPass1", .object(sampled)),
+                ("sampledTemperature", JSONValue(1)),
+            ]
         }
         fields.append(("samples", .array(samples)))
         return (scalars, .object(fields))
@@ -278,17 +309,22 @@ struct Evaluator {
 
     // MARK: bios
 
-    func evaluateBios(_ model: Transformer, _ task: BiosTask, names: Bool) throws -> (scalars: [(String, Double)], json: JSONValue) {
+    func evaluateBios(_ model: Transformer, _ task: BiosTask, names: Bool) throws -> (
+        scalars: [(String, Double)], json: JSONValue
+    ) {
         let people = task.config.people
         let docs = (0..<people).map { task.evaluationDocument(seed: manifest.seed, person: $0) }
         let rows = docs.map { tokenizer.encode($0.words.joined(separator: " ")) }
         var attrCE = Array(repeating: Array(repeating: 0.0, count: task.attributeNames.count), count: people)
         var nameCE = Array(repeating: 0.0, count: people)
-        try forEachRow(model, rows: rows, positions: { r in
-            // Logits at position p - 1 predict the token at p.
-            let d = docs[r]
-            return (d.attributePositions + (names ? Array(d.nameRange) : [])).filter { $0 >= 1 }.map { $0 - 1 }
-        }) { r, p, logits in
+        try forEachRow(
+            model, rows: rows,
+            positions: { r in
+                // Logits at position p - 1 predict the token at p.
+                let d = docs[r]
+                return (d.attributePositions + (names ? Array(d.nameRange) : [])).filter { $0 >= 1 }.map { $0 - 1 }
+            }
+        ) { r, p, logits in
             let d = docs[r]
             let target = rows[r][p + 1]
             let ce = Evaluator.crossEntropyAndEntropy(logits, target: target).ce
@@ -296,10 +332,11 @@ struct Evaluator {
             if d.nameRange.contains(p + 1) { nameCE[r] += ce }
         }
         let cfg = config
-        let score = scoreBios(attributeCrossEntropyNats: attrCE, nameCrossEntropyNats: names ? nameCE : nil,
-                              attributeSizes: task.attributeSizes, attributeNames: task.attributeNames,
-                              namePool: task.config.firstNames * task.config.middleNames * task.config.lastNames,
-                              totalParams: cfg.totalParams, nonEmbeddingParams: cfg.nonEmbeddingParams)
+        let score = scoreBios(
+            attributeCrossEntropyNats: attrCE, nameCrossEntropyNats: names ? nameCE : nil,
+            attributeSizes: task.attributeSizes, attributeNames: task.attributeNames,
+            namePool: task.config.firstNames * task.config.middleNames * task.config.lastNames,
+            totalParams: cfg.totalParams, nonEmbeddingParams: cfg.nonEmbeddingParams)
         let json = encodeJSON(score)
         var scalars: [(String, Double)] = [
             ("bios.bitsAttributes", score.bitsAttributes), ("bios.bitsClipped", score.bitsClipped),
@@ -311,8 +348,12 @@ struct Evaluator {
 
     // MARK: random tokens
 
-    func evaluateRandomTokens(_ model: Transformer, _ task: RandomTokensTask) throws -> (scalars: [(String, Double)], json: JSONValue) {
-        let rows = (0..<task.windowCount).map { tokenizer.encode(task.window(seed: manifest.seed, $0).joined(separator: " ")) }
+    func evaluateRandomTokens(_ model: Transformer, _ task: RandomTokensTask) throws -> (
+        scalars: [(String, Double)], json: JSONValue
+    ) {
+        let rows = (0..<task.windowCount).map {
+            tokenizer.encode(task.window(seed: manifest.seed, $0).joined(separator: " "))
+        }
         var ce = 0.0, entropy = 0.0
         try forEachRow(model, rows: rows, positions: { r in Array(0..<(rows[r].count - 1)) }) { r, p, logits in
             let e = Evaluator.crossEntropyAndEntropy(logits, target: rows[r][p + 1])
@@ -320,9 +361,10 @@ struct Evaluator {
             entropy += e.entropy
         }
         let c = task.config
-        let score = scoreRandomTokens(crossEntropyNats: ce, entropyNats: entropy, predictedTokens: task.predictedTokens,
-                                      symbols: c.symbols, totalParams: config.totalParams,
-                                      nonEmbeddingParams: config.nonEmbeddingParams)
+        let score = scoreRandomTokens(
+            crossEntropyNats: ce, entropyNats: entropy, predictedTokens: task.predictedTokens,
+            symbols: c.symbols, totalParams: config.totalParams,
+            nonEmbeddingParams: config.nonEmbeddingParams)
         let scalars: [(String, Double)] = [
             ("random.deltaCE", score.deltaCE), ("random.deltaEnt", score.deltaEnt),
             ("random.fractionCE", score.fractionCE), ("random.bitsPerParamCE", score.perParamTotalCE),
@@ -336,7 +378,8 @@ struct Evaluator {
 func encodeJSON<T: Encodable>(_ value: T) -> JSONValue {
     let enc = JSONEncoder()
     enc.outputFormatting = [.sortedKeys]
-    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    enc.nonConformingFloatEncodingStrategy = .convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     guard let data = try? enc.encode(value), let v = try? JSONValue.parse(data) else { return .null }
     return v
 }

@@ -34,9 +34,11 @@ public enum ExperimentRunner {
     }
 
     /// `only`: the 0-based indexes of the trials to run (nil: all); the summary covers every published trial.
-    public static func run(_ experiment: Experiment, source: Data, out: URL, threads: Int?, only: Set<Int>? = nil,
-                           log: @escaping (String) -> Void, progress: @escaping (ExperimentProgress) -> Void,
-                           shouldStop: @escaping () -> Bool) throws -> Outcome {
+    public static func run(
+        _ experiment: Experiment, source: Data, out: URL, threads: Int?, only: Set<Int>? = nil,
+        log: @escaping (String) -> Void, progress: @escaping (ExperimentProgress) -> Void,
+        shouldStop: @escaping () -> Bool
+    ) throws -> Outcome {
         let fm = FileManager.default
         let layout = ExperimentDirectory(out: out, name: experiment.name)
         let root = layout.root
@@ -44,7 +46,9 @@ public enum ExperimentRunner {
         let sourceFile = layout.source
         if let existing = try? Data(contentsOf: sourceFile) {
             guard let old = try? JSONValue.parse(existing), old == experiment.source else {
-                throw TrialError("\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it")
+                throw TrialError(
+                    "\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it"
+                )
             }
         } else {
             try writeAtomically(String(decoding: source, as: UTF8.self), to: sourceFile)
@@ -53,7 +57,8 @@ public enum ExperimentRunner {
         // FLOPs of every trial, for an experiment-wide ETA.
         let flops = experiment.trials.map { t -> Double in
             let cfg = t.manifest.modelConfig(vocab: (try? t.manifest.makeMixture().tokenizer.vocabSize) ?? 256)
-            return cfg.trainFlopsPerStep(batch: t.manifest.train.batch, seqLen: t.manifest.model.context) * Double(t.manifest.train.steps)
+            return cfg.trainFlopsPerStep(batch: t.manifest.train.batch, seqLen: t.manifest.model.context)
+                * Double(t.manifest.train.steps)
         }
         /// Every published trial, read again from disk: other processes may have added some.
         func published() -> [TrialResult] {
@@ -72,7 +77,10 @@ public enum ExperimentRunner {
             if stopped { continue }
             // One process per trial: the lock is released when the trial ends, or with the process however it ends.
             let lockFD = open(layout.lock(trial), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard lockFD >= 0 else { throw TrialError("cannot open \(layout.lock(trial)): \(String(cString: strerror(errno)))", retryable: true) }
+            guard lockFD >= 0 else {
+                throw TrialError(
+                    "cannot open \(layout.lock(trial)): \(String(cString: strerror(errno)))", retryable: true)
+            }
             defer { close(lockFD) }
             if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
                 log("\(tag) running in another process; skipped")
@@ -94,14 +102,22 @@ public enum ExperimentRunner {
                 .filter { only?.contains($0.index) ?? true }
                 .filter { !layout.published($0).isComplete }
                 .map { flops[$0.index] }.reduce(0, +)
-            let context = RunContext(threads: threads, log: { log("[\(trial.index + 1)/\(experiment.trials.count)] " + $0) }, progress: { p in
-                // Rate from this trial's own progress, applied to the FLOPs still to do.
-                let trialFlopsLeft = flops[trial.index] * Double(p.steps - p.step) / Double(p.steps)
-                let rate = flops[trial.index] / Double(p.steps) / max(1e-9, p.etaSeconds / Double(max(1, p.steps - p.step)))
-                let eta = p.step == p.steps ? remainingAfter / max(rate, 1) : (trialFlopsLeft + remainingAfter) / max(rate, 1)
-                progress(ExperimentProgress(trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
-                                            experimentETA: eta))
-            }, shouldStop: shouldStop)
+            let context = RunContext(
+                threads: threads, log: { log("[\(trial.index + 1)/\(experiment.trials.count)] " + $0) },
+                progress: { p in
+                    // Rate from this trial's own progress, applied to the FLOPs still to do.
+                    let trialFlopsLeft = flops[trial.index] * Double(p.steps - p.step) / Double(p.steps)
+                    let rate =
+                        flops[trial.index] / Double(p.steps)
+                        / max(1e-9, p.etaSeconds / Double(max(1, p.steps - p.step)))
+                    let eta =
+                        p.step == p.steps
+                        ? remainingAfter / max(rate, 1) : (trialFlopsLeft + remainingAfter) / max(rate, 1)
+                    progress(
+                        ExperimentProgress(
+                            trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
+                            experimentETA: eta))
+                }, shouldStop: shouldStop)
             let outcome = try TrainRunner.run(trial, in: work, context: context)
             switch outcome {
             case .stopped:
@@ -118,8 +134,9 @@ public enum ExperimentRunner {
             try Summary.write(experiment: experiment, results: results, to: root, vldVersion: VLD.version)
         }
         if results.count == experiment.trials.count { try? fm.removeItem(at: layout.partial) }
-        return Outcome(completed: results.count, total: experiment.trials.count, stopped: stopped, elsewhere: elsewhere,
-                       directory: root)
+        return Outcome(
+            completed: results.count, total: experiment.trials.count, stopped: stopped, elsewhere: elsewhere,
+            directory: root)
     }
 
     /// Reads a finished trial directory (results.json and metrics.jsonl); `name` is how reports link to it.

@@ -61,10 +61,17 @@ public struct Experiment: Sendable {
     public var source: JSONValue
 
     /// Parses a manifest file and expands its grid. Throws `ManifestError` listing every problem.
-    public static func parse(_ data: Data, limits: Limits = Limits(),
-                             cores: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Experiment {
+    public static func parse(
+        _ data: Data, limits: Limits = Limits(),
+        cores: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> Experiment {
         guard data.count <= limits.maxManifestBytes else {
-            throw ManifestError([ManifestIssue(path: "", message: "the manifest is \(data.count) bytes; the limit maxManifestBytes is \(limits.maxManifestBytes)")])
+            throw ManifestError([
+                ManifestIssue(
+                    path: "",
+                    message:
+                        "the manifest is \(data.count) bytes; the limit maxManifestBytes is \(limits.maxManifestBytes)")
+            ])
         }
         let value: JSONValue
         do { value = try JSONValue.parse(data) } catch let e as JSONSyntaxError {
@@ -79,7 +86,11 @@ public struct Experiment: Sendable {
         var issues: [ManifestIssue] = []
         if let grid = fields.first(where: { $0.0 == "grid" })?.1 {
             guard case let .object(entries) = grid else {
-                throw ManifestError([ManifestIssue(path: "grid", message: "expected an object mapping dotted paths to lists of values, got \(grid.typeName)")])
+                throw ManifestError([
+                    ManifestIssue(
+                        path: "grid",
+                        message: "expected an object mapping dotted paths to lists of values, got \(grid.typeName)")
+                ])
             }
             for (path, values) in entries {
                 let p = joinPath("grid", path)
@@ -89,8 +100,10 @@ public struct Experiment: Sendable {
                     continue
                 }
                 if parts.count > 8 || path.utf8.count > 200 {
-                    issues.append(ManifestIssue(path: joinPath("grid", String(path.prefix(60)) + (path.count > 60 ? "..." : "")),
-                                                message: "a grid path has at most 8 parts and 200 bytes, e.g. task.0.maxOps"))
+                    issues.append(
+                        ManifestIssue(
+                            path: joinPath("grid", String(path.prefix(60)) + (path.count > 60 ? "..." : "")),
+                            message: "a grid path has at most 8 parts and 200 bytes, e.g. task.0.maxOps"))
                     continue
                 }
                 if ["name", "grid", "kind"].contains(path) {
@@ -98,16 +111,25 @@ public struct Experiment: Sendable {
                     continue
                 }
                 guard case let .array(list) = values, !list.isEmpty else {
-                    issues.append(ManifestIssue(path: p, message: "expected a non-empty list of values, got \(values.brief)"))
+                    issues.append(
+                        ManifestIssue(path: p, message: "expected a non-empty list of values, got \(values.brief)"))
                     continue
                 }
                 axes.append((path, list))
             }
         }
         if !issues.isEmpty { throw ManifestError(issues) }
-        let count = axes.reduce(1) { $0.multipliedReportingOverflow(by: $1.1.count).overflow ? Int.max : $0 * $1.1.count }
+        let count = axes.reduce(1) {
+            $0.multipliedReportingOverflow(by: $1.1.count).overflow ? Int.max : $0 * $1.1.count
+        }
         guard count <= limits.maxTrials else {
-            throw ManifestError([ManifestIssue(path: "grid", message: "expands to \(count == Int.max ? "too many" : String(count)) trials; the limit maxTrials is \(limits.maxTrials)")])
+            throw ManifestError([
+                ManifestIssue(
+                    path: "grid",
+                    message:
+                        "expands to \(count == Int.max ? "too many" : String(count)) trials; the limit maxTrials is \(limits.maxTrials)"
+                )
+            ])
         }
 
         var trials: [Trial] = []
@@ -136,7 +158,8 @@ public struct Experiment: Sendable {
                 for issue in e.issues {
                     // Attribute the problem to the grid value that caused it, when one did.
                     // Manifest errors write list elements as task[0]; grid paths as task.0.
-                    let dotted = issue.path.replacingOccurrences(of: "[", with: ".").replacingOccurrences(of: "]", with: "")
+                    let dotted = issue.path.replacingOccurrences(of: "[", with: ".").replacingOccurrences(
+                        of: "]", with: "")
                     var located = issue
                     var attributed = false
                     for (a, axis) in axes.enumerated() where dotted == axis.0 || dotted.hasPrefix(axis.0 + ".") {

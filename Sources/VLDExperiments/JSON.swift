@@ -113,7 +113,8 @@ extension JSONValue {
         /// A byte as an error message shows it: printable ASCII quoted, anything else by value
         /// (a control character or a lone UTF-8 byte must not reach a terminal raw).
         static func describe(_ b: UInt8) -> String {
-            (0x21...0x7E).contains(b) ? "'\(Character(UnicodeScalar(b)))'" : "byte 0x\(String(b, radix: 16, uppercase: true))"
+            (0x21...0x7E).contains(b)
+                ? "'\(Character(UnicodeScalar(b)))'" : "byte 0x\(String(b, radix: 16, uppercase: true))"
         }
 
         /// True if the bytes from `i` to the end are a proper prefix of `token` (the data stops
@@ -163,14 +164,16 @@ extension JSONValue {
                 case 0xF0: length = 4; low = 0x90
                 case 0xF1...0xF3: length = 4
                 case 0xF4: length = 4; high = 0x8F
-                default: throw error("the file is not valid UTF-8 (byte 0x\(String(b, radix: 16, uppercase: true)))", at: k)
+                default:
+                    throw error("the file is not valid UTF-8 (byte 0x\(String(b, radix: 16, uppercase: true)))", at: k)
                 }
                 for j in 1..<length {
                     guard k + j < n else { throw cutInsideCharacter(at: k) }
                     let c = bytes[k + j]
                     let (lo, hi) = j == 1 ? (low, high) : (UInt8(0x80), UInt8(0xBF))
                     guard c >= lo && c <= hi else {
-                        throw error("the file is not valid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))", at: k)
+                        throw error(
+                            "the file is not valid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))", at: k)
                     }
                 }
                 k += length
@@ -197,7 +200,9 @@ extension JSONValue {
         mutating func expect(_ literal: String, _ v: JSONValue) throws -> JSONValue {
             let l = Array(literal.utf8)
             if cutShort(l) { throw error("unexpected end of input in '\(literal)'", at: bytes.count) }
-            guard i + l.count <= bytes.count, Array(bytes[i..<(i + l.count)]) == l else { throw error("invalid literal") }
+            guard i + l.count <= bytes.count, Array(bytes[i..<(i + l.count)]) == l else {
+                throw error("invalid literal")
+            }
             i += l.count
             return v
         }
@@ -225,7 +230,9 @@ extension JSONValue {
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
             while true {
                 skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a key in double quotes") }
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+                    throw error("expected a key in double quotes")
+                }
                 let keyStart = i
                 let key = try string()
                 guard seen.insert(key).inserted else {
@@ -265,16 +272,21 @@ extension JSONValue {
         /// of a surrogate pair (`lowSurrogate`), digits cut short count as "at the end" only if
         /// they can still become DC00-DFFF.
         mutating func hex4(lowSurrogate: Bool = false) throws -> UInt32 {
-            let isHex: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }
+            let isHex: (UInt8) -> Bool = {
+                (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0)
+            }
             if i + 4 > bytes.count, bytes[i...].allSatisfy(isHex) {
                 let digits = Array(bytes[i...])
-                let possible = !lowSurrogate || ((digits.first.map { $0 | 0x20 == 0x64 } ?? true)
-                    && (digits.count < 2 || (0x63...0x66).contains(digits[1] | 0x20)))
+                let possible =
+                    !lowSurrogate
+                    || ((digits.first.map { $0 | 0x20 == 0x64 } ?? true)
+                        && (digits.count < 2 || (0x63...0x66).contains(digits[1] | 0x20)))
                 if possible { throw error("unexpected end of input in a \\u escape", at: bytes.count) }
                 throw error("unpaired surrogate in \\u escape")
             }
             guard i + 4 <= bytes.count, bytes[i..<(i + 4)].allSatisfy(isHex),
-                  let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else {
+                let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16)
+            else {
                 throw error("invalid \\u escape")
             }
             i += 4
@@ -305,13 +317,18 @@ extension JSONValue {
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if (0xD800..<0xDC00).contains(code) {
-                        if cutShort(Array("\\u".utf8)) { throw error("unexpected end of input in a surrogate pair", at: bytes.count) }
-                        guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                        if cutShort(Array("\\u".utf8)) {
+                            throw error("unexpected end of input in a surrogate pair", at: bytes.count)
+                        }
+                        guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
+                        else {
                             throw error("unpaired surrogate in \\u escape")
                         }
                         i += 2
                         let low = try hex4(lowSurrogate: true)
-                        guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate in \\u escape", at: escape) }
+                        guard (0xDC00..<0xE000).contains(low) else {
+                            throw error("unpaired surrogate in \\u escape", at: escape)
+                        }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape", at: escape) }
@@ -332,7 +349,9 @@ extension JSONValue {
             }
             let intStart = i
             guard digits() > 0 else { throw error("invalid number") }
-            if bytes[intStart] == UInt8(ascii: "0"), i - intStart > 1 { i = intStart; throw error("leading zero in a number") }
+            if bytes[intStart] == UInt8(ascii: "0"), i - intStart > 1 {
+                i = intStart; throw error("leading zero in a number")
+            }
             if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
                 i += 1
                 guard digits() > 0 else { throw error("invalid number") }
@@ -369,9 +388,12 @@ extension JSONValue {
         case let .string(s): out += JSONValue.quote(s)
         case let .array(items):
             if items.isEmpty { out += "[]"; return }
-            let scalars = items.allSatisfy { if case .array = $0 { return false }; if case .object = $0 { return false }; return true }
+            let scalars = items.allSatisfy {
+                if case .array = $0 { return false }; if case .object = $0 { return false }; return true
+            }
             if scalars || indent == nil {
-                out += "[" + items.map { $0.serialized(pretty: false) }.joined(separator: indent == nil ? "," : ", ") + "]"
+                out +=
+                    "[" + items.map { $0.serialized(pretty: false) }.joined(separator: indent == nil ? "," : ", ") + "]"
                 return
             }
             out += "[\n"
@@ -384,7 +406,10 @@ extension JSONValue {
         case let .object(fields):
             if fields.isEmpty { out += "{}"; return }
             guard let indent else {
-                out += "{" + fields.map { JSONValue.quote($0.0) + ":" + $0.1.serialized(pretty: false) }.joined(separator: ",") + "}"
+                out +=
+                    "{"
+                    + fields.map { JSONValue.quote($0.0) + ":" + $0.1.serialized(pretty: false) }.joined(separator: ",")
+                    + "}"
                 return
             }
             out += "{\n"
@@ -410,7 +435,11 @@ extension JSONValue {
             default:
                 // Control, bidi and other invisible characters as escapes: still the same JSON
                 // string, but one that cannot act on a terminal that shows it (DisplayText).
-                if u.value < 0x20 || DisplayText.isUnsafe(u) { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                if u.value < 0x20 || DisplayText.isUnsafe(u) {
+                    out += String(format: "\\u%04x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         return out + "\""
@@ -432,7 +461,11 @@ extension JSONValue {
             if case let .object(old) = self, case let .object(new) = value {
                 var merged = old
                 for (k, v) in new {
-                    if let i = merged.firstIndex(where: { $0.0 == k }) { merged[i].1.set(path: [], to: v) } else { merged.append((k, v)) }
+                    if let i = merged.firstIndex(where: { $0.0 == k }) {
+                        merged[i].1.set(path: [], to: v)
+                    } else {
+                        merged.append((k, v))
+                    }
                 }
                 self = .object(merged)
             } else {

@@ -12,8 +12,10 @@ public struct LineChart: Sendable {
     public var logY: Bool = false
     public var logX: Bool = false
 
-    public init(title: String, xLabel: String, yLabel: String, series: [ChartSeries],
-                logY: Bool = false, logX: Bool = false) {
+    public init(
+        title: String, xLabel: String, yLabel: String, series: [ChartSeries],
+        logY: Bool = false, logX: Bool = false
+    ) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
@@ -82,13 +84,18 @@ public struct LineChart: Sendable {
         for (i, s) in series.enumerated() {
             let valid = prep.series[i].compactMap { $0 }
             let name = s.name.isEmpty ? "series \(i + 1)" : s.name
-            legend.append(LegendItem(label: valid.isEmpty ? name + " (no data)" : name,
-                                     swatch: .line(index: i, band: valid.contains { $0.band != nil },
-                                                   marker: !valid.isEmpty && valid.count < 30)))
+            legend.append(
+                LegendItem(
+                    label: valid.isEmpty ? name + " (no data)" : name,
+                    swatch: .line(
+                        index: i, band: valid.contains { $0.band != nil },
+                        marker: !valid.isEmpty && valid.count < 30)))
         }
         if series.count == 1 && series[0].name.isEmpty { legend = [] }
         var frame = ChartFrame(width: W, height: H)
-        let note: String? = prep.omitted == 0 ? nil
+        let note: String? =
+            prep.omitted == 0
+            ? nil
             : "\(prep.omitted) point\(prep.omitted == 1 ? "" : "s") omitted (non-finite\((logX || logY) ? " or ≤ 0 on log axis" : ""))"
         frame.layoutHeader(title: title, note: note, legend: legend)
 
@@ -132,7 +139,9 @@ public struct LineChart: Sendable {
                     var pts: [String] = []
                     for v in run { pts.append("\(svgCoord(px(v.x))),\(svgCoord(py(v.band!.hi)))") }
                     for v in run.reversed() { pts.append("\(svgCoord(px(v.x))),\(svgCoord(py(v.band!.lo)))") }
-                    w.raw("<polygon points=\"\(pts.joined(separator: " "))\" fill=\"\(c)\" fill-opacity=\"0.18\" stroke=\"none\"/>\n")
+                    w.raw(
+                        "<polygon points=\"\(pts.joined(separator: " "))\" fill=\"\(c)\" fill-opacity=\"0.18\" stroke=\"none\"/>\n"
+                    )
                 }
                 run = []
             }
@@ -162,7 +171,8 @@ public struct LineChart: Sendable {
             }
             if segmentLength == 1, let p = prev { lone.append(p) }
             if d.contains("L") {
-                var attrs = " fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.8\" stroke-linejoin=\"round\" stroke-linecap=\"round\""
+                var attrs =
+                    " fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.8\" stroke-linejoin=\"round\" stroke-linecap=\"round\""
                 if let dash = ChartPalette.dash(i) { attrs += " stroke-dasharray=\"\(dash)\"" }
                 w.raw("<path d=\"\(d)\"\(attrs)/>\n")
             }

@@ -118,14 +118,18 @@ public struct Manifest: Equatable, Sendable {
 
     static func validName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 64 && s != "." && s != ".."
-            && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }
+            && s.unicodeScalars.allSatisfy {
+                CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0)
+            }
     }
 }
 
 extension Manifest {
     /// Reads and validates one trial. `cores` is the default thread count.
-    public static func parse(_ value: JSONValue, limits: Limits = Limits(),
-                             cores: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Manifest {
+    public static func parse(
+        _ value: JSONValue, limits: Limits = Limits(),
+        cores: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> Manifest {
         let issues = IssueList()
         var root = FieldReader(path: "", value: value, issues: issues)
         let name = root.string("name", default: nil)
@@ -140,9 +144,13 @@ extension Manifest {
             if case let .string(s) = k, let parsed = ExperimentKind(rawValue: s) {
                 kind = parsed
             } else if case let .string(s) = k, ExperimentKind.planned.contains(s) {
-                issues.add("kind", "\"\(s)\" experiments are not available in vld \(VLD.version) yet; expected one of \(kinds.joined(separator: ", "))")
+                issues.add(
+                    "kind",
+                    "\"\(s)\" experiments are not available in vld \(VLD.version) yet; expected one of \(kinds.joined(separator: ", "))"
+                )
             } else {
-                issues.add("kind", "\(k.brief) is not an experiment kind; expected one of \(kinds.joined(separator: ", "))")
+                issues.add(
+                    "kind", "\(k.brief) is not an experiment kind; expected one of \(kinds.joined(separator: ", "))")
             }
         }
         let seed = root.int("seed", default: 1, in: 0...Int(Int32.max))
@@ -162,11 +170,14 @@ extension Manifest {
         let model = parseModel(root.object("model"))
         let tasks = parseTasks(root.value("task"), issues: issues)
         let train = parseTrain(root.object("train"), limits: limits)
-        if root.value("grid") != nil { issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)") }
+        if root.value("grid") != nil {
+            issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)")
+        }
         root.finish()
 
-        let m = Manifest(name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
-                         memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
+        let m = Manifest(
+            name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
+            memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
         if issues.items.isEmpty && !tasks.isEmpty { m.crossCheck(issues: issues, limits: limits) }
         if tasks.isEmpty && issues.items.isEmpty { issues.add("task", "expected a task") }
         if !issues.items.isEmpty { throw ManifestError(issues.items) }
@@ -181,17 +192,32 @@ extension Manifest {
         s.dModel = r.int("dModel", default: s.dModel, in: 8...4096)
         s.layers = r.int("layers", default: s.layers, in: 1...256)
         s.heads = r.int("heads", default: s.heads, in: 1...256)
-        if r.has("kvHeads") { s.kvHeads = r.int("kvHeads", default: s.heads, in: 1...256) } else { _ = r.value("kvHeads") }
-        if r.has("ffnHidden") { s.ffnHidden = r.int("ffnHidden", default: 4 * s.dModel, in: 1...65536) } else { _ = r.value("ffnHidden") }
+        if r.has("kvHeads") {
+            s.kvHeads = r.int("kvHeads", default: s.heads, in: 1...256)
+        } else {
+            _ = r.value("kvHeads")
+        }
+        if r.has("ffnHidden") {
+            s.ffnHidden = r.int("ffnHidden", default: 4 * s.dModel, in: 1...65536)
+        } else {
+            _ = r.value("ffnHidden")
+        }
         s.context = r.int("context", default: s.context, in: 2...8192)
         if let text = r.string("schedule", default: nil) {
             do { s.schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError {
-                r.issues.add(r.sub("schedule"), "\(JSONValue.string(text).brief) is not a schedule\(e.detail); expected \(LayerSchedule.acceptedForms)")
+                r.issues.add(
+                    r.sub("schedule"),
+                    "\(JSONValue.string(text).brief) is not a schedule\(e.detail); expected \(LayerSchedule.acceptedForms)"
+                )
             } catch {
                 r.issues.add(r.sub("schedule"), "\(error)")
             }
         }
-        if r.has("tiedEmbeddings") { s.tiedEmbeddings = r.bool("tiedEmbeddings", default: true) } else { _ = r.value("tiedEmbeddings") }
+        if r.has("tiedEmbeddings") {
+            s.tiedEmbeddings = r.bool("tiedEmbeddings", default: true)
+        } else {
+            _ = r.value("tiedEmbeddings")
+        }
         r.finish()
         return (s, true)
     }
@@ -200,7 +226,9 @@ extension Manifest {
         var r = r
         var t = TrainSpec()
         t.steps = r.int("steps", default: t.steps, in: 1...100_000_000)
-        if t.steps > limits.maxSteps { r.issues.add(r.sub("steps"), "\(t.steps) exceeds the limit maxSteps = \(limits.maxSteps)") }
+        if t.steps > limits.maxSteps {
+            r.issues.add(r.sub("steps"), "\(t.steps) exceeds the limit maxSteps = \(limits.maxSteps)")
+        }
         t.batch = r.int("batch", default: t.batch, in: 1...4096)
         t.lr = r.double("lr", default: t.lr, in: 0...10)
         if r.has("minLr") { t.minLr = r.double("minLr", default: t.lr / 10, in: 0...10) } else { _ = r.value("minLr") }
@@ -209,8 +237,14 @@ extension Manifest {
         t.clip = r.double("clip", default: t.clip, in: 0...1e6)
         t.beta1 = r.double("beta1", default: t.beta1, in: 0...0.999999)
         t.beta2 = r.double("beta2", default: t.beta2, in: 0...0.999999)
-        if r.has("evalEvery") { t.evalEvery = r.int("evalEvery", default: 1, in: 1...100_000_000) } else { _ = r.value("evalEvery") }
-        if r.has("checkpointEvery") { t.checkpointEvery = r.int("checkpointEvery", default: 1, in: 1...100_000_000) } else {
+        if r.has("evalEvery") {
+            t.evalEvery = r.int("evalEvery", default: 1, in: 1...100_000_000)
+        } else {
+            _ = r.value("evalEvery")
+        }
+        if r.has("checkpointEvery") {
+            t.checkpointEvery = r.int("checkpointEvery", default: 1, in: 1...100_000_000)
+        } else {
             _ = r.value("checkpointEvery")
         }
         t.evalBatches = r.int("evalBatches", default: t.evalBatches, in: 1...1000)
@@ -220,7 +254,10 @@ extension Manifest {
 
     static func parseTasks(_ value: JSONValue?, issues: IssueList) -> [TaskSpec] {
         guard let value else {
-            issues.add("task", "missing; expected a task object with \"type\" (\(TaskSpec.types.joined(separator: ", "))) or a list of them with weights")
+            issues.add(
+                "task",
+                "missing; expected a task object with \"type\" (\(TaskSpec.types.joined(separator: ", "))) or a list of them with weights"
+            )
             return []
         }
         if case let .array(items) = value {

@@ -138,7 +138,9 @@ struct FieldReader {
         var out: [Int] = []
         for (i, item) in items.enumerated() {
             guard case let .number(n) = item, n.rounded() == n, abs(n) < 9e15, range.contains(Int(n)) else {
-                issues.add("\(sub(key))[\(i)]", "expected an integer in \(range.lowerBound)...\(range.upperBound), got \(item.brief)")
+                issues.add(
+                    "\(sub(key))[\(i)]",
+                    "expected an integer in \(range.lowerBound)...\(range.upperBound), got \(item.brief)")
                 return d
             }
             out.append(Int(n))

@@ -308,8 +308,10 @@ struct SVGWriter {
 
     mutating func raw(_ s: String) { out += s }
 
-    mutating func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String,
-                       width: Double = 1, dash: String? = nil, extra: String = "") {
+    mutating func line(
+        _ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String,
+        width: Double = 1, dash: String? = nil, extra: String = ""
+    ) {
         out += "<line x1=\"\(svgCoord(x1))\" y1=\"\(svgCoord(y1))\" x2=\"\(svgCoord(x2))\" y2=\"\(svgCoord(y2))\""
         out += " stroke=\"\(stroke)\" stroke-width=\"\(svgCoord(width))\""
         if let dash { out += " stroke-dasharray=\"\(dash)\"" }
@@ -318,15 +320,18 @@ struct SVGWriter {
     }
 
     mutating func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String, extra: String = "") {
-        out += "<rect x=\"\(svgCoord(x))\" y=\"\(svgCoord(y))\" width=\"\(svgCoord(max(0, w)))\" height=\"\(svgCoord(max(0, h)))\" fill=\"\(fill)\"\(extra)/>\n"
+        out +=
+            "<rect x=\"\(svgCoord(x))\" y=\"\(svgCoord(y))\" width=\"\(svgCoord(max(0, w)))\" height=\"\(svgCoord(max(0, h)))\" fill=\"\(fill)\"\(extra)/>\n"
     }
 
     enum Anchor: String { case start, middle, end }
 
     /// Text; `text` is escaped here. `vcenter` centres it vertically on `y`.
-    mutating func text(_ x: Double, _ y: Double, _ text: String, size: Double = 12, anchor: Anchor = .start,
-                       fill: String? = nil, weight: String? = nil, vcenter: Bool = false, rotate: Bool = false,
-                       halo: Bool = false) {
+    mutating func text(
+        _ x: Double, _ y: Double, _ text: String, size: Double = 12, anchor: Anchor = .start,
+        fill: String? = nil, weight: String? = nil, vcenter: Bool = false, rotate: Bool = false,
+        halo: Bool = false
+    ) {
         out += "<text"
         if rotate {
             out += " transform=\"translate(\(svgCoord(x)),\(svgCoord(y))) rotate(-90)\""
@@ -359,7 +364,8 @@ func markerSVG(_ index: Int, x: Double, y: Double, r: Double, color: String) -> 
         return "<circle cx=\"\(svgCoord(x))\" cy=\"\(svgCoord(y))\" r=\"\(svgCoord(r))\"\(style)/>\n"
     case 1:
         let s = r * 0.9
-        return "<rect x=\"\(svgCoord(x - s))\" y=\"\(svgCoord(y - s))\" width=\"\(svgCoord(2 * s))\" height=\"\(svgCoord(2 * s))\"\(style)/>\n"
+        return
+            "<rect x=\"\(svgCoord(x - s))\" y=\"\(svgCoord(y - s))\" width=\"\(svgCoord(2 * s))\" height=\"\(svgCoord(2 * s))\"\(style)/>\n"
     case 2:
         let s = r * 1.2
         return "<polygon points=\"\(pts([(0, -s), (s * 0.95, s * 0.7), (-s * 0.95, s * 0.7)]))\"\(style)/>\n"

@@ -76,8 +76,10 @@ public struct MetricStats: Equatable, Sendable {
     }
 
     var json: JSONValue {
-        var f: [(String, JSONValue)] = [("n", JSONValue(n)), ("mean", JSONValue(mean)), ("std", JSONValue(std)),
-                                        ("min", JSONValue(min)), ("max", JSONValue(max))]
+        var f: [(String, JSONValue)] = [
+            ("n", JSONValue(n)), ("mean", JSONValue(mean)), ("std", JSONValue(std)),
+            ("min", JSONValue(min)), ("max", JSONValue(max)),
+        ]
         if let ci95 { f.append(("ci95", .array([JSONValue(ci95.0), JSONValue(ci95.1)]))) }
         return .object(f)
     }
@@ -109,7 +111,9 @@ public enum Summary {
             let trials = groups[label]!
             var keys: [String] = []
             for t in trials { for (k, _) in t.scalars where !keys.contains(k) { keys.append(k) } }
-            let stats = keys.map { key in (key, MetricStats(trials.compactMap { t in t.scalars.first { $0.0 == key }?.1 })) }
+            let stats = keys.map { key in
+                (key, MetricStats(trials.compactMap { t in t.scalars.first { $0.0 == key }?.1 }))
+            }
             return Condition(label: label, trials: trials, stats: stats)
         }
     }
@@ -121,25 +125,34 @@ public enum Summary {
             ("name", .string(experiment.name)), ("vldVersion", .string(vldVersion)),
             ("axes", .array(experiment.axes.map { .string($0) })),
             ("trialsCompleted", JSONValue(results.count)), ("trialsTotal", JSONValue(experiment.trials.count)),
-            ("conditions", .array(conds.map { c in
-                .object([
-                    ("condition", .string(c.label)),
-                    ("seeds", .array(c.trials.map { JSONValue(Int($0.trial.manifest.seed)) })),
-                    ("metrics", .object(c.stats.map { ($0.0, $0.1.json) })),
-                ])
-            })),
-            ("trials", .array(results.map { r in
-                .object([
-                    ("trial", JSONValue(r.trial.index)), ("condition", .string(r.trial.condition)),
-                    ("seed", JSONValue(Int(r.trial.manifest.seed))), ("directory", .string(r.directory)),
-                    ("metrics", .object(r.scalars.map { ($0.0, JSONValue($0.1)) })),
-                ])
-            })),
+            (
+                "conditions",
+                .array(
+                    conds.map { c in
+                        .object([
+                            ("condition", .string(c.label)),
+                            ("seeds", .array(c.trials.map { JSONValue(Int($0.trial.manifest.seed)) })),
+                            ("metrics", .object(c.stats.map { ($0.0, $0.1.json) })),
+                        ])
+                    })
+            ),
+            (
+                "trials",
+                .array(
+                    results.map { r in
+                        .object([
+                            ("trial", JSONValue(r.trial.index)), ("condition", .string(r.trial.condition)),
+                            ("seed", JSONValue(Int(r.trial.manifest.seed))), ("directory", .string(r.directory)),
+                            ("metrics", .object(r.scalars.map { ($0.0, JSONValue($0.1)) })),
+                        ])
+                    })
+            ),
         ])
         try writeAtomically(json.serialized() + "\n", to: dir.appendingPathComponent(jsonFile))
         try writeAtomically(csv(results), to: dir.appendingPathComponent(csvFile))
-        try writeAtomically(SummaryReport.html(experiment: experiment, conditions: conds, results: results, vldVersion: vldVersion),
-                            to: dir.appendingPathComponent(reportFile))
+        try writeAtomically(
+            SummaryReport.html(experiment: experiment, conditions: conds, results: results, vldVersion: vldVersion),
+            to: dir.appendingPathComponent(reportFile))
     }
 
     /// One row per trial: trial, condition, seed, then every metric (RFC 4180 quoting).
@@ -147,12 +160,17 @@ public enum Summary {
         var keys: [String] = []
         for r in results { for (k, _) in r.scalars where !keys.contains(k) { keys.append(k) } }
         func field(_ s: String) -> String {
-            s.contains(where: { ",\"\n".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            s.contains(where: { ",\"\n".contains($0) })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
         var lines = [(["trial", "condition", "seed", "schedule"] + keys).map(field).joined(separator: ",")]
         for r in results {
             let s = r.scalars
-            let cells = [String(r.trial.index), r.trial.condition, String(r.trial.manifest.seed), r.trial.manifest.model.schedule.description]
+            let cells =
+                [
+                    String(r.trial.index), r.trial.condition, String(r.trial.manifest.seed),
+                    r.trial.manifest.model.schedule.description,
+                ]
                 + keys.map { k in s.first { $0.0 == k }.map { "\($0.1)" } ?? "" }
             lines.append(cells.map(field).joined(separator: ","))
         }
@@ -172,7 +190,10 @@ public enum HeadlineMetrics {
     /// Shares shown as percent: accuracies and validities of iGSM per op count (held-out and
     /// in-template), of the chain per k (greedy, sampled), and the chain's guessing floor.
     public static func isPercent(_ key: String) -> Bool {
-        ["igsm.acc.", "igsm.accIn.", "igsm.valid.", "igsm.validIn.", "chain.acc.", "chain.valid.", "chain.sampled.", "chain.guess."]
-            .contains { key.hasPrefix($0) }
+        [
+            "igsm.acc.", "igsm.accIn.", "igsm.valid.", "igsm.validIn.", "chain.acc.", "chain.valid.", "chain.sampled.",
+            "chain.guess.",
+        ]
+        .contains { key.hasPrefix($0) }
     }
 }

@@ -3,9 +3,12 @@
 import Foundation
 
 enum SummaryReport {
-    static func html(experiment: Experiment, conditions: [Summary.Condition], results: [TrialResult], vldVersion: String) -> String {
-        var r = HTMLReport(title: "\(experiment.name): summary",
-                           subtitle: "\(results.count) of \(experiment.trials.count) trials complete — vld \(vldVersion)")
+    static func html(
+        experiment: Experiment, conditions: [Summary.Condition], results: [TrialResult], vldVersion: String
+    ) -> String {
+        var r = HTMLReport(
+            title: "\(experiment.name): summary",
+            subtitle: "\(results.count) of \(experiment.trials.count) trials complete — vld \(vldVersion)")
         let seeds = Set(results.map { $0.trial.manifest.seed }).sorted()
         r.keyValues([
             ("grid axes", experiment.axes.isEmpty ? "none" : experiment.axes.joined(separator: ", ")),
@@ -20,7 +23,9 @@ enum SummaryReport {
         let headline = metricKeys.filter(HeadlineMetrics.contains)
         func cell(_ s: MetricStats?, percent: Bool = false) -> String {
             guard let s else { return "—" }
-            let f: (Double) -> String = { percent ? String(format: "%.1f", 100 * $0) : formatNumber($0, significant: 4) }
+            let f: (Double) -> String = {
+                percent ? String(format: "%.1f", 100 * $0) : formatNumber($0, significant: 4)
+            }
             var text = f(s.mean)
             if s.min == s.max { return text }  // the same in every seed (sizes, FLOPs): no interval to show
             if let ci = s.ci95 { text += " [\(f(ci.0)), \(f(ci.1))]" } else if s.n > 1 { text += " ± \(f(s.std))" }
@@ -28,12 +33,16 @@ enum SummaryReport {
         }
         r.heading("Conditions")
         let base = conditions.first { $0.label.contains("schedule=base") }
-        r.table(headers: ["condition", "seeds", "D", "P_total", "train FLOPs"] + headline.map { HeadlineMetrics.isPercent($0) ? $0 + " (%)" : $0 },
-                rows: conditions.map { c in
-                    [c.label, "\(c.trials.count)", cell(c.stat("D")), cell(c.stat("P_total")), cell(c.stat("trainFlops"))]
-                        + headline.map { cell(c.stat($0), percent: HeadlineMetrics.isPercent($0)) }
-                }, numericColumns: Set(1..<(5 + headline.count)))
-        r.paragraph("Cells are the mean over seeds, with the 95% bootstrap interval in brackets when there are 3 or more seeds (± the standard deviation with 2).")
+        r.table(
+            headers: ["condition", "seeds", "D", "P_total", "train FLOPs"]
+                + headline.map { HeadlineMetrics.isPercent($0) ? $0 + " (%)" : $0 },
+            rows: conditions.map { c in
+                [c.label, "\(c.trials.count)", cell(c.stat("D")), cell(c.stat("P_total")), cell(c.stat("trainFlops"))]
+                    + headline.map { cell(c.stat($0), percent: HeadlineMetrics.isPercent($0)) }
+            }, numericColumns: Set(1..<(5 + headline.count)))
+        r.paragraph(
+            "Cells are the mean over seeds, with the 95% bootstrap interval in brackets when there are 3 or more seeds (± the standard deviation with 2)."
+        )
 
         // Accuracy against difficulty, for each reasoning task present: iGSM-lite by operation
         // count, chain by chain length.
@@ -45,53 +54,81 @@ enum SummaryReport {
             if firstAccuracyKey == nil { firstAccuracyKey = first }
             func level(_ k: String) -> String { family.level + " " + k.dropFirst(family.prefix.count) }
             r.heading(family.title)
-            r.chart(BarChart(title: "Accuracy by condition and \(family.axis)", yLabel: "accuracy",
-                             seriesNames: accKeys.map(level),
-                             groups: conditions.map { c in
-                                 BarGroup(label: c.label, bars: accKeys.map { k in point(c.stat(k)) })
-                             },
-                             referenceLine: base.flatMap { b in b.stat(first).map { ($0.mean, "base, \(level(first))") } }).svg(width: 760, height: 380),
-                    caption: family.caption)
-            r.chart(LineChart(title: "Accuracy against \(family.axis)", xLabel: family.axis, yLabel: "accuracy",
-                              series: conditions.map { c in
-                                  ChartSeries(name: c.label, points: accKeys.compactMap { k in
-                                      guard let s = c.stat(k), let x = Double(k.dropFirst(family.prefix.count)) else { return nil }
-                                      let iv = s.interval
-                                      return ChartPoint(x: x, y: s.mean, lo: s.n > 1 ? iv.0 : nil, hi: s.n > 1 ? iv.1 : nil)
-                                  })
-                              }).svg(width: 760, height: 380))
+            r.chart(
+                BarChart(
+                    title: "Accuracy by condition and \(family.axis)", yLabel: "accuracy",
+                    seriesNames: accKeys.map(level),
+                    groups: conditions.map { c in
+                        BarGroup(label: c.label, bars: accKeys.map { k in point(c.stat(k)) })
+                    },
+                    referenceLine: base.flatMap { b in b.stat(first).map { ($0.mean, "base, \(level(first))") } }
+                ).svg(width: 760, height: 380),
+                caption: family.caption)
+            r.chart(
+                LineChart(
+                    title: "Accuracy against \(family.axis)", xLabel: family.axis, yLabel: "accuracy",
+                    series: conditions.map { c in
+                        ChartSeries(
+                            name: c.label,
+                            points: accKeys.compactMap { k in
+                                guard let s = c.stat(k), let x = Double(k.dropFirst(family.prefix.count)) else {
+                                    return nil
+                                }
+                                let iv = s.interval
+                                return ChartPoint(x: x, y: s.mean, lo: s.n > 1 ? iv.0 : nil, hi: s.n > 1 ? iv.1 : nil)
+                            })
+                    }
+                ).svg(width: 760, height: 380))
         }
-        for (key, title, unit) in [("bios.bitsPerParam", "Knowledge capacity (bioS-lite)", "bits per parameter"),
-                                   ("random.bitsPerNonEmbParamCE", "Random-token memorisation (ΔH_ce)", "bits per non-embedding parameter"),
-                                   ("evalLoss", "Held-out loss", "cross-entropy (nats/token)")] where metricKeys.contains(key) {
+        for (key, title, unit) in [
+            ("bios.bitsPerParam", "Knowledge capacity (bioS-lite)", "bits per parameter"),
+            ("random.bitsPerNonEmbParamCE", "Random-token memorisation (ΔH_ce)", "bits per non-embedding parameter"),
+            ("evalLoss", "Held-out loss", "cross-entropy (nats/token)"),
+        ] where metricKeys.contains(key) {
             r.heading(title)
-            r.chart(BarChart(title: title + " by condition", yLabel: unit, seriesNames: [key],
-                             groups: conditions.map { BarGroup(label: $0.label, bars: [point($0.stat(key))]) },
-                             referenceLine: base.flatMap { b in b.stat(key).map { ($0.mean, "base") } }).svg(width: 760, height: 360))
+            r.chart(
+                BarChart(
+                    title: title + " by condition", yLabel: unit, seriesNames: [key],
+                    groups: conditions.map { BarGroup(label: $0.label, bars: [point($0.stat(key))]) },
+                    referenceLine: base.flatMap { b in b.stat(key).map { ($0.mean, "base") } }
+                ).svg(width: 760, height: 360))
         }
         // Mean held-out loss curve per condition.
         r.heading("Training curves")
-        r.chart(LineChart(title: "Held-out loss during training (mean over seeds)", xLabel: "step", yLabel: "cross-entropy (nats/token)",
-                          series: conditions.map { c in meanCurve(c, key: "evalLoss") }).svg(width: 760, height: 380))
+        r.chart(
+            LineChart(
+                title: "Held-out loss during training (mean over seeds)", xLabel: "step",
+                yLabel: "cross-entropy (nats/token)",
+                series: conditions.map { c in meanCurve(c, key: "evalLoss") }
+            ).svg(width: 760, height: 380))
         if let k = firstAccuracyKey {
-            r.chart(LineChart(title: "Accuracy at \(k) during training (mean over seeds)", xLabel: "step", yLabel: "accuracy",
-                              series: conditions.map { c in meanCurve(c, key: k) }).svg(width: 760, height: 380))
+            r.chart(
+                LineChart(
+                    title: "Accuracy at \(k) during training (mean over seeds)", xLabel: "step", yLabel: "accuracy",
+                    series: conditions.map { c in meanCurve(c, key: k) }
+                ).svg(width: 760, height: 380))
         }
         r.heading("Trials")
-        r.table(headers: ["trial", "condition", "seed", "directory"],
-                rows: results.map { ["\($0.trial.index)", $0.trial.condition, "\($0.trial.manifest.seed)", $0.directory] },
-                numericColumns: [0, 2])
+        r.table(
+            headers: ["trial", "condition", "seed", "directory"],
+            rows: results.map { ["\($0.trial.index)", $0.trial.condition, "\($0.trial.manifest.seed)", $0.directory] },
+            numericColumns: [0, 2])
         return r.render()
     }
 
-
     static let accuracyFamilies: [(prefix: String, title: String, level: String, axis: String, caption: String)] = [
-        ("igsm.acc.op", "Reasoning: iGSM-lite exact-match accuracy, held-out templates", "op", "operation count",
-         "Problems whose templates training never showed (with split none: fresh problems); op counts above the training maximum are out of distribution."),
-        ("igsm.accIn.op", "Reasoning: iGSM-lite exact-match accuracy, training templates", "op", "operation count",
-         "Fresh problems whose templates are on the training side of the split."),
-        ("chain.acc.k", "Reasoning: chain exact-match accuracy", "k", "chain length k",
-         "Greedy exact match of the answer on held-out problems; lengths above the training maxK are out of distribution."),
+        (
+            "igsm.acc.op", "Reasoning: iGSM-lite exact-match accuracy, held-out templates", "op", "operation count",
+            "Problems whose templates training never showed (with split none: fresh problems); op counts above the training maximum are out of distribution."
+        ),
+        (
+            "igsm.accIn.op", "Reasoning: iGSM-lite exact-match accuracy, training templates", "op", "operation count",
+            "Fresh problems whose templates are on the training side of the split."
+        ),
+        (
+            "chain.acc.k", "Reasoning: chain exact-match accuracy", "k", "chain length k",
+            "Greedy exact match of the answer on held-out problems; lengths above the training maxK are out of distribution."
+        ),
     ]
 
     static func point(_ s: MetricStats?) -> ChartPoint {
@@ -111,7 +148,9 @@ enum SummaryReport {
             }
         }
         let n = c.trials.count
-        let points = sums.filter { $0.value.1 == n }.sorted { $0.key < $1.key }.map { ChartPoint(x: $0.key, y: $0.value.0 / Double(n)) }
+        let points = sums.filter { $0.value.1 == n }.sorted { $0.key < $1.key }.map {
+            ChartPoint(x: $0.key, y: $0.value.0 / Double(n))
+        }
         return ChartSeries(name: c.label, points: points)
     }
 }

@@ -15,7 +15,13 @@ public enum TaskSample {
         }
         let issues = IssueList()
         let specs = Manifest.parseTasks(value, issues: issues)
-        if !issues.items.isEmpty { throw ManifestError(issues.items.map { var i = $0; i.path = i.path.replacingOccurrences(of: "task", with: "spec", options: .anchored); return i }) }
+        if !issues.items.isEmpty {
+            throw ManifestError(
+                issues.items.map {
+                    var i = $0; i.path = i.path.replacingOccurrences(of: "task", with: "spec", options: .anchored);
+                    return i
+                })
+        }
         return specs
     }
 
@@ -23,35 +29,53 @@ public enum TaskSample {
     /// held-out problems the evaluation uses at that difficulty; otherwise training documents.
     /// Each is a JSON object: task, index, seed, split, the difficulty, the problem (what the
     /// model is given), the solution (what it must write), the answer and the token count.
-    public static func documents(_ specs: [TaskSpec], seed: UInt64, count: Int, level: Int?, window: Int = 64) throws -> [JSONValue] {
+    public static func documents(_ specs: [TaskSpec], seed: UInt64, count: Int, level: Int?, window: Int = 64) throws
+        -> [JSONValue]
+    {
         var out: [JSONValue] = []
         for spec in specs {
             for index in 0..<count {
-                var f: [(String, JSONValue)] = [("task", .string(spec.type)), ("index", JSONValue(index)), ("seed", JSONValue(Int(seed)))]
+                var f: [(String, JSONValue)] = [
+                    ("task", .string(spec.type)), ("index", JSONValue(index)), ("seed", JSONValue(Int(seed))),
+                ]
                 switch spec {
                 case let .igsm(c, _, _, _):
                     let task = try IGSMTask(config: c)
-                    let p = try level.map { try task.problem(seed: seed, index: index, ops: $0, split: .test) }
+                    let p =
+                        try level.map { try task.problem(seed: seed, index: index, ops: $0, split: .test) }
                         ?? task.trainingProblem(seed: seed, index: index)
-                    f += [("split", .string(level == nil ? "train" : "test")), ("ops", JSONValue(p.ops)),
-                          ("problem", .string(p.prompt.joined(separator: " "))), ("solution", .string(p.solution.joined(separator: " "))),
-                          ("answer", JSONValue(p.answer)), ("words", JSONValue(p.prompt.count + p.solution.count))]
+                    f += [
+                        ("split", .string(level == nil ? "train" : "test")), ("ops", JSONValue(p.ops)),
+                        ("problem", .string(p.prompt.joined(separator: " "))),
+                        ("solution", .string(p.solution.joined(separator: " "))),
+                        ("answer", JSONValue(p.answer)), ("words", JSONValue(p.prompt.count + p.solution.count)),
+                    ]
                 case let .chain(c, _, _, _):
                     let task = try ChainTask(config: c)
-                    let p = try level.map { try task.problem(seed: seed, index: index, k: $0, split: .test) }
+                    let p =
+                        try level.map { try task.problem(seed: seed, index: index, k: $0, split: .test) }
                         ?? task.trainingProblem(seed: seed, index: index)
                     let prompt = p.prompt(c.format), solution = p.solution(c.format)
-                    f += [("split", .string(level == nil ? "train" : "test")), ("k", JSONValue(p.k)), ("format", .string(c.format.rawValue)),
-                          ("problem", .string(prompt.joined(separator: " "))), ("solution", .string(solution.joined(separator: " "))),
-                          ("answer", JSONValue(p.answer)), ("words", JSONValue(prompt.count + solution.count))]
+                    f += [
+                        ("split", .string(level == nil ? "train" : "test")), ("k", JSONValue(p.k)),
+                        ("format", .string(c.format.rawValue)),
+                        ("problem", .string(prompt.joined(separator: " "))),
+                        ("solution", .string(solution.joined(separator: " "))),
+                        ("answer", JSONValue(p.answer)), ("words", JSONValue(prompt.count + solution.count)),
+                    ]
                 case let .bios(c, _, _):
                     let doc = try BiosTask(config: c).trainingDocument(seed: seed, index: index)
-                    f += [("split", .string("train")), ("person", JSONValue(index % c.people)),
-                          ("text", .string(doc.words.joined(separator: " "))), ("words", JSONValue(doc.words.count))]
+                    f += [
+                        ("split", .string("train")), ("person", JSONValue(index % c.people)),
+                        ("text", .string(doc.words.joined(separator: " "))), ("words", JSONValue(doc.words.count)),
+                    ]
                 case let .randomTokens(c, _):
                     let doc = try RandomTokensTask(config: c, window: window).trainingDocument(seed: seed, index: index)
-                    f += [("split", .string("train")), ("window", JSONValue(index)), ("text", .string(doc.words.joined(separator: " "))),
-                          ("words", JSONValue(doc.words.count))]
+                    f += [
+                        ("split", .string("train")), ("window", JSONValue(index)),
+                        ("text", .string(doc.words.joined(separator: " "))),
+                        ("words", JSONValue(doc.words.count)),
+                    ]
                 }
                 out.append(.object(f))
             }

@@ -10,29 +10,53 @@ extension Manifest {
         var c = IGSMConfig()
         c.maxOps = r.int("maxOps", default: c.maxOps, in: 1...15)
         c.maskQuestion = r.bool("maskQuestion", default: c.maskQuestion)
-        if r.has("maxEdges") { c.maxEdges = r.int("maxEdges", default: c.maxEdges, in: 1...IGSMConfig.largestMaxEdges) } else { _ = r.value("maxEdges") }
-        if r.has("maxWords") { c.maxWords = r.int("maxWords", default: 1000, in: 16...100_000) } else { _ = r.value("maxWords") }
+        if r.has("maxEdges") {
+            c.maxEdges = r.int("maxEdges", default: c.maxEdges, in: 1...IGSMConfig.largestMaxEdges)
+        } else {
+            _ = r.value("maxEdges")
+        }
+        if r.has("maxWords") {
+            c.maxWords = r.int("maxWords", default: 1000, in: 16...100_000)
+        } else {
+            _ = r.value("maxWords")
+        }
         c.modulus = r.int("modulus", default: c.modulus, in: IGSMConfig.modulusRange)
-        c.render = IGSMConfig.Render(rawValue: r.choice("render", default: c.render.rawValue,
-                                                        from: IGSMConfig.Render.allCases.map(\.rawValue))) ?? .text
-        c.stepSymbols = IGSMConfig.StepSymbols(rawValue: r.choice("stepSymbols", default: c.stepSymbols.rawValue,
-                                                                  from: IGSMConfig.StepSymbols.allCases.map(\.rawValue))) ?? .random
-        c.split = IGSMConfig.Split(rawValue: r.choice("split", default: c.split.rawValue,
-                                                      from: IGSMConfig.Split.allCases.map(\.rawValue))) ?? .template
+        c.render =
+            IGSMConfig.Render(
+                rawValue: r.choice(
+                    "render", default: c.render.rawValue,
+                    from: IGSMConfig.Render.allCases.map(\.rawValue))) ?? .text
+        c.stepSymbols =
+            IGSMConfig.StepSymbols(
+                rawValue: r.choice(
+                    "stepSymbols", default: c.stepSymbols.rawValue,
+                    from: IGSMConfig.StepSymbols.allCases.map(\.rawValue))) ?? .random
+        c.split =
+            IGSMConfig.Split(
+                rawValue: r.choice(
+                    "split", default: c.split.rawValue,
+                    from: IGSMConfig.Split.allCases.map(\.rawValue))) ?? .template
         if r.has("curriculum") {
             var cr = r.object("curriculum")
             let from = cr.int("fromMaxOps", default: 1, in: 1...IGSMConfig.supportedMaxOps.upperBound)
             let documents = cr.int("documents", default: 100_000, in: 1...1_000_000_000)
             cr.finish()
             if from > c.maxOps {
-                r.issues.add(cr.sub("fromMaxOps"), "\(from) exceeds maxOps (\(c.maxOps)); the curriculum raises the op range up to maxOps")
+                r.issues.add(
+                    cr.sub("fromMaxOps"),
+                    "\(from) exceeds maxOps (\(c.maxOps)); the curriculum raises the op range up to maxOps")
             } else {
                 c.curriculum = IGSMConfig.Curriculum(fromMaxOps: from, documents: documents)
             }
-        } else { _ = r.value("curriculum") }
+        } else {
+            _ = r.value("curriculum")
+        }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
-        let ops = r.intList("evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
-        if Set(ops).count != ops.count { r.issues.add(r.sub("evalOps"), "lists an operation count twice; expected distinct values") }
+        let ops = r.intList(
+            "evalOps", default: [c.maxOps, c.maxOps + 5, c.maxOps + 6], in: 1...(c.maxOps + 6), maxCount: 32)
+        if Set(ops).count != ops.count {
+            r.issues.add(r.sub("evalOps"), "lists an operation count twice; expected distinct values")
+        }
         do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
         return .igsm(c, weight: weight, evalProblems: problems, evalOps: ops)
     }
@@ -73,17 +97,25 @@ extension Manifest {
         c.variables = r.int("variables", default: max(c.variables, c.statements), in: ChainConfig.variableRange)
         c.queries = r.int("queries", default: 1, in: 1...ChainConfig.statementRange.upperBound)
         c.derivedShare = r.double("derivedShare", default: c.derivedShare, in: 0...1)
-        c.syntax = ChainConfig.Syntax(rawValue: r.choice("syntax", default: c.syntax.rawValue,
-                                                         from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .compact
+        c.syntax =
+            ChainConfig.Syntax(
+                rawValue: r.choice(
+                    "syntax", default: c.syntax.rawValue,
+                    from: ChainConfig.Syntax.allCases.map(\.rawValue))) ?? .compact
         c.recallDocuments = r.int("recallDocuments", default: 0, in: 0...1_000_000_000)
-        c.cotSteps = ChainConfig.CotSteps(rawValue: r.choice("cotSteps", default: c.cotSteps.rawValue,
-                                                             from: ChainConfig.CotSteps.allCases.map(\.rawValue))) ?? .trace
+        c.cotSteps =
+            ChainConfig.CotSteps(
+                rawValue: r.choice(
+                    "cotSteps", default: c.cotSteps.rawValue,
+                    from: ChainConfig.CotSteps.allCases.map(\.rawValue))) ?? .trace
         do { try c.validate() } catch { r.issues.add(r.path, "chain: \(error)") }
         let problems = r.int("evalProblems", default: 100, in: 1...100_000)
         let longest = max(1, c.longestK)
         let defaultK = Array(c.minK...max(c.minK, min(longest, c.maxK + 2)))
         let ks = r.intList("evalK", default: defaultK, in: 1...longest, maxCount: 48)
-        if Set(ks).count != ks.count { r.issues.add(r.sub("evalK"), "lists a chain length twice; expected distinct values") }
+        if Set(ks).count != ks.count {
+            r.issues.add(r.sub("evalK"), "lists a chain length twice; expected distinct values")
+        }
         return .chain(c, weight: weight, evalProblems: problems, evalK: ks)
     }
 
@@ -107,9 +139,10 @@ extension Manifest {
 
     /// The model configuration (the vocabulary comes from the task mixture).
     public func modelConfig(vocab: Int) -> ModelConfig {
-        ModelConfig(arch: model.arch, dModel: model.dModel, layers: model.layers, heads: model.heads, kvHeads: model.kvHeads,
-                    ffnHidden: model.ffnHidden, context: model.context, vocab: vocab, tiedEmbeddings: model.tiedEmbeddings,
-                    schedule: model.schedule)
+        ModelConfig(
+            arch: model.arch, dModel: model.dModel, layers: model.layers, heads: model.heads, kvHeads: model.kvHeads,
+            ffnHidden: model.ffnHidden, context: model.context, vocab: vocab, tiedEmbeddings: model.tiedEmbeddings,
+            schedule: model.schedule)
     }
 
     /// Rough peak memory of training in MiB: parameters, gradients and AdamW moments, plus the
@@ -118,7 +151,8 @@ extension Manifest {
     public static func trainingMemoryMiB(_ c: ModelConfig, batch B: Int, context T: Int) -> Double {
         let N = Double(B * T), C = Double(c.dModel)
         let perPosition = N * (8 * C + 2 * Double(c.qkvWidth) + 3 * Double(c.fcWidth) + Double(c.heads * T) + 8)
-        let floats = 4 * Double(c.totalParams) + Double(c.applications) * perPosition + 3 * N * Double(c.vocab) + 4 * N * C
+        let floats =
+            4 * Double(c.totalParams) + Double(c.applications) * perPosition + 3 * N * Double(c.vocab) + 4 * N * C
         return floats * 4 / 1_048_576 + 32
     }
 
@@ -139,14 +173,20 @@ extension Manifest {
             return
         }
         if cfg.totalParams > limits.maxParams {
-            issues.add("model", "the model has \(cfg.totalParams) parameters; the limit maxParams is \(limits.maxParams)")
+            issues.add(
+                "model", "the model has \(cfg.totalParams) parameters; the limit maxParams is \(limits.maxParams)")
         }
         for (k, spec) in tasks.enumerated() {
             let path = tasks.count == 1 ? "task" : "task[\(k)]"
             if case let .igsm(c, _, _, ops) = spec, c.maxWords != nil, let t = mixture.tasks[k] as? IGSMTask {
                 for op in Set(ops + [c.maxOps]).sorted()
-                where t.acceptanceRate(ops: op, split: .test) < 0.002 || t.acceptanceRate(ops: op, split: .train) < 0.002 {
-                    issues.add(path + ".maxWords", "\(c.maxWords!) words is too few for problems with \(op) operations; raise maxWords or lower maxEdges")
+                where t.acceptanceRate(ops: op, split: .test) < 0.002
+                    || t.acceptanceRate(ops: op, split: .train) < 0.002
+                {
+                    issues.add(
+                        path + ".maxWords",
+                        "\(c.maxWords!) words is too few for problems with \(op) operations; raise maxWords or lower maxEdges"
+                    )
                     break
                 }
             }
@@ -154,12 +194,17 @@ extension Manifest {
                 // A model that writes every solution out must have room for it at every k evaluated.
                 let need = (ks + [c.maxK]).map { t.maxDocumentLength(k: $0) }.max()!
                 if need > model.context {
-                    issues.add("model.context", "\(model.context) is too short for chain documents with k up to \((ks + [c.maxK]).max()!) "
-                               + "(up to \(need) tokens in the \(c.format.rawValue) format); expected at least \(need)")
+                    issues.add(
+                        "model.context",
+                        "\(model.context) is too short for chain documents with k up to \((ks + [c.maxK]).max()!) "
+                            + "(up to \(need) tokens in the \(c.format.rawValue) format); expected at least \(need)")
                 }
             }
             if case let .randomTokens(c, _) = spec, c.tokens < model.context {
-                issues.add("task", "random-tokens needs tokens >= model.context (\(model.context)) to fill one window, got \(c.tokens)")
+                issues.add(
+                    "task",
+                    "random-tokens needs tokens >= model.context (\(model.context)) to fill one window, got \(c.tokens)"
+                )
             }
         }
         let longest = mixture.maxDocumentLength
@@ -168,16 +213,25 @@ extension Manifest {
             let chainSaid = issues.items.contains { $0.path == "model.context" }
             let hasIGSM = tasks.contains { if case .igsm = $0 { return true } else { return false } }
             if !chainSaid {
-                issues.add("model.context", "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1)"
-                           + (hasIGSM ? " (or set a smaller igsm maxWords)" : ""))
+                issues.add(
+                    "model.context",
+                    "\(model.context) is too short for the task's documents (up to \(longest) tokens); expected at least \(longest - 1)"
+                        + (hasIGSM ? " (or set a smaller igsm maxWords)" : ""))
             }
         }
         let need = Manifest.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
         if need > Double(memoryMiB) {
-            issues.add("resources.memoryMiB", "\(memoryMiB) is too little: training this model with batch \(train.batch) and context \(model.context) needs about \(Int(need.rounded(.up))) MiB")
+            issues.add(
+                "resources.memoryMiB",
+                "\(memoryMiB) is too little: training this model with batch \(train.batch) and context \(model.context) needs about \(Int(need.rounded(.up))) MiB"
+            )
         }
-        if train.warmup > train.steps { issues.add("train.warmup", "\(train.warmup) exceeds train.steps (\(train.steps))") }
-        if let m = train.minLr, m > train.lr { issues.add("train.minLr", "\(JSONValue.format(m)) exceeds train.lr (\(JSONValue.format(train.lr)))") }
+        if train.warmup > train.steps {
+            issues.add("train.warmup", "\(train.warmup) exceeds train.steps (\(train.steps))")
+        }
+        if let m = train.minLr, m > train.lr {
+            issues.add("train.minLr", "\(JSONValue.format(m)) exceeds train.lr (\(JSONValue.format(train.lr)))")
+        }
     }
 
     /// The trial with every default filled in (written as manifest.json).
@@ -187,44 +241,66 @@ extension Manifest {
             var f: [(String, JSONValue)] = [("type", .string(spec.type)), ("weight", JSONValue(spec.weight))]
             switch spec {
             case let .igsm(c, _, problems, ops):
-                f += [("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)), ("maxEdges", JSONValue(c.maxEdges))]
+                f += [
+                    ("maxOps", JSONValue(c.maxOps)), ("maskQuestion", JSONValue(c.maskQuestion)),
+                    ("maxEdges", JSONValue(c.maxEdges)),
+                ]
                 if let w = c.maxWords { f.append(("maxWords", JSONValue(w))) }
-                f += [("modulus", JSONValue(c.modulus)), ("render", .string(c.render.rawValue)),
-                      ("stepSymbols", .string(c.stepSymbols.rawValue)), ("split", .string(c.split.rawValue))]
+                f += [
+                    ("modulus", JSONValue(c.modulus)), ("render", .string(c.render.rawValue)),
+                    ("stepSymbols", .string(c.stepSymbols.rawValue)), ("split", .string(c.split.rawValue)),
+                ]
                 if let cu = c.curriculum {
-                    f.append(("curriculum", .object([("fromMaxOps", JSONValue(cu.fromMaxOps)), ("documents", JSONValue(cu.documents))])))
+                    f.append(
+                        (
+                            "curriculum",
+                            .object([("fromMaxOps", JSONValue(cu.fromMaxOps)), ("documents", JSONValue(cu.documents))])
+                        ))
                 }
                 f += [
-                      ("evalProblems", JSONValue(problems)), ("evalOps", .array(ops.map { JSONValue($0) }))]
+                    ("evalProblems", JSONValue(problems)), ("evalOps", .array(ops.map { JSONValue($0) })),
+                ]
             case let .bios(c, _, evalNames):
-                f += [("people", JSONValue(c.people)), ("firstNames", JSONValue(c.firstNames)),
-                      ("middleNames", JSONValue(c.middleNames)), ("lastNames", JSONValue(c.lastNames)),
-                      ("exposures", JSONValue(c.exposures)), ("evalNames", JSONValue(evalNames))]
-                if let a = c.attributes { f.append(("attributes", .object(a.sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) }))) }
+                f += [
+                    ("people", JSONValue(c.people)), ("firstNames", JSONValue(c.firstNames)),
+                    ("middleNames", JSONValue(c.middleNames)), ("lastNames", JSONValue(c.lastNames)),
+                    ("exposures", JSONValue(c.exposures)), ("evalNames", JSONValue(evalNames)),
+                ]
+                if let a = c.attributes {
+                    f.append(
+                        ("attributes", .object(a.sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) })))
+                }
             case let .randomTokens(c, _):
                 f += [("symbols", JSONValue(c.symbols)), ("tokens", JSONValue(c.tokens))]
             case let .chain(c, _, problems, ks):
-                f += [("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)), ("statements", JSONValue(c.statements)),
-                      ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
-                      ("queries", JSONValue(c.queries)), ("derivedShare", JSONValue(c.derivedShare)),
-                      ("syntax", .string(c.syntax.rawValue)), ("recallDocuments", JSONValue(c.recallDocuments)),
-                      ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) }))]
+                f += [
+                    ("format", .string(c.format.rawValue)), ("modulus", JSONValue(c.modulus)),
+                    ("statements", JSONValue(c.statements)),
+                    ("minK", JSONValue(c.minK)), ("maxK", JSONValue(c.maxK)), ("variables", JSONValue(c.variables)),
+                    ("queries", JSONValue(c.queries)), ("derivedShare", JSONValue(c.derivedShare)),
+                    ("syntax", .string(c.syntax.rawValue)), ("recallDocuments", JSONValue(c.recallDocuments)),
+                    ("evalProblems", JSONValue(problems)), ("evalK", .array(ks.map { JSONValue($0) })),
+                ]
                 // Only cot solutions have steps; direct manifests normalise as before.
                 if c.format == .cot { f.append(("cotSteps", .string(c.cotSteps.rawValue))) }
             }
             taskValues.append(.object(f))
         }
         var modelFields: [(String, JSONValue)] = [
-            ("arch", .string(model.arch.rawValue)), ("dModel", JSONValue(model.dModel)), ("layers", JSONValue(model.layers)),
+            ("arch", .string(model.arch.rawValue)), ("dModel", JSONValue(model.dModel)),
+            ("layers", JSONValue(model.layers)),
             ("heads", JSONValue(model.heads)),
         ]
         let cfg = modelConfig(vocab: 2)
-        modelFields += [("kvHeads", JSONValue(cfg.kvHeads)), ("ffnHidden", JSONValue(cfg.ffnHidden)),
-                        ("context", JSONValue(model.context)), ("schedule", .string(model.schedule.description)),
-                        ("tiedEmbeddings", JSONValue(cfg.tiedEmbeddings))]
+        modelFields += [
+            ("kvHeads", JSONValue(cfg.kvHeads)), ("ffnHidden", JSONValue(cfg.ffnHidden)),
+            ("context", JSONValue(model.context)), ("schedule", .string(model.schedule.description)),
+            ("tiedEmbeddings", JSONValue(cfg.tiedEmbeddings)),
+        ]
         let t = train
         let trainFields: [(String, JSONValue)] = [
-            ("steps", JSONValue(t.steps)), ("batch", JSONValue(t.batch)), ("lr", JSONValue(t.lr)), ("minLr", JSONValue(minLr)),
+            ("steps", JSONValue(t.steps)), ("batch", JSONValue(t.batch)), ("lr", JSONValue(t.lr)),
+            ("minLr", JSONValue(minLr)),
             ("warmup", JSONValue(t.warmup)), ("weightDecay", JSONValue(t.weightDecay)), ("clip", JSONValue(t.clip)),
             ("beta1", JSONValue(t.beta1)), ("beta2", JSONValue(t.beta2)), ("evalEvery", JSONValue(evalEvery)),
             ("checkpointEvery", JSONValue(checkpointEvery)), ("evalBatches", JSONValue(t.evalBatches)),

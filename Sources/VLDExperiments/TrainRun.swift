@@ -45,8 +45,11 @@ public struct RunContext {
     /// Polled between steps: true asks the trial to checkpoint and return `.stopped`.
     public var shouldStop: () -> Bool
 
-    public init(threads: Int? = nil, log: @escaping (String) -> Void = { _ in }, progress: @escaping (TrainProgress) -> Void = { _ in },
-                shouldStop: @escaping () -> Bool = { false }) {
+    public init(
+        threads: Int? = nil, log: @escaping (String) -> Void = { _ in },
+        progress: @escaping (TrainProgress) -> Void = { _ in },
+        shouldStop: @escaping () -> Bool = { false }
+    ) {
         self.threads = threads
         self.log = log
         self.progress = progress
@@ -95,7 +98,8 @@ public enum TrainRunner {
         let manifestFile = dir.manifest
         if let existing = try? String(contentsOf: manifestFile, encoding: .utf8) {
             guard existing == resolved else {
-                throw TrialError("\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
+                throw TrialError(
+                    "\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
             }
         } else {
             try writeAtomically(resolved, to: manifestFile)
@@ -112,7 +116,8 @@ public enum TrainRunner {
         let pool = ThreadPool(threads: threads)
         let ckpt = dir.checkpoint
         let tokenizerData = try tokenizerJSON(mixture.tokenizer)
-        let adamW = AdamWConfig(beta1: Float(m.train.beta1), beta2: Float(m.train.beta2), weightDecay: Float(m.train.weightDecay))
+        let adamW = AdamWConfig(
+            beta1: Float(m.train.beta1), beta2: Float(m.train.beta2), weightDecay: Float(m.train.weightDecay))
 
         var model: Transformer, opt: OptimizerState, state: TrainingState
         var elapsedBefore = 0.0
@@ -120,18 +125,25 @@ public enum TrainRunner {
         var lastTrainLoss = Double.nan
         if fm.fileExists(atPath: ckpt.appendingPathComponent("state.json").path) {
             (model, opt, state) = try Checkpoint.loadForResume(from: ckpt, pool: pool)
-            guard model.config == cfg else { throw TrialError("\(ckpt.path) holds a different model; remove \(dir.path) to start over") }
+            guard model.config == cfg else {
+                throw TrialError("\(ckpt.path) holds a different model; remove \(dir.path) to start over")
+            }
             _ = try WordTokenizer.load(from: ckpt, expecting: mixture.tokenizer)
             let run = try? JSONValue.parse(Data(contentsOf: ckpt.appendingPathComponent("run.json")))
             guard case let .number(e)? = run?["elapsedSeconds"], case let .number(ls)? = run?["lossSum"],
-                  case let .number(lc)? = run?["lossCount"], case let .number(th)? = run?["threads"],
-                  e.isFinite, ls.isFinite, lc >= 0, lc <= 1e12, lc.rounded() == lc, (0...Double(m.train.steps)).contains(Double(state.step)),
-                  state.dataCursor >= 0 else {
-                throw TrialError("\(ckpt.path): run.json or state.json is missing or damaged; remove \(dir.path) to start over")
+                case let .number(lc)? = run?["lossCount"], case let .number(th)? = run?["threads"],
+                e.isFinite, ls.isFinite, lc >= 0, lc <= 1e12, lc.rounded() == lc,
+                (0...Double(m.train.steps)).contains(Double(state.step)),
+                state.dataCursor >= 0
+            else {
+                throw TrialError(
+                    "\(ckpt.path): run.json or state.json is missing or damaged; remove \(dir.path) to start over")
             }
             // Reductions are ordered per thread, so a run continues bit-for-bit only with its thread count.
             guard Int(th) == threads else {
-                throw TrialError("\(dir.path) was started with \(Int(th)) threads; resume it with --threads \(Int(th)) (results depend on the thread count)")
+                throw TrialError(
+                    "\(dir.path) was started with \(Int(th)) threads; resume it with --threads \(Int(th)) (results depend on the thread count)"
+                )
             }
             (elapsedBefore, lossSum, lossCount) = (e, ls, Int(lc))
             if case let .number(x)? = run?["lastTrainLoss"] { lastTrainLoss = x }
@@ -149,25 +161,30 @@ public enum TrainRunner {
         let schedule = LRSchedule(peak: Float(m.train.lr), floor: Float(m.minLr), warmup: m.train.warmup, total: steps)
         let evaluator = Evaluator(manifest: m, mixture: mixture, config: cfg)
         if state.step == 0 {
-            log("vld \(VLD.version) train \(m.name) trial \(trial.index) [\(trial.condition)] seed \(m.seed) | \(cfg.arch.rawValue) "
-                + "d=\(cfg.dModel) L=\(cfg.layers) schedule \(cfg.schedule) D=\(cfg.applications) D_VLD=\(cfg.vldDepth) | "
-                + "P_total=\(cfg.totalParams) P_nonemb=\(cfg.nonEmbeddingParams) | tasks \(mixture.tokenizer.family) "
-                + "vocab \(cfg.vocab) | \(threads) threads, BLAS \(BLAS.coreName)")
+            log(
+                "vld \(VLD.version) train \(m.name) trial \(trial.index) [\(trial.condition)] seed \(m.seed) | \(cfg.arch.rawValue) "
+                    + "d=\(cfg.dModel) L=\(cfg.layers) schedule \(cfg.schedule) D=\(cfg.applications) D_VLD=\(cfg.vldDepth) | "
+                    + "P_total=\(cfg.totalParams) P_nonemb=\(cfg.nonEmbeddingParams) | tasks \(mixture.tokenizer.family) "
+                    + "vocab \(cfg.vocab) | \(threads) threads, BLAS \(BLAS.coreName)")
         }
 
         let start = Date()
         let firstStep = state.step
         // Test hook: VLD_FAULT_STEP_DELAY_MS slows every step, so that tests which interrupt a run
         // between two checkpoints do not depend on how fast the machine trains. Numbers are unchanged.
-        let stepDelay = ProcessInfo.processInfo.environment["VLD_FAULT_STEP_DELAY_MS"].flatMap(UInt32.init).map { min($0, 10_000) } ?? 0
+        let stepDelay =
+            ProcessInfo.processInfo.environment["VLD_FAULT_STEP_DELAY_MS"].flatMap(UInt32.init).map { min($0, 10_000) }
+            ?? 0
         func saveCheckpoint() throws {
             let run = JSONValue.object([
-                ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)), ("lastTrainLoss", JSONValue(lastTrainLoss)),
+                ("lossSum", JSONValue(lossSum)), ("lossCount", JSONValue(lossCount)),
+                ("lastTrainLoss", JSONValue(lastTrainLoss)),
                 ("threads", JSONValue(threads)),
                 ("elapsedSeconds", JSONValue(elapsedBefore + Date().timeIntervalSince(start))),
             ])
-            try Checkpoint.save(model, to: ckpt, optimizer: opt, state: state,
-                                extraFiles: ["tokenizer.json": tokenizerData, "run.json": Data(run.serialized().utf8)])
+            try Checkpoint.save(
+                model, to: ckpt, optimizer: opt, state: state,
+                extraFiles: ["tokenizer.json": tokenizerData, "run.json": Data(run.serialized().utf8)])
         }
 
         while state.step < steps {
@@ -178,13 +195,18 @@ public enum TrainRunner {
             }
             if stepDelay > 0 { usleep(stepDelay * 1000) }
             let batch = try mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
-            let stats = try model.trainStep(inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
-                                            clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
+            let stats = try model.trainStep(
+                inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
+                clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
             state.step += 1
             state.dataCursor = batch.nextCursor
             guard stats.loss.isFinite else {
-                try appendMetrics(metricsFile, .object([("step", JSONValue(state.step)), ("trainLoss", .null), ("diverged", .bool(true))]))
-                throw TrialError("training diverged at step \(state.step): loss is \(stats.loss); lower train.lr or raise train.warmup")
+                try appendMetrics(
+                    metricsFile,
+                    .object([("step", JSONValue(state.step)), ("trainLoss", .null), ("diverged", .bool(true))]))
+                throw TrialError(
+                    "training diverged at step \(state.step): loss is \(stats.loss); lower train.lr or raise train.warmup"
+                )
             }
             lossSum += Double(stats.loss)
             lossCount += 1
@@ -194,8 +216,10 @@ public enum TrainRunner {
             let eta = elapsed / Double(done) * Double(steps - state.step)
             let isEval = state.step % m.evalEvery == 0 || state.step == steps
             if !isEval {
-                context.progress(TrainProgress(step: state.step, steps: steps, loss: Double(stats.loss), tokensPerSecond: tps,
-                                               etaSeconds: eta, evalLoss: nil))
+                context.progress(
+                    TrainProgress(
+                        step: state.step, steps: steps, loss: Double(stats.loss), tokensPerSecond: tps,
+                        etaSeconds: eta, evalLoss: nil))
                 if state.step % m.checkpointEvery == 0 {
                     try saveCheckpoint()
                 }
@@ -206,7 +230,8 @@ public enum TrainRunner {
             lossCount = 0
             let e = try evaluator.evaluate(model)
             var fields: [(String, JSONValue)] = [
-                ("step", JSONValue(state.step)), ("trainLoss", JSONValue(lastTrainLoss)), ("evalLoss", JSONValue(e.loss)),
+                ("step", JSONValue(state.step)), ("trainLoss", JSONValue(lastTrainLoss)),
+                ("evalLoss", JSONValue(e.loss)),
                 ("lr", JSONValue(Double(stats.lr))), ("gradNorm", JSONValue(Double(stats.gradNorm))),
                 ("tokens", JSONValue(state.step * B * T)),
                 ("flops", JSONValue(Double(state.step) * cfg.trainFlopsPerStep(batch: B, seqLen: T))),
@@ -214,10 +239,15 @@ public enum TrainRunner {
             fields += e.scalars.map { ($0.0, JSONValue($0.1)) }
             try appendMetrics(metricsFile, .object(fields))
             let extras = headline(e)
-            log(String(format: "step %d/%d train_loss=%.4f eval_loss=%.4f tok/s=%.0f", state.step, steps, lastTrainLoss, e.loss, tps)
-                + " eta=\(formatDuration(eta)) " + extras)
-            context.progress(TrainProgress(step: state.step, steps: steps, loss: lastTrainLoss, tokensPerSecond: tps,
-                                           etaSeconds: eta, evalLoss: e.loss))
+            log(
+                String(
+                    format: "step %d/%d train_loss=%.4f eval_loss=%.4f tok/s=%.0f", state.step, steps, lastTrainLoss,
+                    e.loss, tps)
+                    + " eta=\(formatDuration(eta)) " + extras)
+            context.progress(
+                TrainProgress(
+                    step: state.step, steps: steps, loss: lastTrainLoss, tokensPerSecond: tps,
+                    etaSeconds: eta, evalLoss: e.loss))
             if state.step % m.checkpointEvery == 0 || state.step == steps {
                 try saveCheckpoint()
             }
@@ -230,10 +260,12 @@ public enum TrainRunner {
 
         func finish(_ e: Evaluation) throws {
             let wall = elapsedBefore + Date().timeIntervalSince(start)
-            let results = resultsJSON(trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
-                                      trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
-            try writeAtomically(TrialReport.html(trial: trial, results: results, metrics: dir.readMetrics()),
-                                to: dir.report)
+            let results = resultsJSON(
+                trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
+                trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
+            try writeAtomically(
+                TrialReport.html(trial: trial, results: results, metrics: dir.readMetrics()),
+                to: dir.report)
             try writeAtomically(results.serialized() + "\n", to: dir.results)
             let extras = headline(e)
             log("done in \(formatDuration(wall)): eval_loss=\(formatNumber(e.loss, significant: 4)) " + extras)
@@ -247,8 +279,10 @@ public enum TrainRunner {
     }
 
     /// results.json of a finished trial.
-    static func resultsJSON(trial: Trial, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState, threads: Int,
-                            trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double) -> JSONValue {
+    static func resultsJSON(
+        trial: Trial, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState, threads: Int,
+        trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double
+    ) -> JSONValue {
         let m = trial.manifest
         let B = m.train.batch, T = m.model.context
         var documents = [Int](repeating: 0, count: mixture.tasks.count)
@@ -256,11 +290,14 @@ public enum TrainRunner {
         var docFields: [(String, JSONValue)] = []
         for (k, task) in mixture.tasks.enumerated() { docFields.append((task.family, JSONValue(documents[k]))) }
         var training: [(String, JSONValue)] = [
-            ("steps", JSONValue(state.step)), ("tokensSeen", JSONValue(state.step * B * T)), ("documents", .object(docFields)),
+            ("steps", JSONValue(state.step)), ("tokensSeen", JSONValue(state.step * B * T)),
+            ("documents", .object(docFields)),
             ("finalTrainLoss", JSONValue(trainLoss)), ("evalLoss", JSONValue(e.loss)),
         ]
         for (k, spec) in m.tasks.enumerated() {
-            if case let .bios(c, _, _) = spec { training.append(("biosExposures", JSONValue(Double(documents[k]) / Double(c.people)))) }
+            if case let .bios(c, _, _) = spec {
+                training.append(("biosExposures", JSONValue(Double(documents[k]) / Double(c.people))))
+            }
             if case .randomTokens = spec, let t = mixture.tasks[k] as? RandomTokensTask {
                 training.append(("randomTokensPasses", JSONValue(Double(documents[k]) / Double(t.windowCount))))
             }
@@ -269,25 +306,37 @@ public enum TrainRunner {
         return .object([
             ("vldVersion", .string(VLD.version)), ("name", .string(m.name)), ("kind", .string(m.kind.rawValue)),
             ("trial", JSONValue(trial.index)), ("condition", .string(trial.condition)),
-            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(m.seed))), ("threads", JSONValue(threads)),
-            ("model", .object([
-                ("arch", .string(cfg.arch.rawValue)), ("dModel", JSONValue(cfg.dModel)), ("layers", JSONValue(cfg.layers)),
-                ("heads", JSONValue(cfg.heads)), ("context", JSONValue(cfg.context)), ("vocab", JSONValue(cfg.vocab)),
-                ("schedule", .string(cfg.schedule.description)), ("D", JSONValue(cfg.applications)),
-                ("D_VLD", JSONValue(cfg.vldDepth)), ("P_total", JSONValue(cfg.totalParams)),
-                ("P_nonEmbedding", JSONValue(cfg.nonEmbeddingParams)),
-            ])),
-            ("flops", .object([
-                ("forwardPerToken", JSONValue(cfg.forwardFlopsPerToken(attending: T))),
-                ("trainPerStep", JSONValue(trainFlops)), ("train", JSONValue(trainFlops * Double(state.step))),
-            ])),
+            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(m.seed))),
+            ("threads", JSONValue(threads)),
+            (
+                "model",
+                .object([
+                    ("arch", .string(cfg.arch.rawValue)), ("dModel", JSONValue(cfg.dModel)),
+                    ("layers", JSONValue(cfg.layers)),
+                    ("heads", JSONValue(cfg.heads)), ("context", JSONValue(cfg.context)),
+                    ("vocab", JSONValue(cfg.vocab)),
+                    ("schedule", .string(cfg.schedule.description)), ("D", JSONValue(cfg.applications)),
+                    ("D_VLD", JSONValue(cfg.vldDepth)), ("P_total", JSONValue(cfg.totalParams)),
+                    ("P_nonEmbedding", JSONValue(cfg.nonEmbeddingParams)),
+                ])
+            ),
+            (
+                "flops",
+                .object([
+                    ("forwardPerToken", JSONValue(cfg.forwardFlopsPerToken(attending: T))),
+                    ("trainPerStep", JSONValue(trainFlops)), ("train", JSONValue(trainFlops * Double(state.step))),
+                ])
+            ),
             ("training", .object(training)),
             ("tasks", .object(e.tasks)),
             ("metrics", .object(e.scalars.map { ($0.0, JSONValue($0.1)) })),
-            ("timing", .object([
-                ("wallSeconds", JSONValue((wallSeconds * 10).rounded() / 10)),
-                ("tokensPerSecond", JSONValue((Double(state.step * B * T) / max(wallSeconds, 1e-9)).rounded())),
-            ])),
+            (
+                "timing",
+                .object([
+                    ("wallSeconds", JSONValue((wallSeconds * 10).rounded() / 10)),
+                    ("tokensPerSecond", JSONValue((Double(state.step * B * T) / max(wallSeconds, 1e-9)).rounded())),
+                ])
+            ),
         ])
     }
 
@@ -327,7 +376,9 @@ public enum TrainRunner {
 final class LogFile {
     let handle: FileHandle
     init(_ url: URL) throws {
-        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) {
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
     }

@@ -48,7 +48,8 @@ public struct TrialDirectory: Equatable, Sendable {
     /// Publishes this directory as `final` by one rename(2).
     public func publish(as final: TrialDirectory) throws {
         guard rename(path, final.path) == 0 else {
-            throw TrialError("cannot publish \(path) as \(final.path): \(String(cString: strerror(errno)))", retryable: true)
+            throw TrialError(
+                "cannot publish \(path) as \(final.path): \(String(cString: strerror(errno)))", retryable: true)
         }
     }
 }
@@ -64,9 +65,13 @@ public struct ExperimentDirectory: Equatable, Sendable {
     public var source: URL { root.appendingPathComponent("experiment.json") }
     public var partial: URL { root.appendingPathComponent(".partial") }
     /// Where `trial` is published.
-    public func published(_ trial: Trial) -> TrialDirectory { TrialDirectory(root.appendingPathComponent(trial.directoryName)) }
+    public func published(_ trial: Trial) -> TrialDirectory {
+        TrialDirectory(root.appendingPathComponent(trial.directoryName))
+    }
     /// Where `trial` runs until it is published.
-    public func work(_ trial: Trial) -> TrialDirectory { TrialDirectory(partial.appendingPathComponent(trial.directoryName)) }
+    public func work(_ trial: Trial) -> TrialDirectory {
+        TrialDirectory(partial.appendingPathComponent(trial.directoryName))
+    }
     /// The lock a process holds while it runs `trial`.
     public func lock(_ trial: Trial) -> String { partial.appendingPathComponent(trial.directoryName + ".lock").path }
     /// The comparison's files.

@@ -32,7 +32,8 @@ public enum BenchConfig {
         default: return nil
         }
         // n_positions = max(ctx, prompt 16 + 64 new), as in the PyTorch script.
-        let cfg = ModelConfig(arch: arch, dModel: d, layers: L, heads: H, context: max(T, 80), vocab: V, schedule: schedule)
+        let cfg = ModelConfig(
+            arch: arch, dModel: d, layers: L, heads: H, context: max(T, 80), vocab: V, schedule: schedule)
         return (cfg, B, T)
     }
 }
@@ -62,10 +63,14 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
         let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
         var data = SeededRNG(seed: 1235)
         let batches = (0..<4).map { _ in
-            ((0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) }, (0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) })
+            (
+                (0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) },
+                (0..<(B * T)).map { _ in Int32(data.nextInt(cfg.vocab)) }
+            )
         }
         for i in 0..<3 {
-            _ = try! model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
+            _ = try! model.trainStep(
+                inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
         }
         var times: [Double] = []
         let start = now()
@@ -73,8 +78,10 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
         var loss: Float = 0
         while (i < 10 || now() - start < o.minSeconds) && i < 1000 {
             let t0 = now()
-            loss = try! model.trainStep(inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
-                                   optimizer: opt).loss
+            loss = try! model.trainStep(
+                inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
+                optimizer: opt
+            ).loss
             times.append(now() - t0)
             i += 1
         }

@@ -49,8 +49,10 @@ public enum Checkpoint {
     /// `extraFiles` (e.g. tokenizer.json) are published in the same rename; they are not
     /// checksummed in state.json, so their readers check them (WordTokenizer.load compares the
     /// whole vocabulary).
-    public static func save(_ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil,
-                            extraFiles: [String: Data] = [:]) throws {
+    public static func save(
+        _ model: Transformer, to dir: URL, optimizer: OptimizerState? = nil, state: TrainingState? = nil,
+        extraFiles: [String: Data] = [:]
+    ) throws {
         let fm = FileManager.default
         let parent = dir.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -63,15 +65,23 @@ public enum Checkpoint {
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
             var files: [String: Data] = [:]
-            files["model.safetensors"] = Safetensors.encode(HFFormat.export(model), metadata: ["vld_version": VLD.version])
-            let config = try JSONSerialization.data(withJSONObject: HFFormat.configJSON(model.config),
-                                                    options: [.prettyPrinted, .sortedKeys])
+            files["model.safetensors"] = Safetensors.encode(
+                HFFormat.export(model), metadata: ["vld_version": VLD.version])
+            let config = try JSONSerialization.data(
+                withJSONObject: HFFormat.configJSON(model.config),
+                options: [.prettyPrinted, .sortedKeys])
             files["config.json"] = config
             if let optimizer, var state {
                 var tensors: [NamedTensor] = []
                 for slot in model.layout.tensors {
-                    tensors.append(NamedTensor(name: "m." + slot.name, shape: slot.shape, values: optimizer.m.array(slot.offset, slot.count)))
-                    tensors.append(NamedTensor(name: "v." + slot.name, shape: slot.shape, values: optimizer.v.array(slot.offset, slot.count)))
+                    tensors.append(
+                        NamedTensor(
+                            name: "m." + slot.name, shape: slot.shape,
+                            values: optimizer.m.array(slot.offset, slot.count)))
+                    tensors.append(
+                        NamedTensor(
+                            name: "v." + slot.name, shape: slot.shape,
+                            values: optimizer.v.array(slot.offset, slot.count)))
                 }
                 files["optimizer.safetensors"] = Safetensors.encode(tensors, metadata: ["step": String(optimizer.step)])
                 state.files = files.mapValues { String(format: "%08x", CRC32.checksum($0)) }
@@ -81,7 +91,9 @@ public enum Checkpoint {
                 files["state.json"] = try enc.encode(state)
             }
             for (name, data) in extraFiles {
-                guard files[name] == nil, !name.contains("/") else { throw CheckpointError("extra checkpoint file \(name) is not allowed") }
+                guard files[name] == nil, !name.contains("/") else {
+                    throw CheckpointError("extra checkpoint file \(name) is not allowed")
+                }
                 files[name] = data
             }
             for (name, data) in files.sorted(by: { $0.key < $1.key }) {
@@ -90,7 +102,8 @@ public enum Checkpoint {
             try fsyncPath(tmp.path)
             if fm.fileExists(atPath: dir.path) {
                 guard clinux_rename_exchange(tmp.path, dir.path) == 0 else {
-                    throw CheckpointError("\(dir.path): cannot replace the checkpoint: \(String(cString: strerror(errno)))")
+                    throw CheckpointError(
+                        "\(dir.path): cannot replace the checkpoint: \(String(cString: strerror(errno)))")
                 }
                 // Make the swap durable before the previous checkpoint (now at tmp) goes away;
                 // failing to delete it afterwards leaves a leftover, not a broken checkpoint.
@@ -99,7 +112,8 @@ public enum Checkpoint {
                 return
             } else {
                 guard rename(tmp.path, dir.path) == 0 else {
-                    throw CheckpointError("\(dir.path): cannot publish the checkpoint: \(String(cString: strerror(errno)))")
+                    throw CheckpointError(
+                        "\(dir.path): cannot publish the checkpoint: \(String(cString: strerror(errno)))")
                 }
             }
             try fsyncPath(parent.path)
@@ -132,22 +146,28 @@ public enum Checkpoint {
 
     /// Loads model, optimizer and training state for resuming; verifies every file against the
     /// checksums in state.json.
-    public static func loadForResume(from dir: URL, pool: ThreadPool) throws -> (Transformer, OptimizerState, TrainingState) {
+    public static func loadForResume(from dir: URL, pool: ThreadPool) throws -> (
+        Transformer, OptimizerState, TrainingState
+    ) {
         let stateFile = dir.appendingPathComponent("state.json")
         let state: TrainingState
-        do { state = try JSONDecoder().decode(TrainingState.self, from: try read(stateFile)) } catch let e as CheckpointError {
+        do { state = try JSONDecoder().decode(TrainingState.self, from: try read(stateFile)) } catch let e
+            as CheckpointError
+        {
             throw e
         } catch {
             throw CheckpointError("\(stateFile.path): corrupt or incomplete: \(error)")
         }
         let expected: Set<String> = ["config.json", "model.safetensors", "optimizer.safetensors"]
         guard Set(state.files.keys) == expected else {
-            throw CheckpointError("\(stateFile.path): must list the checksums of exactly \(expected.sorted().joined(separator: ", "))")
+            throw CheckpointError(
+                "\(stateFile.path): must list the checksums of exactly \(expected.sorted().joined(separator: ", "))")
         }
         for (name, crc) in state.files.sorted(by: { $0.key < $1.key }) {
             let actual = String(format: "%08x", CRC32.checksum(try read(dir.appendingPathComponent(name))))
             guard actual == crc else {
-                throw CheckpointError("\(dir.appendingPathComponent(name).path): checksum \(actual) does not match \(crc) in state.json")
+                throw CheckpointError(
+                    "\(dir.appendingPathComponent(name).path): checksum \(actual) does not match \(crc) in state.json")
             }
         }
         let model = try loadModel(from: dir, pool: pool)
@@ -181,18 +201,26 @@ public enum Checkpoint {
             while off < buf.count {
                 let n = write(fd, buf.baseAddress! + off, buf.count - off)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw CheckpointError("\(url.path): write failed: \(String(cString: strerror(errno)))") }
+                guard n > 0 else {
+                    throw CheckpointError("\(url.path): write failed: \(String(cString: strerror(errno)))")
+                }
                 off += n
             }
         }
-        guard fsync(fd) == 0 else { throw CheckpointError("\(url.path): fsync failed: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw CheckpointError("\(url.path): fsync failed: \(String(cString: strerror(errno)))")
+        }
     }
 
     static func fsyncPath(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw CheckpointError("\(path): cannot open directory: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw CheckpointError("\(path): cannot open directory: \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))")
+        }
     }
 }
 

@@ -33,10 +33,13 @@ enum HFFormat {
             for l in 0..<cfg.layers {
                 let h = "transformer.h.\(l)."
                 one("h.\(l).norm1.weight", h + "ln_1.weight"); one("h.\(l).norm1.bias", h + "ln_1.bias")
-                one("h.\(l).qkv.weight", h + "attn.c_attn.weight", transpose: true); one("h.\(l).qkv.bias", h + "attn.c_attn.bias")
-                one("h.\(l).proj.weight", h + "attn.c_proj.weight", transpose: true); one("h.\(l).proj.bias", h + "attn.c_proj.bias")
+                one("h.\(l).qkv.weight", h + "attn.c_attn.weight", transpose: true);
+                one("h.\(l).qkv.bias", h + "attn.c_attn.bias")
+                one("h.\(l).proj.weight", h + "attn.c_proj.weight", transpose: true);
+                one("h.\(l).proj.bias", h + "attn.c_proj.bias")
                 one("h.\(l).norm2.weight", h + "ln_2.weight"); one("h.\(l).norm2.bias", h + "ln_2.bias")
-                one("h.\(l).fc.weight", h + "mlp.c_fc.weight", transpose: true); one("h.\(l).fc.bias", h + "mlp.c_fc.bias")
+                one("h.\(l).fc.weight", h + "mlp.c_fc.weight", transpose: true);
+                one("h.\(l).fc.bias", h + "mlp.c_fc.bias")
                 one("h.\(l).fc_proj.weight", h + "mlp.c_proj.weight", transpose: true)
                 one("h.\(l).fc_proj.bias", h + "mlp.c_proj.bias")
             }
@@ -47,15 +50,23 @@ enum HFFormat {
             for l in 0..<cfg.layers {
                 let h = "model.layers.\(l)."
                 one("h.\(l).norm1.weight", h + "input_layernorm.weight")
-                out.append(Mapping(internalName: "h.\(l).qkv.weight",
-                                   parts: [(h + "self_attn.q_proj.weight", cfg.heads * HS),
-                                           (h + "self_attn.k_proj.weight", cfg.kvHeads * HS),
-                                           (h + "self_attn.v_proj.weight", cfg.kvHeads * HS)], transpose: false))
+                out.append(
+                    Mapping(
+                        internalName: "h.\(l).qkv.weight",
+                        parts: [
+                            (h + "self_attn.q_proj.weight", cfg.heads * HS),
+                            (h + "self_attn.k_proj.weight", cfg.kvHeads * HS),
+                            (h + "self_attn.v_proj.weight", cfg.kvHeads * HS),
+                        ], transpose: false))
                 one("h.\(l).proj.weight", h + "self_attn.o_proj.weight")
                 one("h.\(l).norm2.weight", h + "post_attention_layernorm.weight")
-                out.append(Mapping(internalName: "h.\(l).fc.weight",
-                                   parts: [(h + "mlp.gate_proj.weight", cfg.ffnHidden), (h + "mlp.up_proj.weight", cfg.ffnHidden)],
-                                   transpose: false))
+                out.append(
+                    Mapping(
+                        internalName: "h.\(l).fc.weight",
+                        parts: [
+                            (h + "mlp.gate_proj.weight", cfg.ffnHidden), (h + "mlp.up_proj.weight", cfg.ffnHidden),
+                        ],
+                        transpose: false))
                 one("h.\(l).fc_proj.weight", h + "mlp.down_proj.weight")
             }
             one("norm_f.weight", "model.norm.weight")
@@ -85,12 +96,20 @@ enum HFFormat {
             for part in m.parts {
                 let base = model.params[slot.offset + row * cols]
                 if slot.shape.count == 1 {
-                    out.append(NamedTensor(name: part.hfName, shape: [part.rows], values: Array(UnsafeBufferPointer(start: base, count: part.rows))))
+                    out.append(
+                        NamedTensor(
+                            name: part.hfName, shape: [part.rows],
+                            values: Array(UnsafeBufferPointer(start: base, count: part.rows))))
                 } else if m.transpose {
-                    out.append(NamedTensor(name: part.hfName, shape: [cols, part.rows], values: transpose(base, rows: part.rows, cols: cols)))
+                    out.append(
+                        NamedTensor(
+                            name: part.hfName, shape: [cols, part.rows],
+                            values: transpose(base, rows: part.rows, cols: cols)))
                 } else {
-                    out.append(NamedTensor(name: part.hfName, shape: [part.rows, cols],
-                                           values: Array(UnsafeBufferPointer(start: base, count: part.rows * cols))))
+                    out.append(
+                        NamedTensor(
+                            name: part.hfName, shape: [part.rows, cols],
+                            values: Array(UnsafeBufferPointer(start: base, count: part.rows * cols))))
                 }
                 row += part.rows
             }
@@ -107,10 +126,14 @@ enum HFFormat {
             let cols = slot.shape.count == 2 ? slot.shape[1] : 1
             var row = 0
             for part in m.parts {
-                guard let t = tensors[part.hfName] else { throw CheckpointError("\(file): missing tensor \(part.hfName)") }
-                let expected = slot.shape.count == 1 ? [part.rows] : (m.transpose ? [cols, part.rows] : [part.rows, cols])
+                guard let t = tensors[part.hfName] else {
+                    throw CheckpointError("\(file): missing tensor \(part.hfName)")
+                }
+                let expected =
+                    slot.shape.count == 1 ? [part.rows] : (m.transpose ? [cols, part.rows] : [part.rows, cols])
                 guard t.shape == expected else {
-                    throw CheckpointError("\(file): tensor \(part.hfName) has shape \(t.shape), expected \(expected) from config.json")
+                    throw CheckpointError(
+                        "\(file): tensor \(part.hfName) has shape \(t.shape), expected \(expected) from config.json")
                 }
                 let dst = model.params[slot.offset + row * cols]
                 t.values.withUnsafeBufferPointer { src in
@@ -130,36 +153,46 @@ enum HFFormat {
                 // Some writers store the tied head anyway; it must equal the embedding.
                 let wte = model.layout.slot(named: "wte")!
                 if tensors[name]!.values == model.params.array(wte.offset, wte.count) { continue }
-                throw CheckpointError("\(file): lm_head.weight differs from the token embedding but config.json says tie_word_embeddings")
+                throw CheckpointError(
+                    "\(file): lm_head.weight differs from the token embedding but config.json says tie_word_embeddings")
             }
-            throw CheckpointError("\(file): unexpected tensor \(name) (not part of a \(model.config.arch.rawValue) model with this config)")
+            throw CheckpointError(
+                "\(file): unexpected tensor \(name) (not part of a \(model.config.arch.rawValue) model with this config)"
+            )
         }
     }
 
     // MARK: config.json
 
     static func configJSON(_ cfg: ModelConfig) -> [String: Any] {
-        var j: [String: Any] = ["vocab_size": cfg.vocab, "tie_word_embeddings": cfg.tiedEmbeddings, "torch_dtype": "float32",
-                                "vld_schedule": cfg.schedule.description, "use_cache": true,
-                                // vld vocabularies have no GPT-2/Llama special tokens; null keeps
-                                // transformers from assuming its defaults (50256 for GPT-2).
-                                "bos_token_id": NSNull(), "eos_token_id": NSNull()]
+        var j: [String: Any] = [
+            "vocab_size": cfg.vocab, "tie_word_embeddings": cfg.tiedEmbeddings, "torch_dtype": "float32",
+            "vld_schedule": cfg.schedule.description, "use_cache": true,
+            // vld vocabularies have no GPT-2/Llama special tokens; null keeps
+            // transformers from assuming its defaults (50256 for GPT-2).
+            "bos_token_id": NSNull(), "eos_token_id": NSNull(),
+        ]
         switch cfg.arch {
         case .gpt2:
-            j.merge(["architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_positions": cfg.context, "n_ctx": cfg.context,
-                     "n_embd": cfg.dModel, "n_layer": cfg.layers, "n_head": cfg.heads,
-                     "n_inner": cfg.ffnHidden == 4 * cfg.dModel ? NSNull() : cfg.ffnHidden as Any,
-                     "activation_function": "gelu_new", "layer_norm_epsilon": Double(cfg.normEps),
-                     "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "scale_attn_weights": true,
-                     "scale_attn_by_inverse_layer_idx": false, "reorder_and_upcast_attn": false]) { $1 }
+            j.merge([
+                "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_positions": cfg.context,
+                "n_ctx": cfg.context,
+                "n_embd": cfg.dModel, "n_layer": cfg.layers, "n_head": cfg.heads,
+                "n_inner": cfg.ffnHidden == 4 * cfg.dModel ? NSNull() : cfg.ffnHidden as Any,
+                "activation_function": "gelu_new", "layer_norm_epsilon": Double(cfg.normEps),
+                "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "scale_attn_weights": true,
+                "scale_attn_by_inverse_layer_idx": false, "reorder_and_upcast_attn": false,
+            ]) { $1 }
         case .llama:
-            j.merge(["architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg.dModel,
-                     "intermediate_size": cfg.ffnHidden, "num_hidden_layers": cfg.layers, "num_attention_heads": cfg.heads,
-                     "num_key_value_heads": cfg.kvHeads, "head_dim": cfg.headSize, "max_position_embeddings": cfg.context,
-                     "rms_norm_eps": Double(cfg.normEps), "rope_theta": cfg.ropeTheta,
-                     "rope_parameters": ["rope_type": "default", "rope_theta": cfg.ropeTheta], "hidden_act": "silu",
-                     "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(), "attention_dropout": 0.0,
-                     "pretraining_tp": 1]) { $1 }
+            j.merge([
+                "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg.dModel,
+                "intermediate_size": cfg.ffnHidden, "num_hidden_layers": cfg.layers, "num_attention_heads": cfg.heads,
+                "num_key_value_heads": cfg.kvHeads, "head_dim": cfg.headSize, "max_position_embeddings": cfg.context,
+                "rms_norm_eps": Double(cfg.normEps), "rope_theta": cfg.ropeTheta,
+                "rope_parameters": ["rope_type": "default", "rope_theta": cfg.ropeTheta], "hidden_act": "silu",
+                "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(), "attention_dropout": 0.0,
+                "pretraining_tp": 1,
+            ]) { $1 }
         }
         return j
     }
@@ -188,7 +221,9 @@ enum HFFormat {
         var schedule = LayerSchedule.base
         if let s = j["vld_schedule"] {
             if let text = s as? String {
-                do { schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError { throw fail("vld_schedule: \(e.message)") }
+                do { schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError {
+                    throw fail("vld_schedule: \(e.message)")
+                }
             } else if let list = s as? [Int] {
                 schedule = .explicit(list)
             } else {
@@ -199,15 +234,18 @@ enum HFFormat {
         let cfg: ModelConfig
         switch modelType {
         case "gpt2":
-            try require("activation_function", { ["gelu_new", "gelu_pytorch_tanh"].contains($0 as? String) }, "vld implements gelu_new (tanh GELU)")
+            try require(
+                "activation_function", { ["gelu_new", "gelu_pytorch_tanh"].contains($0 as? String) },
+                "vld implements gelu_new (tanh GELU)")
             try require("scale_attn_weights", { ($0 as? Bool) == true }, "vld scales attention by 1/sqrt(head size)")
             try require("scale_attn_by_inverse_layer_idx", { ($0 as? Bool) == false }, "not implemented")
             try require("add_cross_attention", { ($0 as? Bool) == false }, "vld models are decoder-only")
             let d = try int("n_embd")
-            cfg = ModelConfig(arch: .gpt2, dModel: d, layers: try int("n_layer"), heads: try int("n_head"),
-                              ffnHidden: try optionalInt("n_inner") ?? 4 * d, context: try int("n_positions"),
-                              vocab: try int("vocab_size"), tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? true,
-                              normEps: Float(try double("layer_norm_epsilon", default: 1e-5)), schedule: schedule)
+            cfg = ModelConfig(
+                arch: .gpt2, dModel: d, layers: try int("n_layer"), heads: try int("n_head"),
+                ffnHidden: try optionalInt("n_inner") ?? 4 * d, context: try int("n_positions"),
+                vocab: try int("vocab_size"), tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? true,
+                normEps: Float(try double("layer_norm_epsilon", default: 1e-5)), schedule: schedule)
         case "llama":
             try require("hidden_act", { ($0 as? String) == "silu" }, "vld implements SwiGLU with silu")
             try require("attention_bias", { ($0 as? Bool) == false }, "vld's llama has no attention biases")
@@ -218,23 +256,29 @@ enum HFFormat {
             if let rp = j["rope_parameters"], !(rp is NSNull) {
                 guard let params = rp as? [String: Any] else { throw fail("rope_parameters is not an object") }
                 let type = params["rope_type"] as? String ?? "default"
-                guard type == "default" else { throw fail("unsupported rope_parameters.rope_type = \(type): vld implements default RoPE") }
+                guard type == "default" else {
+                    throw fail("unsupported rope_parameters.rope_type = \(type): vld implements default RoPE")
+                }
                 if let t = params["rope_theta"] as? Double { theta = t }
             }
             try require("pretraining_tp", { ($0 as? Int) == 1 }, "tensor-parallel slicing is not implemented")
             let d = try int("hidden_size"), heads = try int("num_attention_heads")
             guard heads >= 1 else { throw fail("num_attention_heads must be >= 1, got \(heads)") }
             if let hd = try optionalInt("head_dim"), hd != d / heads {
-                throw fail("unsupported head_dim = \(hd): vld needs head_dim = hidden_size / num_attention_heads = \(d / heads)")
+                throw fail(
+                    "unsupported head_dim = \(hd): vld needs head_dim = hidden_size / num_attention_heads = \(d / heads)"
+                )
             }
-            cfg = ModelConfig(arch: .llama, dModel: d, layers: try int("num_hidden_layers"), heads: heads,
-                              kvHeads: try optionalInt("num_key_value_heads") ?? heads, ffnHidden: try int("intermediate_size"),
-                              context: try int("max_position_embeddings"), vocab: try int("vocab_size"),
-                              tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false,
-                              normEps: Float(try double("rms_norm_eps", default: 1e-6)),
-                              ropeTheta: theta, schedule: schedule)
+            cfg = ModelConfig(
+                arch: .llama, dModel: d, layers: try int("num_hidden_layers"), heads: heads,
+                kvHeads: try optionalInt("num_key_value_heads") ?? heads, ffnHidden: try int("intermediate_size"),
+                context: try int("max_position_embeddings"), vocab: try int("vocab_size"),
+                tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false,
+                normEps: Float(try double("rms_norm_eps", default: 1e-6)),
+                ropeTheta: theta, schedule: schedule)
         default:
-            throw fail("unsupported model_type \(modelType.map { "\"\($0)\"" } ?? "(missing)"): vld loads gpt2 and llama")
+            throw fail(
+                "unsupported model_type \(modelType.map { "\"\($0)\"" } ?? "(missing)"): vld loads gpt2 and llama")
         }
         do { try cfg.validate() } catch let e as ConfigError { throw fail(e.message) }
         return cfg

@@ -33,7 +33,8 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
     public init(parsing text: String) throws {
         let s = text.filter { !$0.isWhitespace }
         func fail(_ why: String = "") -> ScheduleError {
-            ScheduleError(message: "\"\(text)\" is not a schedule\(why); expected \(LayerSchedule.acceptedForms)", detail: why)
+            ScheduleError(
+                message: "\"\(text)\" is not a schedule\(why); expected \(LayerSchedule.acceptedForms)", detail: why)
         }
         if s == "base" { self = .base; return }
         if s == "alt" { self = .alt; return }
@@ -130,7 +131,8 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
             s = [0] + (1..<(L - 1)).flatMap { [$0, $0] } + [L - 1]
         case .part(let a, let b, let k, let inplace):
             guard b < L else {
-                throw ScheduleError(message: "part(\(a),\(b),\(k)) names layer \(b) but the model has layers 0..\(L - 1)")
+                throw ScheduleError(
+                    message: "part(\(a),\(b),\(k)) names layer \(b) but the model has layers 0..\(L - 1)")
             }
             let loop = Array(repeating: Array(a...b), count: k).flatMap { $0 }
             s = inplace ? Array(0...b) + loop + Array((b + 1)..<L) : Array(0..<L) + loop
@@ -141,7 +143,8 @@ public enum LayerSchedule: Equatable, Hashable, Sendable, CustomStringConvertibl
             s = list
         }
         guard !s.isEmpty, s.count <= LayerSchedule.maxApplications else {
-            throw ScheduleError(message: "\(self) gives \(s.count) block applications; allowed 1...\(LayerSchedule.maxApplications)")
+            throw ScheduleError(
+                message: "\(self) gives \(s.count) block applications; allowed 1...\(LayerSchedule.maxApplications)")
         }
         return s
     }
@@ -156,7 +159,8 @@ extension LayerSchedule: Codable {
         let c = try decoder.singleValueContainer()
         if let list = try? c.decode([Int].self) {
             guard !list.isEmpty, list.allSatisfy({ $0 >= 0 }) else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "a schedule list needs layer indices >= 0")
+                throw DecodingError.dataCorruptedError(
+                    in: c, debugDescription: "a schedule list needs layer indices >= 0")
             }
             self = .explicit(list)
             return

@@ -62,20 +62,30 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard context <= 1 << 20 else { throw fail("context must be <= 1048576, got \(context)") }
         guard vocab <= 1 << 24 else { throw fail("vocab must be <= 16777216, got \(vocab)") }
         guard ffnHidden <= 1 << 20 else { throw fail("ffnHidden must be <= 1048576, got \(ffnHidden)") }
-        guard layers <= LayerSchedule.maxApplications else { throw fail("layers must be <= \(LayerSchedule.maxApplications), got \(layers)") }
+        guard layers <= LayerSchedule.maxApplications else {
+            throw fail("layers must be <= \(LayerSchedule.maxApplications), got \(layers)")
+        }
         guard layers >= 1 else { throw fail("layers must be >= 1, got \(layers)") }
         guard heads >= 1, dModel % heads == 0 else { throw fail("heads (\(heads)) must divide dModel (\(dModel))") }
-        guard kvHeads >= 1, heads % kvHeads == 0 else { throw fail("kvHeads (\(kvHeads)) must divide heads (\(heads))") }
-        if arch == .gpt2 && kvHeads != heads { throw fail("kvHeads must equal heads for gpt2 (grouped-query attention is llama only)") }
+        guard kvHeads >= 1, heads % kvHeads == 0 else {
+            throw fail("kvHeads (\(kvHeads)) must divide heads (\(heads))")
+        }
+        if arch == .gpt2 && kvHeads != heads {
+            throw fail("kvHeads must equal heads for gpt2 (grouped-query attention is llama only)")
+        }
         if arch == .llama && headSize % 2 != 0 { throw fail("dModel/heads must be even for RoPE, got \(headSize)") }
         guard ffnHidden >= 1 else { throw fail("ffnHidden must be >= 1, got \(ffnHidden)") }
         guard context >= 1 else { throw fail("context must be >= 1, got \(context)") }
         guard vocab >= 2 else { throw fail("vocab must be >= 2, got \(vocab)") }
         guard normEps > 0 else { throw fail("normEps must be > 0") }
         guard ropeTheta > 0 else { throw fail("ropeTheta must be > 0") }
-        do { _ = try schedule.indices(layers: layers) } catch let e as ScheduleError { throw fail("schedule: \(e.message)") }
+        do { _ = try schedule.indices(layers: layers) } catch let e as ScheduleError {
+            throw fail("schedule: \(e.message)")
+        }
         // With the bounds above the products fit in Int; cap the total at 2^33 floats (32 GiB).
-        guard Double(totalParams) <= 8_589_934_592 else { throw fail("the model would have \(totalParams) parameters; the limit is 2^33") }
+        guard Double(totalParams) <= 8_589_934_592 else {
+            throw fail("the model would have \(totalParams) parameters; the limit is 2^33")
+        }
     }
 
     // MARK: accounting (specs/vld.md 6.1, specs/tts.md 8.5)
@@ -120,7 +130,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// shared/bench/torch_gpt_bench.py: 6 N_applied BT + 12 D d T BT (full T x T attention).
     public func trainFlopsPerStep(batch B: Int, seqLen T: Int) -> Double {
         let tokens = Double(B * T)
-        return 6 * Double(appliedMatrixParams) * tokens + 12 * Double(applications) * Double(dModel) * Double(T) * tokens
+        return 6 * Double(appliedMatrixParams) * tokens + 12 * Double(applications) * Double(dModel) * Double(T)
+            * tokens
     }
 }
 

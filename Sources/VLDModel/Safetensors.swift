@@ -18,7 +18,8 @@ public struct NamedTensor: Equatable {
     public var shape: [Int]
     public var values: [Float]
     public init(name: String, shape: [Int], values: [Float]) {
-        require(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not match \(values.count) values")
+        require(
+            shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not match \(values.count) values")
         self.name = name
         self.shape = shape
         self.values = values
@@ -39,8 +40,12 @@ public enum Safetensors {
         var entries: [(String, [String: Any])] = []
         for t in tensors {
             let begin = body.count
-            t.values.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!)
-                .assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+            t.values.withUnsafeBufferPointer {
+                body.append(
+                    UnsafeBufferPointer(
+                        start: UnsafeRawPointer($0.baseAddress!)
+                            .assumingMemoryBound(to: UInt8.self), count: $0.count * 4))
+            }
             entries.append((t.name, ["dtype": "F32", "shape": t.shape, "data_offsets": [begin, body.count]]))
         }
         var meta = metadata
@@ -68,7 +73,9 @@ public enum Safetensors {
     }
 
     /// Parses and verifies a safetensors file. `file` names it in error messages.
-    public static func decode(_ data: Data, file: String) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
+    public static func decode(_ data: Data, file: String) throws -> (
+        tensors: [String: NamedTensor], metadata: [String: String]
+    ) {
         func fail(_ why: String) -> CheckpointError { CheckpointError("\(file): \(why)") }
         guard data.count >= 8 else { throw fail("truncated: \(data.count) bytes, not even a header length") }
         let n = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
@@ -76,7 +83,8 @@ public enum Safetensors {
             throw fail("truncated or corrupt: header length \(n) but the file has \(data.count) bytes")
         }
         let headerEnd = 8 + Int(n)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
+        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any]
+        else {
             throw fail("corrupt: the header is not a JSON object")
         }
         let dataLen = data.count - headerEnd
@@ -86,7 +94,9 @@ public enum Safetensors {
         var shapes: [String: [Int]] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let m = value as? [String: String] else { throw fail("corrupt: __metadata__ is not a map of strings") }
+                guard let m = value as? [String: String] else {
+                    throw fail("corrupt: __metadata__ is not a map of strings")
+                }
                 metadata = m
                 continue
             }
@@ -108,7 +118,8 @@ public enum Safetensors {
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * 4
             else { throw fail("corrupt: tensor \(name) has shape \(shape) but spans bytes \(offsets)") }
             guard offsets[1] <= dataLen else {
-                throw fail("truncated: tensor \(name) ends at byte \(offsets[1]) of the data, which has \(dataLen) bytes")
+                throw fail(
+                    "truncated: tensor \(name) ends at byte \(offsets[1]) of the data, which has \(dataLen) bytes")
             }
             spans.append((offsets[0], offsets[1], name))
             shapes[name] = shape

@@ -90,8 +90,9 @@ extension Transformer {
         tokens.withUnsafeBufferPointer { tok in
             clamped.withUnsafeBufferPointer { lens in
                 let pos = lens.baseAddress!
-                embeddingForward(out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
-                                 wpe: layout.wpe.map { p[$0] }, N: B, C: C, pool: pool)
+                embeddingForward(
+                    out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
+                    wpe: layout.wpe.map { p[$0] }, N: B, C: C, pool: pool)
                 for (v, l) in schedule.enumerated() {
                     decodeBlock(v: v, block: layout.blocks[l], cache: cache, positions: pos)
                     if let hook = residualHook {
@@ -100,8 +101,9 @@ extension Transformer {
                 }
                 let st = cache.stats
                 finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: B)
-                linearForward(out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: B, C: C,
-                              OC: cfg.vocab, pool: pool)
+                linearForward(
+                    out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: B, C: C,
+                    OC: cfg.vocab, pool: pool)
             }
         }
         for b in 0..<B where Int(cache.lengths[b]) < S { cache.lengths[b] += 1 }
@@ -112,11 +114,13 @@ extension Transformer {
         let cfg = config, B = k.batch, C = cfg.dModel, HS = cfg.headSize, QKV = cfg.qkvWidth, S = k.capacity
         let p = params, st = k.stats
         norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.x.base, w: s.norm1W, b: s.norm1B, N: B)
-        linearForward(out: k.qkv.base, inp: k.ln.base, weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: B, C: C,
-                      OC: QKV, pool: pool)
+        linearForward(
+            out: k.qkv.base, inp: k.ln.base, weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: B, C: C,
+            OC: QKV, pool: pool)
         if let rope {
-            ropeApply(qkv: k.qkv.base, positions: positions, table: rope, N: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS,
-                      inverse: false, pool: pool)
+            ropeApply(
+                qkv: k.qkv.base, positions: positions, table: rope, N: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS,
+                inverse: false, pool: pool)
         }
         for b in 0..<B where Int(k.lengths[b]) < S {
             let t = Int(positions[b])
@@ -127,21 +131,25 @@ extension Transformer {
                 k.values[v][dst].update(from: src + (cfg.heads + cfg.kvHeads + kvh) * HS, count: HS)
             }
         }
-        attentionDecode(out: k.atty.base, q: k.qkv.base, qStride: QKV, kCache: k.keys[v].base, vCache: k.values[v].base,
-                        lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool)
-        linearForward(out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
-                      OC: C, pool: pool)
+        attentionDecode(
+            out: k.atty.base, q: k.qkv.base, qStride: QKV, kCache: k.keys[v].base, vCache: k.values[v].base,
+            lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool)
+        linearForward(
+            out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
+            OC: C, pool: pool)
         addInPlace(k.res2.base, k.x.base, B * C)
         norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.res2.base, w: s.norm2W, b: s.norm2B, N: B)
-        linearForward(out: k.fch.base, inp: k.ln.base, weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: B, C: C,
-                      OC: cfg.fcWidth, pool: pool)
+        linearForward(
+            out: k.fch.base, inp: k.ln.base, weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: B, C: C,
+            OC: cfg.fcWidth, pool: pool)
         if cfg.arch == .gpt2 {
             geluForward(out: k.fchAct.base, inp: k.fch.base, N: B * cfg.ffnHidden, pool: pool)
         } else {
             swigluForward(out: k.fchAct.base, inp: k.fch.base, M: B, F: cfg.ffnHidden, pool: pool)
         }
-        linearForward(out: k.x.base, inp: k.fchAct.base, weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: B,
-                      C: cfg.ffnHidden, OC: C, pool: pool)
+        linearForward(
+            out: k.x.base, inp: k.fchAct.base, weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: B,
+            C: cfg.ffnHidden, OC: C, pool: pool)
         addInPlace(k.x.base, k.res2.base, B * C)
     }
 }

@@ -40,16 +40,20 @@ extension Transformer {
         let norm = clipGradNorm(grads.base, N: layout.count, maxNorm: clip, pool: pool)
         optimizer.step += 1
         let decayed = layout.decayedCount
-        adamWUpdate(params: params.base, grads: grads.base, m: optimizer.m.base, v: optimizer.v.base, N: decayed, lr: lr,
-                    t: optimizer.step, config: optimizer.config, weightDecay: optimizer.config.weightDecay, pool: pool)
-        adamWUpdate(params: params[decayed], grads: grads[decayed], m: optimizer.m[decayed], v: optimizer.v[decayed],
-                    N: layout.count - decayed, lr: lr, t: optimizer.step, config: optimizer.config, weightDecay: 0,
-                    pool: pool)
+        adamWUpdate(
+            params: params.base, grads: grads.base, m: optimizer.m.base, v: optimizer.v.base, N: decayed, lr: lr,
+            t: optimizer.step, config: optimizer.config, weightDecay: optimizer.config.weightDecay, pool: pool)
+        adamWUpdate(
+            params: params[decayed], grads: grads[decayed], m: optimizer.m[decayed], v: optimizer.v[decayed],
+            N: layout.count - decayed, lr: lr, t: optimizer.step, config: optimizer.config, weightDecay: 0,
+            pool: pool)
         return StepStats(loss: loss, gradNorm: norm, lr: lr)
     }
 
     /// Mean cross-entropy of a batch without touching gradients.
-    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int, segments: [Int32]? = nil) throws -> Float {
+    public func evaluationLoss(inputs: [Int32], targets: [Int32], B: Int, T: Int, segments: [Int32]? = nil) throws
+        -> Float
+    {
         try forward(inputs: inputs, targets: targets, B: B, T: T, segments: segments)!
     }
 }

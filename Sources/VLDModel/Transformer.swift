@@ -95,8 +95,9 @@ public final class Transformer {
         for slot in layout.tensors {
             let p = params[slot.offset]
             if slot.shape.count == 1 {
-                let one: Float = slot.name.hasSuffix("norm1.weight") || slot.name.hasSuffix("norm2.weight")
-                    || slot.name == "norm_f.weight" ? 1 : 0
+                let one: Float =
+                    slot.name.hasSuffix("norm1.weight") || slot.name.hasSuffix("norm2.weight")
+                        || slot.name == "norm_f.weight" ? 1 : 0
                 p.update(repeating: one, count: slot.count)
             } else {
                 let std = slot.name.hasSuffix(".proj.weight") || slot.name.hasSuffix("fc_proj.weight") ? projStd : 0.02
@@ -114,7 +115,8 @@ public final class Transformer {
         layout = ParameterLayout(config)
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: layout.count)
-        rope = config.arch == .llama
+        rope =
+            config.arch == .llama
             ? RopeTable(headSize: config.headSize, positions: config.context, theta: config.ropeTheta) : nil
     }
 
@@ -152,7 +154,9 @@ public final class Transformer {
     /// tokens attend only within it, so a packed row computes what its documents would compute
     /// one per row.
     @discardableResult
-    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int, segments: [Int32]? = nil) throws -> Float? {
+    public func forward(inputs: [Int32], targets: [Int32]? = nil, B: Int, T: Int, segments: [Int32]? = nil) throws
+        -> Float?
+    {
         require(inputs.count == B * T, "inputs must hold B*T tokens")
         try checkTokens(inputs)
         ensureActivations(B: B, T: T)
@@ -188,28 +192,34 @@ public final class Transformer {
         let a = acts!, L = actLayout!, p = params
         tokenBuf.withUnsafeBufferPointer { tok in
             positionBuf.withUnsafeBufferPointer { pos in
-                embeddingForward(out: a[L.res0], tokens: tok.baseAddress!, positions: pos.baseAddress!,
-                                 wte: p[layout.wte], wpe: layout.wpe.map { p[$0] }, N: N, C: C, pool: pool)
+                embeddingForward(
+                    out: a[L.res0], tokens: tok.baseAddress!, positions: pos.baseAddress!,
+                    wte: p[layout.wte], wpe: layout.wpe.map { p[$0] }, N: N, C: C, pool: pool)
                 var input = a[L.res0]
                 for (v, l) in schedule.enumerated() {
-                    blockForward(L.positions[v], input: input, block: layout.blocks[l], B: B, T: T,
-                                 positions: pos.baseAddress!)
+                    blockForward(
+                        L.positions[v], input: input, block: layout.blocks[l], B: B, T: T,
+                        positions: pos.baseAddress!)
                     input = a[L.positions[v].resOut]
                     if let hook = residualHook {
-                        hook(ResidualSite(position: v, hidden: input, B: B, T: T, C: C, tokenPositions: pos.baseAddress!))
+                        hook(
+                            ResidualSite(position: v, hidden: input, B: B, T: T, C: C, tokenPositions: pos.baseAddress!)
+                        )
                     }
                 }
                 finalNorm(out: a[L.lnf], mean: a[L.lnfMean], rstd: a[L.lnfRstd], inp: input, N: N)
-                linearForward(out: a[L.logits], inp: a[L.lnf], weight: p[layout.head], bias: nil, M: N, C: C, OC: V,
-                              pool: pool)
+                linearForward(
+                    out: a[L.logits], inp: a[L.lnf], weight: p[layout.head], bias: nil, M: N, C: C, OC: V,
+                    pool: pool)
             }
         }
         guard let targets else { return nil }
         require(targets.count == N, "targets must hold B*T tokens")
         targetBuf = targets
         let (loss, count) = targetBuf.withUnsafeBufferPointer { t in
-            crossEntropyForward(losses: a[L.losses], probs: a[L.logits], logits: a[L.logits], targets: t.baseAddress!,
-                                N: N, V: V, pool: pool)
+            crossEntropyForward(
+                losses: a[L.losses], probs: a[L.logits], logits: a[L.logits], targets: t.baseAddress!,
+                N: N, V: V, pool: pool)
         }
         lastCount = count
         return loss
@@ -218,42 +228,52 @@ public final class Transformer {
     func finalNorm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, N: Int) {
         let p = params
         if config.arch == .gpt2 {
-            layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: p[layout.normFW], bias: p[layout.normFB!],
-                             N: N, C: config.dModel, eps: config.normEps, pool: pool)
+            layerNormForward(
+                out: out, mean: mean, rstd: rstd, inp: inp, weight: p[layout.normFW], bias: p[layout.normFB!],
+                N: N, C: config.dModel, eps: config.normEps, pool: pool)
         } else {
-            rmsNormForward(out: out, rrms: rstd, inp: inp, weight: p[layout.normFW], N: N, C: config.dModel,
-                           eps: config.normEps, pool: pool)
+            rmsNormForward(
+                out: out, rrms: rstd, inp: inp, weight: p[layout.normFW], N: N, C: config.dModel,
+                eps: config.normEps, pool: pool)
         }
     }
 
     func norm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, w: Int, b: Int?, N: Int) {
         let p = params
         if let b {
-            layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: p[w], bias: p[b], N: N,
-                             C: config.dModel, eps: config.normEps, pool: pool)
+            layerNormForward(
+                out: out, mean: mean, rstd: rstd, inp: inp, weight: p[w], bias: p[b], N: N,
+                C: config.dModel, eps: config.normEps, pool: pool)
         } else {
-            rmsNormForward(out: out, rrms: rstd, inp: inp, weight: p[w], N: N, C: config.dModel, eps: config.normEps,
-                           pool: pool)
+            rmsNormForward(
+                out: out, rrms: rstd, inp: inp, weight: p[w], N: N, C: config.dModel, eps: config.normEps,
+                pool: pool)
         }
     }
 
     /// One block application: res2 = x + attn(norm1(x)); out = res2 + mlp(norm2(res2)).
-    func blockForward(_ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int,
-                      positions: UnsafePointer<Int32>) {
+    func blockForward(
+        _ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int,
+        positions: UnsafePointer<Int32>
+    ) {
         let cfg = config, N = B * T, C = cfg.dModel, a = acts!, p = params
         norm(out: a[P.ln1], mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], inp: x, w: s.norm1W, b: s.norm1B, N: N)
-        linearForward(out: a[P.qkv], inp: a[P.ln1], weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: N, C: C,
-                      OC: cfg.qkvWidth, pool: pool)
+        linearForward(
+            out: a[P.qkv], inp: a[P.ln1], weight: p[s.qkvW], bias: s.qkvB.map { p[$0] }, M: N, C: C,
+            OC: cfg.qkvWidth, pool: pool)
         if let rope {
-            ropeApply(qkv: a[P.qkv], positions: positions, table: rope, N: N, NH: cfg.heads, KVH: cfg.kvHeads,
-                      HS: cfg.headSize, inverse: false, pool: pool)
+            ropeApply(
+                qkv: a[P.qkv], positions: positions, table: rope, N: N, NH: cfg.heads, KVH: cfg.kvHeads,
+                HS: cfg.headSize, inverse: false, pool: pool)
         }
         startBuf.withUnsafeBufferPointer { st in
-            attentionForward(out: a[P.atty], att: a[P.att], qkv: a[P.qkv], B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads,
-                             HS: cfg.headSize, pool: pool, starts: st.isEmpty ? nil : st.baseAddress)
+            attentionForward(
+                out: a[P.atty], att: a[P.att], qkv: a[P.qkv], B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads,
+                HS: cfg.headSize, pool: pool, starts: st.isEmpty ? nil : st.baseAddress)
         }
-        linearForward(out: a[P.res2], inp: a[P.atty], weight: p[s.projW], bias: s.projB.map { p[$0] }, M: N, C: C,
-                      OC: C, pool: pool)
+        linearForward(
+            out: a[P.res2], inp: a[P.atty], weight: p[s.projW], bias: s.projB.map { p[$0] }, M: N, C: C,
+            OC: C, pool: pool)
         addInPlace(a[P.res2], x, N * C)
         norm(out: a[P.ln2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd], inp: a[P.res2], w: s.norm2W, b: s.norm2B, N: N)
         mlpForward(P, block: s, N: N)
@@ -262,15 +282,17 @@ public final class Transformer {
 
     func mlpForward(_ P: PositionActs, block s: BlockSlots, N: Int) {
         let cfg = config, C = cfg.dModel, a = acts!, p = params
-        linearForward(out: a[P.fch], inp: a[P.ln2], weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: N, C: C,
-                      OC: cfg.fcWidth, pool: pool)
+        linearForward(
+            out: a[P.fch], inp: a[P.ln2], weight: p[s.fcW], bias: s.fcB.map { p[$0] }, M: N, C: C,
+            OC: cfg.fcWidth, pool: pool)
         if cfg.arch == .gpt2 {
             geluForward(out: a[P.fchAct], inp: a[P.fch], N: N * cfg.ffnHidden, pool: pool, tanhCache: a[P.geluTanh])
         } else {
             swigluForward(out: a[P.fchAct], inp: a[P.fch], M: N, F: cfg.ffnHidden, pool: pool)
         }
-        linearForward(out: a[P.resOut], inp: a[P.fchAct], weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: N,
-                      C: cfg.ffnHidden, OC: C, pool: pool)
+        linearForward(
+            out: a[P.resOut], inp: a[P.fchAct], weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: N,
+            C: cfg.ffnHidden, OC: C, pool: pool)
     }
 
     /// out += x, the residual connection (the residual kernel with its output aliasing an input).
@@ -291,23 +313,27 @@ public final class Transformer {
         let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
         require(targetBuf.count == N, "backward needs a forward pass with targets")
         targetBuf.withUnsafeBufferPointer { t in
-            crossEntropyBackward(dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
-                                 scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)
+            crossEntropyBackward(
+                dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
+                scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)
         }
-        linearBackward(dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
-                       weight: p[layout.head], M: N, C: C, OC: V, pool: pool, overwriteInput: true)
+        linearBackward(
+            dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
+            weight: p[layout.head], M: N, C: C, OC: V, pool: pool, overwriteInput: true)
         a.zero(L.dres, N * C)
         let last = schedule.isEmpty ? a[L.res0] : a[L.positions[schedule.count - 1].resOut]
-        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: last, mean: a[L.lnfMean], rstd: a[L.lnfRstd],
-                     w: layout.normFW, b: layout.normFB, N: N)
+        normBackward(
+            dinp: a[L.dres], dout: a[L.dln], inp: last, mean: a[L.lnfMean], rstd: a[L.lnfRstd],
+            w: layout.normFW, b: layout.normFB, N: N)
         for v in stride(from: schedule.count - 1, through: 0, by: -1) {
             let input = v == 0 ? a[L.res0] : a[L.positions[v - 1].resOut]
             blockBackward(L.positions[v], input: input, block: layout.blocks[schedule[v]], B: B, T: T)
         }
         tokenBuf.withUnsafeBufferPointer { tok in
             positionBuf.withUnsafeBufferPointer { pos in
-                embeddingBackward(dwte: g[layout.wte], dwpe: layout.wpe.map { g[$0] }, dout: a[L.dres],
-                                  tokens: tok.baseAddress!, positions: pos.baseAddress!, N: N, C: C)
+                embeddingBackward(
+                    dwte: g[layout.wte], dwpe: layout.wpe.map { g[$0] }, dout: a[L.dres],
+                    tokens: tok.baseAddress!, positions: pos.baseAddress!, N: N, C: C)
             }
         }
     }
@@ -315,11 +341,13 @@ public final class Transformer {
     func normBackward(dinp: FPtr, dout: CFPtr, inp: CFPtr, mean: CFPtr, rstd: CFPtr, w: Int, b: Int?, N: Int) {
         let g = grads, p = params
         if let b {
-            layerNormBackward(dinp: dinp, dweight: g[w], dbias: g[b], dout: dout, inp: inp, weight: p[w], mean: mean,
-                              rstd: rstd, N: N, C: config.dModel, pool: pool)
+            layerNormBackward(
+                dinp: dinp, dweight: g[w], dbias: g[b], dout: dout, inp: inp, weight: p[w], mean: mean,
+                rstd: rstd, N: N, C: config.dModel, pool: pool)
         } else {
-            rmsNormBackward(dinp: dinp, dweight: g[w], dout: dout, inp: inp, weight: p[w], rrms: rstd, N: N,
-                            C: config.dModel, pool: pool)
+            rmsNormBackward(
+                dinp: dinp, dweight: g[w], dout: dout, inp: inp, weight: p[w], rrms: rstd, N: N,
+                C: config.dModel, pool: pool)
         }
     }
 
@@ -328,34 +356,43 @@ public final class Transformer {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
         let N = B * T, C = cfg.dModel, F = cfg.ffnHidden
         // MLP branch
-        linearBackward(dinp: a[L.dfchAct], dweight: g[s.fcProjW], dbias: s.fcProjB.map { g[$0] }, dout: a[L.dres],
-                       inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool, overwriteInput: true)
+        linearBackward(
+            dinp: a[L.dfchAct], dweight: g[s.fcProjW], dbias: s.fcProjB.map { g[$0] }, dout: a[L.dres],
+            inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool, overwriteInput: true)
         a.zero(L.dfch, N * cfg.fcWidth)
         if cfg.arch == .gpt2 {
-            geluBackward(dinp: a[L.dfch], inp: a[P.fch], cached: a[P.geluTanh], dout: a[L.dfchAct], N: N * F, pool: pool)
+            geluBackward(
+                dinp: a[L.dfch], inp: a[P.fch], cached: a[P.geluTanh], dout: a[L.dfchAct], N: N * F, pool: pool)
         } else {
             swigluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool)
         }
-        linearBackward(dinp: a[L.dln], dweight: g[s.fcW], dbias: s.fcB.map { g[$0] }, dout: a[L.dfch], inp: a[P.ln2],
-                       weight: p[s.fcW], M: N, C: C, OC: cfg.fcWidth, pool: pool, overwriteInput: true)
-        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: a[P.res2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd],
-                     w: s.norm2W, b: s.norm2B, N: N)
+        linearBackward(
+            dinp: a[L.dln], dweight: g[s.fcW], dbias: s.fcB.map { g[$0] }, dout: a[L.dfch], inp: a[P.ln2],
+            weight: p[s.fcW], M: N, C: C, OC: cfg.fcWidth, pool: pool, overwriteInput: true)
+        normBackward(
+            dinp: a[L.dres], dout: a[L.dln], inp: a[P.res2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd],
+            w: s.norm2W, b: s.norm2B, N: N)
         // attention branch
-        linearBackward(dinp: a[L.datty], dweight: g[s.projW], dbias: s.projB.map { g[$0] }, dout: a[L.dres],
-                       inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool, overwriteInput: true)
+        linearBackward(
+            dinp: a[L.datty], dweight: g[s.projW], dbias: s.projB.map { g[$0] }, dout: a[L.dres],
+            inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool, overwriteInput: true)
         a.zero(L.dqkv, N * cfg.qkvWidth)
-        attentionBackward(dqkv: a[L.dqkv], dout: a[L.datty], qkv: a[P.qkv], att: a[P.att], B: B, T: T, NH: cfg.heads,
-                          KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool)
+        attentionBackward(
+            dqkv: a[L.dqkv], dout: a[L.datty], qkv: a[P.qkv], att: a[P.att], B: B, T: T, NH: cfg.heads,
+            KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool)
         if let rope {
             positionBuf.withUnsafeBufferPointer { pos in
-                ropeApply(qkv: a[L.dqkv], positions: pos.baseAddress!, table: rope, N: N, NH: cfg.heads,
-                          KVH: cfg.kvHeads, HS: cfg.headSize, inverse: true, pool: pool)
+                ropeApply(
+                    qkv: a[L.dqkv], positions: pos.baseAddress!, table: rope, N: N, NH: cfg.heads,
+                    KVH: cfg.kvHeads, HS: cfg.headSize, inverse: true, pool: pool)
             }
         }
-        linearBackward(dinp: a[L.dln], dweight: g[s.qkvW], dbias: s.qkvB.map { g[$0] }, dout: a[L.dqkv],
-                       inp: a[P.ln1], weight: p[s.qkvW], M: N, C: C, OC: cfg.qkvWidth, pool: pool, overwriteInput: true)
-        normBackward(dinp: a[L.dres], dout: a[L.dln], inp: x, mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], w: s.norm1W,
-                     b: s.norm1B, N: N)
+        linearBackward(
+            dinp: a[L.dln], dweight: g[s.qkvW], dbias: s.qkvB.map { g[$0] }, dout: a[L.dqkv],
+            inp: a[P.ln1], weight: p[s.qkvW], M: N, C: C, OC: cfg.qkvWidth, pool: pool, overwriteInput: true)
+        normBackward(
+            dinp: a[L.dres], dout: a[L.dln], inp: x, mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], w: s.norm1W,
+            b: s.norm1B, N: N)
     }
 }
 

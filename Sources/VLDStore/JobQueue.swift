@@ -33,8 +33,9 @@ public final class JobQueue {
     /// Records a daemon start; returns the boot id that leases jobs from now on.
     public func startBoot(uuid: String, pid: Int32, version: String) throws -> Int {
         try db.immediate {
-            try db.run("INSERT INTO daemon_boots(boot_uuid, pid, version, started_at) VALUES (?, ?, ?, ?)",
-                       [uuid, Int(pid), version, clock()])
+            try db.run(
+                "INSERT INTO daemon_boots(boot_uuid, pid, version, started_at) VALUES (?, ?, ?, ?)",
+                [uuid, Int(pid), version, clock()])
             return Int(db.lastInsertRowID)
         }
     }
@@ -50,11 +51,15 @@ public final class JobQueue {
     public func ingest(_ manifest: NewManifest) throws -> IngestResult {
         try db.immediate {
             let now = clock()
-            let inserted = try db.query("""
+            let inserted = try db.query(
+                """
                 INSERT INTO manifests(source_key, file_name, submitter_uid, sha256, body, received_at, name, kind, trial_count)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source_key) DO NOTHING RETURNING id
-                """, [manifest.sourceKey, manifest.fileName, manifest.submitterUID, manifest.sha256, manifest.body, now,
-                      manifest.name, manifest.kind, manifest.jobs.count])
+                """,
+                [
+                    manifest.sourceKey, manifest.fileName, manifest.submitterUID, manifest.sha256, manifest.body, now,
+                    manifest.name, manifest.kind, manifest.jobs.count,
+                ])
             guard let manifestID = inserted.first?.int("id") else {
                 let existing = try db.query("SELECT id FROM manifests WHERE source_key = ?", [manifest.sourceKey])
                 let id = existing.first?.int("id") ?? 0
@@ -62,15 +67,19 @@ public final class JobQueue {
                 return IngestResult(manifestID: id, jobIDs: jobs.compactMap { $0.int("id") }, created: false)
             }
             var ids: [Int] = []
-            let insertJob = try db.prepare("""
+            let insertJob = try db.prepare(
+                """
                 INSERT INTO jobs(manifest_id, trial_index, name, params, priority, cpus, mem_bytes, total_steps,
                                  max_failures, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
                 """)
-            let insertEvent = try db.prepare("INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, 'queued', ?)")
+            let insertEvent = try db.prepare(
+                "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, 'queued', ?)")
             for job in manifest.jobs {
-                try insertJob.bind([manifestID, job.trialIndex, job.name, job.params, job.priority, job.threads,
-                                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now])
+                try insertJob.bind([
+                    manifestID, job.trialIndex, job.name, job.params, job.priority, job.threads,
+                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now,
+                ])
                 guard let id = try insertJob.rows().first?.int("id") else { continue }
                 try insertEvent.bind([id, now, "submitted by uid \(manifest.submitterUID) as \(manifest.fileName)"])
                 _ = try insertEvent.rows()
@@ -85,11 +94,14 @@ public final class JobQueue {
     /// Takes the next runnable job (highest priority, then oldest; `not_before` passed; needing
     /// at most `maxThreads` and `maxMemoryBytes`) and marks it running under `boot`. Nil when
     /// none is runnable.
-    public func claimNext(boot: Int, maxThreads: Int, maxMemoryBytes: Int = Int.max,
-                          leaseMilliseconds: Int64 = 120_000) throws -> JobRecord? {
+    public func claimNext(
+        boot: Int, maxThreads: Int, maxMemoryBytes: Int = Int.max,
+        leaseMilliseconds: Int64 = 120_000
+    ) throws -> JobRecord? {
         try db.immediate {
             let now = clock()
-            let rows = try db.query("""
+            let rows = try db.query(
+                """
                 UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, heartbeat_at = ?,
                   attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?, exit_code = NULL,
                   term_signal = NULL, pid = NULL, pgid = NULL
@@ -106,26 +118,32 @@ public final class JobQueue {
 
     /// Records the worker's process (after spawn) on a live job.
     public func setProcess(_ id: Int, pid: Int32) throws {
-        try db.run("UPDATE jobs SET pid = ?, pgid = ?, updated_at = ? WHERE id = ? AND state IN ('running','cancelling')",
-                   [Int(pid), Int(pid), clock(), id])
+        try db.run(
+            "UPDATE jobs SET pid = ?, pgid = ?, updated_at = ? WHERE id = ? AND state IN ('running','cancelling')",
+            [Int(pid), Int(pid), clock(), id])
     }
 
     /// Stores a worker's progress report and renews its lease.
     public func heartbeat(_ id: Int, progress: JobProgress, leaseMilliseconds: Int64 = 120_000) throws {
         let now = clock()
         let fraction = progress.totalSteps > 0 ? Double(progress.step) / Double(progress.totalSteps) : nil
-        try db.run("""
+        try db.run(
+            """
             UPDATE jobs SET step = ?, total_steps = ?, loss = coalesce(?, loss), eta_s = ?, progress = ?,
               progress_msg = coalesce(?, progress_msg), heartbeat_at = ?, lease_expires_at = ?, updated_at = ?
             WHERE id = ? AND state IN ('running','cancelling')
-            """, [progress.step, progress.totalSteps, progress.loss, progress.etaSeconds, fraction, progress.message,
-                  now, now + leaseMilliseconds, now, id])
+            """,
+            [
+                progress.step, progress.totalSteps, progress.loss, progress.etaSeconds, fraction, progress.message,
+                now, now + leaseMilliseconds, now, id,
+            ])
     }
 
     /// Renews the lease of a live job whose worker sent a heartbeat but no progress.
     public func renewLease(_ id: Int, leaseMilliseconds: Int64) throws {
         let now = clock()
-        try db.run("""
+        try db.run(
+            """
             UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ?, updated_at = ? WHERE id = ? AND state IN ('running','cancelling')
             """, [now, now + leaseMilliseconds, now, id])
     }
@@ -133,9 +151,11 @@ public final class JobQueue {
     /// Live jobs of `boot` whose lease has run out: their worker has sent nothing since
     /// `lease_expires_at`.
     public func expiredLeases(boot: Int) throws -> [Int] {
-        try db.query("""
+        try db.query(
+            """
             SELECT id FROM jobs WHERE state IN ('running','cancelling') AND lease_owner = ? AND lease_expires_at < ? ORDER BY id
-            """, [boot, clock()]).compactMap { $0.int("id") }
+            """, [boot, clock()]
+        ).compactMap { $0.int("id") }
     }
 
     /// Appends metric values (one evaluation of a job); a repeated (name, step) is replaced, which
@@ -144,7 +164,8 @@ public final class JobQueue {
         guard !values.isEmpty else { return }
         try db.immediate {
             let now = clock()
-            let stmt = try db.prepare("INSERT OR REPLACE INTO metrics(job_id, name, step, value, at) VALUES (?, ?, ?, ?, ?)")
+            let stmt = try db.prepare(
+                "INSERT OR REPLACE INTO metrics(job_id, name, step, value, at) VALUES (?, ?, ?, ?, ?)")
             for (name, value) in values where value.isFinite {
                 try stmt.bind([id, name, step, value, now])
                 _ = try stmt.rows()
@@ -170,36 +191,48 @@ public final class JobQueue {
         try db.immediate {
             let now = clock()
             guard let current = try job(id) else { throw StoreError.noSuchJob(id) }
-            guard current.state.isLive else { throw StoreError.conflict(job: id, expected: [.running, .cancelling], found: current.state) }
+            guard current.state.isLive else {
+                throw StoreError.conflict(job: id, expected: [.running, .cancelling], found: current.state)
+            }
             let clearLease = "lease_owner = NULL, lease_expires_at = NULL, pid = NULL, pgid = NULL"
             switch outcome {
             case .succeeded(let outbox):
-                try update(id, from: current.state, to: .succeeded, at: now, detail: "results published at \(outbox)",
-                           set: "exit_code = 0, error = NULL, outbox_path = ?, finished_at = ?, progress = 1, eta_s = 0, \(clearLease)",
-                           [outbox, now])
+                try update(
+                    id, from: current.state, to: .succeeded, at: now, detail: "results published at \(outbox)",
+                    set:
+                        "exit_code = 0, error = NULL, outbox_path = ?, finished_at = ?, progress = 1, eta_s = 0, \(clearLease)",
+                    [outbox, now])
             case .preempted(let detail) where current.state == .running:
-                try update(id, from: .running, to: .queued, at: now, detail: detail,
-                           set: "exit_code = 75, eta_s = NULL, \(clearLease)", [])
+                try update(
+                    id, from: .running, to: .queued, at: now, detail: detail,
+                    set: "exit_code = 75, eta_s = NULL, \(clearLease)", [])
             case .preempted(let detail):
-                try update(id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled (\(detail))",
-                           set: "exit_code = 75, finished_at = ?, \(clearLease)", [now])
+                try update(
+                    id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled (\(detail))",
+                    set: "exit_code = 75, finished_at = ?, \(clearLease)", [now])
             case .failed(let error, let code, let signal, let retryable):
                 if current.state == .cancelling {
-                    try update(id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled; the worker ended: \(error)",
-                               set: "exit_code = ?, term_signal = ?, finished_at = ?, \(clearLease)", [code, signal, now])
+                    try update(
+                        id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled; the worker ended: \(error)",
+                        set: "exit_code = ?, term_signal = ?, finished_at = ?, \(clearLease)", [code, signal, now])
                 } else if retryable && current.failures + 1 < current.maxFailures {
                     let shift = Int64(min(current.failures, 20))
                     let notBefore = now + retryBaseMilliseconds * (Int64(1) << shift)
                     let wait = Double(notBefore - now) / 1000
-                    try update(id, from: .running, to: .queued, at: now,
-                               detail: "\(error); retry \(current.failures + 2) of \(current.maxFailures) in \(Int(wait)) s",
-                               set: "failures = failures + 1, not_before = ?, exit_code = ?, term_signal = ?, error = ?, eta_s = NULL, \(clearLease)",
-                               [notBefore, code, signal, error])
+                    try update(
+                        id, from: .running, to: .queued, at: now,
+                        detail: "\(error); retry \(current.failures + 2) of \(current.maxFailures) in \(Int(wait)) s",
+                        set:
+                            "failures = failures + 1, not_before = ?, exit_code = ?, term_signal = ?, error = ?, eta_s = NULL, \(clearLease)",
+                        [notBefore, code, signal, error])
                 } else {
-                    let why = retryable ? "\(error) (failed \(current.failures + 1) of \(current.maxFailures) times)" : error
-                    try update(id, from: .running, to: .failed, at: now, detail: why,
-                               set: "failures = failures + 1, exit_code = ?, term_signal = ?, error = ?, finished_at = ?, eta_s = NULL, \(clearLease)",
-                               [code, signal, why, now])
+                    let why =
+                        retryable ? "\(error) (failed \(current.failures + 1) of \(current.maxFailures) times)" : error
+                    try update(
+                        id, from: .running, to: .failed, at: now, detail: why,
+                        set:
+                            "failures = failures + 1, exit_code = ?, term_signal = ?, error = ?, finished_at = ?, eta_s = NULL, \(clearLease)",
+                        [code, signal, why, now])
                 }
             }
             return try job(id)!
@@ -218,12 +251,14 @@ public final class JobQueue {
             let who = uid.map { " by uid \($0)" } ?? ""
             switch current.state {
             case .queued, .held:
-                try update(id, from: current.state, to: .cancelled, at: now, detail: "cancelled\(who)",
-                           set: "cancel_requested = 1, finished_at = ?", [now])
+                try update(
+                    id, from: current.state, to: .cancelled, at: now, detail: "cancelled\(who)",
+                    set: "cancel_requested = 1, finished_at = ?", [now])
                 return .cancelled
             case .running:
-                try update(id, from: .running, to: .cancelling, at: now, detail: "cancel requested\(who)",
-                           set: "cancel_requested = 1", [])
+                try update(
+                    id, from: .running, to: .cancelling, at: now, detail: "cancel requested\(who)",
+                    set: "cancel_requested = 1", [])
                 return .cancelling
             case .cancelling, .succeeded, .failed, .cancelled:
                 throw StoreError.conflict(job: id, expected: [.queued, .held, .running], found: current.state)
@@ -232,11 +267,13 @@ public final class JobQueue {
     }
 
     public func hold(_ id: Int, by uid: UInt32? = nil) throws {
-        try simpleTransition(id, from: .queued, to: .held, detail: "held" + (uid.map { " by uid \($0)" } ?? ""), set: "", [])
+        try simpleTransition(
+            id, from: .queued, to: .held, detail: "held" + (uid.map { " by uid \($0)" } ?? ""), set: "", [])
     }
 
     public func release(_ id: Int, by uid: UInt32? = nil) throws {
-        try simpleTransition(id, from: .held, to: .queued, detail: "released" + (uid.map { " by uid \($0)" } ?? ""), set: "", [])
+        try simpleTransition(
+            id, from: .held, to: .queued, detail: "released" + (uid.map { " by uid \($0)" } ?? ""), set: "", [])
     }
 
     /// Queues a failed or cancelled job again with a fresh failure count; it resumes from its
@@ -248,9 +285,12 @@ public final class JobQueue {
             guard current.state == .failed || current.state == .cancelled else {
                 throw StoreError.conflict(job: id, expected: [.failed, .cancelled], found: current.state)
             }
-            try update(id, from: current.state, to: .queued, at: now, detail: "retry requested" + (uid.map { " by uid \($0)" } ?? ""),
-                       set: "failures = 0, not_before = 0, cancel_requested = 0, error = NULL, exit_code = NULL, term_signal = NULL, finished_at = NULL",
-                       [])
+            try update(
+                id, from: current.state, to: .queued, at: now,
+                detail: "retry requested" + (uid.map { " by uid \($0)" } ?? ""),
+                set:
+                    "failures = 0, not_before = 0, cancel_requested = 0, error = NULL, exit_code = NULL, term_signal = NULL, finished_at = NULL",
+                [])
         }
     }
 
@@ -259,23 +299,29 @@ public final class JobQueue {
     public func reconcile(currentBoot: Int) throws -> (requeued: [Int], cancelled: [Int]) {
         try db.immediate {
             let now = clock()
-            let live = try db.query("""
+            let live = try db.query(
+                """
                 SELECT id, state FROM jobs WHERE state IN ('running','cancelling') AND (lease_owner IS NULL OR lease_owner != ?)
                 ORDER BY id
                 """, [currentBoot])
             var requeued: [Int] = [], cancelled: [Int] = []
             for row in live {
-                guard let id = row.int("id"), let state = JobState(rawValue: row.string("state") ?? "") else { continue }
+                guard let id = row.int("id"), let state = JobState(rawValue: row.string("state") ?? "") else {
+                    continue
+                }
                 let clear = "lease_owner = NULL, lease_expires_at = NULL, pid = NULL, pgid = NULL"
                 if state == .running {
-                    try update(id, from: .running, to: .queued, at: now,
-                               detail: "the daemon that ran it stopped without finishing it; requeued to resume from its last checkpoint",
-                               set: "eta_s = NULL, \(clear)", [])
+                    try update(
+                        id, from: .running, to: .queued, at: now,
+                        detail:
+                            "the daemon that ran it stopped without finishing it; requeued to resume from its last checkpoint",
+                        set: "eta_s = NULL, \(clear)", [])
                     requeued.append(id)
                 } else {
-                    try update(id, from: .cancelling, to: .cancelled, at: now,
-                               detail: "cancelled (the daemon stopped while the cancel was in progress)",
-                               set: "finished_at = ?, \(clear)", [now])
+                    try update(
+                        id, from: .cancelling, to: .cancelled, at: now,
+                        detail: "cancelled (the daemon stopped while the cancel was in progress)",
+                        set: "finished_at = ?, \(clear)", [now])
                     cancelled.append(id)
                 }
             }
@@ -291,8 +337,10 @@ public final class JobQueue {
     // MARK: queries
 
     public func job(_ id: Int) throws -> JobRecord? {
-        try db.query("SELECT \(Self.jobColumns) FROM jobs j JOIN manifests m ON m.id = j.manifest_id WHERE j.id = ?", [id])
-            .first.map(JobRecord.init(row:))
+        try db.query(
+            "SELECT \(Self.jobColumns) FROM jobs j JOIN manifests m ON m.id = j.manifest_id WHERE j.id = ?", [id]
+        )
+        .first.map(JobRecord.init(row:))
     }
 
     /// Jobs matching `filter`, newest first.
@@ -328,20 +376,22 @@ public final class JobQueue {
 
     public func events(_ id: Int) throws -> [JobEvent] {
         try db.query("SELECT * FROM job_events WHERE job_id = ? ORDER BY id", [id]).map { row in
-            JobEvent(id: row.int("id") ?? 0, jobID: row.int("job_id") ?? 0, at: Int64(row.int("at") ?? 0),
-                     from: row.string("from_state").flatMap(JobState.init(rawValue:)),
-                     to: JobState(rawValue: row.string("to_state") ?? "") ?? .failed, detail: row.string("detail"))
+            JobEvent(
+                id: row.int("id") ?? 0, jobID: row.int("job_id") ?? 0, at: Int64(row.int("at") ?? 0),
+                from: row.string("from_state").flatMap(JobState.init(rawValue:)),
+                to: JobState(rawValue: row.string("to_state") ?? "") ?? .failed, detail: row.string("detail"))
         }
     }
 
     public func manifest(_ id: Int) throws -> ManifestRecord? {
         try db.query("SELECT * FROM manifests WHERE id = ?", [id]).first.map { row in
-            ManifestRecord(id: row.int("id") ?? 0, name: row.string("name") ?? "", kind: row.string("kind") ?? "",
-                           fileName: row.string("file_name") ?? "",
-                           submitterUID: UInt32(truncatingIfNeeded: row.int("submitter_uid") ?? 0),
-                           sha256: row.string("sha256") ?? "", body: row.string("body") ?? "{}",
-                           receivedAt: Int64(row.int("received_at") ?? 0), trialCount: row.int("trial_count") ?? 0,
-                           summaryPath: row.string("summary_path"))
+            ManifestRecord(
+                id: row.int("id") ?? 0, name: row.string("name") ?? "", kind: row.string("kind") ?? "",
+                fileName: row.string("file_name") ?? "",
+                submitterUID: UInt32(truncatingIfNeeded: row.int("submitter_uid") ?? 0),
+                sha256: row.string("sha256") ?? "", body: row.string("body") ?? "{}",
+                receivedAt: Int64(row.int("received_at") ?? 0), trialCount: row.int("trial_count") ?? 0,
+                summaryPath: row.string("summary_path"))
         }
     }
 
@@ -369,16 +419,20 @@ public final class JobQueue {
     // MARK: helpers
 
     private func event(_ id: Int, from: JobState?, to: JobState, detail: String?, at: Int64) throws {
-        try db.run("INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
-                   [id, at, from?.rawValue, to.rawValue, detail])
+        try db.run(
+            "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+            [id, at, from?.rawValue, to.rawValue, detail])
     }
 
     /// The guarded update: `state` changes only if it is still `from`. Must run inside a transaction.
-    private func update(_ id: Int, from: JobState, to: JobState, at now: Int64, detail: String?, set: String,
-                        _ args: [any SQLValueConvertible]) throws {
+    private func update(
+        _ id: Int, from: JobState, to: JobState, at now: Int64, detail: String?, set: String,
+        _ args: [any SQLValueConvertible]
+    ) throws {
         let extra = set.isEmpty ? "" : ", " + set
-        let changed = try db.run("UPDATE jobs SET state = ?, updated_at = ?\(extra) WHERE id = ? AND state = ?",
-                                 [to.rawValue, now] + args + [id, from.rawValue])
+        let changed = try db.run(
+            "UPDATE jobs SET state = ?, updated_at = ?\(extra) WHERE id = ? AND state = ?",
+            [to.rawValue, now] + args + [id, from.rawValue])
         guard changed == 1 else {
             guard let current = try job(id) else { throw StoreError.noSuchJob(id) }
             throw StoreError.conflict(job: id, expected: [from], found: current.state)
@@ -386,8 +440,10 @@ public final class JobQueue {
         try event(id, from: from, to: to, detail: detail, at: now)
     }
 
-    private func simpleTransition(_ id: Int, from: JobState, to: JobState, detail: String, set: String,
-                                  _ args: [any SQLValueConvertible]) throws {
+    private func simpleTransition(
+        _ id: Int, from: JobState, to: JobState, detail: String, set: String,
+        _ args: [any SQLValueConvertible]
+    ) throws {
         try db.immediate {
             try update(id, from: from, to: to, at: clock(), detail: detail, set: set, args)
         }

@@ -28,7 +28,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "job \(id) is \(found.rawValue), not \(list)"
         case .notQueueDatabase(let path, let reason): return "\(path) is not a vldd queue database: \(reason)"
         case .newerSchema(let path, let found, let supported):
-            return "\(path) has schema version \(found); this vldd knows versions up to \(supported) (was it written by a newer vldd?)"
+            return
+                "\(path) has schema version \(found); this vldd knows versions up to \(supported) (was it written by a newer vldd?)"
         }
     }
 }
@@ -46,8 +47,10 @@ public struct NewJob: Sendable {
     public var totalSteps: Int?
     public var maxFailures: Int
 
-    public init(trialIndex: Int, name: String, params: String, priority: Int = 0, threads: Int = 1,
-                memoryBytes: Int? = nil, totalSteps: Int? = nil, maxFailures: Int = 3) {
+    public init(
+        trialIndex: Int, name: String, params: String, priority: Int = 0, threads: Int = 1,
+        memoryBytes: Int? = nil, totalSteps: Int? = nil, maxFailures: Int = 3
+    ) {
         self.trialIndex = trialIndex
         self.name = name
         self.params = params
@@ -72,8 +75,10 @@ public struct NewManifest: Sendable {
     public var kind: String
     public var jobs: [NewJob]
 
-    public init(sourceKey: String, fileName: String, submitterUID: UInt32, sha256: String, body: String,
-                name: String, kind: String, jobs: [NewJob]) {
+    public init(
+        sourceKey: String, fileName: String, submitterUID: UInt32, sha256: String, body: String,
+        name: String, kind: String, jobs: [NewJob]
+    ) {
         self.sourceKey = sourceKey
         self.fileName = fileName
         self.submitterUID = submitterUID
@@ -214,8 +219,10 @@ public struct JobFilter: Sendable {
     /// Newest first, at most this many.
     public var limit: Int?
 
-    public init(states: Set<JobState>? = nil, nameContains: String? = nil, manifestID: Int? = nil,
-                submitterUID: UInt32? = nil, limit: Int? = nil) {
+    public init(
+        states: Set<JobState>? = nil, nameContains: String? = nil, manifestID: Int? = nil,
+        submitterUID: UInt32? = nil, limit: Int? = nil
+    ) {
         self.states = states
         self.nameContains = nameContains
         self.manifestID = manifestID

@@ -100,7 +100,8 @@ public final class Connection {
 
     /// Opens (creating if `create`) the database at `path` and applies the connection pragmas.
     /// `busyTimeoutMilliseconds` is how long a statement waits for another connection's lock.
-    public init(path: String, readOnly: Bool = false, create: Bool = true, busyTimeoutMilliseconds: Int32 = 5000) throws {
+    public init(path: String, readOnly: Bool = false, create: Bool = true, busyTimeoutMilliseconds: Int32 = 5000) throws
+    {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         flags |= readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
@@ -123,8 +124,9 @@ public final class Connection {
     deinit { sqlite3_close_v2(handle) }
 
     func error(_ rc: Int32, _ operation: String) -> SQLiteError {
-        SQLiteError(code: sqlite3_extended_errcode(handle) != 0 ? sqlite3_extended_errcode(handle) : rc,
-                    message: String(cString: sqlite3_errmsg(handle)), operation: operation)
+        SQLiteError(
+            code: sqlite3_extended_errcode(handle) != 0 ? sqlite3_extended_errcode(handle) : rc,
+            message: String(cString: sqlite3_errmsg(handle)), operation: operation)
     }
 
     /// Runs one or more statements that return no rows of interest.
@@ -202,8 +204,9 @@ public final class Statement {
         sqlite3_clear_bindings(handle)
         let expected = Int(sqlite3_bind_parameter_count(handle))
         guard arguments.count == expected else {
-            throw SQLiteError(code: SQLITE_RANGE, message: "\(arguments.count) arguments for \(expected) parameters",
-                              operation: sql)
+            throw SQLiteError(
+                code: SQLITE_RANGE, message: "\(arguments.count) arguments for \(expected) parameters",
+                operation: sql)
         }
         for (i, argument) in arguments.enumerated() {
             let index = Int32(i + 1)
@@ -214,7 +217,9 @@ public final class Statement {
             case .real(let v): rc = sqlite3_bind_double(handle, index, v)
             case .text(let s): rc = sqlite3_bind_text(handle, index, s, -1, csqlite_transient())
             case .blob(let b):
-                rc = b.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), csqlite_transient()) }
+                rc = b.withUnsafeBytes {
+                    sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), csqlite_transient())
+                }
             }
             guard rc == SQLITE_OK else { throw connection.error(rc, sql) }
         }

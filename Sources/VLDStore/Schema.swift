@@ -57,7 +57,7 @@ enum Schema {
         CREATE TABLE metrics(
           job_id INTEGER NOT NULL REFERENCES jobs(id), name TEXT NOT NULL, step INTEGER NOT NULL,
           value REAL NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(job_id, name, step)) STRICT, WITHOUT ROWID;
-        """,
+        """
     ]
 
     static var latestVersion: Int { migrations.count }

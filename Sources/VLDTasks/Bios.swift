@@ -45,8 +45,10 @@ public struct BiosConfig: Codable, Equatable, Sendable {
     public static let attributeSizeRange = 2...1_000_000
     public static let exposureRange = 1...1_000_000
 
-    public init(people: Int = 200, firstNames: Int = 12, middleNames: Int = 8, lastNames: Int = 12,
-                attributes: [String: Int]? = nil, exposures: Int = 100) {
+    public init(
+        people: Int = 200, firstNames: Int = 12, middleNames: Int = 8, lastNames: Int = 12,
+        attributes: [String: Int]? = nil, exposures: Int = 100
+    ) {
         self.people = people
         self.firstNames = firstNames
         self.middleNames = middleNames
@@ -60,12 +62,13 @@ public struct BiosConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = BiosConfig()
-        self.init(people: try c.decodeIfPresent(Int.self, forKey: .people) ?? d.people,
-                  firstNames: try c.decodeIfPresent(Int.self, forKey: .firstNames) ?? d.firstNames,
-                  middleNames: try c.decodeIfPresent(Int.self, forKey: .middleNames) ?? d.middleNames,
-                  lastNames: try c.decodeIfPresent(Int.self, forKey: .lastNames) ?? d.lastNames,
-                  attributes: try c.decodeIfPresent([String: Int].self, forKey: .attributes),
-                  exposures: try c.decodeIfPresent(Int.self, forKey: .exposures) ?? d.exposures)
+        self.init(
+            people: try c.decodeIfPresent(Int.self, forKey: .people) ?? d.people,
+            firstNames: try c.decodeIfPresent(Int.self, forKey: .firstNames) ?? d.firstNames,
+            middleNames: try c.decodeIfPresent(Int.self, forKey: .middleNames) ?? d.middleNames,
+            lastNames: try c.decodeIfPresent(Int.self, forKey: .lastNames) ?? d.lastNames,
+            attributes: try c.decodeIfPresent([String: Int].self, forKey: .attributes),
+            exposures: try c.decodeIfPresent(Int.self, forKey: .exposures) ?? d.exposures)
     }
 
     /// N0 = F·M·S, the number of possible names.
@@ -88,8 +91,9 @@ public struct BiosConfig: Codable, Equatable, Sendable {
             }
         }
         guard namePool >= people else {
-            throw fail("firstNames·middleNames·lastNames (\(firstNames)·\(middleNames)·\(lastNames) = \(namePool)) "
-                       + "must be at least people (\(people)) so every name is unique")
+            throw fail(
+                "firstNames·middleNames·lastNames (\(firstNames)·\(middleNames)·\(lastNames) = \(namePool)) "
+                    + "must be at least people (\(people)) so every name is unique")
         }
         for (name, size) in (attributes ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard BiosConfig.attributeNames.contains(name) else {
@@ -211,16 +215,18 @@ public struct BiosTask: SyntheticTask {
         let idx = [k / (mm * ss), (k / ss) % mm, k % ss]
         var rng = TaskRNG(seed: seed, stream: BiosTask.factsStream, index: i)
         let facts = attributeSizes.map { rng.int($0) }
-        return BiosPerson(index: i, nameIndices: idx,
-                          name: [firstNamePool[idx[0]], middleNamePool[idx[1]], lastNamePool[idx[2]]],
-                          attributes: facts)
+        return BiosPerson(
+            index: i, nameIndices: idx,
+            name: [firstNamePool[idx[0]], middleNamePool[idx[1]], lastNamePool[idx[2]]],
+            attributes: facts)
     }
 
     /// Renders person `i` with template `templates[a]` for attribute a and the sentences in
     /// `order` (a permutation of the attribute indices; the first sentence carries the full name).
     public func biography(seed: UInt64, person i: Int, templates chosen: [Int], order: [Int]) -> BiosEvalDocument {
-        precondition(chosen.count == attributeNames.count && order.sorted() == Array(attributeNames.indices),
-                     "bios: one template per attribute and a permutation of the attributes")
+        precondition(
+            chosen.count == attributeNames.count && order.sorted() == Array(attributeNames.indices),
+            "bios: one template per attribute and a permutation of the attributes")
         let p = person(seed: seed, i)
         let male = p.attributes[0] == 0
         var words = ["<bos>"], positions = [Int](repeating: -1, count: attributeNames.count)
@@ -252,8 +258,9 @@ public struct BiosTask: SyntheticTask {
     /// The fixed evaluation rendering of person `i`: template 0 of every attribute, attributes in
     /// `attributeNames` order (gender first, with the full name).
     public func evaluationDocument(seed: UInt64, person i: Int) -> BiosEvalDocument {
-        biography(seed: seed, person: i, templates: Array(repeating: 0, count: attributeNames.count),
-                  order: Array(attributeNames.indices))
+        biography(
+            seed: seed, person: i, templates: Array(repeating: 0, count: attributeNames.count),
+            order: Array(attributeNames.indices))
     }
 
     /// Biography of person (index mod N) with a random template per attribute and a random

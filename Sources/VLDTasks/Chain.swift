@@ -77,9 +77,11 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     public var recallDocuments = 0
     public var cotSteps: CotSteps = .trace
 
-    public init(format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
-                variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .compact,
-                recallDocuments: Int = 0, cotSteps: CotSteps = .trace) {
+    public init(
+        format: Format = .direct, modulus: Int = 11, minK: Int = 1, maxK: Int = 4, statements: Int = 10,
+        variables: Int = 26, queries: Int = 1, derivedShare: Double = 2.0 / 3.0, syntax: Syntax = .compact,
+        recallDocuments: Int = 0, cotSteps: CotSteps = .trace
+    ) {
         self.format = format
         self.modulus = modulus
         self.minK = minK
@@ -104,13 +106,18 @@ public struct ChainConfig: Codable, Equatable, Sendable {
     /// Refuses settings that cannot generate, naming the field and the limit.
     public func validate() throws {
         func fail(_ m: String) -> ChainConfigError { ChainConfigError(message: m) }
-        guard ChainConfig.modulusRange.contains(modulus) else { throw fail("modulus must be in 2...97, got \(modulus)") }
-        guard ChainConfig.statementRange.contains(statements) else { throw fail("statements must be in 1...64, got \(statements)") }
+        guard ChainConfig.modulusRange.contains(modulus) else {
+            throw fail("modulus must be in 2...97, got \(modulus)")
+        }
+        guard ChainConfig.statementRange.contains(statements) else {
+            throw fail("statements must be in 1...64, got \(statements)")
+        }
         guard (1...ChainConfig.largestK).contains(minK), minK <= maxK else {
             throw fail("minK must be in 1...maxK (\(maxK)), got \(minK)")
         }
         guard maxK <= longestK else {
-            throw fail("maxK (\(maxK)) needs maxK statements; statements is \(statements), so maxK can be at most \(longestK)")
+            throw fail(
+                "maxK (\(maxK)) needs maxK statements; statements is \(statements), so maxK can be at most \(longestK)")
         }
         guard ChainConfig.variableRange.contains(variables), variables >= statements else {
             throw fail("variables must be in \(statements)...702 (a name per statement), got \(variables)")
@@ -256,7 +263,8 @@ public struct ChainTask: SyntheticTask {
         let statements = 3 + e + (5 + e) * (config.statements - 1)
         let question = config.format == .direct ? 2 + e : 3
         let perDerivation = config.cotSteps == .trace ? 12 + 2 * e : 11 + e
-        let completion = config.format == .direct ? 2 + (3 + e) * (config.queries - 1) : 3 + e + perDerivation * (k - 1) + 3
+        let completion =
+            config.format == .direct ? 2 + (3 + e) * (config.queries - 1) : 3 + e + perDerivation * (k - 1) + 3
         return 1 + statements + question + completion
     }
 
@@ -265,7 +273,9 @@ public struct ChainTask: SyntheticTask {
     /// Problem `index` of the (seed, k, split) stream.
     public func problem(seed: UInt64, index: Int, k: Int, split: ChainSplit) throws -> ChainProblem {
         guard (1...config.longestK).contains(k) else {
-            throw TaskError("chain: k \(k) outside 1...\(config.longestK) (statements \(config.statements) hold chains of at most that)")
+            throw TaskError(
+                "chain: k \(k) outside 1...\(config.longestK) (statements \(config.statements) hold chains of at most that)"
+            )
         }
         let stream: UInt64 = 0x3000 + UInt64(k) * 2 + (split == .train ? 0 : 1)
         var rng = TaskRNG(seed: seed, stream: stream, index: index)
@@ -341,11 +351,14 @@ public struct ChainTask: SyntheticTask {
             let v = ready[rng.int(ready.count)]
             placed[v] = true
             let s = bySlot[v]!
-            values[v] = s.parent.map { s.op == "+" ? (values[$0] + s.constant) % p : (values[$0] * s.constant) % p } ?? s.constant
+            values[v] =
+                s.parent.map { s.op == "+" ? (values[$0] + s.constant) % p : (values[$0] * s.constant) % p }
+                ?? s.constant
             statements.append(s)
         }
-        return ChainProblem(k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p,
-                            syntax: config.syntax, cotSteps: config.cotSteps)
+        return ChainProblem(
+            k: k, names: names, statements: statements, query: k - 1, chain: Array(0..<k), values: values, modulus: p,
+            syntax: config.syntax, cotSteps: config.cotSteps)
     }
 }
 

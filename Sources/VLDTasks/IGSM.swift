@@ -109,8 +109,10 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
     public static func minimumMaxEdges(maxOps: Int) -> Int { max(8, (maxOps + 6) * 2 / 3 + 1) }
 
     /// `maxEdges: nil` (default) makes maxEdges follow maxOps (see `maxEdges`).
-    public init(maxOps: Int = 6, maskQuestion: Bool = true, maxEdges: Int? = nil, modulus: Int = 23,
-                render: Render = .text, stepSymbols: StepSymbols = .random, split: Split = .template) {
+    public init(
+        maxOps: Int = 6, maskQuestion: Bool = true, maxEdges: Int? = nil, modulus: Int = 23,
+        render: Render = .text, stepSymbols: StepSymbols = .random, split: Split = .template
+    ) {
         self.maxOps = maxOps
         self.maskQuestion = maskQuestion
         self.edgesOverride = maxEdges
@@ -126,13 +128,14 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(maxOps: try c.decodeIfPresent(Int.self, forKey: .maxOps) ?? 6,
-                  maskQuestion: try c.decodeIfPresent(Bool.self, forKey: .maskQuestion) ?? true,
-                  maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges),
-                  modulus: try c.decodeIfPresent(Int.self, forKey: .modulus) ?? 23,
-                  render: try c.decodeIfPresent(Render.self, forKey: .render) ?? .text,
-                  stepSymbols: try c.decodeIfPresent(StepSymbols.self, forKey: .stepSymbols) ?? .random,
-                  split: try c.decodeIfPresent(Split.self, forKey: .split) ?? .template)
+        self.init(
+            maxOps: try c.decodeIfPresent(Int.self, forKey: .maxOps) ?? 6,
+            maskQuestion: try c.decodeIfPresent(Bool.self, forKey: .maskQuestion) ?? true,
+            maxEdges: try c.decodeIfPresent(Int.self, forKey: .maxEdges),
+            modulus: try c.decodeIfPresent(Int.self, forKey: .modulus) ?? 23,
+            render: try c.decodeIfPresent(Render.self, forKey: .render) ?? .text,
+            stepSymbols: try c.decodeIfPresent(StepSymbols.self, forKey: .stepSymbols) ?? .random,
+            split: try c.decodeIfPresent(Split.self, forKey: .split) ?? .template)
         maxWords = try c.decodeIfPresent(Int.self, forKey: .maxWords)
         curriculum = try c.decodeIfPresent(Curriculum.self, forKey: .curriculum)
     }
@@ -172,7 +175,8 @@ public struct IGSMConfig: Codable, Equatable, Sendable {
         }
         if let c = curriculum {
             guard (1...maxOps).contains(c.fromMaxOps) else {
-                throw IGSMConfigError(message: "igsm: curriculum.fromMaxOps \(c.fromMaxOps) is outside 1...maxOps (\(maxOps))")
+                throw IGSMConfigError(
+                    message: "igsm: curriculum.fromMaxOps \(c.fromMaxOps) is outside 1...maxOps (\(maxOps))")
             }
             guard c.documents >= 1 else {
                 throw IGSMConfigError(message: "igsm: curriculum.documents must be at least 1, got \(c.documents)")
@@ -222,17 +226,17 @@ public struct IGSMProblem: Equatable, Sendable {
 
 /// The expression forms of spec §6.3 step 3 (c is a random constant, A..D earlier parameters).
 enum IGSMForm: Int, CaseIterable, Sendable {
-    case constant        // c ∈ 0...22
-    case copy            // A
-    case plusConst       // c + A   (c ∈ 1...22, as for all forms below with a constant)
-    case timesConst      // c × A
-    case add             // A + B
-    case sub             // A − B
-    case sum3            // A + B + C
-    case sum4            // A + B + C + D
-    case constPlusSum    // c + (A + B)
-    case constPlusDiff   // c + (A − B)
-    case constTimesSum   // c × (A + B)
+    case constant  // c ∈ 0...22
+    case copy  // A
+    case plusConst  // c + A   (c ∈ 1...22, as for all forms below with a constant)
+    case timesConst  // c × A
+    case add  // A + B
+    case sub  // A − B
+    case sum3  // A + B + C
+    case sum4  // A + B + C + D
+    case constPlusSum  // c + (A + B)
+    case constPlusDiff  // c + (A − B)
+    case constTimesSum  // c × (A + B)
 
     var parentCount: Int {
         switch self {
@@ -322,7 +326,8 @@ public struct IGSMTask: SyntheticTask {
     /// The result is cached per (settings, ops, split, draws): a grid's trials usually share
     /// their task, and validating a 500-trial manifest must not take the daemon 500 times as long.
     public func acceptanceRate(ops: Int, split: IGSMSplit, draws: Int = 4000) -> Double {
-        let key = "\(config.maxOps) \(config.maxEdges) \(config.maxWords ?? -1) \(config.render) \(config.split) \(ops) \(split.rawValue) \(draws)"
+        let key =
+            "\(config.maxOps) \(config.maxEdges) \(config.maxWords ?? -1) \(config.render) \(config.split) \(ops) \(split.rawValue) \(draws)"
         if let rate = AcceptanceCache.shared.value(key) { return rate }
         let rate = measureAcceptance(ops: ops, split: split, draws: draws)
         AcceptanceCache.shared.store(key, rate)
@@ -363,7 +368,9 @@ public struct IGSMTask: SyntheticTask {
     /// Problem `index` of the (seed, ops, split) stream; a pure function of its arguments.
     /// `ops` must lie in 1...maxOps + 6.
     public func problem(seed: UInt64, index: Int, ops: Int, split: IGSMSplit) throws -> IGSMProblem {
-        guard (1...config.maxOps + 6).contains(ops) else { throw TaskError("igsm: ops \(ops) outside 1...\(config.maxOps + 6)") }
+        guard (1...config.maxOps + 6).contains(ops) else {
+            throw TaskError("igsm: ops \(ops) outside 1...\(config.maxOps + 6)")
+        }
         let stream: UInt64 = 0x2000 + UInt64(ops) * 2 + (split == .train ? 0 : 1)
         var rng = TaskRNG(seed: seed, stream: stream, index: index)
         return try generate(ops: ops, split: split, rng: &rng)
@@ -406,8 +413,9 @@ public struct IGSMTask: SyntheticTask {
                 return g.render(config: config, rng: &rng)
             }
         }
-        throw TaskError("igsm: no \(split.rawValue) problem with \(target) operations in \(drawLimit) draws under maxEdges \(config.maxEdges) "
-            + "and maxWords \(config.maxWords.map(String.init) ?? "unset"); raise them or lower the op count")
+        throw TaskError(
+            "igsm: no \(split.rawValue) problem with \(target) operations in \(drawLimit) draws under maxEdges \(config.maxEdges) "
+                + "and maxWords \(config.maxWords.map(String.init) ?? "unset"); raise them or lower the op count")
     }
 }
 

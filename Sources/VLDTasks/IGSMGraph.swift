@@ -13,34 +13,44 @@ struct FNV1a {
 
 /// The fixed words of the task and the vocabulary.
 enum IGSMWords {
-    static let function = ["Question", ":", "The", "number", "of", "each", "'s", "equals", "more", "than",
-                           "times", "as", "much", "the", "sum", ",", "and", "difference", ".", "How", "many",
-                           "does", "have", "?", "Solution", "Define", ";", "so", "=", "+", "-", "*", "Answer"]
+    static let function = [
+        "Question", ":", "The", "number", "of", "each", "'s", "equals", "more", "than",
+        "times", "as", "much", "the", "sum", ",", "and", "difference", ".", "How", "many",
+        "does", "have", "?", "Solution", "Define", ";", "so", "=", "+", "-", "*", "Answer",
+    ]
     static let numbers = (0..<23).map { String($0) }
     static let symbols = (Array("abcdefghijklmnopqrstuvwxyz") + Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")).map { String($0) }
 
     /// Four 4-level hierarchies (levels 0..3), six single-word items per level.
     static let hierarchies: [[[String]]] = [
         // region → zoo → enclosure → animal
-        [["Northvale", "Eastmoor", "Southbay", "Westridge", "Highland", "Lowmarsh"],
-         ["Riverzoo", "Hillzoo", "Lakezoo", "Forestzoo", "Valleyzoo", "Canyonzoo"],
-         ["Aviary", "Aquarium", "Terrarium", "Paddock", "Jungle", "Savanna"],
-         ["Lion", "Zebra", "Parrot", "Turtle", "Penguin", "Otter"]],
+        [
+            ["Northvale", "Eastmoor", "Southbay", "Westridge", "Highland", "Lowmarsh"],
+            ["Riverzoo", "Hillzoo", "Lakezoo", "Forestzoo", "Valleyzoo", "Canyonzoo"],
+            ["Aviary", "Aquarium", "Terrarium", "Paddock", "Jungle", "Savanna"],
+            ["Lion", "Zebra", "Parrot", "Turtle", "Penguin", "Otter"],
+        ],
         // district → school → classroom → supply
-        [["Ashford", "Brookton", "Claymont", "Dunmore", "Everton", "Fairhill"],
-         ["Riverview", "Lakeside", "Hilltop", "Greenwood", "Sunnyside", "Parkview"],
-         ["Library", "Gym", "Lab", "Studio", "Cafeteria", "Auditorium"],
-         ["Backpack", "Pencil", "Notebook", "Ruler", "Eraser", "Crayon"]],
+        [
+            ["Ashford", "Brookton", "Claymont", "Dunmore", "Everton", "Fairhill"],
+            ["Riverview", "Lakeside", "Hilltop", "Greenwood", "Sunnyside", "Parkview"],
+            ["Library", "Gym", "Lab", "Studio", "Cafeteria", "Auditorium"],
+            ["Backpack", "Pencil", "Notebook", "Ruler", "Eraser", "Crayon"],
+        ],
         // city → market → shop → fruit
-        [["Oakton", "Pinecrest", "Stonebridge", "Maplewood", "Redcliff", "Silverlake"],
-         ["Bazaar", "Mall", "Souk", "Arcade", "Emporium", "Plaza"],
-         ["Bakery", "Grocery", "Deli", "Pantry", "Creamery", "Fishmonger"],
-         ["Apple", "Banana", "Cherry", "Mango", "Peach", "Plum"]],
+        [
+            ["Oakton", "Pinecrest", "Stonebridge", "Maplewood", "Redcliff", "Silverlake"],
+            ["Bazaar", "Mall", "Souk", "Arcade", "Emporium", "Plaza"],
+            ["Bakery", "Grocery", "Deli", "Pantry", "Creamery", "Fishmonger"],
+            ["Apple", "Banana", "Cherry", "Mango", "Peach", "Plum"],
+        ],
         // fleet → ship → deck → cargo
-        [["Armada", "Flotilla", "Squadron", "Convoy", "Navy", "Regatta"],
-         ["Galleon", "Frigate", "Schooner", "Clipper", "Trawler", "Ferry"],
-         ["Bridge", "Galley", "Hold", "Cabin", "Quarterdeck", "Forecastle"],
-         ["Barrel", "Crate", "Rope", "Lantern", "Anchor", "Cannon"]],
+        [
+            ["Armada", "Flotilla", "Squadron", "Convoy", "Navy", "Regatta"],
+            ["Galleon", "Frigate", "Schooner", "Clipper", "Trawler", "Ferry"],
+            ["Bridge", "Galley", "Hold", "Cabin", "Quarterdeck", "Forecastle"],
+            ["Barrel", "Crate", "Rope", "Lantern", "Anchor", "Cannon"],
+        ],
     ]
 
     static let vocabulary: [String] = function + numbers + symbols + hierarchies.flatMap { $0.flatMap { $0 } }
@@ -51,9 +61,9 @@ struct IGSMGraph {
     static let maxParents = 4
     var levels = 0
     var widths: [Int] = []
-    var edgeLevel: [Int] = [], edgeOwner: [Int] = [], edgeItem: [Int] = []   // per parameter
+    var edgeLevel: [Int] = [], edgeOwner: [Int] = [], edgeItem: [Int] = []  // per parameter
     var forms: [IGSMForm] = []
-    var parents: [Int] = []          // maxParents slots per parameter
+    var parents: [Int] = []  // maxParents slots per parameter
     private var necForms: [IGSMForm] = []
     private var necParents: [Int] = []
     var query = 0
@@ -65,7 +75,7 @@ struct IGSMGraph {
     var count: Int { forms.count }
 
     func parentsOf(_ i: Int) -> ArraySlice<Int> {
-        parents[i * IGSMGraph.maxParents ..< i * IGSMGraph.maxParents + forms[i].parentCount]
+        parents[i * IGSMGraph.maxParents..<i * IGSMGraph.maxParents + forms[i].parentCount]
     }
 
     /// One rejection-sampling draw; true when it produced a graph whose query has op == target,
@@ -80,7 +90,8 @@ struct IGSMGraph {
     /// random positions of the topological order, and the other (distractor) positions get
     /// random forms over any earlier parameters. Distractors are never ancestors of the query,
     /// so op(query) is exactly the sum of the necessary costs.
-    mutating func draw(target: Int, config: IGSMConfig, split: IGSMSplit, lengthBudget: Int, rng: inout TaskRNG) -> Bool {
+    mutating func draw(target: Int, config: IGSMConfig, split: IGSMSplit, lengthBudget: Int, rng: inout TaskRNG) -> Bool
+    {
         let P = IGSMGraph.maxParents, maxEdges = config.maxEdges
         // 1. Necessary forms with costs summing to the target.
         necForms.removeAll(keepingCapacity: true)
@@ -107,7 +118,7 @@ struct IGSMGraph {
             let need = max(0, open + (k < n - 1 ? 1 : 0) - capacity)
             guard need <= min(slots, open) else { return false }
             var chosen: UInt64 = 0
-            for _ in 0..<need {   // the r-th still-open uncovered parameter, r uniform
+            for _ in 0..<need {  // the r-th still-open uncovered parameter, r uniform
                 var r = rng.int(uncovered.nonzeroBitCount)
                 var m = uncovered
                 while r > 0 { m &= m - 1; r -= 1 }
@@ -172,7 +183,7 @@ struct IGSMGraph {
 
         // 5. Positions of the necessary parameters in the topological order; distractors elsewhere.
         var nec: UInt64 = 0
-        for k in 0..<n {   // Floyd's algorithm: a uniform n-subset of 0..<edges
+        for k in 0..<n {  // Floyd's algorithm: a uniform n-subset of 0..<edges
             let j = rng.int(edges - n + k + 1)
             let bit = UInt64(1) << UInt64(j)
             nec |= (nec & bit) == 0 ? bit : UInt64(1) << UInt64(edges - n + k)
@@ -277,15 +288,15 @@ struct IGSMGraph {
     static func sentenceLength(_ f: IGSMForm) -> Int {
         let rhs: Int
         switch f {
-        case .constant: rhs = 1                      // c
-        case .copy: rhs = 4                          // each X 's Y
-        case .plusConst: rhs = 7                     // c more than A
-        case .timesConst: rhs = 9                    // c times as much as A
-        case .add, .sub: rhs = 12                    // the sum of A and B
-        case .sum3: rhs = 17                         // the sum of A , B and C
-        case .sum4: rhs = 22                         // the sum of A , B , C and D
-        case .constPlusSum, .constPlusDiff: rhs = 15 // c more than the sum of A and B
-        case .constTimesSum: rhs = 17                // c times as much as the sum of A and B
+        case .constant: rhs = 1  // c
+        case .copy: rhs = 4  // each X 's Y
+        case .plusConst: rhs = 7  // c more than A
+        case .timesConst: rhs = 9  // c times as much as A
+        case .add, .sub: rhs = 12  // the sum of A and B
+        case .sum3: rhs = 17  // the sum of A , B and C
+        case .sum4: rhs = 22  // the sum of A , B , C and D
+        case .constPlusSum, .constPlusDiff: rhs = 15  // c more than the sum of A and B
+        case .constTimesSum: rhs = 17  // c times as much as the sum of A and B
         }
         return 9 + rhs
     }
@@ -294,13 +305,13 @@ struct IGSMGraph {
     static func symbolicSentenceLength(_ f: IGSMForm) -> Int {
         let rhs: Int
         switch f {
-        case .constant: rhs = 1                      // c
-        case .copy: rhs = 2                          // A
-        case .plusConst, .timesConst: rhs = 4        // c + A
-        case .add, .sub: rhs = 5                     // A + B
-        case .sum3: rhs = 8                          // A + B + C
-        case .sum4: rhs = 11                         // A + B + C + D
-        case .constPlusSum, .constPlusDiff, .constTimesSum: rhs = 9 // c + ( A + B )
+        case .constant: rhs = 1  // c
+        case .copy: rhs = 2  // A
+        case .plusConst, .timesConst: rhs = 4  // c + A
+        case .add, .sub: rhs = 5  // A + B
+        case .sum3: rhs = 8  // A + B + C
+        case .sum4: rhs = 11  // A + B + C + D
+        case .constPlusSum, .constPlusDiff, .constTimesSum: rhs = 9  // c + ( A + B )
         }
         return 4 + rhs
     }

@@ -77,8 +77,10 @@ extension IGSMGraph {
             let ps = Array(parentsOf(i))
             let c = f == .constant ? rng.int(p) : (f.hasConstant ? rng.int(in: 1...(p - 1)) : 0)
             let v = f.evaluate(constant: c, operands: ps.map { params[$0].value }, modulus: p)
-            params.append(IGSMParameter(owner: names[edgeLevel[i]][edgeOwner[i]], item: names[edgeLevel[i] + 1][edgeItem[i]],
-                                        form: f, parents: ps, constant: c, value: v))
+            params.append(
+                IGSMParameter(
+                    owner: names[edgeLevel[i]][edgeOwner[i]], item: names[edgeLevel[i] + 1][edgeItem[i]],
+                    form: f, parents: ps, constant: c, value: v))
         }
 
         // Problem text: shuffled sentences, then the question.
@@ -86,12 +88,15 @@ extension IGSMGraph {
         for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
         var question = ["Question", ":"]
         for i in order {
-            if symbolic { IGSMText.appendSymbolicSentence(params[i], params, equals: config.render == .symbolic, to: &question) } else {
+            if symbolic {
+                IGSMText.appendSymbolicSentence(params[i], params, equals: config.render == .symbolic, to: &question)
+            } else {
                 IGSMText.appendSentence(params[i], params, to: &question)
             }
         }
         let q = params[query]
-        question += symbolic ? ["How", "many", q.item, q.owner, "?"] : ["How", "many", q.item, "does", q.owner, "have", "?"]
+        question +=
+            symbolic ? ["How", "many", q.item, q.owner, "?"] : ["How", "many", q.item, "does", q.owner, "have", "?"]
 
         // Symbols: one distinct letter per clause (= per operation), random or in order.
         var letters = Array(0..<IGSMWords.symbols.count)
@@ -111,12 +116,14 @@ extension IGSMGraph {
                 nextLetter += 1
             }
             symbolOf[j] = clauseSymbols[0]
-            IGSMText.appendStep(params[j], symbols: clauseSymbols, symbolOf: symbolOf, params: params, render: config.render,
-                                modulus: p, to: &solution)
+            IGSMText.appendStep(
+                params[j], symbols: clauseSymbols, symbolOf: symbolOf, params: params, render: config.render,
+                modulus: p, to: &solution)
         }
         solution += ["Answer", ":", IGSMWords.numbers[q.value], "<eos>"]
-        return IGSMProblem(ops: ops, question: question, solution: solution, answer: q.value,
-                           templateHash: templateHash, modulus: p, render: config.render, parameters: params, query: query)
+        return IGSMProblem(
+            ops: ops, question: question, solution: solution, answer: q.value,
+            templateHash: templateHash, modulus: p, render: config.render, parameters: params, query: query)
     }
 }
 
@@ -154,7 +161,9 @@ enum IGSMText {
 
     /// "Y X = <rhs> ;": "Lion Aviary = 3 * Zebra Paddock ;", "c + ( A + B )" for the forms with a
     /// constant and a parenthesised pair; without `equals`, "Lion Aviary 3 * Zebra Paddock ;".
-    static func appendSymbolicSentence(_ p: IGSMParameter, _ all: [IGSMParameter], equals: Bool = true, to w: inout [String]) {
+    static func appendSymbolicSentence(
+        _ p: IGSMParameter, _ all: [IGSMParameter], equals: Bool = true, to w: inout [String]
+    ) {
         w += [p.item, p.owner] + (equals ? ["="] : [])
         w += symbolicRightHandSide(p, all)
         w.append(";")
@@ -181,8 +190,10 @@ enum IGSMText {
 
     /// `[so] t = l op r = lv op rv = result (; | .)`; returns the result.
     @discardableResult
-    static func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool, modulus: Int,
-                             to w: inout [String]) -> Int {
+    static func appendClause(
+        _ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool, modulus: Int,
+        to w: inout [String]
+    ) -> Int {
         let v = apply(op, l.1, r.1, modulus: modulus)
         if final { w.append("so") }
         w += [t, "=", l.0, op, r.0, "=", IGSMWords.numbers[l.1], op, IGSMWords.numbers[r.1], "=", IGSMWords.numbers[v]]
@@ -201,16 +212,20 @@ enum IGSMText {
     }
 
     /// One Define step; `symbols[0]` names the parameter, the rest its intermediates.
-    static func appendStep(_ p: IGSMParameter, symbols: [String], symbolOf: [String], params: [IGSMParameter],
-                           render: IGSMConfig.Render = .text, modulus: Int = 23, to w: inout [String]) {
+    static func appendStep(
+        _ p: IGSMParameter, symbols: [String], symbolOf: [String], params: [IGSMParameter],
+        render: IGSMConfig.Render = .text, modulus: Int = 23, to w: inout [String]
+    ) {
         let s = symbols[0]
         switch render {
         case .text: w += ["Define", p.owner, "'s", p.item, "as", s, ";"]
         case .symbolic: w += ["Define", p.item, p.owner, "as", s, ";"]
         case .compact: w += ["Define", p.item, p.owner] + symbolicRightHandSide(p, params) + ["as", s, ";"]
         }
-        func appendClause(_ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool,
-                          to w: inout [String]) -> Int {
+        func appendClause(
+            _ t: String, _ l: (String, Int), _ op: String, _ r: (String, Int), final: Bool,
+            to w: inout [String]
+        ) -> Int {
             IGSMText.appendClause(t, l, op, r, final: final, modulus: modulus, to: &w)
         }
         let o = p.parents.map { (symbolOf[$0], params[$0].value) }
@@ -289,7 +304,8 @@ indirect enum IGSMExpr {
 }
 
 enum IGSMChecker {
-    static let numberValue: [String: Int] = Dictionary(uniqueKeysWithValues: IGSMWords.numbers.enumerated().map { ($1, $0) })
+    static let numberValue: [String: Int] = Dictionary(
+        uniqueKeysWithValues: IGSMWords.numbers.enumerated().map { ($1, $0) })
     static let symbolSet = Set(IGSMWords.symbols)
 
     struct Failure: Error { let reason: String }
@@ -301,8 +317,9 @@ enum IGSMChecker {
         var state = State(problem: problem)
         var pos = 0, step = 0
         func result(_ failure: String?) -> IGSMCheck {
-            IGSMCheck(answer: answer, answerCorrect: answerCorrect, stepsChecked: step + 1,
-                      firstInvalidStep: failure == nil ? nil : step, validSolution: failure == nil, reason: failure)
+            IGSMCheck(
+                answer: answer, answerCorrect: answerCorrect, stepsChecked: step + 1,
+                firstInvalidStep: failure == nil ? nil : step, validSolution: failure == nil, reason: failure)
         }
         do {
             while pos < words.count, words[pos] == "Define" {
@@ -310,7 +327,9 @@ enum IGSMChecker {
                 step += 1
             }
             guard pos < words.count else { throw Failure(reason: "the solution ends before its answer") }
-            guard words[pos] == "Answer" else { throw Failure(reason: "expected Define or Answer, found \"\(words[pos])\"") }
+            guard words[pos] == "Answer" else {
+                throw Failure(reason: "expected Define or Answer, found \"\(words[pos])\"")
+            }
             guard pos + 2 < words.count, words[pos + 1] == ":", let n = numberValue[words[pos + 2]] else {
                 throw Failure(reason: "malformed answer line")
             }
@@ -356,9 +375,13 @@ enum IGSMChecker {
             let header = (text ? 7 : 6) + copied.count
             guard pos + header - 1 < w.count else { throw Failure(reason: "truncated Define") }
             if text {
-                guard w[pos + 2] == "'s", w[pos + 4] == "as", w[pos + 6] == ";" else { throw Failure(reason: "malformed Define") }
+                guard w[pos + 2] == "'s", w[pos + 4] == "as", w[pos + 6] == ";" else {
+                    throw Failure(reason: "malformed Define")
+                }
             } else {
-                guard w[pos + header - 3] == "as", w[pos + header - 1] == ";" else { throw Failure(reason: "malformed Define") }
+                guard w[pos + header - 3] == "as", w[pos + header - 1] == ";" else {
+                    throw Failure(reason: "malformed Define")
+                }
             }
             let owner = text ? w[pos + 1] : w[pos + 2], item = text ? w[pos + 3] : w[pos + 1], s = w[pos + header - 2]
             guard let index = problem.parameters.firstIndex(where: { $0.owner == owner && $0.item == item }) else {
@@ -367,7 +390,10 @@ enum IGSMChecker {
             if problem.render == .compact {
                 let right = IGSMText.symbolicRightHandSide(problem.parameters[index], problem.parameters)
                 guard copied == right else {
-                    throw Failure(reason: "the statement of \(item) \(owner) is copied as \"\(copied.joined(separator: " "))\", not \"\(right.joined(separator: " "))\"")
+                    throw Failure(
+                        reason:
+                            "the statement of \(item) \(owner) is copied as \"\(copied.joined(separator: " "))\", not \"\(right.joined(separator: " "))\""
+                    )
                 }
             }
             guard !defined.contains(index) else { throw Failure(reason: "each \(owner) 's \(item) is defined twice") }
@@ -386,10 +412,14 @@ enum IGSMChecker {
                 let t = clause[0]
                 let (value, expr) = try evaluate(Array(clause[2...]), local)
                 if final {
-                    guard t == s, terminator == "." else { throw Failure(reason: "the last clause must be \"so \(s) = ... .\"") }
+                    guard t == s, terminator == "." else {
+                        throw Failure(reason: "the last clause must be \"so \(s) = ... .\"")
+                    }
                     let param = problem.parameters[index]
                     guard expr.canonical == IGSMExpr.definition(param).canonical else {
-                        throw Failure(reason: "the computation of \(s) does not follow the definition of each \(owner) 's \(item)")
+                        throw Failure(
+                            reason: "the computation of \(s) does not follow the definition of each \(owner) 's \(item)"
+                        )
                     }
                     guard value == param.value else { throw Failure(reason: "\(s) is \(param.value), not \(value)") }
                     defined.insert(index)
@@ -408,23 +438,30 @@ enum IGSMChecker {
         }
 
         /// `E = V [= r]` → the value and expression; checks substitutions and arithmetic.
-        private func evaluate(_ rhs: [String], _ local: [String: (value: Int, expr: IGSMExpr)]) throws -> (Int, IGSMExpr) {
+        private func evaluate(_ rhs: [String], _ local: [String: (value: Int, expr: IGSMExpr)]) throws -> (
+            Int, IGSMExpr
+        ) {
             let parts = rhs.split(separator: "=", omittingEmptySubsequences: false).map(Array.init)
             func operand(_ x: String) throws -> (Int, IGSMExpr) {
                 if let n = IGSMChecker.numberValue[x] { return (n, .const(n)) }
                 if let l = local[x] { return l }
                 if let p = paramOfSymbol[x] { return (problem.parameters[p].value, .param(p)) }
-                throw Failure(reason: IGSMChecker.symbolSet.contains(x) ? "symbol \(x) is not defined" : "unexpected \"\(x)\"")
+                throw Failure(
+                    reason: IGSMChecker.symbolSet.contains(x) ? "symbol \(x) is not defined" : "unexpected \"\(x)\"")
             }
             func number(_ x: String) throws -> Int {
-                guard let n = IGSMChecker.numberValue[x] else { throw Failure(reason: "expected a number, found \"\(x)\"") }
+                guard let n = IGSMChecker.numberValue[x] else {
+                    throw Failure(reason: "expected a number, found \"\(x)\"")
+                }
                 return n
             }
             switch parts.count {
-            case 1:   // t = c
-                guard parts[0].count == 1, let n = IGSMChecker.numberValue[parts[0][0]] else { throw Failure(reason: "malformed clause") }
+            case 1:  // t = c
+                guard parts[0].count == 1, let n = IGSMChecker.numberValue[parts[0][0]] else {
+                    throw Failure(reason: "malformed clause")
+                }
                 return (n, .const(n))
-            case 2:   // t = a = v
+            case 2:  // t = a = v
                 guard parts[0].count == 1, parts[1].count == 1, IGSMChecker.numberValue[parts[0][0]] == nil else {
                     throw Failure(reason: "malformed clause")
                 }
@@ -432,9 +469,10 @@ enum IGSMChecker {
                 let claimed = try number(parts[1][0])
                 guard claimed == v else { throw Failure(reason: "\(parts[0][0]) is \(v), not \(claimed)") }
                 return (v, e)
-            case 3:   // t = a op b = va op vb = r
+            case 3:  // t = a op b = va op vb = r
                 let e = parts[0], n = parts[1]
-                guard e.count == 3, n.count == 3, parts[2].count == 1, ["+", "-", "*"].contains(e[1]), n[1] == e[1] else {
+                guard e.count == 3, n.count == 3, parts[2].count == 1, ["+", "-", "*"].contains(e[1]), n[1] == e[1]
+                else {
                     throw Failure(reason: "malformed clause")
                 }
                 let (a, ea) = try operand(e[0]), (b, eb) = try operand(e[2])

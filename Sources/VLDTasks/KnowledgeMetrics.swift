@@ -34,8 +34,10 @@ public struct RandomTokensScore: Codable, Equatable, Sendable {
 
 /// Scores K1 from the cross-entropy and the prediction entropy, each summed in nats over the K
 /// predicted positions (positions 1..T−1 of every window). Parameter counts must be positive.
-public func scoreRandomTokens(crossEntropyNats: Double, entropyNats: Double, predictedTokens K: Int, symbols n: Int,
-                              totalParams: Int, nonEmbeddingParams: Int) -> RandomTokensScore {
+public func scoreRandomTokens(
+    crossEntropyNats: Double, entropyNats: Double, predictedTokens K: Int, symbols n: Int,
+    totalParams: Int, nonEmbeddingParams: Int
+) -> RandomTokensScore {
     precondition(K > 0 && n >= 2, "scoreRandomTokens: needs K > 0 predicted tokens and n >= 2 symbols")
     precondition(totalParams > 0 && nonEmbeddingParams > 0, "scoreRandomTokens: parameter counts must be positive")
     let ln2 = log(2.0)
@@ -44,11 +46,12 @@ public func scoreRandomTokens(crossEntropyNats: Double, entropyNats: Double, pre
     let h2ent = entropyNats / ln2
     let dce = h1 - h2ce, dent = h1 - h2ent
     let pt = Double(totalParams), pn = Double(nonEmbeddingParams)
-    return RandomTokensScore(H1: h1, H2ce: h2ce, H2ent: h2ent, deltaCE: dce, deltaEnt: dent,
-                             fractionCE: dce / h1, fractionEnt: dent / h1,
-                             perParamTotalCE: dce / pt, perParamNonEmbCE: dce / pn,
-                             perParamTotalEnt: dent / pt, perParamNonEmbEnt: dent / pn,
-                             predictedTokens: K)
+    return RandomTokensScore(
+        H1: h1, H2ce: h2ce, H2ent: h2ent, deltaCE: dce, deltaEnt: dent,
+        fractionCE: dce / h1, fractionEnt: dent / h1,
+        perParamTotalCE: dce / pt, perParamNonEmbCE: dce / pn,
+        perParamTotalEnt: dent / pt, perParamNonEmbEnt: dent / pn,
+        predictedTokens: K)
 }
 
 /// K2 scores (spec 6.2), in bits summed over the N people.
@@ -80,9 +83,11 @@ public struct BiosScore: Codable, Equatable, Sendable {
 /// words, `attributeCrossEntropyNats[person][attribute]` in `attributeNames` order, and
 /// optionally of their name words (summed per person). `namePool` is N0 = F·M·S. Shapes must
 /// agree and parameter counts must be positive.
-public func scoreBios(attributeCrossEntropyNats: [[Double]], nameCrossEntropyNats: [Double]?, attributeSizes: [Int],
-                      attributeNames: [String], namePool N0: Int, totalParams: Int,
-                      nonEmbeddingParams: Int) -> BiosScore {
+public func scoreBios(
+    attributeCrossEntropyNats: [[Double]], nameCrossEntropyNats: [Double]?, attributeSizes: [Int],
+    attributeNames: [String], namePool N0: Int, totalParams: Int,
+    nonEmbeddingParams: Int
+) -> BiosScore {
     let people = attributeCrossEntropyNats.count
     let A = attributeSizes.count
     precondition(people > 0 && A > 0 && attributeNames.count == A, "scoreBios: one name per attribute size, N > 0")
@@ -115,9 +120,10 @@ public func scoreBios(attributeCrossEntropyNats: [[Double]], nameCrossEntropyNat
     let pt = Double(totalParams), pn = Double(nonEmbeddingParams)
     var byName: [String: Double] = [:]
     for (a, name) in attributeNames.enumerated() { byName[name] = perAttribute[a] }
-    return BiosScore(bitsAttributes: bitsAttributes, bitsName: bitsName, bitsClipped: bitsClipped,
-                     maxBitsAttributes: n * log2S0, maxBitsName: maxBitsName,
-                     perParamTotal: total / pt, perParamNonEmb: total / pn,
-                     perParamClippedTotal: bitsClipped / pt, perParamClippedNonEmb: bitsClipped / pn,
-                     perAttributeBits: byName)
+    return BiosScore(
+        bitsAttributes: bitsAttributes, bitsName: bitsName, bitsClipped: bitsClipped,
+        maxBitsAttributes: n * log2S0, maxBitsName: maxBitsName,
+        perParamTotal: total / pt, perParamNonEmb: total / pn,
+        perParamClippedTotal: bitsClipped / pt, perParamClippedNonEmb: bitsClipped / pn,
+        perAttributeBits: byName)
 }

@@ -13,7 +13,9 @@ public struct TaskMixture: Sendable {
     public let tokenizer: WordTokenizer
 
     public init(tasks: [any SyntheticTask], weights: [Double]) throws {
-        guard !tasks.isEmpty && tasks.count == weights.count else { throw TaskError("a task mixture needs tasks, and one weight per task") }
+        guard !tasks.isEmpty && tasks.count == weights.count else {
+            throw TaskError("a task mixture needs tasks, and one weight per task")
+        }
         guard weights.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw TaskError("task weights must be positive") }
         self.tasks = tasks
         let total = weights.reduce(0, +)
@@ -114,7 +116,8 @@ extension TaskMixture {
                 if used >= T + 1 { break }
             }
         }
-        return PackedBatch(inputs: inputs, targets: targets, segments: segments, nextCursor: cur, documents: documents,
-                           scoredTokens: scoredTokens)
+        return PackedBatch(
+            inputs: inputs, targets: targets, segments: segments, nextCursor: cur, documents: documents,
+            scoredTokens: scoredTokens)
     }
 }

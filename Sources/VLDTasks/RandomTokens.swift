@@ -32,8 +32,9 @@ public struct RandomTokensConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = RandomTokensConfig()
-        self.init(symbols: try c.decodeIfPresent(Int.self, forKey: .symbols) ?? d.symbols,
-                  tokens: try c.decodeIfPresent(Int.self, forKey: .tokens) ?? d.tokens)
+        self.init(
+            symbols: try c.decodeIfPresent(Int.self, forKey: .symbols) ?? d.symbols,
+            tokens: try c.decodeIfPresent(Int.self, forKey: .tokens) ?? d.tokens)
     }
 
     /// Checks the sizes against the model context `window` (T); the message names the field and
@@ -47,8 +48,9 @@ public struct RandomTokensConfig: Codable, Equatable, Sendable {
             throw fail("window (the model context) must be at least 2 so a window has a predicted token, got \(window)")
         }
         guard window <= RandomTokensConfig.maxTokens, (window...RandomTokensConfig.maxTokens).contains(tokens) else {
-            throw fail("tokens must be in \(window)...\(RandomTokensConfig.maxTokens) (at least one window of "
-                       + "\(window)), got \(tokens)")
+            throw fail(
+                "tokens must be in \(window)...\(RandomTokensConfig.maxTokens) (at least one window of "
+                    + "\(window)), got \(tokens)")
         }
     }
 }

@@ -46,7 +46,8 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
         let family = try c.decode(String.self, forKey: .family)
         let words = try c.decode([String].self, forKey: .words)
         guard Array(words.prefix(WordTokenizer.specials.count)) == WordTokenizer.specials else {
-            throw TokenizerError(message: "\(family): tokenizer.json must start with the special tokens \(WordTokenizer.specials)")
+            throw TokenizerError(
+                message: "\(family): tokenizer.json must start with the special tokens \(WordTokenizer.specials)")
         }
         try self.init(family: family, words: Array(words.dropFirst(WordTokenizer.specials.count)))
     }
@@ -98,19 +99,24 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
     public static func load(from dir: URL, expecting expected: WordTokenizer) throws -> WordTokenizer {
         let file = dir.appendingPathComponent("tokenizer.json")
         let saved: WordTokenizer
-        do { saved = try JSONDecoder().decode(WordTokenizer.self, from: Data(contentsOf: file)) } catch let e as TokenizerError {
+        do { saved = try JSONDecoder().decode(WordTokenizer.self, from: Data(contentsOf: file)) } catch let e
+            as TokenizerError
+        {
             throw e
         } catch {
             throw TokenizerError(message: "\(file.path): cannot read a tokenizer: \(error.localizedDescription)")
         }
         guard saved.family == expected.family else {
-            throw TokenizerError(message: "\(file.path): tokenizer of task family \(saved.family), expected \(expected.family)")
+            throw TokenizerError(
+                message: "\(file.path): tokenizer of task family \(saved.family), expected \(expected.family)")
         }
         if saved.words != expected.words {
-            let i = zip(saved.words, expected.words).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            let i =
+                zip(saved.words, expected.words).enumerated().first { $0.element.0 != $0.element.1 }?.offset
                 ?? min(saved.words.count, expected.words.count)
-            throw TokenizerError(message: "\(file.path): vocabulary differs from the \(expected.family) task's at id \(i) "
-                                 + "(\(saved.vocabSize) vs \(expected.vocabSize) tokens)")
+            throw TokenizerError(
+                message: "\(file.path): vocabulary differs from the \(expected.family) task's at id \(i) "
+                    + "(\(saved.vocabSize) vs \(expected.vocabSize) tokens)")
         }
         return saved
     }

@@ -14,7 +14,7 @@
 // exactly 0, which is all backward needs: its dS = P * (dP - rowsum(P dP)) is then 0 there too.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Numerically stable in-place softmax of p[0..<n].
@@ -39,8 +39,9 @@ public func attentionForward(
             let base = qkv + b * T * QKV
             let q = base + h * HS, k = base + (NH + kvh) * HS, v = base + (NH + KVH + kvh) * HS
             let a = att + item * T * T
-            BLAS.sgemm(transA: false, transB: true, M: T, N: T, K: HS, alpha: scale, A: q, lda: QKV,
-                       B: k, ldb: QKV, beta: 0, C: a, ldc: T)
+            BLAS.sgemm(
+                transA: false, transB: true, M: T, N: T, K: HS, alpha: scale, A: q, lda: QKV,
+                B: k, ldb: QKV, beta: 0, C: a, ldc: T)
             for t in 0..<T {
                 let row = a + t * T
                 let first = starts.map { Int($0[b * T + t]) } ?? 0
@@ -48,8 +49,9 @@ public func attentionForward(
                 softmaxInPlace(row + first, t + 1 - first)
                 for j in (t + 1)..<T { row[j] = 0 }
             }
-            BLAS.sgemm(transA: false, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: v, ldb: QKV,
-                       beta: 0, C: out + b * T * C + h * HS, ldc: C)
+            BLAS.sgemm(
+                transA: false, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: v, ldb: QKV,
+                beta: 0, C: out + b * T * C + h * HS, ldc: C)
         }
     }
 }
@@ -76,10 +78,12 @@ public func attentionBackward(
                 let a = att + (b * NH + h) * T * T
                 let dy = dout + b * T * C + h * HS
                 // dP = dY V^T ; dV += P^T dY
-                BLAS.sgemm(transA: false, transB: true, M: T, N: T, K: HS, A: dy, lda: C, B: v, ldb: QKV,
-                           beta: 0, C: dp, ldc: T)
-                BLAS.sgemm(transA: true, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: dy, ldb: C,
-                           beta: 1, C: dv, ldc: QKV)
+                BLAS.sgemm(
+                    transA: false, transB: true, M: T, N: T, K: HS, A: dy, lda: C, B: v, ldb: QKV,
+                    beta: 0, C: dp, ldc: T)
+                BLAS.sgemm(
+                    transA: true, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: dy, ldb: C,
+                    beta: 1, C: dv, ldc: QKV)
                 // dS = P * (dP - rowsum(P * dP)), masked entries have P = 0
                 for t in 0..<T {
                     let pr = a + t * T, dr = dp + t * T
@@ -88,10 +92,12 @@ public func attentionBackward(
                     for j in (t + 1)..<T { dr[j] = 0 }
                 }
                 // dQ += scale dS K ; dK += scale dS^T Q
-                BLAS.sgemm(transA: false, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: k,
-                           ldb: QKV, beta: 1, C: dq, ldc: QKV)
-                BLAS.sgemm(transA: true, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: q,
-                           ldb: QKV, beta: 1, C: dk, ldc: QKV)
+                BLAS.sgemm(
+                    transA: false, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: k,
+                    ldb: QKV, beta: 1, C: dq, ldc: QKV)
+                BLAS.sgemm(
+                    transA: true, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: q,
+                    ldb: QKV, beta: 1, C: dk, ldc: QKV)
             }
         }
     }

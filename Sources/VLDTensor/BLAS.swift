@@ -28,7 +28,7 @@ public enum BLAS {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension BLAS {

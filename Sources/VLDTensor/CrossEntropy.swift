@@ -45,5 +45,5 @@ public func crossEntropyBackward(
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -5,7 +5,7 @@
 // so results depend on the thread count only.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// out (N,C) = (inp - mean) * rstd * weight + bias; caches mean (N), rstd (N).

@@ -12,16 +12,18 @@ public func linearForward(
     // the weights dominate the memory traffic, and each thread then streams only its share.
     if M >= 128 * pool.threads {
         pool.parallelFor(M, minPerThread: 16) { r in
-            BLAS.sgemm(transA: false, transB: true, M: r.count, N: OC, K: C, A: inp + r.lowerBound * C, lda: C,
-                       B: weight, ldb: C, beta: 0, C: out + r.lowerBound * OC, ldc: OC)
+            BLAS.sgemm(
+                transA: false, transB: true, M: r.count, N: OC, K: C, A: inp + r.lowerBound * C, lda: C,
+                B: weight, ldb: C, beta: 0, C: out + r.lowerBound * OC, ldc: OC)
             if let bias { addBias(out + r.lowerBound * OC, bias, rows: r.count, OC: OC, oc: 0..<OC) }
         }
     } else {
         // Enough multiply-adds per thread to pay for a wake-up (about 5 us).
         let perThread = Swift.max(16, 32_768 / Swift.max(1, M * C))
         pool.parallelFor(OC, minPerThread: perThread) { r in
-            BLAS.sgemm(transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
-                       B: weight + r.lowerBound * C, ldb: C, beta: 0, C: out + r.lowerBound, ldc: OC)
+            BLAS.sgemm(
+                transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
+                B: weight + r.lowerBound * C, ldb: C, beta: 0, C: out + r.lowerBound, ldc: OC)
             if let bias { addBias(out, bias, rows: M, OC: OC, oc: r) }
         }
     }
@@ -43,11 +45,13 @@ public func linearBackward(
 ) {
     pool.run { w in
         let rows = ThreadPool.chunk(M, parts: pool.threads, index: w)
-        BLAS.sgemm(transA: false, transB: false, M: rows.count, N: C, K: OC, A: dout + rows.lowerBound * OC, lda: OC,
-                   B: weight, ldb: C, beta: overwriteInput ? 0 : 1, C: dinp + rows.lowerBound * C, ldc: C)
+        BLAS.sgemm(
+            transA: false, transB: false, M: rows.count, N: C, K: OC, A: dout + rows.lowerBound * OC, lda: OC,
+            B: weight, ldb: C, beta: overwriteInput ? 0 : 1, C: dinp + rows.lowerBound * C, ldc: C)
         let ocs = ThreadPool.chunk(OC, parts: pool.threads, index: w)
-        BLAS.sgemm(transA: true, transB: false, M: ocs.count, N: C, K: M, A: dout + ocs.lowerBound, lda: OC,
-                   B: inp, ldb: C, beta: 1, C: dweight + ocs.lowerBound * C, ldc: C)
+        BLAS.sgemm(
+            transA: true, transB: false, M: ocs.count, N: C, K: M, A: dout + ocs.lowerBound, lda: OC,
+            B: inp, ldb: C, beta: 1, C: dweight + ocs.lowerBound * C, ldc: C)
         if let dbias {
             for m in 0..<M {
                 let g = dout + m * OC

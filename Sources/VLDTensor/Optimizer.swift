@@ -3,7 +3,7 @@
 // cosine decay to a floor, as in nanoGPT's get_lr).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Hyper-parameters of AdamW.

@@ -5,7 +5,7 @@
 // differences, so a wrong derivation cannot hide in both places at once.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum Reference {
@@ -79,7 +79,9 @@ public enum Reference {
         return out
     }
 
-    public static func rmsNormBackward(dout: [Double], x: [Double], w: [Double], C: Int, eps: Double) -> (dx: [Double], dw: [Double]) {
+    public static func rmsNormBackward(dout: [Double], x: [Double], w: [Double], C: Int, eps: Double) -> (
+        dx: [Double], dw: [Double]
+    ) {
         var dx = x, dw = [Double](repeating: 0, count: C)
         for n in 0..<(x.count / C) {
             let ms = (0..<C).map { x[n * C + $0] * x[n * C + $0] }.reduce(0, +) / Double(C)
@@ -133,8 +135,10 @@ public enum Reference {
 
     /// Causal GQA attention on qkv (B,T,(NH+2KVH)HS); returns out (B,T,NH*HS). With `starts`
     /// (B*T), token t of row b attends to positions starts[b*T+t]...t only.
-    public static func attention(_ qkv: [Double], B: Int, T: Int, NH: Int, KVH: Int, HS: Int,
-                                 starts: [Int]? = nil) -> [Double] {
+    public static func attention(
+        _ qkv: [Double], B: Int, T: Int, NH: Int, KVH: Int, HS: Int,
+        starts: [Int]? = nil
+    ) -> [Double] {
         let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
         var out = [Double](repeating: 0, count: B * T * C)
         for b in 0..<B {
@@ -155,7 +159,8 @@ public enum Reference {
                     let z = e.reduce(0, +)
                     for j in 0...t {
                         for d in 0..<HS {
-                            out[(b * T + t) * C + h * HS + d] += e[j] / z * qkv[(b * T + j) * QKV + (NH + KVH + kvh) * HS + d]
+                            out[(b * T + t) * C + h * HS + d] +=
+                                e[j] / z * qkv[(b * T + j) * QKV + (NH + KVH + kvh) * HS + d]
                         }
                     }
                 }

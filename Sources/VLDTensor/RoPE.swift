@@ -7,7 +7,7 @@
 // The rotation is orthogonal, so the backward pass applies the inverse rotation to the gradient.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Precomputed cos/sin tables, (positions, HS/2) each.

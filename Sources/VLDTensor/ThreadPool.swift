@@ -16,7 +16,7 @@ import COpenBLAS
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A fixed-size pool of threads running one data-parallel job at a time.
@@ -38,11 +38,13 @@ public final class ThreadPool: @unchecked Sendable {
         for index in 1..<max(threads, 1) {
             let box = Unmanaged.passRetained(WorkerStart(state: state, index: index))
             var handle = pthread_t()
-            let rc = pthread_create(&handle, nil, { raw in
-                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
-                start.state.workerLoop(index: start.index)
-                return nil
-            }, box.toOpaque())
+            let rc = pthread_create(
+                &handle, nil,
+                { raw in
+                    let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+                    start.state.workerLoop(index: start.index)
+                    return nil
+                }, box.toOpaque())
             require(rc == 0, "pthread_create failed: \(rc)")
             handles.append(handle)
         }

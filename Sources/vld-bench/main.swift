@@ -42,8 +42,10 @@ while !args.isEmpty {
     switch a {
     case "--config": options.config = value()
     case "--arch": guard let v = Arch(rawValue: value()) else { fail("--arch is gpt2 or llama") }; options.arch = v
-    case "--threads": guard let n = Int(value()), n >= 1 else { fail("--threads needs an integer >= 1") }; options.threads = n
-    case "--min-seconds": guard let s = Double(value()), s >= 0 else { fail("--min-seconds needs a number") }; options.minSeconds = s
+    case "--threads":
+        guard let n = Int(value()), n >= 1 else { fail("--threads needs an integer >= 1") }; options.threads = n
+    case "--min-seconds":
+        guard let s = Double(value()), s >= 0 else { fail("--min-seconds needs a number") }; options.minSeconds = s
     case "--no-sample": options.sample = false
     case "--no-train": options.train = false
     case "--all": runAll = true
@@ -73,10 +75,13 @@ if !dataManifests.isEmpty {
     }
     exit(0)
 }
-let runs: [(String, Arch)] = runAll
+let runs: [(String, Arch)] =
+    runAll
     ? BenchConfig.names.flatMap { n in Arch.allCases.map { (n, $0) } } : [(options.config, options.arch)]
 for (name, arch) in runs {
-    guard BenchConfig.named(name, arch: arch) != nil else { fail("unknown config \(name); expected \(BenchConfig.names.joined(separator: ", "))") }
+    guard BenchConfig.named(name, arch: arch) != nil else {
+        fail("unknown config \(name); expected \(BenchConfig.names.joined(separator: ", "))")
+    }
     var o = options
     o.config = name
     o.arch = arch

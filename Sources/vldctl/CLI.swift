@@ -4,7 +4,6 @@ import Foundation
 import VLDExperiments
 import VLDModel
 
-
 /// A command-line mistake: printed with the command's usage, exit status 64.
 struct UsageError: Error { let message: String }
 
@@ -17,7 +16,9 @@ enum CLI {
     }
 
     /// Splits `--name value` options (and bare `--flag`s listed in `flags`) from positionals.
-    static func parse(_ args: [String], options: Set<String>, flags: Set<String>) throws -> (values: [String: String], flags: Set<String>, positional: [String]) {
+    static func parse(_ args: [String], options: Set<String>, flags: Set<String>) throws -> (
+        values: [String: String], flags: Set<String>, positional: [String]
+    ) {
         var values: [String: String] = [:], set = Set<String>(), positional: [String] = []
         var i = 0
         while i < args.count {
@@ -39,7 +40,9 @@ enum CLI {
         return (values, set, positional)
     }
 
-    static func int(_ values: [String: String], _ key: String, default d: Int, min: Int = 1, max: Int = Int.max) throws -> Int {
+    static func int(_ values: [String: String], _ key: String, default d: Int, min: Int = 1, max: Int = Int.max) throws
+        -> Int
+    {
         guard let s = values[key] else { return d }
         guard let v = Int(s), v >= min, v <= max else {
             throw UsageError(message: "\(key) needs an integer in \(min)...\(max), got '\(s)'")

@@ -18,12 +18,16 @@ enum CheckpointCommand {
         if args.isEmpty || args.contains("-h") || args.contains("--help") { print(usage); return args.isEmpty ? 64 : 0 }
         let sub = args[0]
         let p = try CLI.parse(Array(args.dropFirst()), options: ["--tokens", "--threads"], flags: ["--json"])
-        guard p.positional.count == 1 else { throw UsageError(message: "checkpoint \(sub) needs exactly one DIR\n\(usage)") }
+        guard p.positional.count == 1 else {
+            throw UsageError(message: "checkpoint \(sub) needs exactly one DIR\n\(usage)")
+        }
         let dir = URL(fileURLWithPath: p.positional[0])
         switch sub {
         case "inspect": return try inspect(dir)
         case "logits":
-            guard let text = p.values["--tokens"] else { throw UsageError(message: "checkpoint logits needs --tokens, e.g. --tokens 5,17,3") }
+            guard let text = p.values["--tokens"] else {
+                throw UsageError(message: "checkpoint logits needs --tokens, e.g. --tokens 5,17,3")
+            }
             let tokens = try text.split(separator: ",", omittingEmptySubsequences: false).map { s -> Int32 in
                 guard let t = Int32(s.trimmingCharacters(in: .whitespaces)), t >= 0 else {
                     throw UsageError(message: "--tokens: '\(s)' is not a token id")
@@ -31,7 +35,9 @@ enum CheckpointCommand {
                 return t
             }
             guard !tokens.isEmpty else { throw UsageError(message: "--tokens is empty") }
-            return try logits(dir, tokens: tokens, json: p.flags.contains("--json"), threads: try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads))
+            return try logits(
+                dir, tokens: tokens, json: p.flags.contains("--json"),
+                threads: try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads))
         default:
             throw UsageError(message: "unknown checkpoint subcommand '\(sub)'; expected inspect or logits")
         }
@@ -44,20 +50,31 @@ enum CheckpointCommand {
         func n(_ x: Int) -> String { x.formatted() }
         print("checkpoint    \(dir.path)")
         print("architecture  \(c.arch.rawValue) (\(c.arch == .gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM"))")
-        print("dims          dModel=\(c.dModel) layers=\(c.layers) heads=\(c.heads) kvHeads=\(c.kvHeads) ffnHidden=\(c.ffnHidden) context=\(c.context) vocab=\(c.vocab) tied=\(c.tiedEmbeddings)")
+        print(
+            "dims          dModel=\(c.dModel) layers=\(c.layers) heads=\(c.heads) kvHeads=\(c.kvHeads) ffnHidden=\(c.ffnHidden) context=\(c.context) vocab=\(c.vocab) tied=\(c.tiedEmbeddings)"
+        )
         print("schedule      \(c.schedule) = \(model.schedule.map(String.init).joined(separator: " "))")
         print("depth         D=\(c.applications) D_VLD=\(c.vldDepth) (L=\(c.layers) physical blocks)")
-        print("parameters    P_total=\(n(c.totalParams)) P_non-embedding=\(n(c.nonEmbeddingParams)) N_applied=\(n(c.appliedMatrixParams))")
-        print(String(format: "FLOPs/token   %.4g forward at t=%d (training ≈ 3x)", c.forwardFlopsPerToken(attending: c.context), c.context))
+        print(
+            "parameters    P_total=\(n(c.totalParams)) P_non-embedding=\(n(c.nonEmbeddingParams)) N_applied=\(n(c.appliedMatrixParams))"
+        )
+        print(
+            String(
+                format: "FLOPs/token   %.4g forward at t=%d (training ≈ 3x)",
+                c.forwardFlopsPerToken(attending: c.context), c.context))
         if let state = try? Checkpoint.trainingState(of: dir) {
             print("training      step=\(state.step) dataCursor=\(state.dataCursor) written by vld \(state.vldVersion)")
         }
         print("\ntensors (\(table.count)):")
         let width = table.map(\.name.count).max() ?? 10
         for t in table {
-            print("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                  + { let s = "[\(t.shape.map(String.init).joined(separator: ", "))]"; return s.padding(toLength: max(14, s.count), withPad: " ", startingAt: 0) }()
-                  + " " + n(t.shape.reduce(1, *)))
+            print(
+                "  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + {
+                        let s = "[\(t.shape.map(String.init).joined(separator: ", "))]";
+                        return s.padding(toLength: max(14, s.count), withPad: " ", startingAt: 0)
+                    }()
+                    + " " + n(t.shape.reduce(1, *)))
         }
         return 0
     }
@@ -72,7 +89,9 @@ enum CheckpointCommand {
         let rows = (0..<tokens.count).map { model.logits(row: $0) }
         if json {
             guard rows.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
-                throw CheckpointError("\(dir.path): the forward pass produced non-finite logits (NaN or infinity); the weights are damaged")
+                throw CheckpointError(
+                    "\(dir.path): the forward pass produced non-finite logits (NaN or infinity); the weights are damaged"
+                )
             }
             let data = try JSONSerialization.data(withJSONObject: ["logits": rows.map { $0.map(Double.init) }])
             print(String(decoding: data, as: UTF8.self))
@@ -80,7 +99,9 @@ enum CheckpointCommand {
         }
         for (i, row) in rows.enumerated() {
             let top = row.indices.sorted { row[$0] > row[$1] }.prefix(5)
-            print("position \(i) (token \(tokens[i])): top " + top.map { String(format: "%d:%.4f", $0, row[$0]) }.joined(separator: " "))
+            print(
+                "position \(i) (token \(tokens[i])): top "
+                    + top.map { String(format: "%d:%.4f", $0, row[$0]) }.joined(separator: " "))
             print("  " + row.map { String(format: "%.4f", $0) }.joined(separator: " "))
         }
         return 0

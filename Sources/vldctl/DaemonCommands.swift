@@ -19,14 +19,20 @@ struct DaemonTarget {
     static let options: Set<String> = ["--socket", "--config"]
 
     static func resolve(_ values: [String: String]) -> DaemonTarget {
-        let path = values["--config"] ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
+        let path =
+            values["--config"]
+            ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf")
+                ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
         var config: DaemonConfig?
         var problem: String?
         do { config = try DaemonConfig.load(path) } catch { problem = "\(error)" }
         if let s = values["--socket"] ?? ProcessInfo.processInfo.environment["VLD_SOCKET"] {
             return DaemonTarget(socket: s, config: config, configPath: path, configError: problem)
         }
-        let socket = config.map { $0.socketPath.isEmpty ? StateTree(root: $0.stateDirectory).root + "/control.sock" : $0.socketPath }
+        let socket =
+            config.map {
+                $0.socketPath.isEmpty ? StateTree(root: $0.stateDirectory).root + "/control.sock" : $0.socketPath
+            }
             ?? "/run/vldd/control.sock"
         return DaemonTarget(socket: socket, config: config, configPath: path, configError: problem)
     }
@@ -36,9 +42,15 @@ struct DaemonTarget {
             return try ControlClient.request(path: socket, object)
         } catch let e as ControlUnavailable {
             if let problem = configError {
-                throw DaemonDown(message: "\(e.description)\n  (the socket path comes from \(configPath), which cannot be used: \(problem); fix it, or pass --socket PATH)")
+                throw DaemonDown(
+                    message:
+                        "\(e.description)\n  (the socket path comes from \(configPath), which cannot be used: \(problem); fix it, or pass --socket PATH)"
+                )
             }
-            throw DaemonDown(message: "\(e.description)\n  is vldd running? Start it with 'vldd --config \(configPath)' (checkout) or 'systemctl start vldd'; 'vldctl doctor' checks the setup")
+            throw DaemonDown(
+                message:
+                    "\(e.description)\n  is vldd running? Start it with 'vldd --config \(configPath)' (checkout) or 'systemctl start vldd'; 'vldctl doctor' checks the setup"
+            )
         }
     }
 
@@ -49,7 +61,8 @@ struct DaemonTarget {
         CLI.error(shown(response["error"], or: "the daemon refused the request"))
         for issue in response["issues"] as? [[String: Any]] ?? [] {
             let path = shown(issue["path"])
-            FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
+            FileHandle.standardError.write(
+                Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
         }
         return nil
     }
@@ -88,15 +101,20 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     let all = [header] + rows
     let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
     return all.map { row in
-        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-            .joined(separator: "  ")
+        row.enumerated().map { i, cell in
+            i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+        }
+        .joined(separator: "  ")
     }.joined(separator: "\n")
 }
 
 enum DaemonCommands {
     static func help(_ args: [String], _ text: String) -> Bool {
         if args.contains("-h") || args.contains("--help") {
-            print(text + "\n\n  --socket PATH   the daemon's control socket\n  --config FILE   vldd.conf to find the socket in")
+            print(
+                text
+                    + "\n\n  --socket PATH   the daemon's control socket\n  --config FILE   vldd.conf to find the socket in"
+            )
             return true
         }
         return false
@@ -105,15 +123,23 @@ enum DaemonCommands {
     // MARK: ls
 
     static func ls(_ args: [String]) throws -> Int32 {
-        if help(args, """
+        if help(
+            args,
+            """
             usage: vldctl ls [--state STATE[,STATE]] [--name TEXT] [--all] [--limit N] [--json]
 
             Lists jobs, newest first: ID, NAME, KIND, STATE, PROGRESS, ETA, LOSS, AGE. By default everything
             not finished plus what finished in the last day; --all for everything. States: queued, held,
             running, cancelling, succeeded, failed, cancelled.
-            """) { return 0 }
-        let p = try CLI.parse(args, options: DaemonTarget.options.union(["--state", "--name", "--limit"]), flags: ["--all", "--json"])
-        guard p.positional.isEmpty else { throw UsageError(message: "ls takes no arguments; filter with --state and --name") }
+            """)
+        {
+            return 0
+        }
+        let p = try CLI.parse(
+            args, options: DaemonTarget.options.union(["--state", "--name", "--limit"]), flags: ["--all", "--json"])
+        guard p.positional.isEmpty else {
+            throw UsageError(message: "ls takes no arguments; filter with --state and --name")
+        }
         var request: [String: Any] = ["op": "list", "all": p.flags.contains("--all")]
         if let s = p.values["--state"] { request["states"] = s.split(separator: ",").map(String.init) }
         if let n = p.values["--name"] { request["name"] = n }
@@ -141,8 +167,13 @@ enum DaemonCommands {
             let loss = (job["loss"] as? Double).map { String(format: "%.4f", $0) } ?? "-"
             let age = shortDuration(Double(now - (job["createdAt"] as? Int ?? now)) / 1000)
             var stateText = state
-            if state == "queued", let nb = job["notBefore"] as? Int { stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))" }
-            return ["\(job["id"] as? Int ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss, age]
+            if state == "queued", let nb = job["notBefore"] as? Int {
+                stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))"
+            }
+            return [
+                "\(job["id"] as? Int ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss,
+                age,
+            ]
         }
         print(table(["ID", "NAME", "KIND", "STATE", "PROGRESS", "ETA", "LOSS", "AGE"], rows))
         return 0
@@ -151,9 +182,16 @@ enum DaemonCommands {
     // MARK: show
 
     static func show(_ args: [String]) throws -> Int32 {
-        if help(args, "usage: vldctl show ID [--json]\n\nEverything about one job: state, progress, attempts, the reason for a failure, where its\nresults are, and its event history.") { return 0 }
+        if help(
+            args,
+            "usage: vldctl show ID [--json]\n\nEverything about one job: state, progress, attempts, the reason for a failure, where its\nresults are, and its event history."
+        ) {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
-        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "show needs one job id") }
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else {
+            throw UsageError(message: "show needs one job id")
+        }
         guard let response = try DaemonTarget.resolve(p.values).call(["op": "show", "id": id]) else { return 1 }
         let job = response["job"] as? [String: Any] ?? [:]
         if p.flags.contains("--json") {
@@ -171,22 +209,36 @@ enum DaemonCommands {
             ("state", shown(job["state"], or: "?")),
             ("kind", shown(job["kind"])),
             ("owner", "\(shown(job["user"])) (uid \(job["uid"] as? Int ?? 0))"),
-            ("attempts", "\(job["attempts"] as? Int ?? 0), failures \(job["failures"] as? Int ?? 0) of \(job["maxFailures"] as? Int ?? 0)"),
+            (
+                "attempts",
+                "\(job["attempts"] as? Int ?? 0), failures \(job["failures"] as? Int ?? 0) of \(job["maxFailures"] as? Int ?? 0)"
+            ),
             ("threads", "\(job["threads"] as? Int ?? 0)"),
         ]
         if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int {
-            lines.append(("progress", "step \(step)/\(total)" + ((job["loss"] as? Double).map { String(format: ", loss %.4f", $0) } ?? "")
-                          + ((job["etaSeconds"] as? Int).map { ", eta \(shortDuration(Double($0)))" } ?? "")))
+            lines.append(
+                (
+                    "progress",
+                    "step \(step)/\(total)" + ((job["loss"] as? Double).map { String(format: ", loss %.4f", $0) } ?? "")
+                        + ((job["etaSeconds"] as? Int).map { ", eta \(shortDuration(Double($0)))" } ?? "")
+                ))
         }
         if let e = job["error"] as? String { lines.append(("error", DisplayText.escaped(e))) }
         if let e = job["exitCode"] as? Int { lines.append(("exit status", "\(e)")) }
         if let s = job["signal"] as? Int { lines.append(("signal", "\(s)")) }
-        for (label, key) in [("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt"), ("heartbeat", "heartbeatAt")] {
+        for (label, key) in [
+            ("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt"),
+            ("heartbeat", "heartbeatAt"),
+        ] {
             if let t = time(key) { lines.append((label, t)) }
         }
         if let o = job["outbox"] as? String { lines.append(("results", DisplayText.escaped(o))) }
         if let m = job["manifest"] as? [String: Any] {
-            lines.append(("manifest", "\(m["id"] as? Int ?? 0) \(shown(m["fileName"])) (\(m["trials"] as? Int ?? 0) trials, sha256 \((shown(m["sha256"])).prefix(16)))"))
+            lines.append(
+                (
+                    "manifest",
+                    "\(m["id"] as? Int ?? 0) \(shown(m["fileName"])) (\(m["trials"] as? Int ?? 0) trials, sha256 \((shown(m["sha256"])).prefix(16)))"
+                ))
             if let s = m["summary"] as? String { lines.append(("summary", DisplayText.escaped(s))) }
         }
         if let r = job["runDirectory"] as? String { lines.append(("run directory", DisplayText.escaped(r))) }
@@ -194,7 +246,8 @@ enum DaemonCommands {
         for (k, v) in lines { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
         print("\nevents:")
         for e in job["events"] as? [[String: Any]] ?? [] {
-            let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e["at"] as? Int ?? 0) / 1000))
+            let at = ISO8601DateFormatter().string(
+                from: Date(timeIntervalSince1970: Double(e["at"] as? Int ?? 0) / 1000))
             let transition = (e["from"] as? String).map { "\(DisplayText.escaped($0)) -> " } ?? ""
             print("  \(at)  \(transition)\(shown(e["to"]))  \(shown(e["detail"]))")
         }
@@ -205,10 +258,12 @@ enum DaemonCommands {
 
     static func change(_ op: String, _ args: [String]) throws -> Int32 {
         let abstract: [String: String] = [
-            "cancel": "usage: vldctl cancel ID...\n\nCancels jobs: queued and held ones at once; a running one gets SIGTERM, checkpoints and stops\n(SIGKILL after the grace period). Only the owner, root or the daemon's user may cancel a job.",
+            "cancel":
+                "usage: vldctl cancel ID...\n\nCancels jobs: queued and held ones at once; a running one gets SIGTERM, checkpoints and stops\n(SIGKILL after the grace period). Only the owner, root or the daemon's user may cancel a job.",
             "hold": "usage: vldctl hold ID\n\nKeeps a queued job from starting until 'vldctl release ID'.",
             "release": "usage: vldctl release ID\n\nLets a held job run again.",
-            "retry": "usage: vldctl retry ID\n\nQueues a failed or cancelled job again with a fresh failure count; it resumes from its last\ncheckpoint.",
+            "retry":
+                "usage: vldctl retry ID\n\nQueues a failed or cancelled job again with a fresh failure count; it resumes from its last\ncheckpoint.",
         ]
         if help(args, abstract[op] ?? "") { return 0 }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
@@ -239,9 +294,16 @@ enum DaemonCommands {
     // MARK: logs
 
     static func logs(_ args: [String]) throws -> Int32 {
-        if help(args, "usage: vldctl logs ID [-f]\n\nPrints a job's output (its training log). -f follows it until the job ends.") { return 0 }
+        if help(
+            args,
+            "usage: vldctl logs ID [-f]\n\nPrints a job's output (its training log). -f follows it until the job ends.")
+        {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["-f", "--follow"])
-        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "logs needs one job id") }
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else {
+            throw UsageError(message: "logs needs one job id")
+        }
         let target = DaemonTarget.resolve(p.values)
         let follow = p.flags.contains("-f") || p.flags.contains("--follow")
         var offset = 0
@@ -262,10 +324,21 @@ enum DaemonCommands {
     // MARK: results
 
     static func results(_ args: [String]) throws -> Int32 {
-        if help(args, "usage: vldctl results ID [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended.") { return 0 }
+        if help(
+            args,
+            "usage: vldctl results ID [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended."
+        ) {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json", "--csv"])
-        guard p.positional.count == 1, let id = Int(p.positional[0]) else { throw UsageError(message: "results needs one job id") }
-        guard let response = try DaemonTarget.resolve(p.values).call(["op": "results", "id": id, "summary": p.flags.contains("--csv")]) else { return 1 }
+        guard p.positional.count == 1, let id = Int(p.positional[0]) else {
+            throw UsageError(message: "results needs one job id")
+        }
+        guard
+            let response = try DaemonTarget.resolve(p.values).call([
+                "op": "results", "id": id, "summary": p.flags.contains("--csv"),
+            ])
+        else { return 1 }
         if p.flags.contains("--json") {
             printJSON(response["results"] ?? [:])
             return 0
@@ -284,11 +357,17 @@ enum DaemonCommands {
         if let s = response["summary"] as? String { print("grid summary: \(DisplayText.escaped(s))/report.html") }
         var metrics = results["metrics"] as? [String: Any] ?? [:]
         let training = results["training"] as? [String: Any] ?? [:]
-        for key in ["evalLoss", "finalTrainLoss", "tokensSeen", "steps"] { if let v = training[key] { metrics[key] = v } }
+        for key in ["evalLoss", "finalTrainLoss", "tokensSeen", "steps"] {
+            if let v = training[key] { metrics[key] = v }
+        }
         if let wall = (results["timing"] as? [String: Any])?["wallSeconds"] { metrics["wallSeconds"] = wall }
         let rows = metrics.keys.sorted().map { key -> [String] in
             let v = metrics[key]
-            if let d = v as? Double { return [DisplayText.escaped(key), String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d)] }
+            if let d = v as? Double {
+                return [
+                    DisplayText.escaped(key), String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d),
+                ]
+            }
             return [DisplayText.escaped(key), DisplayText.escaped("\(v ?? "")")]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
@@ -299,7 +378,12 @@ enum DaemonCommands {
     // MARK: status
 
     static func status(_ args: [String]) throws -> Int32 {
-        if help(args, "usage: vldctl status [--json]\n\nThe daemon's version, uptime, queue counts, running jobs and limits.") { return 0 }
+        if help(
+            args,
+            "usage: vldctl status [--json]\n\nThe daemon's version, uptime, queue counts, running jobs and limits.")
+        {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json"])
         guard let r = try DaemonTarget.resolve(p.values).call(["op": "status"]) else { return 1 }
         if p.flags.contains("--json") {
@@ -307,17 +391,23 @@ enum DaemonCommands {
             return 0
         }
         let counts = r["counts"] as? [String: Int] ?? [:]
-        print("vldd \(shown(r["version"])) pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))")
+        print(
+            "vldd \(shown(r["version"])) pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))"
+        )
         print("state \(shown(r["state"])), config \(shown(r["config"])), submit group \(shown(r["submitGroup"]))")
-        print("workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(shown(r["sqlite"]))")
+        print(
+            "workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(shown(r["sqlite"]))"
+        )
         print("jobs: " + JobState.allCases.map { "\(counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         if let limits = r["limits"] as? [String: Int] {
             print("limits: " + limits.keys.sorted().map { "\($0) \(limits[$0]!)" }.joined(separator: ", "))
         }
         for job in r["running"] as? [[String: Any]] ?? [] {
             let step = job["step"] as? Int, total = job["totalSteps"] as? Int
-            print("  running \(job["id"] as? Int ?? 0) \(shown(job["name"]))" + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
-                  + ((job["etaSeconds"] as? Int).map { " eta \(shortDuration(Double($0)))" } ?? ""))
+            print(
+                "  running \(job["id"] as? Int ?? 0) \(shown(job["name"]))"
+                    + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
+                    + ((job["etaSeconds"] as? Int).map { " eta \(shortDuration(Double($0)))" } ?? ""))
         }
         return 0
     }
@@ -325,23 +415,36 @@ enum DaemonCommands {
     // MARK: watch
 
     static func watch(_ args: [String]) throws -> Int32 {
-        if help(args, "usage: vldctl watch [--interval SECONDS]\n\nA live view of running and queued jobs with progress bars; Ctrl-C to leave.") { return 0 }
+        if help(
+            args,
+            "usage: vldctl watch [--interval SECONDS]\n\nA live view of running and queued jobs with progress bars; Ctrl-C to leave."
+        ) {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options.union(["--interval"]), flags: [])
         let interval = try CLI.int(p.values, "--interval", default: 1, min: 1, max: 3600)
         let target = DaemonTarget.resolve(p.values)
         let tty = isatty(1) == 1
         while true {
-            guard let r = try target.call(["op": "list", "states": ["running", "cancelling", "queued", "held"]]) else { return 1 }
-            let jobs = (r["jobs"] as? [[String: Any]] ?? []).sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
+            guard let r = try target.call(["op": "list", "states": ["running", "cancelling", "queued", "held"]]) else {
+                return 1
+            }
+            let jobs = (r["jobs"] as? [[String: Any]] ?? []).sorted {
+                ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0)
+            }
             var out = tty ? "\u{1B}[H\u{1B}[2J" : ""
-            out += "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"] as? String == "running" }.count) running, \(jobs.filter { $0["state"] as? String == "queued" }.count) queued\n\n"
+            out +=
+                "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"] as? String == "running" }.count) running, \(jobs.filter { $0["state"] as? String == "queued" }.count) queued\n\n"
             for job in jobs {
                 let state = shown(job["state"])
-                var line = String(format: "%5d  ", job["id"] as? Int ?? 0) + (shown(job["name"])).padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
+                var line =
+                    String(format: "%5d  ", job["id"] as? Int ?? 0)
+                    + (shown(job["name"])).padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
                 if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
                     let fraction = Double(step) / Double(total)
                     let filled = Int(fraction * 24)
-                    line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled) + "]"
+                    line +=
+                        "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled) + "]"
                     line += String(format: " %3d%%", Int(fraction * 100))
                     line += "  eta " + shortDuration((job["etaSeconds"] as? Int).map(Double.init))
                     if let loss = job["loss"] as? Double { line += String(format: "  loss %.4f", loss) }

@@ -8,7 +8,12 @@ import VLDTensor
 
 enum DoctorCommand {
     static func run(_ args: [String]) throws -> Int32 {
-        if DaemonCommands.help(args, "usage: vldctl doctor\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and prints each problem with its fix. Exit 1 if any check fails.") { return 0 }
+        if DaemonCommands.help(
+            args,
+            "usage: vldctl doctor\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and prints each problem with its fix. Exit 1 if any check fails."
+        ) {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: [])
         let target = DaemonTarget.resolve(p.values)
         var problems = 0
@@ -24,25 +29,34 @@ enum DoctorCommand {
             config = try DaemonConfig.load(target.configPath)
             ok("config \(target.configPath) parses")
         } catch {
-            bad("config: \(error)", "edit the file (every key is documented in it and in vldd.conf(5)), or pass --config")
+            bad(
+                "config: \(error)",
+                "edit the file (every key is documented in it and in vldd.conf(5)), or pass --config")
             return 1
         }
         let tree = StateTree(root: config.stateDirectory)
         for (path, mode) in tree.directories {
             var st = stat()
             if lstat(path, &st) != 0 {
-                bad("\(path) is missing", "start vldd once (it creates the tree), or 'systemd-tmpfiles --create' for the package")
+                bad(
+                    "\(path) is missing",
+                    "start vldd once (it creates the tree), or 'systemd-tmpfiles --create' for the package")
                 continue
             }
             if st.st_mode & 0o7777 != mode, access(path, R_OK) == 0 || getuid() == 0 {
-                warn("\(path) has mode \(String(st.st_mode & 0o7777, radix: 8)), expected \(String(mode, radix: 8))", "chmod \(String(mode, radix: 8)) \(path) (vldd restores it at start)")
+                warn(
+                    "\(path) has mode \(String(st.st_mode & 0o7777, radix: 8)), expected \(String(mode, radix: 8))",
+                    "chmod \(String(mode, radix: 8)) \(path) (vldd restores it at start)")
             }
         }
         if access(tree.incoming, W_OK | X_OK) == 0 {
             ok("you can drop manifests into \(tree.incoming)")
         } else {
             let group = config.submitGroup.isEmpty ? "the daemon's group" : config.submitGroup
-            bad("you cannot write to \(tree.incoming)", "an administrator adds you to \(group): 'usermod -aG \(config.submitGroup.isEmpty ? "vldd" : config.submitGroup) \(NSUserName())', then log in again")
+            bad(
+                "you cannot write to \(tree.incoming)",
+                "an administrator adds you to \(group): 'usermod -aG \(config.submitGroup.isEmpty ? "vldd" : config.submitGroup) \(NSUserName())', then log in again"
+            )
         }
         if !config.submitGroup.isEmpty {
             if let g = getgrnam(config.submitGroup) {
@@ -52,26 +66,38 @@ enum DoctorCommand {
                 if getuid() == 0 || getgid() == gid || groups.prefix(Int(max(0, n))).contains(gid) {
                     ok("you may submit (root or a member of \(config.submitGroup))")
                 } else {
-                    bad("you are not in group \(config.submitGroup)", "'usermod -aG \(config.submitGroup) \(NSUserName())', then log in again")
+                    bad(
+                        "you are not in group \(config.submitGroup)",
+                        "'usermod -aG \(config.submitGroup) \(NSUserName())', then log in again")
                 }
             } else {
-                bad("submit_group \(config.submitGroup) does not exist", "create it ('groupadd --system \(config.submitGroup)') or unset submit_group")
+                bad(
+                    "submit_group \(config.submitGroup) does not exist",
+                    "create it ('groupadd --system \(config.submitGroup)') or unset submit_group")
             }
         }
         do {
             let r = try ControlClient.request(path: target.socket, ["op": "status"], timeout: 10)
             if r["ok"] as? Bool == true {
                 let counts = r["counts"] as? [String: Int] ?? [:]
-                ok("vldd \(shown(r["version"])) answers on \(target.socket): \(counts["queued"] ?? 0) queued, \(counts["running"] ?? 0) running")
+                ok(
+                    "vldd \(shown(r["version"])) answers on \(target.socket): \(counts["queued"] ?? 0) queued, \(counts["running"] ?? 0) running"
+                )
             } else {
                 bad("vldd refuses you: \(shown(r["error"]))", "see the reason above")
             }
         } catch {
-            bad("\(error)", "start the daemon: 'systemctl start vldd' (package) or 'vldd --config \(target.configPath)' (checkout); 'vldctl submit' still spools while it is down")
+            bad(
+                "\(error)",
+                "start the daemon: 'systemctl start vldd' (package) or 'vldd --config \(target.configPath)' (checkout); 'vldctl submit' still spools while it is down"
+            )
         }
         let core = BLAS.coreName
         if let better = BLAS.supportedCoreType(), core.lowercased() != better.lowercased() {
-            warn("OpenBLAS uses \(core) kernels; this CPU supports \(better)", "vld re-executes with OPENBLAS_CORETYPE=\(better) automatically; set it yourself if VLD_NO_BLAS_REEXEC is set")
+            warn(
+                "OpenBLAS uses \(core) kernels; this CPU supports \(better)",
+                "vld re-executes with OPENBLAS_CORETYPE=\(better) automatically; set it yourself if VLD_NO_BLAS_REEXEC is set"
+            )
         } else {
             ok("OpenBLAS \(core) kernels")
         }
@@ -80,13 +106,20 @@ enum DoctorCommand {
         if parts.count >= 2, parts[0] > 3 || (parts[0] == 3 && parts[1] >= 38) {
             ok("SQLite \(version)")
         } else {
-            bad("SQLite \(version) is older than 3.38 (STRICT tables, RETURNING)", "install a newer libsqlite3 (Debian 12 has 3.40)")
+            bad(
+                "SQLite \(version) is older than 3.38 (STRICT tables, RETURNING)",
+                "install a newer libsqlite3 (Debian 12 has 3.40)")
         }
         var fs = statvfs()
         if statvfs(config.stateDirectory, &fs) == 0 {
             let free = Double(fs.f_bavail) * Double(fs.f_frsize) / Double(1 << 30)
-            if free < 1 { warn(String(format: "%.1f GiB free under %@", free, config.stateDirectory), "free some space; checkpoints and outboxes need room") }
-            else { ok(String(format: "%.1f GiB free under the state tree", free)) }
+            if free < 1 {
+                warn(
+                    String(format: "%.1f GiB free under %@", free, config.stateDirectory),
+                    "free some space; checkpoints and outboxes need room")
+            } else {
+                ok(String(format: "%.1f GiB free under the state tree", free))
+            }
         }
         print(problems == 0 ? "\nno problems found" : "\n\(problems) problem(s) found")
         return problems == 0 ? 0 : 1

@@ -4,7 +4,6 @@ import Foundation
 import VLDExperiments
 import VLDModel
 
-
 enum ValidateCommand {
     static let usage = """
         usage: vldctl validate FILE...
@@ -22,7 +21,9 @@ enum ValidateCommand {
             do {
                 let e = try loadExperiment(file)
                 let steps = e.trials.map(\.manifest.train.steps).reduce(0, +)
-                print("\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)")
+                print(
+                    "\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)"
+                )
             } catch let e as ManifestError {
                 status = 1
                 // One line per issue, whatever the manifest's strings hold (DisplayText).
@@ -35,7 +36,9 @@ enum ValidateCommand {
     static func loadExperiment(_ file: String) throws -> Experiment {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-            throw ManifestError([ManifestIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")])
+            throw ManifestError([
+                ManifestIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")
+            ])
         }
         return try Experiment.parse(data)
     }
@@ -63,9 +66,12 @@ enum RunCommand {
     static func run(_ args: [String]) throws -> Int32 {
         if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
         let p = try CLI.parse(args, options: ["--out", "--threads", "--trials"], flags: [])
-        guard p.positional.count == 1 else { throw UsageError(message: "run needs exactly one manifest file\n\(usage)") }
+        guard p.positional.count == 1 else {
+            throw UsageError(message: "run needs exactly one manifest file\n\(usage)")
+        }
         let file = p.positional[0]
-        let threads = p.values["--threads"] == nil ? nil : try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads)
+        let threads =
+            p.values["--threads"] == nil ? nil : try CLI.int(p.values, "--threads", default: 1, max: CLI.maxThreads)
         let out = URL(fileURLWithPath: p.values["--out"] ?? "var/results")
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
@@ -80,28 +86,38 @@ enum RunCommand {
         var only: Set<Int>?
         if let list = p.values["--trials"] {
             guard let picked = parseTrialList(list, count: experiment.trials.count) else {
-                throw UsageError(message: "--trials \(list): expected trial numbers or ranges between 1 and \(experiment.trials.count), such as 2-5 or 1,4-6")
+                throw UsageError(
+                    message:
+                        "--trials \(list): expected trial numbers or ranges between 1 and \(experiment.trials.count), such as 2-5 or 1,4-6"
+                )
             }
             only = picked
         }
         StopRequest.install()
         let tty = isatty(STDOUT_FILENO) == 1
         let bar = ProgressLine(enabled: tty)
-        print("vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)")
-        let outcome = try ExperimentRunner.run(experiment, source: data, out: out, threads: threads, only: only, log: { line in
-            bar.clear()
-            print(DisplayText.escaped(line))
-            fflush(stdout)
-        }, progress: { p in
-            bar.show(p)
-        }, shouldStop: { StopRequest.requested })
+        print(
+            "vld \(VLD.version): \(experiment.name), \(experiment.trials.count) trial(s) -> \(out.appendingPathComponent(experiment.name).path)"
+        )
+        let outcome = try ExperimentRunner.run(
+            experiment, source: data, out: out, threads: threads, only: only,
+            log: { line in
+                bar.clear()
+                print(DisplayText.escaped(line))
+                fflush(stdout)
+            },
+            progress: { p in
+                bar.show(p)
+            }, shouldStop: { StopRequest.requested })
         bar.clear()
         if outcome.stopped {
             print("stopped: \(outcome.completed) of \(outcome.total) trials complete; run the same command to resume")
             return 130
         }
         if outcome.elsewhere > 0 {
-            print("\(outcome.completed) of \(outcome.total) trials complete; \(outcome.elsewhere) still running in other processes")
+            print(
+                "\(outcome.completed) of \(outcome.total) trials complete; \(outcome.elsewhere) still running in other processes"
+            )
             return 0
         }
         if only != nil, outcome.completed < outcome.total {
@@ -120,8 +136,11 @@ enum RunCommand {
 func parseTrialList(_ text: String, count: Int) -> Set<Int>? {
     var picked = Set<Int>()
     for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard (1...2).contains(ends.count), let lo = ends.first!, let hi = ends.last!, 1 <= lo, lo <= hi, hi <= count else { return nil }
+        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard (1...2).contains(ends.count), let lo = ends.first!, let hi = ends.last!, 1 <= lo, lo <= hi, hi <= count
+        else { return nil }
         picked.formUnion((lo - 1)..<hi)
     }
     return picked
@@ -143,7 +162,8 @@ final class ProgressLine {
         let frac = Double(p.progress.step) / Double(max(1, p.progress.steps))
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = "trial \(p.trialIndex + 1)/\(p.trialCount) [\(bar)] \(p.progress.step)/\(p.progress.steps) "
+        let line =
+            "trial \(p.trialIndex + 1)/\(p.trialCount) [\(bar)] \(p.progress.step)/\(p.progress.steps) "
             + String(format: "loss %.4f  %.0f tok/s", p.progress.loss, p.progress.tokensPerSecond)
             + "  ETA \(formatDuration(p.progress.etaSeconds)) (all: \(formatDuration(p.experimentETA)))"
         FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
@@ -161,7 +181,8 @@ final class ProgressLine {
 enum SummaryTable {
     static func print(directory: URL) {
         guard let data = try? Data(contentsOf: directory.appendingPathComponent(Summary.jsonFile)),
-              let json = try? JSONValue.parse(data), case let .array(conds)? = json["conditions"] else { return }
+            let json = try? JSONValue.parse(data), case let .array(conds)? = json["conditions"]
+        else { return }
         var keys: [String] = []
         for c in conds {
             if case let .object(f)? = c["metrics"] {
@@ -180,8 +201,12 @@ enum SummaryTable {
                 if case let .number(v)? = c["metrics"]?[k]?["mean"] {
                     let percent = HeadlineMetrics.isPercent(k)
                     var cell = percent ? String(format: "%.1f%%", 100 * v) : formatNumber(v, significant: 4)
-                    if case let .array(ci)? = c["metrics"]?[k]?["ci95"], ci.count == 2, case let .number(lo) = ci[0], case let .number(hi) = ci[1] {
-                        cell += percent ? String(format: " [%.1f, %.1f]", 100 * lo, 100 * hi)
+                    if case let .array(ci)? = c["metrics"]?[k]?["ci95"], ci.count == 2, case let .number(lo) = ci[0],
+                        case let .number(hi) = ci[1]
+                    {
+                        cell +=
+                            percent
+                            ? String(format: " [%.1f, %.1f]", 100 * lo, 100 * hi)
                             : " [\(formatNumber(lo, significant: 3)), \(formatNumber(hi, significant: 3))]"
                     }
                     row.append(cell)
@@ -193,8 +218,12 @@ enum SummaryTable {
         }
         let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
         for row in rows {
-            Swift.print(row.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  "))
+            Swift.print(
+                row.enumerated().map { i, c in
+                    i == 0
+                        ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[i] - c.count) + c
+                }.joined(separator: "  "))
         }
     }
 }

@@ -9,7 +9,9 @@ extension DaemonCommands {
     // MARK: submit
 
     static func submit(_ args: [String]) throws -> Int32 {
-        if help(args, """
+        if help(
+            args,
+            """
             usage: vldctl submit FILE... [--json] [--wait]
 
             Validates each manifest and queues it with vldd through the control socket. When the daemon is
@@ -18,7 +20,10 @@ extension DaemonCommands {
 
               --wait   wait (up to 15 s) for the daemon to answer, then follow the jobs with a progress
                        line until they end, and print the result table and where the report is
-            """) { return 0 }
+            """)
+        {
+            return 0
+        }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json", "--wait"])
         guard !p.positional.isEmpty else { throw UsageError(message: "submit needs at least one manifest file") }
         let target = DaemonTarget.resolve(p.values)
@@ -38,32 +43,41 @@ extension DaemonCommands {
             }
             let name = (file as NSString).lastPathComponent
             do {
-                let response = try target.request(["op": "submit", "manifest": String(decoding: data, as: UTF8.self), "fileName": name])
+                let response = try target.request([
+                    "op": "submit", "manifest": String(decoding: data, as: UTF8.self), "fileName": name,
+                ])
                 if response["ok"] as? Bool == true {
                     out.append(["file": file, "manifest": response["manifest"] ?? 0, "jobs": response["jobs"] ?? []])
                     submitted += (response["jobs"] as? [Int]) ?? []
                     if !p.flags.contains("--json") {
                         let jobs = (response["jobs"] as? [Int]) ?? []
                         let range = jobs.count > 1 ? "jobs \(jobs.first!)-\(jobs.last!)" : "job \(jobs.first ?? 0)"
-                        print("\(shownFile): queued \(shown(response["name"])) as manifest \(response["manifest"] as? Int ?? 0), \(range)")
+                        print(
+                            "\(shownFile): queued \(shown(response["name"])) as manifest \(response["manifest"] as? Int ?? 0), \(range)"
+                        )
                     }
                 } else {
                     CLI.error("\(shownFile): \(shown(response["error"], or: "refused"))")
                     for issue in response["issues"] as? [[String: Any]] ?? [] {
                         let path = shown(issue["path"])
-                        FileHandle.standardError.write(Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
+                        FileHandle.standardError.write(
+                            Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
                     }
                     status = 1
                 }
             } catch is DaemonDown {
                 guard let config = target.config else {
-                    CLI.error("vldd is not running at \(target.socket) and \(target.configPath) cannot be read to find its spool")
+                    CLI.error(
+                        "vldd is not running at \(target.socket) and \(target.configPath) cannot be read to find its spool"
+                    )
                     return 1
                 }
                 let tree = StateTree(root: config.stateDirectory)
                 do {
                     let dropped = try drop(data, name: name, tree: tree)
-                    print("\(shownFile): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)")
+                    print(
+                        "\(shownFile): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)"
+                    )
                     out.append(["file": file, "spooled": dropped])
                 } catch {
                     CLI.error("\(shownFile): vldd is not running and the spool is not writable: \(error)")
@@ -112,7 +126,8 @@ extension DaemonCommands {
         if tty { print("") }
         var status: Int32 = 0
         for job in jobs where job["state"] as? String != "succeeded" {
-            CLI.error("job \(job["id"] as? Int ?? 0) \(shown(job["name"])) \(shown(job["state"])): \(shown(job["error"]))")
+            CLI.error(
+                "job \(job["id"] as? Int ?? 0) \(shown(job["name"])) \(shown(job["state"])): \(shown(job["error"]))")
             status = 1
         }
         var summaries: [String] = []
@@ -160,7 +175,9 @@ extension DaemonCommands {
         }
         close(fd)
         guard ok else { unlink(tmp); throw SystemError("write", path: tmp) }
-        guard rename(tmp, tree.incoming + "/" + final) == 0 else { let e = errno; unlink(tmp); throw SystemError("rename into", path: tree.incoming, code: e) }
+        guard rename(tmp, tree.incoming + "/" + final) == 0 else {
+            let e = errno; unlink(tmp); throw SystemError("rename into", path: tree.incoming, code: e)
+        }
         return tree.incoming + "/" + final
     }
 }

@@ -28,7 +28,12 @@ let commands: [(name: String, abstract: String, run: ([String]) throws -> Int32)
     ("task", "Print generated documents of a task (task sample SPEC)", TaskCommand.run),
     ("demo", "Train a small model on sequence reversal and print a progress table", DemoCommand.run),
     ("checkpoint", "Inspect a checkpoint or print its logits (inspect, logits)", CheckpointCommand.run),
-    ("version", "Print the vld version", { _ in print("vldctl \(VLD.version)"); return 0 }),
+    (
+        "version", "Print the vld version",
+        { _ in
+            print("vldctl \(VLD.version)"); return 0
+        }
+    ),
 ]
 
 func printUsage() {
@@ -39,11 +44,15 @@ func printUsage() {
 
 /// The commands that talk to the daemon take --config and --socket; like git's and kubectl's
 /// global options, these may also come before the command name.
-let daemonCommands: Set<String> = ["submit", "ls", "show", "cancel", "hold", "release", "retry", "logs", "results", "status",
-                                   "watch", "doctor"]
+let daemonCommands: Set<String> = [
+    "submit", "ls", "show", "cancel", "hold", "release", "retry", "logs", "results", "status",
+    "watch", "doctor",
+]
 var argv = Array(CommandLine.arguments.dropFirst())
 var global: [String] = []
-while let first = argv.first, first == "--config" || first == "--socket" || first.hasPrefix("--config=") || first.hasPrefix("--socket=") {
+while let first = argv.first,
+    first == "--config" || first == "--socket" || first.hasPrefix("--config=") || first.hasPrefix("--socket=")
+{
     if first.contains("=") {
         let parts = first.split(separator: "=", maxSplits: 1).map(String.init)
         global += [parts[0], parts.count > 1 ? parts[1] : ""]
@@ -55,12 +64,16 @@ while let first = argv.first, first == "--config" || first == "--socket" || firs
     }
 }
 guard let name = argv.first else {
-    if !global.isEmpty { CLI.error("\(global[0]) is given but no command; e.g. vldctl \(global.joined(separator: " ")) status") }
+    if !global.isEmpty {
+        CLI.error("\(global[0]) is given but no command; e.g. vldctl \(global.joined(separator: " ")) status")
+    }
     printUsage()
     exit(64)
 }
 if !global.isEmpty && !daemonCommands.contains(name) && !["-h", "--help", "help", "--version"].contains(name) {
-    CLI.error("\(global[0]) applies to the commands that talk to vldd (\(daemonCommands.sorted().joined(separator: ", "))), not to '\(DisplayText.escaped(name))'")
+    CLI.error(
+        "\(global[0]) applies to the commands that talk to vldd (\(daemonCommands.sorted().joined(separator: ", "))), not to '\(DisplayText.escaped(name))'"
+    )
     exit(64)
 }
 argv = [name] + global + argv.dropFirst()

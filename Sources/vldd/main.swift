@@ -78,7 +78,9 @@ while i < args.count {
         fail("unknown argument \(args[i])\n\(usage)", 64)
     }
 }
-let path = configPath ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
+let path =
+    configPath
+    ?? (FileManager.default.fileExists(atPath: "etc/vldd/vldd.conf") ? "etc/vldd/vldd.conf" : "/etc/vldd/vldd.conf")
 let log = Logger.standardError(minimum: level)
 do {
     let daemon = try Daemon(options: Daemon.Options(configPath: path, exitWhenIdle: exitWhenIdle), log: log)

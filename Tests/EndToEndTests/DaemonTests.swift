@@ -18,7 +18,8 @@ final class DaemonHarness {
         state = dir.appendingPathComponent("state").path
         configPath = dir.appendingPathComponent("vldd.conf").path
         logPath = dir.appendingPathComponent("vldd.log").path
-        let text = "state_dir = \(state)\nretry_base_seconds = 0.2\njob_stop_grace_seconds = 20\ningest_grace_seconds = \(ingestGrace)\n"
+        let text =
+            "state_dir = \(state)\nretry_base_seconds = 0.2\njob_stop_grace_seconds = 20\ningest_grace_seconds = \(ingestGrace)\n"
             + extraConfig
         try! text.write(toFile: configPath, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -73,15 +74,20 @@ final class DaemonHarness {
     }
 
     /// Writes `quickManifest(name:...)` to `<file or name>.json` in the test directory; returns its path.
-    func writeManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil) throws -> String {
+    func writeManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil)
+        throws -> String
+    {
         let path = dir.appendingPathComponent(file ?? "\(name).json").path
-        try quickManifest(name: name, steps: steps, grid: grid, checkpointEvery: checkpointEvery).write(toFile: path, atomically: true, encoding: .utf8)
+        try quickManifest(name: name, steps: steps, grid: grid, checkpointEvery: checkpointEvery).write(
+            toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
     /// Writes the manifest and submits it with vldctl; the submit must succeed.
     @discardableResult
-    func submitManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil) throws -> String {
+    func submitManifest(_ name: String, steps: Int, checkpointEvery: Int = 10, grid: String = "", file: String? = nil)
+        throws -> String
+    {
         let path = try writeManifest(name, steps: steps, checkpointEvery: checkpointEvery, grid: grid, file: file)
         let r = try ctl(["submit", path])
         guard r.status == 0 else { throw HarnessError("submit \(name) failed: \(r.stderr)") }
@@ -102,7 +108,9 @@ final class DaemonHarness {
             if let jobs = try? self.jobs(), condition(jobs) { return }
             usleep(100_000)
         }
-        throw HarnessError("timed out waiting for \(what); jobs: \((try? jobs()) ?? []); log: \(log.suffix(3000).replacingOccurrences(of: "\n", with: " | "))")
+        throw HarnessError(
+            "timed out waiting for \(what); jobs: \((try? jobs()) ?? []); log: \(log.suffix(3000).replacingOccurrences(of: "\n", with: " | "))"
+        )
     }
 }
 
@@ -120,7 +128,9 @@ func states(_ jobs: [[String: Any]]) -> [String] { jobs.compactMap { $0["state"]
 
 /// results.json without its timing object (wall time differs between runs).
 func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
-    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/results.json"))) as? [String: Any] ?? [:]
+    var object =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/results.json")))
+        as? [String: Any] ?? [:]
     object.removeValue(forKey: "timing")
     return object
 }
@@ -138,9 +148,15 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         try d.waitFor("both trials to succeed") { states($0) == ["succeeded", "succeeded"] }
         let outbox = try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox").sorted()
         #expect(outbox.contains("1-g-000-schedule=base-seed3") && outbox.contains("2-g-001-schedule=cyc-1--seed3"))
-        try d.waitFor("the summary") { _ in FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv") }
-        for name in ["manifest.json", "metrics.jsonl", "results.json", "report.html", "log.txt", "checkpoint/model.safetensors"] {
-            #expect(FileManager.default.fileExists(atPath: d.state + "/outbox/1-g-000-schedule=base-seed3/" + name), "\(name)")
+        try d.waitFor("the summary") { _ in
+            FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv")
+        }
+        for name in [
+            "manifest.json", "metrics.jsonl", "results.json", "report.html", "log.txt", "checkpoint/model.safetensors",
+        ] {
+            #expect(
+                FileManager.default.fileExists(atPath: d.state + "/outbox/1-g-000-schedule=base-seed3/" + name),
+                "\(name)")
         }
         let ls = try d.ctl(["ls"])
         #expect(ls.stdout.hasPrefix("ID  NAME"))
@@ -148,7 +164,9 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let show = try d.ctl(["show", "2"])
         #expect(show.stdout.contains("running -> succeeded  results published at"))
         let logs = try d.ctl(["logs", "2", "-f"])
-        #expect(logs.status == 0 && logs.stdout.contains("schedule cyc(1)") && logs.stdout.contains("done in"), "\(logs.stdout)")
+        #expect(
+            logs.status == 0 && logs.stdout.contains("schedule cyc(1)") && logs.stdout.contains("done in"),
+            "\(logs.stdout)")
         let results = try d.ctl(["results", "2"])
         #expect(results.stdout.contains("evalLoss") && results.stdout.contains("grid summary: "), "\(results.stdout)")
         let csv = try d.ctl(["results", "1", "--csv"])
@@ -172,10 +190,16 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         // The spool rejects the same file with a reason file, and the daemon keeps serving.
         try FileManager.default.copyItem(atPath: file, toPath: d.incoming + "/bad.json")
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, !(try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/rejected")).contains(where: { $0.hasSuffix(".reason.json") }) {
+        while Date() < deadline,
+            !(try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/rejected")).contains(where: {
+                $0.hasSuffix(".reason.json")
+            })
+        {
             usleep(50_000)
         }
-        let reasons = try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/rejected").filter { $0.hasSuffix(".reason.json") }
+        let reasons = try FileManager.default.contentsOfDirectory(atPath: d.state + "/spool/rejected").filter {
+            $0.hasSuffix(".reason.json")
+        }
         #expect(reasons.count == 1)
         #expect(try d.ctl(["status"]).status == 0)
     }
@@ -201,7 +225,8 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let anonymous = open(d.incoming, oTmpfile | O_WRONLY | O_CLOEXEC, 0o644)
         #expect(anonymous >= 0)
         _ = bytes.withUnsafeBytes { write(anonymous, $0.baseAddress, $0.count) }
-        #expect(linkat(AT_FDCWD, "/proc/self/fd/\(anonymous)", AT_FDCWD, d.incoming + "/c.json", AT_SYMLINK_FOLLOW) == 0)
+        #expect(
+            linkat(AT_FDCWD, "/proc/self/fd/\(anonymous)", AT_FDCWD, d.incoming + "/c.json", AT_SYMLINK_FOLLOW) == 0)
         close(anonymous)
         // a dotfile and a .part are never read
         try body.write(toFile: d.incoming + "/.c.json", atomically: false, encoding: .utf8)
@@ -212,7 +237,9 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.incoming).sorted() == [".c.json", "d.json.part"])
         // The file written in chunks was read once, complete: its recorded checksum is the whole file's.
         let shown = try d.ctl(["show", "2", "--json"])
-        let manifest = (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["manifest"] as? [String: Any]
+        let manifest =
+            (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["manifest"]
+            as? [String: Any]
         #expect(manifest?["fileName"] as? String == "b.json")
         let digest = Process()
         digest.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
@@ -237,7 +264,8 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         kill(d.process!.processIdentifier, SIGSTOP)
         for i in 0..<n {
             let tmp = d.state + "/spool/tmp/m\(i).json.part"
-            try quickManifest(name: "m\(i)", steps: 1, checkpointEvery: 1).write(toFile: tmp, atomically: false, encoding: .utf8)
+            try quickManifest(name: "m\(i)", steps: 1, checkpointEvery: 1).write(
+                toFile: tmp, atomically: false, encoding: .utf8)
             rename(tmp, d.incoming + "/m\(i).json")
         }
         kill(d.process!.processIdentifier, SIGCONT)
@@ -251,7 +279,9 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         #expect(count == n)
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.incoming).isEmpty)
         let status = try d.ctl(["status", "--json"])
-        let counts = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["counts"] as? [String: Int] ?? [:]
+        let counts =
+            (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["counts"]
+            as? [String: Int] ?? [:]
         #expect(counts.values.reduce(0, +) == n)
         d.stop(SIGKILL)
     }
@@ -259,9 +289,11 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
     @Test func aCrashBetweenCommitAndMoveGivesNoDuplicateAfterRestart() throws {
         let d = DaemonHarness()
         d.environment["VLDD_FAULT"] = "exit-after-commit"
-        try quickManifest(name: "f", steps: 2, checkpointEvery: 2).write(toFile: d.dir.appendingPathComponent("f.json").path, atomically: true, encoding: .utf8)
+        try quickManifest(name: "f", steps: 2, checkpointEvery: 2).write(
+            toFile: d.dir.appendingPathComponent("f.json").path, atomically: true, encoding: .utf8)
         try? FileManager.default.createDirectory(atPath: d.incoming, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: d.dir.appendingPathComponent("f.json").path, toPath: d.incoming + "/f.json")
+        try FileManager.default.copyItem(
+            atPath: d.dir.appendingPathComponent("f.json").path, toPath: d.incoming + "/f.json")
         try? d.start()  // exits 99 right after committing the manifest
         d.process?.waitUntilExit()
         #expect(d.process?.terminationStatus == 99)
@@ -278,7 +310,8 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
 
     @Test func aKilledDaemonsJobResumesAndEndsAsAnUninterruptedRun() throws {
         let file = scratch().appendingPathComponent("k.json").path
-        try quickManifest(name: "k", steps: 400, checkpointEvery: 50).write(toFile: file, atomically: true, encoding: .utf8)
+        try quickManifest(name: "k", steps: 400, checkpointEvery: 50).write(
+            toFile: file, atomically: true, encoding: .utf8)
 
         let reference = DaemonHarness()
         try reference.start()
@@ -332,7 +365,9 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let show = try d.ctl(["show", "1"])
         #expect(show.stdout.contains("File too large"), "\(show.stdout)")
         #expect(show.stdout.contains("(failed 2 of 2 times)"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox").filter { !$0.hasPrefix(".") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox").filter { !$0.hasPrefix(".") }
+                .isEmpty)
         #expect(try d.ctl(["status"]).status == 0)
     }
 
@@ -345,19 +380,24 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         var status: Run
         let deadline = Date().addingTimeInterval(5)
         while !d.log.contains("reload refused"), Date() < deadline { usleep(50_000) }
-        #expect(d.log.contains("config: reload refused; keeping the running configuration") && d.log.contains("unknown key \\\"workerz\\\""))
+        #expect(
+            d.log.contains("config: reload refused; keeping the running configuration")
+                && d.log.contains("unknown key \\\"workerz\\\""))
         // vldctl cannot read the broken file either, and says so; with --socket it still reaches the daemon.
         let broken = try d.ctl(["status"])
         #expect(broken.status == 1 && broken.stderr.contains("unknown key \"workerz\""), "\(broken.stderr)")
         status = try vldctl(["status", "--json", "--socket", d.socket])
-        #expect((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["workers"] as? Int == 2)
+        #expect(
+            (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["workers"] as? Int
+                == 2)
         try good.write(toFile: d.configPath, atomically: true, encoding: .utf8)
 
         // The inbox is removed and created again: the daemon watches the new one.
         try FileManager.default.removeItem(atPath: d.incoming)
         usleep(300_000)
         #expect(FileManager.default.fileExists(atPath: d.incoming))
-        try quickManifest(name: "r", steps: 2, checkpointEvery: 2).write(toFile: d.incoming + "/r.json", atomically: false, encoding: .utf8)
+        try quickManifest(name: "r", steps: 2, checkpointEvery: 2).write(
+            toFile: d.incoming + "/r.json", atomically: false, encoding: .utf8)
         try d.waitFor("the manifest dropped into the new inbox", timeout: 30) { states($0) == ["succeeded"] }
     }
 
@@ -388,8 +428,10 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         try d.submitManifest("n", steps: 100000, checkpointEvery: 1000)
         try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) > 0 }
         let pid = try #require(try d.jobs().first?["pid"] as? Int)
-        let environ = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self)
-            .split(separator: "\0").map(String.init)
+        let environ = try String(
+            decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self
+        )
+        .split(separator: "\0").map(String.init)
         #expect(environ.contains("VLD_JOB_ID=1") && environ.contains("OPENBLAS_NUM_THREADS=1"), "\(environ)")
         #expect(!environ.contains { $0.hasPrefix("NOTIFY_SOCKET=") || $0.hasPrefix("WATCHDOG_") }, "\(environ)")
         usleep(600_000)
@@ -399,7 +441,9 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         usleep(300_000)
         done.update { $0 = true }
         let messages = received.value
-        let kinds = messages.map { $0.split(separator: "\n").map { String($0.split(separator: "=")[0]) }.joined(separator: "+") }
+        let kinds = messages.map {
+            $0.split(separator: "\n").map { String($0.split(separator: "=")[0]) }.joined(separator: "+")
+        }
         #expect(kinds.first == "READY+STATUS", "\(messages)")
         #expect(messages.first?.contains("STATUS=0 queued, 0 running, 0 held") == true)
         #expect(messages.contains { $0.contains("STATUS=0 queued, 1 running, 0 held") })
@@ -415,7 +459,8 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let d = DaemonHarness(extraConfig: "workers = 1\n")
         try d.start()
         let file = d.dir.appendingPathComponent("h.json").path
-        try quickManifest(name: "h", steps: 1, checkpointEvery: 1).write(toFile: file, atomically: true, encoding: .utf8)
+        try quickManifest(name: "h", steps: 1, checkpointEvery: 1).write(
+            toFile: file, atomically: true, encoding: .utf8)
         #expect(try d.ctl(["hold", "1"]).status == 1)  // no job yet: a clear error, not a crash
         let group = DispatchGroup()
         let failures = Locked<[String]>([])
@@ -449,8 +494,10 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         for dir in [d.dir.path, d.state] { chmod(dir, 0o755) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", products.appendingPathComponent("vldctl").path,
-                       "status", "--socket", d.socket]
+        p.arguments = [
+            "--reuid=65534", "--regid=65534", "--clear-groups", products.appendingPathComponent("vldctl").path,
+            "status", "--socket", d.socket,
+        ]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = Pipe()

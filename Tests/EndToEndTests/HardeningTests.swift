@@ -34,7 +34,8 @@ func rawRequest(_ socket: String, _ bytes: Data) throws -> [String: Any] {
 
 /// Runs `arguments` as uid 65534 (nobody) with its own groups (nogroup).
 func runAsNobody(_ arguments: [String]) throws -> Run {
-    try runProcess(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--init-groups", "--"] + arguments)
+    try runProcess(
+        URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--init-groups", "--"] + arguments)
 }
 
 @Suite(.serialized) struct HardeningTests {
@@ -73,46 +74,51 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
     /// Another member of the submit group holds as many connections as it can and trickles a
     /// byte into each: it gets a few, each for at most request_timeout_seconds, and root is
     /// answered at once throughout.
-    @Test(.enabled(if: canSwitchUserWithPython, "needs root, setpriv and /usr/bin/python3 to flood the socket as another user"))
+    @Test(
+        .enabled(
+            if: canSwitchUserWithPython, "needs root, setpriv and /usr/bin/python3 to flood the socket as another user")
+    )
     func oneUserCannotLockOthersOutOfTheSocket() throws {
         let d = DaemonHarness(extraConfig: "submit_group = nogroup\nrequest_timeout_seconds = 3\n")
         try d.start()
         let script = d.dir.appendingPathComponent("flood.py").path
         try """
-            import json, socket, sys, time
-            path, count, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-            conns, results = [], []
-            for i in range(count):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(path)
-                s.setblocking(False)
-                conns.append([s, time.time(), b"", None])
-            start = time.time()
-            while time.time() - start < seconds and any(c[3] is None for c in conns):
-                for c in conns:
-                    if c[3] is not None:
-                        continue
-                    try:
-                        c[0].send(b"{")
-                    except OSError:
-                        pass
-                    try:
-                        data = c[0].recv(65536)
-                        c[2] += data
-                        if not data or b"\\n" in c[2]:
-                            c[3] = time.time() - c[1]
-                    except BlockingIOError:
-                        pass
-                    except OSError:
+        import json, socket, sys, time
+        path, count, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+        conns, results = [], []
+        for i in range(count):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            s.setblocking(False)
+            conns.append([s, time.time(), b"", None])
+        start = time.time()
+        while time.time() - start < seconds and any(c[3] is None for c in conns):
+            for c in conns:
+                if c[3] is not None:
+                    continue
+                try:
+                    c[0].send(b"{")
+                except OSError:
+                    pass
+                try:
+                    data = c[0].recv(65536)
+                    c[2] += data
+                    if not data or b"\\n" in c[2]:
                         c[3] = time.time() - c[1]
-                time.sleep(0.25)
-            print(json.dumps([{"seconds": c[3], "answer": c[2].decode("utf-8", "replace")} for c in conns]))
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    c[3] = time.time() - c[1]
+            time.sleep(0.25)
+        print(json.dumps([{"seconds": c[3], "answer": c[2].decode("utf-8", "replace")} for c in conns]))
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o644)
         chmod(d.dir.path, 0o755)
         let flood = Process()
         flood.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        flood.arguments = ["--reuid=65534", "--regid=65534", "--init-groups", "--", "/usr/bin/python3", script, d.socket, "40", "8"]
+        flood.arguments = [
+            "--reuid=65534", "--regid=65534", "--init-groups", "--", "/usr/bin/python3", script, d.socket, "40", "8",
+        ]
         let out = Pipe()
         flood.standardOutput = out
         try flood.run()
@@ -148,8 +154,13 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         func ask(_ text: String) throws -> [String: Any] { try rawRequest(d.socket, Data(text.utf8)) }
 
         let boolID = try ask(#"{"op":"cancel","id":true}"#)
-        #expect(boolID["ok"] as? Bool == false && (boolID["error"] as? String ?? "").contains("id: expected a job id"), "\(boolID)")
-        for text in [#"{"op":"cancel","ids":[1.5]}"#, #"{"op":"show","id":"1"}"#, #"{"op":"hold","id":1e300}"#, #"{"op":"show","id":-1}"#] {
+        #expect(
+            boolID["ok"] as? Bool == false && (boolID["error"] as? String ?? "").contains("id: expected a job id"),
+            "\(boolID)")
+        for text in [
+            #"{"op":"cancel","ids":[1.5]}"#, #"{"op":"show","id":"1"}"#, #"{"op":"hold","id":1e300}"#,
+            #"{"op":"show","id":-1}"#,
+        ] {
             let r = try ask(text)
             #expect(r["ok"] as? Bool == false, "\(text): \(r)")
         }
@@ -161,13 +172,15 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         #expect(Date().timeIntervalSince(t0) < 3)
 
         let far = try ask(#"{"op":"logs","id":1,"offset":9223372036854775807}"#)
-        #expect((far["error"] as? String ?? "").contains("offset: expected an integer in 0...9007199254740992"), "\(far)")
+        #expect(
+            (far["error"] as? String ?? "").contains("offset: expected an integer in 0...9007199254740992"), "\(far)")
         let past = try ask(#"{"op":"logs","id":1,"offset":9007199254740992}"#)
         #expect(past["ok"] as? Bool == true && past["text"] as? String == "", "\(past)")
         #expect((past["next"] as? Int ?? Int.max) < 10_000_000)
 
         let unknown = try ask(#"{"op":"list","limt":3}"#)
-        #expect(unknown["error"] as? String == #"unknown field "limt"; list takes states, name, all, limit"#, "\(unknown)")
+        #expect(
+            unknown["error"] as? String == #"unknown field "limt"; list takes states, name, all, limit"#, "\(unknown)")
         let duplicate = try ask(#"{"op":"list","op":"cancel"}"#)
         #expect((duplicate["error"] as? String ?? "").contains("duplicate key"), "\(duplicate)")
         let escape = try ask(#"{"op":"st\u001b[2Jatus"}"#)
@@ -185,7 +198,8 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         try d.start()
         let foreign = d.dir.appendingPathComponent("foreign")
         try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
-        try #"{"fake": true}"#.write(to: foreign.appendingPathComponent("results.json"), atomically: true, encoding: .utf8)
+        try #"{"fake": true}"#.write(
+            to: foreign.appendingPathComponent("results.json"), atomically: true, encoding: .utf8)
         #expect(symlink(foreign.path, d.state + "/outbox/1-s") == 0)
         try FileManager.default.createDirectory(atPath: d.state + "/outbox/2-t", withIntermediateDirectories: false)
         try #"{"fake": true}"#.write(toFile: d.state + "/outbox/2-t/results.json", atomically: true, encoding: .utf8)
@@ -195,12 +209,16 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         try d.waitFor("both jobs to fail") { states($0) == ["failed", "failed"] }
         let jobs = try d.jobs().sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
         #expect((jobs[0]["error"] as? String ?? "").contains("1-s already exists and is a symbolic link"), "\(jobs[0])")
-        #expect((jobs[1]["error"] as? String ?? "").contains("2-t already exists and is a directory this job did not publish"))
+        #expect(
+            (jobs[1]["error"] as? String ?? "").contains(
+                "2-t already exists and is a directory this job did not publish"))
         // The worker said a retry cannot help: one attempt each.
         #expect(jobs.allSatisfy { $0["failures"] as? Int == 1 && $0["attempts"] as? Int == 1 }, "\(jobs)")
         let results = try d.ctl(["results", "1"])
         #expect(results.status == 1 && !results.stdout.contains("fake"))
-        #expect(try String(contentsOf: foreign.appendingPathComponent("results.json"), encoding: .utf8) == #"{"fake": true}"#)
+        #expect(
+            try String(contentsOf: foreign.appendingPathComponent("results.json"), encoding: .utf8)
+                == #"{"fake": true}"#)
         // Moved away and retried, the job publishes its own results.
         #expect(unlink(d.state + "/outbox/1-s") == 0)
         #expect(try d.ctl(["retry", "1"]).status == 0)
@@ -218,10 +236,14 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let file = try d.writeManifest("g", steps: 4, checkpointEvery: 2, grid: #", "grid": {"seed": [1, 2]}"#)
         chmod(file, 0o644)
         // A member submits through the socket (the daemon gave it the group).
-        let submit = try runAsNobody([products.appendingPathComponent("vldctl").path, "submit", file, "--socket", d.socket])
+        let submit = try runAsNobody([
+            products.appendingPathComponent("vldctl").path, "submit", file, "--socket", d.socket,
+        ])
         #expect(submit.status == 0, "\(submit.stderr)")
         try d.waitFor("both trials") { states($0) == ["succeeded", "succeeded"] }
-        try d.waitFor("the summary") { _ in FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv") }
+        try d.waitFor("the summary") { _ in
+            FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv")
+        }
         var checked = 0
         let outbox = d.state + "/outbox"
         for top in try FileManager.default.contentsOfDirectory(atPath: outbox) where !top.hasPrefix(".") {
@@ -232,15 +254,20 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
                 #expect(lstat(path, &st) == 0)
                 let isDirectory = st.st_mode & S_IFMT == S_IFDIR
                 #expect(st.st_gid == 65534, "\(path) has group \(st.st_gid)")
-                #expect(st.st_mode & 0o7777 == (isDirectory ? 0o2750 : 0o640), "\(path) has mode \(String(st.st_mode & 0o7777, radix: 8))")
+                #expect(
+                    st.st_mode & 0o7777 == (isDirectory ? 0o2750 : 0o640),
+                    "\(path) has mode \(String(st.st_mode & 0o7777, radix: 8))")
                 checked += 1
             }
         }
         #expect(checked > 20)
-        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: outbox).first { $0.hasPrefix("1-g-") })
+        let first = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: outbox).first { $0.hasPrefix("1-g-") })
         let read = try runAsNobody(["/bin/cat", outbox + "/\(first)/results.json", outbox + "/summary-1-g/summary.csv"])
         #expect(read.status == 0 && read.stdout.contains("evalLoss"), "\(read.stderr)")
-        let results = try runAsNobody([products.appendingPathComponent("vldctl").path, "results", "2", "--socket", d.socket])
+        let results = try runAsNobody([
+            products.appendingPathComponent("vldctl").path, "results", "2", "--socket", d.socket,
+        ])
         #expect(results.status == 0 && results.stdout.contains("evalLoss"), "\(results.stderr)")
     }
 
@@ -255,7 +282,9 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let pid = try #require(try d.jobs().first?["pid"] as? Int)
         kill(pid_t(pid), SIGSTOP)
         let stoppedAt = Date()
-        try d.waitFor("the job to be requeued after its lease", timeout: 30) { ($0.first?["failures"] as? Int ?? 0) >= 1 }
+        try d.waitFor("the job to be requeued after its lease", timeout: 30) {
+            ($0.first?["failures"] as? Int ?? 0) >= 1
+        }
         #expect(Date().timeIntervalSince(stoppedAt) < 10)
         #expect(kill(pid_t(pid), 0) != 0)  // the frozen worker is gone
         try d.waitFor("the retried job to finish", timeout: 60) { states($0) == ["succeeded"] }
@@ -275,7 +304,9 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         let t0 = Date()
         let doctor = try d.ctl(["doctor"])  // asks with a 10 s timeout
         #expect(Date().timeIntervalSince(t0) < 30)
-        #expect(doctor.status == 1 && (doctor.stdout + doctor.stderr).contains("no answer"), "\(doctor.stdout)\(doctor.stderr)")
+        #expect(
+            doctor.status == 1 && (doctor.stdout + doctor.stderr).contains("no answer"),
+            "\(doctor.stdout)\(doctor.stderr)")
     }
 
     /// `--config` and `--socket` may come before the command, as git's global options do.
@@ -303,16 +334,21 @@ func runAsNobody(_ arguments: [String]) throws -> Run {
         try d.waitFor("the job") { states($0) == ["succeeded"] }
         let show = try d.ctl(["show", "1"])
         for output in [show.stdout, show.stderr] {
-            #expect(!output.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" }, "\(output)")
+            #expect(
+                !output.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" }, "\(output)")
             #expect(!output.contains("\n[forged]"))
         }
         #expect(show.stdout.contains(#"x\e]0;owned\u{7}\n[forged] ok\u{202E}txt.json"#), "\(show.stdout)")
         // JSON output carries them as escapes too (still the same strings to a JSON reader).
         for args in [["show", "1", "--json"], ["ls", "--all", "--json"]] {
             let json = try d.ctl(args)
-            #expect(json.status == 0 && !json.stdout.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" })
+            #expect(
+                json.status == 0
+                    && !json.stdout.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" })
         }
-        let decoded = try JSONSerialization.jsonObject(with: Data(try d.ctl(["show", "1", "--json"]).stdout.utf8)) as? [String: Any]
+        let decoded =
+            try JSONSerialization.jsonObject(with: Data(try d.ctl(["show", "1", "--json"]).stdout.utf8))
+            as? [String: Any]
         #expect((decoded?["manifest"] as? [String: Any])?["fileName"] as? String == hostile)
 
         // validate and submit echo manifest strings escaped; odd keys are quoted.

@@ -35,12 +35,16 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
 
 @Test func validateReportsTrialsOrEveryProblem() throws {
     let dir = scratch()
-    let good = write(tinyManifest(name: "ok", steps: 10, every: 5, grid: #", "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}"#),
-                     in: dir, as: "good.json")
+    let good = write(
+        tinyManifest(
+            name: "ok", steps: 10, every: 5, grid: #", "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}"#),
+        in: dir, as: "good.json")
     let r = try vldctl(["validate", good.path])
     #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     #expect(r.stdout.contains("ok, 4 trials"))
-    let bad = write(#"{"name": "x", "seed": "one", "task": {"type": "igsm"}, "model": {"schedul": "cyc(1)"}}"#, in: dir, as: "bad.json")
+    let bad = write(
+        #"{"name": "x", "seed": "one", "task": {"type": "igsm"}, "model": {"schedul": "cyc(1)"}}"#, in: dir,
+        as: "bad.json")
     let b = try vldctl(["validate", bad.path])
     #expect(b.status == 1)
     #expect(b.stdout.contains(#"seed: expected an integer in 0...2147483647, got "one""#), "\(b.stdout)")
@@ -54,8 +58,9 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
 
 @Test func runWritesTheWholeOutboxAndSummary() throws {
     let dir = scratch()
-    let file = write(tinyManifest(name: "grid", steps: 12, every: 6, grid: #", "grid": {"model.schedule": ["base", "cyc(1)"]}"#),
-                     in: dir, as: "grid.json")
+    let file = write(
+        tinyManifest(name: "grid", steps: 12, every: 6, grid: #", "grid": {"model.schedule": ["base", "cyc(1)"]}"#),
+        in: dir, as: "grid.json")
     let out = dir.appendingPathComponent("out")
     let r = try vldctl(["run", file.path, "--out", out.path])
     #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
@@ -63,21 +68,31 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let fm = FileManager.default
     for trial in ["000-schedule=base-seed3", "001-schedule=cyc-1--seed3"] {
         let t = root.appendingPathComponent(trial)
-        for f in ["manifest.json", "metrics.jsonl", "results.json", "report.html", "log.txt", "checkpoint/model.safetensors",
-                  "checkpoint/config.json", "checkpoint/tokenizer.json", "checkpoint/state.json"] {
+        for f in [
+            "manifest.json", "metrics.jsonl", "results.json", "report.html", "log.txt", "checkpoint/model.safetensors",
+            "checkpoint/config.json", "checkpoint/tokenizer.json", "checkpoint/state.json",
+        ] {
             #expect(fm.fileExists(atPath: t.appendingPathComponent(f).path), "\(trial)/\(f) missing")
         }
-        let metrics = try String(contentsOf: t.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let metrics = try String(contentsOf: t.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n")
         #expect(metrics.count == 2)
-        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: t.appendingPathComponent("results.json"))) as! [String: Any]
+        let results =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: t.appendingPathComponent("results.json")))
+            as! [String: Any]
         let model = results["model"] as! [String: Any]
-        for key in ["P_total", "P_nonEmbedding", "D", "D_VLD"] { #expect(model[key] is NSNumber, "results.model.\(key)") }
-        for key in ["vldVersion", "seed", "threads", "flops", "training", "timing", "tasks"] { #expect(results[key] != nil, "results.\(key)") }
+        for key in ["P_total", "P_nonEmbedding", "D", "D_VLD"] {
+            #expect(model[key] is NSNumber, "results.model.\(key)")
+        }
+        for key in ["vldVersion", "seed", "threads", "flops", "training", "timing", "tasks"] {
+            #expect(results[key] != nil, "results.\(key)")
+        }
         let tasks = results["tasks"] as! [String: Any]
         #expect(tasks["igsm"] != nil && tasks["bios"] != nil)
     }
-    #expect((try? String(contentsOf: root.appendingPathComponent("001-schedule=cyc-1--seed3/results.json"), encoding: .utf8))?
-        .contains(#""D": 4"#) == true)
+    #expect(
+        (try? String(contentsOf: root.appendingPathComponent("001-schedule=cyc-1--seed3/results.json"), encoding: .utf8))?
+            .contains(#""D": 4"#) == true)
     for f in ["summary.json", "summary.csv", "report.html", "experiment.json"] {
         #expect(fm.fileExists(atPath: root.appendingPathComponent(f).path), "\(f) missing")
     }
@@ -117,8 +132,12 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let deadline = Date().addingTimeInterval(120)
     // Wait for a checkpoint past the first one, then kill without warning.
     while Date() < deadline, p.isRunning {
-        if let data = try? Data(contentsOf: state), let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let step = s["step"] as? Int, step >= 20 { break }
+        if let data = try? Data(contentsOf: state),
+            let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let step = s["step"] as? Int, step >= 20
+        {
+            break
+        }
         usleep(20_000)
     }
     #expect(p.isRunning, "the run ended before it could be killed")
@@ -132,7 +151,8 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     let a = try resultsWithoutTiming(reference.appendingPathComponent("kill/000-all-seed3/results.json"))
     let b = try resultsWithoutTiming(out.appendingPathComponent("kill/000-all-seed3/results.json"))
     #expect(a == b)
-    let ma = try String(contentsOf: reference.appendingPathComponent("kill/000-all-seed3/metrics.jsonl"), encoding: .utf8)
+    let ma = try String(
+        contentsOf: reference.appendingPathComponent("kill/000-all-seed3/metrics.jsonl"), encoding: .utf8)
     let mb = try String(contentsOf: out.appendingPathComponent("kill/000-all-seed3/metrics.jsonl"), encoding: .utf8)
     #expect(ma == mb)
 }
@@ -156,7 +176,10 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     p.waitUntilExit()
     #expect(p.terminationStatus == 130, "\(text)")
     #expect(text.contains("run the same command to resume"))
-    let state = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("int/.partial/000-all-seed3/checkpoint/state.json"))) as! [String: Any]
+    let state =
+        try JSONSerialization.jsonObject(
+            with: Data(contentsOf: out.appendingPathComponent("int/.partial/000-all-seed3/checkpoint/state.json")))
+        as! [String: Any]
     #expect((state["step"] as! Int) >= 100)
 }
 
@@ -189,7 +212,8 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     // Each trial was trained by exactly one of the two processes.
     func started(_ text: String) -> Set<Int> {
         var trials = Set<Int>()
-        for line in text.split(separator: "\n") where line.hasPrefix("[") && line.contains("] vld ") && line.contains(" train share trial ") {
+        for line in text.split(separator: "\n")
+        where line.hasPrefix("[") && line.contains("] vld ") && line.contains(" train share trial ") {
             if let n = Int(line.dropFirst().prefix { $0 != "/" }) { trials.insert(n) }
         }
         return trials
@@ -198,7 +222,9 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     #expect(sa.isDisjoint(with: sb), "\(ta)\n---\n\(tb)")
     #expect(sa.union(sb) == [1, 2, 3, 4], "\(ta)\n---\n\(tb)")
     #expect(!sa.isEmpty && !sb.isEmpty, "both processes should have had work")
-    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("share/summary.json"))) as! [String: Any]
+    let summary =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("share/summary.json")))
+        as! [String: Any]
     let conditions = summary["conditions"] as! [[String: Any]]
     #expect(conditions.map { ($0["seeds"] as? [Int])?.count } == [2, 2], "\(conditions)")
     #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("share/.partial").path))

@@ -30,7 +30,9 @@ func runProcess(_ executable: URL, _ args: [String], cwd: URL? = nil) throws -> 
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return Run(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// A unix socket address for `path`, and `body` called with it as a sockaddr.
@@ -97,12 +99,15 @@ func scratch() -> URL {
 @Test func taskSamplePrintsGeneratedDocuments() throws {
     let spec = #"{"type": "chain", "format": "cot", "minK": 2, "maxK": 3, "statements": 6}"#
     let text = try vldctl(["task", "sample", spec, "--n", "3"])
-    #expect(text.status == 0 && text.stdout.contains("chain 0 split train k ") && text.stdout.contains("  solution "), "\(text.stderr)")
+    #expect(
+        text.status == 0 && text.stdout.contains("chain 0 split train k ") && text.stdout.contains("  solution "),
+        "\(text.stderr)")
     let lines = try vldctl(["task", "sample", spec, "--n", "4", "--json", "--seed", "7"]).stdout.split(separator: "\n")
     #expect(lines.count == 4)
     for line in lines {
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        #expect((2...3).contains(doc["k"] as? Int ?? 0) && doc["split"] as? String == "train" && doc["seed"] as? Int == 7)
+        #expect(
+            (2...3).contains(doc["k"] as? Int ?? 0) && doc["split"] as? String == "train" && doc["seed"] as? Int == 7)
         let solution = doc["solution"] as? String ?? ""
         #expect(solution.hasSuffix("answer \(doc["answer"] as? Int ?? -1) <eos>"), "\(solution)")
     }

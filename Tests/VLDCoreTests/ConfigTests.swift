@@ -12,7 +12,8 @@ struct ConfigTests {
     }
 
     @Test func valuesCommentsAndSpacing() throws {
-        let config = try DaemonConfig.parse("""
+        let config = try DaemonConfig.parse(
+            """
             state_dir = /srv/vld   # trailing comment
               workers=3
             max_steps = 5000
@@ -49,7 +50,8 @@ struct ConfigTests {
     }
 
     @Test func theShippedConfigParsesAndDocumentsEveryKey() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../etc/vldd/vldd.conf")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../etc/vldd/vldd.conf")
         let text = try String(contentsOf: url, encoding: .utf8)
         _ = try DaemonConfig.parse(text, file: url.path)
         for (key, _) in DaemonConfig.keys {

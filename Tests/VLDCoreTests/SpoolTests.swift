@@ -42,8 +42,10 @@ final class SpoolFixture {
     }
 }
 
-let tinyManifest = #"{"name": "tiny", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}}"#
-let gridManifest = #"// comments are allowed in manifests\#n{"name": "grid", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}, "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}}"#
+let tinyManifest =
+    #"{"name": "tiny", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}}"#
+let gridManifest =
+    #"// comments are allowed in manifests\#n{"name": "grid", "task": {"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}, "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 128}, "train": {"steps": 10, "batch": 4}, "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}}"#
 
 struct SpoolTests {
     @Test func acceptsAValidManifestIntoTheQueueAndAccepted() throws {
@@ -59,10 +61,15 @@ struct SpoolTests {
         #expect(f.listing(f.tree.incoming).isEmpty)
         #expect(f.listing(f.tree.accepted) == ["\(manifest).json"])
         let names = try f.queue.jobs().map(\.name).sorted()
-        #expect(names == ["grid/000-schedule=base-seed1", "grid/001-schedule=base-seed2",
-                          "grid/002-schedule=cyc-1--seed1", "grid/003-schedule=cyc-1--seed2"])
+        #expect(
+            names == [
+                "grid/000-schedule=base-seed1", "grid/001-schedule=base-seed2",
+                "grid/002-schedule=cyc-1--seed1", "grid/003-schedule=cyc-1--seed2",
+            ])
         let record = try #require(try f.queue.manifest(manifest))
-        #expect(record.sha256 == SHA256.hex(Array(gridManifest.utf8)) && record.trialCount == 4 && record.submitterUID == getuid())
+        #expect(
+            record.sha256 == SHA256.hex(Array(gridManifest.utf8)) && record.trialCount == 4
+                && record.submitterUID == getuid())
         // The job's params are the resolved trial: defaults written out, the grid value applied.
         let params = try #require(try f.queue.jobs().first { $0.name.hasSuffix("cyc-1--seed2") }?.params)
         let compact = params.filter { !$0.isWhitespace }
@@ -97,16 +104,22 @@ struct SpoolTests {
         config.ingestGraceSeconds = 3600
         let f = try SpoolFixture(config: config)
         f.drop("half.json", String(tinyManifest.prefix(40)))
-        guard case .deferred = f.consumer.consider(Array("half.json".utf8)) else { Issue.record("not deferred"); return }
+        guard case .deferred = f.consumer.consider(Array("half.json".utf8)) else {
+            Issue.record("not deferred"); return
+        }
         #expect(f.listing(f.tree.incoming) == ["half.json"])
         // The writer finishes: the same name is now accepted.
         f.drop("half.json", tinyManifest)
-        guard case .accepted = f.consumer.consider(Array("half.json".utf8)) else { Issue.record("not accepted"); return }
+        guard case .accepted = f.consumer.consider(Array("half.json".utf8)) else {
+            Issue.record("not accepted"); return
+        }
 
         config.ingestGraceSeconds = 0
         f.consumer.update(config: config)
         f.drop("broken.json", "{\"name\": ")
-        guard case .rejected(let why) = f.consumer.consider(Array("broken.json".utf8)) else { Issue.record("not rejected"); return }
+        guard case .rejected(let why) = f.consumer.consider(Array("broken.json".utf8)) else {
+            Issue.record("not rejected"); return
+        }
         #expect(why.first?.hasPrefix("not valid JSON") == true)
     }
 
@@ -118,8 +131,12 @@ struct SpoolTests {
         var config = DaemonConfig()
         config.ingestGraceSeconds = 3600
         let f = try SpoolFixture(config: config)
-        let text = "// drafted by José: the op count is 2 🙂\n" + tinyManifest.replacingOccurrences(
-            of: #""name": "tiny","#, with: #""name": "tiny", "seed": 1, "priority": -1, "resources": {"threads": 1},"#)
+        let text =
+            "// drafted by José: the op count is 2 🙂\n"
+            + tinyManifest.replacingOccurrences(
+                of: #""name": "tiny","#,
+                with: #""name": "tiny", "seed": 1, "priority": -1, "resources": {"threads": 1},"#
+            )
             .replacingOccurrences(of: #""maxOps": 2,"#, with: #""maxOps": 2, // two ops, café\#n"#)
         let bytes = Array(text.utf8)
         let path = f.tree.incoming + "/slow.json"
@@ -145,14 +162,19 @@ struct SpoolTests {
     @Test func aNameAlreadyRejectedIsSkippedQuietly() throws {
         let lines = LockedLines()
         let f = try SpoolFixture(log: Logger(minimum: .info) { lines.append($0) })
-        _ = FileManager.default.createFile(atPath: f.tree.incoming + "/bad\u{7}name.json", contents: Data(tinyManifest.utf8))
+        _ = FileManager.default.createFile(
+            atPath: f.tree.incoming + "/bad\u{7}name.json", contents: Data(tinyManifest.utf8))
         f.drop("bad.json", "{")
         var config = DaemonConfig()
         config.ingestGraceSeconds = 0
         f.consumer.update(config: config)
         for name in ["bad\u{7}name.json", "bad.json"] {
-            guard case .rejected = f.consumer.consider(Array(name.utf8)) else { Issue.record("\(name) not rejected"); continue }
-            guard case .skipped = f.consumer.consider(Array(name.utf8)) else { Issue.record("\(name) not skipped"); continue }
+            guard case .rejected = f.consumer.consider(Array(name.utf8)) else {
+                Issue.record("\(name) not rejected"); continue
+            }
+            guard case .skipped = f.consumer.consider(Array(name.utf8)) else {
+                Issue.record("\(name) not skipped"); continue
+            }
         }
         #expect(f.listing(f.tree.rejected).count == 4)
         #expect(lines.all.filter { $0.hasPrefix("<3>") || $0.hasPrefix("<4>") }.isEmpty, "\(lines.all)")
@@ -175,7 +197,9 @@ struct SpoolTests {
         for i in 0..<3 {
             // 600 KiB that is not JSON (written for real, so it takes disk space).
             f.drop("junk\(i).json", String(repeating: "x", count: 600 << 10))
-            guard case .rejected = f.consumer.consider(Array("junk\(i).json".utf8)) else { Issue.record("junk\(i) not rejected"); continue }
+            guard case .rejected = f.consumer.consider(Array("junk\(i).json".utf8)) else {
+                Issue.record("junk\(i) not rejected"); continue
+            }
             #expect(diskBytes() <= 1 << 20, "\(f.listing(f.tree.rejected))")
             let kept = f.listing(f.tree.rejected)
             #expect(kept.count == 2 && kept.allSatisfy { $0.hasPrefix("junk\(i).json.") }, "\(kept)")
@@ -207,7 +231,9 @@ struct SpoolTests {
         #expect(mkdir(dir, 0o755) == 0 && mkdir(dir + "/sub", 0o755) == 0)
         _ = FileManager.default.createFile(atPath: dir + "/sub/big", contents: Data(repeating: 0x61, count: 1200 << 10))
         #expect(symlink(outside, dir + "/link") == 0)
-        guard case .rejected = f.consumer.consider(Array("dir.json".utf8)) else { Issue.record("the directory was not rejected"); return }
+        guard case .rejected = f.consumer.consider(Array("dir.json".utf8)) else {
+            Issue.record("the directory was not rejected"); return
+        }
         #expect(f.listing(f.tree.rejected).allSatisfy { !$0.hasPrefix("dir.json.") }, "\(f.listing(f.tree.rejected))")
         #expect(FileManager.default.fileExists(atPath: outside))
     }
@@ -226,7 +252,10 @@ struct SpoolTests {
 
     @Test func invalidManifestsAreRejectedWithEveryErrorAndItsPath() throws {
         let f = try SpoolFixture()
-        f.drop("bad.json", #"{"name": "bad", "task": {"type": "igsm"}, "model": {"schedule": "cyk(2)"}, "train": {"steps": 0}, "extra": 1}"#)
+        f.drop(
+            "bad.json",
+            #"{"name": "bad", "task": {"type": "igsm"}, "model": {"schedule": "cyk(2)"}, "train": {"steps": 0}, "extra": 1}"#
+        )
         guard case .rejected = f.consumer.consider(Array("bad.json".utf8)) else { Issue.record("not rejected"); return }
         let reasons = try f.reasons()
         #expect(reasons.contains { $0.hasPrefix("model.schedule: ") && $0.contains("cyk(2)") })
@@ -241,13 +270,15 @@ struct SpoolTests {
         "nested.json": String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000),
         "dup.json": #"{"name": "a", "name": "b"}"#,
         "traversal.json": tinyManifest.replacingOccurrences(of: #""tiny""#, with: #""../../etc""#),
-        "threads.json": tinyManifest.replacingOccurrences(of: #""name": "tiny","#, with: #""name": "t", "resources": {"threads": 500},"#),
+        "threads.json": tinyManifest.replacingOccurrences(
+            of: #""name": "tiny","#, with: #""name": "t", "resources": {"threads": 500},"#),
         "steps.json": tinyManifest.replacingOccurrences(of: #""steps": 10"#, with: #""steps": 99999999"#),
     ]
 
     @Test(arguments: [
         ("nested.json", "nesting deeper than 64 levels"), ("dup.json", "duplicate key \"name\""),
-        ("traversal.json", "name: \"../../etc\" is not a valid name"), ("threads.json", "maxThreads"), ("steps.json", "train.steps"),
+        ("traversal.json", "name: \"../../etc\" is not a valid name"), ("threads.json", "maxThreads"),
+        ("steps.json", "train.steps"),
     ])
     func hostileContentIsRejectedWithAReason(name: String, expected: String) throws {
         var config = DaemonConfig()
@@ -276,7 +307,7 @@ struct SpoolTests {
             "dir.json": "a directory", "huge.json": "the limit max_manifest_bytes",
         ]
         if getuid() == 0 {  // mknod needs root; without it the other entries are still checked
-            #expect(mknod(inbox + "/dev.json", S_IFCHR | 0o600, dev_t(0x103)  /* 1:3, /dev/null */) == 0)
+            #expect(mknod(inbox + "/dev.json", S_IFCHR | 0o600, dev_t(0x103) /* 1:3, /dev/null */) == 0)
             expected["dev.json"] = "a device node"
         }
         // Names that are not UTF-8 or hold a newline.
@@ -317,7 +348,9 @@ struct SpoolTests {
         let f = try SpoolFixture()
         f.drop("other.json", tinyManifest)
         #expect(chown(f.tree.incoming + "/other.json", 65534, 65534) == 0)
-        guard case .rejected(let why) = f.consumer.consider(Array("other.json".utf8)) else { Issue.record("not rejected"); return }
+        guard case .rejected(let why) = f.consumer.consider(Array("other.json".utf8)) else {
+            Issue.record("not rejected"); return
+        }
         #expect(why.first?.contains("uid 65534") == true && why.first?.contains("may not submit") == true)
     }
 

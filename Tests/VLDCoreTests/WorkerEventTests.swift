@@ -7,7 +7,8 @@ import VLDExperiments
 
 struct WorkerEventTests {
     @Test(arguments: [
-        WorkerEvent.progress(done: 120, total: 800, unit: "steps", loss: 1.93, evalLoss: nil, etaSeconds: 41.5, rate: 52000),
+        WorkerEvent.progress(
+            done: 120, total: 800, unit: "steps", loss: 1.93, evalLoss: nil, etaSeconds: 41.5, rate: 52000),
         .progress(done: 800, total: 800, unit: "steps", loss: nil, evalLoss: 1.25, etaSeconds: nil, rate: nil),
         .heartbeat,
         .stopped(done: 400),
@@ -22,20 +23,29 @@ struct WorkerEventTests {
     }
 
     @Test func theWireFormatIsTheDocumentedOne() {
-        #expect(WorkerEvent.progress(done: 1, total: 2, unit: "steps", loss: 0.5, evalLoss: nil, etaSeconds: 3, rate: nil).line
+        #expect(
+            WorkerEvent.progress(done: 1, total: 2, unit: "steps", loss: 0.5, evalLoss: nil, etaSeconds: 3, rate: nil)
+                .line
                 == #"{"event":"progress","done":1,"total":2,"unit":"steps","loss":0.5,"eta":3}"#)
-        #expect(WorkerEvent.failed(message: "m", retryable: true).line == #"{"event":"failed","message":"m","retryable":true}"#)
+        #expect(
+            WorkerEvent.failed(message: "m", retryable: true).line
+                == #"{"event":"failed","message":"m","retryable":true}"#)
     }
 
     @Test func aNonFiniteLossIsLeftOutNotWrittenAsInvalidJSON() throws {
-        let line = WorkerEvent.progress(done: 3, total: 9, unit: "steps", loss: .nan, evalLoss: .infinity, etaSeconds: nil, rate: nil).line
+        let line = WorkerEvent.progress(
+            done: 3, total: 9, unit: "steps", loss: .nan, evalLoss: .infinity, etaSeconds: nil, rate: nil
+        ).line
         #expect((try? JSONValue.parse(line)) != nil)
-        #expect(WorkerEvent(line: Array(line.utf8)) == .progress(done: 3, total: 9, unit: "steps", loss: nil, evalLoss: nil, etaSeconds: nil, rate: nil))
+        #expect(
+            WorkerEvent(line: Array(line.utf8))
+                == .progress(done: 3, total: 9, unit: "steps", loss: nil, evalLoss: nil, etaSeconds: nil, rate: nil))
     }
 
     @Test(arguments: [
         "", "not json", "[]", #"{"event":"progress","done":1}"#, #"{"event":"failed","message":"x"}"#,
-        #"{"event":"failed","message":"x","retryable":"no"}"#, #"{"event":"published","path":7}"#, #"{"event":"future-event"}"#,
+        #"{"event":"failed","message":"x","retryable":"no"}"#, #"{"event":"published","path":7}"#,
+        #"{"event":"future-event"}"#,
         #"{"event":"stopped","done":1.5}"#,
     ])
     func linesThatAreNotEventsAreIgnored(line: String) {
@@ -43,8 +53,9 @@ struct WorkerEventTests {
     }
 
     @Test func jobFileRoundTripsAndNamesAMissingField() throws {
-        let job = WorkerJob(job: 17, name: "vld-quick/001", trialIndex: 1, manifest: "{\"name\": \"x\"}\n", params: "{}", threads: 2,
-                            outboxName: WorkerJob.outboxName(job: 17, name: "vld-quick/001"), groupID: 998, heartbeatSeconds: 20)
+        let job = WorkerJob(
+            job: 17, name: "vld-quick/001", trialIndex: 1, manifest: "{\"name\": \"x\"}\n", params: "{}", threads: 2,
+            outboxName: WorkerJob.outboxName(job: 17, name: "vld-quick/001"), groupID: 998, heartbeatSeconds: 20)
         #expect(try WorkerJob(json: JSONValue.parse(job.json.serialized())) == job)
         var plain = job
         plain.groupID = nil

@@ -29,28 +29,40 @@ struct FuzzRNG {
 
 enum ManifestFuzz {
     static let examples: [Data] = {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples").standardized
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples")
+            .standardized
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter {
+            $0.hasSuffix(".json")
+        }.sorted()
         return files.compactMap { FileManager.default.contents(atPath: dir.appendingPathComponent($0).path) }
             + [Data(manifest(#", "grid": {"model.schedule": ["base", "cyc(1)"], "seed": [1, 2]}"#).utf8)]
     }()
 
-    static let tokens: [[UInt8]] = [
-        "{", "}", "[", "]", "\"", "\\", "\\u", "\\ud800", "\\u00e9", ",", ":", "//", "/", "null", "true", "false", "-", "1e999", "0.", "00",
-        "9007199254740993", "-0", "1e-400", "\u{0}", "\n", "é", "\u{202E}", "\u{1B}[2J", "\"\": 1,", "\"grid\": {\"seed\": [1, 2, 3]},",
-    ].map { Array($0.utf8) } + [[0xC3], [0xFF], [0xED, 0xA0, 0x80], [0xF0, 0x9F], [0xE2, 0x80, 0xAE]]
+    static let tokens: [[UInt8]] =
+        [
+            "{", "}", "[", "]", "\"", "\\", "\\u", "\\ud800", "\\u00e9", ",", ":", "//", "/", "null", "true", "false",
+            "-", "1e999", "0.", "00",
+            "9007199254740993", "-0", "1e-400", "\u{0}", "\n", "é", "\u{202E}", "\u{1B}[2J", "\"\": 1,",
+            "\"grid\": {\"seed\": [1, 2, 3]},",
+        ].map { Array($0.utf8) } + [[0xC3], [0xFF], [0xED, 0xA0, 0x80], [0xF0, 0x9F], [0xE2, 0x80, 0xAE]]
 
     static let values: [JSONValue] = [
-        .null, .bool(true), .bool(false), .number(0), .number(-1), .number(1e308), .number(-1e308), .number(9_007_199_254_740_994),
-        .number(Double.leastNonzeroMagnitude), .number(0.5), .number(1e15), .number(4097), .number(-0.0), .string(""), .string("base"), .string("cyc(99)"),
-        .string("part(1,2,3)"), .string(String(repeating: "x", count: 5000)), .string("a\u{1B}]0;t\u{07}\n\u{202E}z"), .string("../../etc"),
+        .null, .bool(true), .bool(false), .number(0), .number(-1), .number(1e308), .number(-1e308),
+        .number(9_007_199_254_740_994),
+        .number(Double.leastNonzeroMagnitude), .number(0.5), .number(1e15), .number(4097), .number(-0.0), .string(""),
+        .string("base"), .string("cyc(99)"),
+        .string("part(1,2,3)"), .string(String(repeating: "x", count: 5000)), .string("a\u{1B}]0;t\u{07}\n\u{202E}z"),
+        .string("../../etc"),
         .string("日本語"), .array([]), .object([]), .array((0..<300).map { .number(Double($0)) }),
-        .array([.string("base"), .string("cyc(1)"), .number(2)]), .object([("type", .string("bios")), ("people", .number(3))]),
+        .array([.string("base"), .string("cyc(1)"), .number(2)]),
+        .object([("type", .string("bios")), ("people", .number(3))]),
         (0..<50).reduce(JSONValue.number(1)) { v, _ in .array([v]) },
     ]
 
-    static let keys = ["", "x", "nmae", "seed", "grid", "stages", "kind", "task", "model.dModel", "k\u{1B}[1m", "\u{202E}", "schedule",
-                       "steps", "0", "__proto__", String(repeating: "k", count: 300)]
+    static let keys = [
+        "", "x", "nmae", "seed", "grid", "stages", "kind", "task", "model.dModel", "k\u{1B}[1m", "\u{202E}", "schedule",
+        "steps", "0", "__proto__", String(repeating: "k", count: 300),
+    ]
 
     /// Mutant `n` of the corpus.
     static func mutant(_ n: Int) -> Data {
@@ -131,7 +143,8 @@ enum ManifestFuzz {
             let lines = data.split(separator: 0x0A, omittingEmptySubsequences: false).count
             for issue in error.issues {
                 if issue.path.unicodeScalars.contains(where: DisplayText.isUnsafe)
-                    || issue.message.unicodeScalars.contains(where: DisplayText.isUnsafe) {
+                    || issue.message.unicodeScalars.contains(where: DisplayText.isUnsafe)
+                {
                     return ("an issue shows an unsafe character raw: \(DisplayText.escaped(issue.description))", false)
                 }
                 if !issue.path.isEmpty { continue }
@@ -141,8 +154,13 @@ enum ManifestFuzz {
                     guard numbers.count == 2, (1...lines).contains(numbers[0]), numbers[1] >= 1 else {
                         return ("a syntax error without a valid line and column: \(issue.message)", false)
                     }
-                } else if !(issue.message.hasPrefix("expected a JSON object") || issue.message.hasPrefix("the manifest is ")) {
-                    return ("an issue names neither a JSON path nor a line and column: \(DisplayText.escaped(issue.message))", false)
+                } else if !(issue.message.hasPrefix("expected a JSON object")
+                    || issue.message.hasPrefix("the manifest is "))
+                {
+                    return (
+                        "an issue names neither a JSON path nor a line and column: \(DisplayText.escaped(issue.message))",
+                        false
+                    )
                 }
             }
             return (nil, false)
@@ -154,7 +172,10 @@ enum ManifestFuzz {
         do {
             let again = try Experiment.parse(Data(first.json.serialized().utf8), limits: Limits(), cores: 2)
             guard again.trials.count == 1, again.trials[0].json == first.json else {
-                return ("the resolved trial resolves differently:\n\(first.json.serialized())\nvs\n\(again.trials.first?.json.serialized() ?? "-")", true)
+                return (
+                    "the resolved trial resolves differently:\n\(first.json.serialized())\nvs\n\(again.trials.first?.json.serialized() ?? "-")",
+                    true
+                )
             }
         } catch {
             return ("the resolved trial of a valid manifest is refused: \(error)\n\(first.json.serialized())", true)
@@ -181,7 +202,9 @@ enum ManifestFuzz {
         let t0 = Date()
         let verdict = ManifestFuzz.check(data)
         if let problem = verdict.problem {
-            failures.append("case \(n): \(problem)\n  input: \(DisplayText.escaped(String(decoding: data.prefix(600), as: UTF8.self)))")
+            failures.append(
+                "case \(n): \(problem)\n  input: \(DisplayText.escaped(String(decoding: data.prefix(600), as: UTF8.self)))"
+            )
         }
         if verdict.valid { valid += 1 }
         let seconds = Date().timeIntervalSince(t0)
@@ -194,6 +217,7 @@ enum ManifestFuzz {
     #expect(slowest.seconds < 5, "case \(slowest.case) took \(slowest.seconds) s")
     // The corpus exercises both sides: some mutants stay valid, most are refused.
     #expect(valid > cases / 20 && valid < cases / 2, "\(valid) of \(cases) valid")
-    print("fuzz: \(cases) mutants, \(valid) valid, slowest case \(slowest.case) \(String(format: "%.3f", slowest.seconds)) s, "
-          + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s in all")
+    print(
+        "fuzz: \(cases) mutants, \(valid) valid, slowest case \(slowest.case) \(String(format: "%.3f", slowest.seconds)) s, "
+            + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s in all")
 }

@@ -6,8 +6,12 @@ import Testing
 import VLDModel
 
 /// A small valid manifest body; tests splice fields into it.
-func manifest(_ extra: String = "", task: String = #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}"#,
-              model: String = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128}"#) -> String {
+func manifest(
+    _ extra: String = "",
+    task: String =
+        #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalProblems": 4, "evalOps": [1, 2]}"#,
+    model: String = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128}"#
+) -> String {
     #"{"name": "t", "task": \#(task), "model": \#(model), "train": {"steps": 10, "batch": 4}\#(extra)}"#
 }
 
@@ -29,55 +33,101 @@ struct BadManifest: CustomStringConvertible, Sendable {
 }
 
 @Test(arguments: [
-    BadManifest(text: manifest(#", "seed": "one""#), expected: #"seed: expected an integer in 0...2147483647, got "one""#),
-    BadManifest(text: manifest(#", "sede": 3"#),
-                expected: "sede: unknown key; expected one of name, kind, seed, priority, resources, model, task, train, grid"),
-    BadManifest(text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "schedule": "cyk(2)"}"#),
-                expected: #"model.schedule: "cyk(2)" is not a schedule; "#),
-    BadManifest(text: manifest(#", "train": {"steps": 0}"#).replacingOccurrences(of: #", "train": {"steps": 10, "batch": 4}"#, with: ""),
-                expected: "train.steps: 0 is out of range; expected an integer in 1...100000000"),
-    BadManifest(text: manifest(model: #"{"arch": "gpt3", "context": 128}"#),
-                expected: #"model.arch: "gpt3" is not accepted; expected one of gpt2, llama"#),
-    BadManifest(text: manifest(model: #"{"dModel": 32, "layrs": 2, "heads": 2, "context": 128}"#),
-                expected: "model.layrs: unknown key; expected one of arch, dModel, layers, heads, kvHeads, ffnHidden, context, schedule, tiedEmbeddings"),
-    BadManifest(text: manifest(task: #"{"type": "gsm8k"}"#),
-                expected: #"task.type: "gsm8k" is not accepted; expected one of igsm, bios, random-tokens"#),
-    BadManifest(text: manifest(#", "kind": "tts""#), expected: #"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train"#),
-    BadManifest(text: manifest(#", "kind": "bake""#), expected: #"kind: "bake" is not an experiment kind; expected one of train"#),
-    BadManifest(text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 16}"#),
-                expected: "model.context: 16 is too short for the task's documents (up to "),
-    BadManifest(text: manifest(model: #"{"dModel": 30, "layers": 2, "heads": 4, "context": 128}"#),
-                expected: "model: heads (4) must divide dModel (30)"),
-    BadManifest(text: manifest(#", "resources": {"threads": 500}"#), expected: "resources.threads: 500 exceeds the limit maxThreads = 64"),
-    BadManifest(text: manifest(#", "resources": {"memoryMiB": 64}"#, model: #"{"dModel": 256, "layers": 8, "heads": 4, "context": 128}"#),
-                expected: "resources.memoryMiB: 64 is too little: training this model with batch 4 and context 128 needs about "),
-    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxWords": 40}"#),
-                expected: "task.maxWords: 40 words is too few for problems with 2 operations; raise maxWords or lower maxEdges"),
-    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "modulus": 24}"#),
-                expected: "task.modulus: 24 is out of range; expected an integer in 2...23"),
-    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "latex"}"#),
-                expected: #"task.render: "latex" is not accepted; expected one of text, symbolic, compact"#),
-    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"fromMaxOps": 3, "documents": 10}}"#),
-                expected: "task.curriculum.fromMaxOps: 3 exceeds maxOps (2); the curriculum raises the op range up to maxOps"),
-    BadManifest(text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"from": 1}}"#),
-                expected: "task.curriculum.from: unknown key; expected one of fromMaxOps, documents"),
-    BadManifest(text: manifest(task: #"{"type": "chain", "format": "cot", "queries": 2}"#),
-                expected: "task: chain: queries above 1 need format direct"),
-    BadManifest(text: #"{"name": "a/b", "task": {"type": "igsm"}}"#, expected: #"name: "a/b" is not a valid name; expected [A-Za-z0-9._-]{1,64}"#),
-    BadManifest(text: #"{"task": {"type": "igsm"}}"#, expected: "name: missing; expected a name matching [A-Za-z0-9._-]{1,64}"),
-    BadManifest(text: #"{"name": "x"}"#, expected: #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain) or a list of them with weights"#),
-    BadManifest(text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
-    BadManifest(text: "{\"name\": \"x\",\n  \"task\": }", expected: "not valid JSON: line 2, column 11: unexpected character '}'"),
+    BadManifest(
+        text: manifest(#", "seed": "one""#), expected: #"seed: expected an integer in 0...2147483647, got "one""#),
+    BadManifest(
+        text: manifest(#", "sede": 3"#),
+        expected: "sede: unknown key; expected one of name, kind, seed, priority, resources, model, task, train, grid"),
+    BadManifest(
+        text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "schedule": "cyk(2)"}"#),
+        expected: #"model.schedule: "cyk(2)" is not a schedule; "#),
+    BadManifest(
+        text: manifest(#", "train": {"steps": 0}"#).replacingOccurrences(
+            of: #", "train": {"steps": 10, "batch": 4}"#, with: ""),
+        expected: "train.steps: 0 is out of range; expected an integer in 1...100000000"),
+    BadManifest(
+        text: manifest(model: #"{"arch": "gpt3", "context": 128}"#),
+        expected: #"model.arch: "gpt3" is not accepted; expected one of gpt2, llama"#),
+    BadManifest(
+        text: manifest(model: #"{"dModel": 32, "layrs": 2, "heads": 2, "context": 128}"#),
+        expected:
+            "model.layrs: unknown key; expected one of arch, dModel, layers, heads, kvHeads, ffnHidden, context, schedule, tiedEmbeddings"
+    ),
+    BadManifest(
+        text: manifest(task: #"{"type": "gsm8k"}"#),
+        expected: #"task.type: "gsm8k" is not accepted; expected one of igsm, bios, random-tokens"#),
+    BadManifest(
+        text: manifest(#", "kind": "tts""#),
+        expected: #"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train"#),
+    BadManifest(
+        text: manifest(#", "kind": "bake""#),
+        expected: #"kind: "bake" is not an experiment kind; expected one of train"#),
+    BadManifest(
+        text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 16}"#),
+        expected: "model.context: 16 is too short for the task's documents (up to "),
+    BadManifest(
+        text: manifest(model: #"{"dModel": 30, "layers": 2, "heads": 4, "context": 128}"#),
+        expected: "model: heads (4) must divide dModel (30)"),
+    BadManifest(
+        text: manifest(#", "resources": {"threads": 500}"#),
+        expected: "resources.threads: 500 exceeds the limit maxThreads = 64"),
+    BadManifest(
+        text: manifest(
+            #", "resources": {"memoryMiB": 64}"#, model: #"{"dModel": 256, "layers": 8, "heads": 4, "context": 128}"#),
+        expected: "resources.memoryMiB: 64 is too little: training this model with batch 4 and context 128 needs about "
+    ),
+    BadManifest(
+        text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxWords": 40}"#),
+        expected: "task.maxWords: 40 words is too few for problems with 2 operations; raise maxWords or lower maxEdges"),
+    BadManifest(
+        text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "modulus": 24}"#),
+        expected: "task.modulus: 24 is out of range; expected an integer in 2...23"),
+    BadManifest(
+        text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "latex"}"#),
+        expected: #"task.render: "latex" is not accepted; expected one of text, symbolic, compact"#),
+    BadManifest(
+        text: manifest(
+            task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"fromMaxOps": 3, "documents": 10}}"#),
+        expected: "task.curriculum.fromMaxOps: 3 exceeds maxOps (2); the curriculum raises the op range up to maxOps"),
+    BadManifest(
+        text: manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "curriculum": {"from": 1}}"#),
+        expected: "task.curriculum.from: unknown key; expected one of fromMaxOps, documents"),
+    BadManifest(
+        text: manifest(task: #"{"type": "chain", "format": "cot", "queries": 2}"#),
+        expected: "task: chain: queries above 1 need format direct"),
+    BadManifest(
+        text: #"{"name": "a/b", "task": {"type": "igsm"}}"#,
+        expected: #"name: "a/b" is not a valid name; expected [A-Za-z0-9._-]{1,64}"#),
+    BadManifest(
+        text: #"{"task": {"type": "igsm"}}"#, expected: "name: missing; expected a name matching [A-Za-z0-9._-]{1,64}"),
+    BadManifest(
+        text: #"{"name": "x"}"#,
+        expected:
+            #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain) or a list of them with weights"#
+    ),
+    BadManifest(
+        text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
+    BadManifest(
+        text: "{\"name\": \"x\",\n  \"task\": }",
+        expected: "not valid JSON: line 2, column 11: unexpected character '}'"),
     // Found by the fuzz test: a null task type once reached the mixture with no task and trapped.
-    BadManifest(text: manifest(task: #"{"type": null}"#), expected: "task.type: missing; expected one of igsm, bios, random-tokens"),
+    BadManifest(
+        text: manifest(task: #"{"type": null}"#),
+        expected: "task.type: missing; expected one of igsm, bios, random-tokens"),
     BadManifest(text: "[1, 2]", expected: "expected a JSON object, got an array"),
-    BadManifest(text: manifest(#", "grid": {"model.schedule": ["base", "cyk(1)"]}"#), expected: #"grid.model.schedule[1]: "cyk(1)" is not a schedule; "#),
-    BadManifest(text: manifest(#", "grid": {"seed": []}"#), expected: "grid.seed: expected a non-empty list of values, got an array"),
+    BadManifest(
+        text: manifest(#", "grid": {"model.schedule": ["base", "cyk(1)"]}"#),
+        expected: #"grid.model.schedule[1]: "cyk(1)" is not a schedule; "#),
+    BadManifest(
+        text: manifest(#", "grid": {"seed": []}"#),
+        expected: "grid.seed: expected a non-empty list of values, got an array"),
     BadManifest(text: manifest(#", "grid": {"name": ["a", "b"]}"#), expected: "grid.name: name cannot vary in a grid"),
-    BadManifest(text: manifest(#", "grid": {"seed": [1, 2, 3], "train.lr": [0.1, 0.2, 0.3]}"#),
-                expected: "grid: expands to 9 trials; the limit maxTrials is 4"),
-    BadManifest(text: manifest(task: #"[{"type": "bios", "weight": 0}]"#),
-                expected: "task[0].weight: 0 is out of range; expected a number in 0.001...1000"),
+    BadManifest(
+        text: manifest(#", "grid": {"seed": [1, 2, 3], "train.lr": [0.1, 0.2, 0.3]}"#),
+        expected: "grid: expands to 9 trials; the limit maxTrials is 4"),
+    BadManifest(
+        text: manifest(task: #"[{"type": "bios", "weight": 0}]"#),
+        expected: "task[0].weight: 0 is out of range; expected a number in 0.001...1000"),
 ])
 func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     var limits = Limits()
@@ -87,7 +137,8 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 }
 
 @Test func everyProblemIsReportedNotJustTheFirst() {
-    let text = #"{"name": "x", "seed": -1, "task": {"type": "igsm", "maxOps": 99}, "model": {"heads": "4"}, "train": {"lr": "fast", "stepz": 1}}"#
+    let text =
+        #"{"name": "x", "seed": -1, "task": {"type": "igsm", "maxOps": 99}, "model": {"heads": "4"}, "train": {"lr": "fast", "stepz": 1}}"#
     let found = issues(text)
     for prefix in ["seed:", "task.maxOps:", "model.heads:", "train.lr:", "train.stepz:"] {
         #expect(found.contains { $0.hasPrefix(prefix) }, "\(prefix) missing from \(found)")
@@ -112,7 +163,9 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 }
 
 @Test func gridExpandsInWrittenOrderWithObjectMerge() throws {
-    let text = manifest(#", "grid": {"model": [{"schedule": "base"}, {"schedule": "cyc(2)"}, {"layers": 6, "schedule": "base"}], "seed": [1, 2]}"#)
+    let text = manifest(
+        #", "grid": {"model": [{"schedule": "base"}, {"schedule": "cyc(2)"}, {"layers": 6, "schedule": "base"}], "seed": [1, 2]}"#
+    )
     let e = try Experiment.parse(Data(text.utf8), cores: 2)
     #expect(e.trials.count == 6)
     #expect(e.axes == ["model", "seed"])
@@ -166,13 +219,20 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 
 @Test func gridAndEvalOpsMistakesAreCaught() {
     let deep = String(repeating: "a.", count: 20) + "b"
-    #expect(issues(manifest(#", "grid": {"\#(deep)": [1]}"#)).contains { $0.hasPrefix("grid.a.a.a") && $0.contains("at most 8 parts") })
-    #expect(issues(manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalOps": [2, 2]}"#))
-        .contains("task.evalOps: lists an operation count twice; expected distinct values"))
+    #expect(
+        issues(manifest(#", "grid": {"\#(deep)": [1]}"#)).contains {
+            $0.hasPrefix("grid.a.a.a") && $0.contains("at most 8 parts")
+        })
+    #expect(
+        issues(manifest(task: #"{"type": "igsm", "maxOps": 2, "maxEdges": 8, "maxWords": 128, "evalOps": [2, 2]}"#))
+            .contains("task.evalOps: lists an operation count twice; expected distinct values"))
     // A cross-section problem in some trials only names one of them.
     let some = issues(manifest(#", "grid": {"model.dModel": [32, 31]}"#))
-    #expect(some.contains { $0.hasPrefix("model: heads (2) must divide dModel (31)") == false && $0.hasPrefix("grid.model.dModel[1]") }
-        || some.contains { $0.contains("(in 1 of 2 trials, e.g. trial 1: model.dModel=31)") }, "\(some)")
+    #expect(
+        some.contains {
+            $0.hasPrefix("model: heads (2) must divide dModel (31)") == false && $0.hasPrefix("grid.model.dModel[1]")
+        }
+            || some.contains { $0.contains("(in 1 of 2 trials, e.g. trial 1: model.dModel=31)") }, "\(some)")
     // A typo shared by every trial is reported once, without a trial name.
     let typo = issues(manifest(#", "priorty": 1, "grid": {"seed": [1, 2, 3]}"#))
     #expect(typo.filter { $0.hasPrefix("priorty:") }.count == 1)
@@ -197,29 +257,42 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
             do {
                 _ = try JSONValue.parse(Data(bytes[..<cut]))
                 // A prefix may itself be complete: `[1, ...] // e` cut inside the final comment.
-                #expect(document.hasSuffix("// end") && cut >= bytes.count - 7, "prefix of \(cut) bytes parsed: \(String(decoding: bytes[..<cut], as: UTF8.self))")
+                #expect(
+                    document.hasSuffix("// end") && cut >= bytes.count - 7,
+                    "prefix of \(cut) bytes parsed: \(String(decoding: bytes[..<cut], as: UTF8.self))")
             } catch let e as JSONSyntaxError {
-                #expect(e.atEnd, "cut at \(cut) of \(bytes.count): \(e) in \(String(decoding: bytes[..<cut], as: UTF8.self).suffix(30))")
+                #expect(
+                    e.atEnd,
+                    "cut at \(cut) of \(bytes.count): \(e) in \(String(decoding: bytes[..<cut], as: UTF8.self).suffix(30))"
+                )
             }
         }
     }
     // The two reproductions from the hostile probe: a literal cut short, and a comment cut
     // inside a two-byte character.
-    for partial in [Data(#"{"name":"x","model":{"tiedEmbeddings":tr"#.utf8), Data(#"{"name":"y","seed":1, // r"#.utf8) + Data([0xC3]),
-                    Data(#"{"a": "\u00"#.utf8), Data(#"{"a": 1 /"#.utf8), Data(#"{"a": 1} /"#.utf8), Data(),
-                    Data(#"{"a": "\ud800\udC"#.utf8), Data(#"{"a": "x"#.utf8) + Data([0xF0, 0x9F]), Data("{} // ".utf8) + Data([0xE2, 0x80])] {
+    for partial in [
+        Data(#"{"name":"x","model":{"tiedEmbeddings":tr"#.utf8),
+        Data(#"{"name":"y","seed":1, // r"#.utf8) + Data([0xC3]),
+        Data(#"{"a": "\u00"#.utf8), Data(#"{"a": 1 /"#.utf8), Data(#"{"a": 1} /"#.utf8), Data(),
+        Data(#"{"a": "\ud800\udC"#.utf8), Data(#"{"a": "x"#.utf8) + Data([0xF0, 0x9F]),
+        Data("{} // ".utf8) + Data([0xE2, 0x80]),
+    ] {
         let e = #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(partial) }
         #expect(e?.atEnd == true, "\(String(describing: e))")
     }
     // Errors that more data cannot fix are not at the end, even when they are near it.
-    for bad in [Data(#"{"a": trux"#.utf8), Data(#"{"a": "\u00g"#.utf8), Data(#"{"a": 01"#.utf8), Data(#"{"a": 1, "a""#.utf8),
-                Data(#"{"a": "x"#.utf8) + Data([0xC3, 0x28]), Data(#"{"a": "x"#.utf8) + Data([0xFF]), Data(#"{"a": "\ud800\x"#.utf8),
-                Data(#"{"a": 1} x"#.utf8), Data(#"{"a": 1 /x"#.utf8), Data(#"{"a": "\q"#.utf8), Data([0x22, 0xED, 0xA0]),
-                Data(#"{"a": "\udc00"#.utf8), Data(#"{"a": "\ud800\u0041"#.utf8),
-                // Half a character where no character may stand, or after an earlier error.
-                Data(#"{"a": "#.utf8) + Data([0xC3]), Data(#"{"a": tru e, "b": ""#.utf8) + Data([0xC3]), Data("{} ".utf8) + Data([0xC3]),
-                // A low surrogate that cannot become DC00-DFFF.
-                Data(#"{"a": "\ud800\ud8"#.utf8), Data(#"{"a": "\ud800\u0"#.utf8)] {
+    for bad in [
+        Data(#"{"a": trux"#.utf8), Data(#"{"a": "\u00g"#.utf8), Data(#"{"a": 01"#.utf8), Data(#"{"a": 1, "a""#.utf8),
+        Data(#"{"a": "x"#.utf8) + Data([0xC3, 0x28]), Data(#"{"a": "x"#.utf8) + Data([0xFF]),
+        Data(#"{"a": "\ud800\x"#.utf8),
+        Data(#"{"a": 1} x"#.utf8), Data(#"{"a": 1 /x"#.utf8), Data(#"{"a": "\q"#.utf8), Data([0x22, 0xED, 0xA0]),
+        Data(#"{"a": "\udc00"#.utf8), Data(#"{"a": "\ud800\u0041"#.utf8),
+        // Half a character where no character may stand, or after an earlier error.
+        Data(#"{"a": "#.utf8) + Data([0xC3]), Data(#"{"a": tru e, "b": ""#.utf8) + Data([0xC3]),
+        Data("{} ".utf8) + Data([0xC3]),
+        // A low surrogate that cannot become DC00-DFFF.
+        Data(#"{"a": "\ud800\ud8"#.utf8), Data(#"{"a": "\ud800\u0"#.utf8),
+    ] {
         do {
             _ = try JSONValue.parse(bad)
             Issue.record("parsed: \(bad)")
@@ -232,20 +305,35 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 /// The chain task in a manifest: defaults written out, and settings that cannot generate or do
 /// not fit the context refused with their path and limit.
 @Test func chainTasksResolveAndBadOnesNameTheirPath() throws {
-    let good = try Experiment.parse(Data(manifest(task: #"{"type": "chain", "format": "cot", "maxK": 3, "statements": 6}"#,
-                                                  model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 96}"#).utf8), cores: 2)
+    let good = try Experiment.parse(
+        Data(
+            manifest(
+                task: #"{"type": "chain", "format": "cot", "maxK": 3, "statements": 6}"#,
+                model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 96}"#
+            ).utf8), cores: 2)
     let resolved = good.trials[0].manifest.json.serialized(pretty: false)
-    #expect(resolved.contains(#""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"queries":1,"derivedShare":0.6666666666666666,"syntax":"compact","recallDocuments":0,"evalProblems":100,"evalK":[1,2,3,4,5],"cotSteps":"trace""#), "\(resolved)")
+    #expect(
+        resolved.contains(
+            #""type":"chain","weight":1,"format":"cot","modulus":11,"statements":6,"minK":1,"maxK":3,"variables":26,"queries":1,"derivedShare":0.6666666666666666,"syntax":"compact","recallDocuments":0,"evalProblems":100,"evalK":[1,2,3,4,5],"cotSteps":"trace""#
+        ), "\(resolved)")
     let small = #"{"dModel": 32, "layers": 2, "heads": 2, "context": 64}"#
-    #expect(issues(manifest(task: #"{"type": "chain", "maxK": 7, "statements": 6}"#, model: small))
-        .contains("task: chain: maxK (7) needs maxK statements; statements is 6, so maxK can be at most 6"))
-    #expect(issues(manifest(task: #"{"type": "chain", "modulus": 1}"#, model: small)).contains { $0.hasPrefix("task.modulus: 1 is out of range") })
-    #expect(issues(manifest(task: #"{"type": "chain", "statements": 4, "evalK": [2, 5]}"#, model: small))
-        .contains { $0.hasPrefix("task.evalK[1]: expected an integer in 1...4") })
-    #expect(issues(manifest(task: #"{"type": "chain", "format": "cot", "statements": 10, "evalK": [8]}"#, model: small))
-        .contains { $0.hasPrefix("model.context: 64 is too short for chain documents with k up to 8") })
-    #expect(issues(manifest(task: #"{"type": "chain", "format": "sideways"}"#, model: small))
-        .contains { $0.hasPrefix("task.format: \"sideways\" is not accepted; expected one of direct, cot") })
-    #expect(issues(manifest(task: #"{"type": "chain", "format": "cot", "cotSteps": "backwards"}"#, model: small))
-        .contains { $0.hasPrefix("task.cotSteps: \"backwards\" is not accepted; expected one of trace, forward") })
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "maxK": 7, "statements": 6}"#, model: small))
+            .contains("task: chain: maxK (7) needs maxK statements; statements is 6, so maxK can be at most 6"))
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "modulus": 1}"#, model: small)).contains {
+            $0.hasPrefix("task.modulus: 1 is out of range")
+        })
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "statements": 4, "evalK": [2, 5]}"#, model: small))
+            .contains { $0.hasPrefix("task.evalK[1]: expected an integer in 1...4") })
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "format": "cot", "statements": 10, "evalK": [8]}"#, model: small))
+            .contains { $0.hasPrefix("model.context: 64 is too short for chain documents with k up to 8") })
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "format": "sideways"}"#, model: small))
+            .contains { $0.hasPrefix("task.format: \"sideways\" is not accepted; expected one of direct, cot") })
+    #expect(
+        issues(manifest(task: #"{"type": "chain", "format": "cot", "cotSteps": "backwards"}"#, model: small))
+            .contains { $0.hasPrefix("task.cotSteps: \"backwards\" is not accepted; expected one of trace, forward") })
 }

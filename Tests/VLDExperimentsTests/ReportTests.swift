@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 import Testing
 @testable import VLDExperiments
@@ -19,8 +19,10 @@ private final class XMLCheck: NSObject, XMLParserDelegate {
         return check
     }
 
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+        qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]
+    ) {
         elements.append((elementName, attributeDict))
     }
 
@@ -51,11 +53,15 @@ struct HTMLReportChartTests {
         #expect(htmlEscape("x\u{0}y") == "x\u{FFFD}y")
         #expect(htmlEscape("π ≤ 2\n") == "π ≤ 2\n")
 
-        let line = LineChart(title: hostile, xLabel: hostile, yLabel: hostile,
-                             series: [ChartSeries(name: hostile, points: loss(5, scale: 1))]).svg()
-        let bars = BarChart(title: hostile, yLabel: hostile, seriesNames: [hostile],
-                            groups: [BarGroup(label: hostile, bars: [ChartPoint(x: 0, y: 1)])],
-                            referenceLine: (0.5, hostile)).svg()
+        let line = LineChart(
+            title: hostile, xLabel: hostile, yLabel: hostile,
+            series: [ChartSeries(name: hostile, points: loss(5, scale: 1))]
+        ).svg()
+        let bars = BarChart(
+            title: hostile, yLabel: hostile, seriesNames: [hostile],
+            groups: [BarGroup(label: hostile, bars: [ChartPoint(x: 0, y: 1)])],
+            referenceLine: (0.5, hostile)
+        ).svg()
         var report = HTMLReport(title: hostile, subtitle: hostile)
         report.heading(hostile)
         report.paragraph(hostile)
@@ -122,9 +128,12 @@ struct HTMLReportChartTests {
         pts[7].y = .infinity
         pts[9].lo = .nan
         pts[11] = ChartPoint(x: .nan, y: 1)
-        let chart = LineChart(title: "loss", xLabel: "step", yLabel: "loss (nats/token)",
-                              series: [ChartSeries(name: "a", points: pts),
-                                       ChartSeries(name: "b", points: [ChartPoint(x: 1, y: .nan)])])
+        let chart = LineChart(
+            title: "loss", xLabel: "step", yLabel: "loss (nats/token)",
+            series: [
+                ChartSeries(name: "a", points: pts),
+                ChartSeries(name: "b", points: [ChartPoint(x: 1, y: .nan)]),
+            ])
         let svg = chart.svg()
         #expect(XMLCheck.parse(svg).error == nil)
         #expect(noNonFinite(svg))
@@ -133,10 +142,13 @@ struct HTMLReportChartTests {
     }
 
     @Test func logAxisSkipsZeroAndNegative() {
-        let pts = [ChartPoint(x: 0, y: 0), ChartPoint(x: 1, y: 10, lo: -1, hi: 20),
-                   ChartPoint(x: 2, y: 1), ChartPoint(x: 3, y: -5), ChartPoint(x: 4, y: 0.1)]
-        let chart = LineChart(title: "log", xLabel: "x", yLabel: "y", series: [ChartSeries(name: "s", points: pts)],
-                              logY: true)
+        let pts = [
+            ChartPoint(x: 0, y: 0), ChartPoint(x: 1, y: 10, lo: -1, hi: 20),
+            ChartPoint(x: 2, y: 1), ChartPoint(x: 3, y: -5), ChartPoint(x: 4, y: 0.1),
+        ]
+        let chart = LineChart(
+            title: "log", xLabel: "x", yLabel: "y", series: [ChartSeries(name: "s", points: pts)],
+            logY: true)
         let prep = chart.prepare()
         #expect(prep.omitted == 2)
         let y = try! #require(prep.yScale)
@@ -145,28 +157,33 @@ struct HTMLReportChartTests {
         #expect(XMLCheck.parse(svg).error == nil)
         #expect(noNonFinite(svg))
 
-        let logX = LineChart(title: "", xLabel: "", yLabel: "", series: [ChartSeries(name: "s", points: pts)], logX: true)
+        let logX = LineChart(
+            title: "", xLabel: "", yLabel: "", series: [ChartSeries(name: "s", points: pts)], logX: true)
         #expect(logX.prepare().omitted == 1)
         #expect(XMLCheck.parse(logX.svg()).error == nil)
     }
 
     @Test func emptyAndDegenerateCharts() {
         let empty = LineChart(title: "nothing", xLabel: "x", yLabel: "y", series: [])
-        let allBad = LineChart(title: "bad", xLabel: "x", yLabel: "y",
-                               series: [ChartSeries(name: "s", points: [ChartPoint(x: 0, y: .nan)])], logY: true)
+        let allBad = LineChart(
+            title: "bad", xLabel: "x", yLabel: "y",
+            series: [ChartSeries(name: "s", points: [ChartPoint(x: 0, y: .nan)])], logY: true)
         let noBars = BarChart(title: "none", yLabel: "y", seriesNames: [], groups: [])
-        let nanBars = BarChart(title: "missing", yLabel: "y", seriesNames: ["a"],
-                               groups: [BarGroup(label: "g", bars: [ChartPoint(x: 0, y: .nan)])])
+        let nanBars = BarChart(
+            title: "missing", yLabel: "y", seriesNames: ["a"],
+            groups: [BarGroup(label: "g", bars: [ChartPoint(x: 0, y: .nan)])])
         for svg in [empty.svg(), allBad.svg(), noBars.svg(), nanBars.svg()] {
             #expect(svg.contains("No data"))
             #expect(XMLCheck.parse(svg).error == nil)
             #expect(noNonFinite(svg))
         }
         // One point, and all-equal values: a real range around the value.
-        let single = LineChart(title: "one", xLabel: "x", yLabel: "y",
-                               series: [ChartSeries(name: "s", points: [ChartPoint(x: 5, y: 2)])])
-        let flat = LineChart(title: "flat", xLabel: "x", yLabel: "y",
-                             series: [ChartSeries(name: "s", points: (0..<10).map { ChartPoint(x: Double($0), y: 0.25) })])
+        let single = LineChart(
+            title: "one", xLabel: "x", yLabel: "y",
+            series: [ChartSeries(name: "s", points: [ChartPoint(x: 5, y: 2)])])
+        let flat = LineChart(
+            title: "flat", xLabel: "x", yLabel: "y",
+            series: [ChartSeries(name: "s", points: (0..<10).map { ChartPoint(x: Double($0), y: 0.25) })])
         for chart in [single, flat] {
             let prep = chart.prepare()
             let x = try! #require(prep.xScale), y = try! #require(prep.yScale)
@@ -178,18 +195,28 @@ struct HTMLReportChartTests {
             #expect(!svg.contains("No data"))
         }
         // Extreme magnitudes don't leak non-finite coordinates.
-        let huge = LineChart(title: "", xLabel: "", yLabel: "",
-                             series: [ChartSeries(name: "s", points: [ChartPoint(x: -1e308, y: -1e308), ChartPoint(x: 1e308, y: 1e308)])])
+        let huge = LineChart(
+            title: "", xLabel: "", yLabel: "",
+            series: [
+                ChartSeries(name: "s", points: [ChartPoint(x: -1e308, y: -1e308), ChartPoint(x: 1e308, y: 1e308)])
+            ])
         #expect(XMLCheck.parse(huge.svg()).error == nil)
         #expect(noNonFinite(huge.svg()))
     }
 
     @Test func negativeBarsGoDownFromZero() throws {
-        let chart = BarChart(title: "Δ accuracy", yLabel: "Δ accuracy (pp)", seriesNames: ["a", "b"],
-                             groups: [BarGroup(label: "add", bars: [ChartPoint(x: 0, y: 3, lo: 2, hi: 4),
-                                                                    ChartPoint(x: 0, y: -2, lo: -3, hi: -1)]),
-                                      BarGroup(label: "mul", bars: [ChartPoint(x: 0, y: -0.5), ChartPoint(x: 0, y: .nan)])],
-                             referenceLine: (1, "base"), showValues: true)
+        let chart = BarChart(
+            title: "Δ accuracy", yLabel: "Δ accuracy (pp)", seriesNames: ["a", "b"],
+            groups: [
+                BarGroup(
+                    label: "add",
+                    bars: [
+                        ChartPoint(x: 0, y: 3, lo: 2, hi: 4),
+                        ChartPoint(x: 0, y: -2, lo: -3, hi: -1),
+                    ]),
+                BarGroup(label: "mul", bars: [ChartPoint(x: 0, y: -0.5), ChartPoint(x: 0, y: .nan)]),
+            ],
+            referenceLine: (1, "base"), showValues: true)
         let layout = try #require(chart.layout(width: 640, height: 360, top: 40))
         #expect(layout.scale.lo <= -3 && layout.scale.hi >= 4)
         #expect(layout.scale.ticks.contains(0))
@@ -198,19 +225,19 @@ struct HTMLReportChartTests {
         for b in layout.bars {
             #expect(b.height > 0)
             if b.value > 0 {
-                #expect(abs(b.y + b.height - layout.zeroY) < 1e-9)   // bottom edge on the zero line
+                #expect(abs(b.y + b.height - layout.zeroY) < 1e-9)  // bottom edge on the zero line
             } else {
-                #expect(abs(b.y - layout.zeroY) < 1e-9)              // top edge on the zero line
+                #expect(abs(b.y - layout.zeroY) < 1e-9)  // top edge on the zero line
                 #expect(b.y + b.height > layout.zeroY)
             }
-            if let w = b.whisker { #expect(w.lo > w.hi) }             // pixel y grows downwards
+            if let w = b.whisker { #expect(w.lo > w.hi) }  // pixel y grows downwards
         }
         let svg = chart.svg()
         let check = XMLCheck.parse(svg)
         #expect(check.error == nil)
         #expect(noNonFinite(svg))
         #expect(check.elements.contains { $0.name == "line" && $0.attributes["stroke-dasharray"] != nil })
-        #expect(check.text.contains("\u{2212}2"))    // value label with a typographic minus
+        #expect(check.text.contains("\u{2212}2"))  // value label with a typographic minus
     }
 
     @Test func outputIsDeterministic() {
@@ -218,14 +245,26 @@ struct HTMLReportChartTests {
             var r = HTMLReport(title: "Run 42", subtitle: "seed 7")
             r.keyValues([("P_total", formatNumber(1_234_567)), ("D", "128"), ("seed", "7")])
             r.table(headers: ["op", "acc"], rows: [["add", "0.93"], ["mul", "0.41"]], numericColumns: [1])
-            r.chart(LineChart(title: "loss", xLabel: "step", yLabel: "loss",
-                              series: [ChartSeries(name: "a", points: loss(50, scale: 1)),
-                                       ChartSeries(name: "b", points: loss(12, scale: 1.3))], logY: true),
-                    caption: "Training loss")
-            r.chart(BarChart(title: "acc", yLabel: "accuracy", seriesNames: ["x", "y"],
-                             groups: [BarGroup(label: "g", bars: [ChartPoint(x: 0, y: 0.5, lo: 0.4, hi: 0.6),
-                                                                  ChartPoint(x: 0, y: 0.7)])],
-                             referenceLine: (0.55, "base")))
+            r.chart(
+                LineChart(
+                    title: "loss", xLabel: "step", yLabel: "loss",
+                    series: [
+                        ChartSeries(name: "a", points: loss(50, scale: 1)),
+                        ChartSeries(name: "b", points: loss(12, scale: 1.3)),
+                    ], logY: true),
+                caption: "Training loss")
+            r.chart(
+                BarChart(
+                    title: "acc", yLabel: "accuracy", seriesNames: ["x", "y"],
+                    groups: [
+                        BarGroup(
+                            label: "g",
+                            bars: [
+                                ChartPoint(x: 0, y: 0.5, lo: 0.4, hi: 0.6),
+                                ChartPoint(x: 0, y: 0.7),
+                            ])
+                    ],
+                    referenceLine: (0.55, "base")))
             r.preformatted("a < b")
             return r.render()
         }
@@ -239,32 +278,42 @@ struct HTMLReportChartTests {
         #expect(check.error == nil)
         #expect(check.elements.filter { $0.name == "svg" }.count == 2)
         #expect(a.contains("<figure style=\"max-width: 832px\">"))
-        #expect(a.contains("Figure 1.") && !a.contains("Figure 2."))   // only captioned charts are numbered
+        #expect(a.contains("Figure 1.") && !a.contains("Figure 2."))  // only captioned charts are numbered
         #expect(check.elements.contains { $0.name == "td" && $0.attributes["class"] == "num" })
         #expect(noNonFinite(a))
     }
 
     @Test func crowdedChartsStayInsideTheCanvas() {
         let names = (0..<10).map { "variant \($0) with a fairly long descriptive name <\($0)>" }
-        let line = LineChart(title: "Many series with a title long enough to need truncation in a narrow chart",
-                             xLabel: "compute (FLOPs)", yLabel: "loss",
-                             series: names.enumerated().map { k, n in
-                                 ChartSeries(name: n, points: (1...40).map { i in
-                                     ChartPoint(x: pow(10, 12 + Double(i) / 10), y: i == 20 ? 0 : 5 + Double(k) * 0.3 - Double(i) * 0.05)
-                                 })
-                             }, logY: true, logX: true)
-        let bars = BarChart(title: "Long categories", yLabel: "score", seriesNames: ["a", "b", "c"],
-                            groups: (0..<9).map { g in
-                                BarGroup(label: "category number \(g) with a long label",
-                                         bars: [ChartPoint(x: 0, y: Double(g) - 3), ChartPoint(x: 0, y: 1.5), ChartPoint(x: 0, y: 0.25)])
-                            }, referenceLine: (2, "base"), showValues: true, xLabel: "category")
+        let line = LineChart(
+            title: "Many series with a title long enough to need truncation in a narrow chart",
+            xLabel: "compute (FLOPs)", yLabel: "loss",
+            series: names.enumerated().map { k, n in
+                ChartSeries(
+                    name: n,
+                    points: (1...40).map { i in
+                        ChartPoint(
+                            x: pow(10, 12 + Double(i) / 10), y: i == 20 ? 0 : 5 + Double(k) * 0.3 - Double(i) * 0.05)
+                    })
+            }, logY: true, logX: true)
+        let bars = BarChart(
+            title: "Long categories", yLabel: "score", seriesNames: ["a", "b", "c"],
+            groups: (0..<9).map { g in
+                BarGroup(
+                    label: "category number \(g) with a long label",
+                    bars: [ChartPoint(x: 0, y: Double(g) - 3), ChartPoint(x: 0, y: 1.5), ChartPoint(x: 0, y: 0.25)])
+            }, referenceLine: (2, "base"), showValues: true, xLabel: "category")
         for (svg, w, h) in [(line.svg(width: 420, height: 320), 420.0, 320.0), (bars.svg(), 640.0, 360.0)] {
             let check = XMLCheck.parse(svg)
             #expect(check.error == nil)
             #expect(noNonFinite(svg))
             for e in check.elements {
-                for key in ["x", "x1", "x2", "cx"] { if let v = e.attributes[key].flatMap(Double.init) { #expect(v >= 0 && v <= w) } }
-                for key in ["y", "y1", "y2", "cy"] { if let v = e.attributes[key].flatMap(Double.init) { #expect(v >= 0 && v <= h) } }
+                for key in ["x", "x1", "x2", "cx"] {
+                    if let v = e.attributes[key].flatMap(Double.init) { #expect(v >= 0 && v <= w) }
+                }
+                for key in ["y", "y1", "y2", "cy"] {
+                    if let v = e.attributes[key].flatMap(Double.init) { #expect(v >= 0 && v <= h) }
+                }
             }
         }
         #expect(line.svg(width: 420, height: 320).contains("…"))

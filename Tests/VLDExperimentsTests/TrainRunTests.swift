@@ -5,7 +5,8 @@ import Testing
 @testable import VLDExperiments
 
 func tinyTrial(steps: Int = 8) throws -> Trial {
-    let text = #"{"name": "r", "seed": 5, "task": {"type": "bios", "people": 12}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}, "#
+    let text =
+        #"{"name": "r", "seed": 5, "task": {"type": "bios", "people": 12}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}, "#
         + #""train": {"steps": \#(steps), "batch": 4, "evalEvery": 4}}"#
     return try Experiment.parse(Data(text.utf8), cores: 2).trials[0]
 }
@@ -40,9 +41,15 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
     let trial = try tinyTrial(steps: 40)
     let dir = freshDirectory()
     var calls = 0
-    let stopEarly = RunContext(threads: 1, shouldStop: { calls += 1; return calls > 10 })
+    let stopEarly = RunContext(
+        threads: 1,
+        shouldStop: {
+            calls += 1; return calls > 10
+        })
     #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: stopEarly) == .stopped(step: 10))
-    let mismatch = #expect(throws: TrialError.self) { try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2)) }
+    let mismatch = #expect(throws: TrialError.self) {
+        try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 2))
+    }
     #expect(mismatch?.message.contains("was started with 1 threads; resume it with --threads 1") == true)
     #expect(try TrainRunner.run(trial, in: TrialDirectory(dir), context: RunContext(threads: 1)) == .completed)
 }
@@ -50,7 +57,9 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
 @Test func aDifferentManifestInTheSameDirectoryIsRefused() throws {
     let dir = freshDirectory()
     _ = try TrainRunner.run(try tinyTrial(steps: 4), in: TrialDirectory(dir), context: RunContext(threads: 1))
-    #expect(throws: TrialError.self) { try TrainRunner.run(try tinyTrial(steps: 8), in: TrialDirectory(dir), context: RunContext(threads: 1)) }
+    #expect(throws: TrialError.self) {
+        try TrainRunner.run(try tinyTrial(steps: 8), in: TrialDirectory(dir), context: RunContext(threads: 1))
+    }
 }
 
 /// The chain task end to end in seconds (pure recall in the compact syntax: "x 4 ; u 1 ; c 4 ; ? u"):
@@ -62,7 +71,8 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
 /// runs of this configuration with 1 and 2 threads, so it is shown by the pilots
 /// (docs/results/pilots/chain), not asserted here.
 @Test func aTinyModelLearnsChainLookupsAndNotLongerChains() throws {
-    let text = #"{"name": "chain", "seed": 1, "task": {"type": "chain", "format": "direct", "modulus": 5, "minK": 1, "maxK": 1, "#
+    let text =
+        #"{"name": "chain", "seed": 1, "task": {"type": "chain", "format": "direct", "modulus": 5, "minK": 1, "maxK": 1, "#
         + #""statements": 3, "queries": 2, "derivedShare": 0, "evalProblems": 200, "evalK": [1, 2]}, "#
         + #""model": {"arch": "llama", "dModel": 64, "layers": 2, "heads": 4, "context": 24}, "#
         + #""train": {"steps": 1500, "batch": 32, "lr": 3e-3, "warmup": 100, "evalEvery": 1500}}"#
@@ -72,7 +82,8 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
     let results = try JSONValue.parse(Data(contentsOf: dir.appendingPathComponent("results.json")))
     let chain = results["tasks"]?["chain"]
     guard case let .number(k1)? = chain?["accuracy"]?["1"], case let .number(k2)? = chain?["accuracy"]?["2"],
-          case let .number(floor)? = chain?["constantGuess"]?["1"] else {
+        case let .number(floor)? = chain?["constantGuess"]?["1"]
+    else {
         Issue.record("no chain accuracy in \(results.serialized())")
         return
     }
@@ -87,17 +98,22 @@ func withoutTiming(_ url: URL) throws -> JSONValue {
 /// trial's training measured on this machine (no speed is asserted; the fields a user reads are).
 @Test func dataBenchmarkReportsEveryTaskAndTheTrainingItFeeds() throws {
     let text = #"""
-    {"name": "b", "task": [{"type": "chain", "format": "direct", "modulus": 5, "statements": 3, "maxK": 2, "queries": 2},
-                            {"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "symbolic", "weight": 0.5}],
-     "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 300}, "train": {"steps": 5, "batch": 2},
-     "grid": {"model.schedule": ["base", "cyc(1)"]}}
-    """#
+        {"name": "b", "task": [{"type": "chain", "format": "direct", "modulus": 5, "statements": 3, "maxK": 2, "queries": 2},
+                                {"type": "igsm", "maxOps": 2, "maxEdges": 8, "render": "symbolic", "weight": 0.5}],
+         "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 300}, "train": {"steps": 5, "batch": 2},
+         "grid": {"model.schedule": ["base", "cyc(1)"]}}
+        """#
     let experiment = try Experiment.parse(Data(text.utf8), limits: Limits(), cores: 2)
     let rows = try DataBenchmark.run(experiment, threads: 1, minSeconds: 0)
     #expect(rows.count == 2)
     for row in rows {
-        guard case let .array(generators)? = row["generators"] else { Issue.record("no generators in \(row)"); continue }
-        #expect(generators.compactMap { if case let .string(s)? = $0["task"] { return s } else { return nil } } == ["chain", "igsm"])
+        guard case let .array(generators)? = row["generators"] else {
+            Issue.record("no generators in \(row)"); continue
+        }
+        #expect(
+            generators.compactMap { if case let .string(s)? = $0["task"] { return s } else { return nil } } == [
+                "chain", "igsm",
+            ])
         for key in ["pack_positions_per_s", "train_positions_per_s", "data_over_train"] {
             guard case let .number(x)? = row[key] else { Issue.record("\(key) missing"); continue }
             #expect(x > 0 && x.isFinite)

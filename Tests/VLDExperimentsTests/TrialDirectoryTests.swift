@@ -33,7 +33,9 @@ struct TrialDirectoryTests {
         let root = try scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         let layout = ExperimentDirectory(out: root, name: "exp")
-        #expect(layout.source.lastPathComponent == "experiment.json" && layout.summaryCSV.lastPathComponent == Summary.csvFile)
+        #expect(
+            layout.source.lastPathComponent == "experiment.json"
+                && layout.summaryCSV.lastPathComponent == Summary.csvFile)
         let work = TrialDirectory(layout.partial.appendingPathComponent("000-all-seed1"))
         try FileManager.default.createDirectory(at: work.url, withIntermediateDirectories: true)
         try writeAtomically("{}\n", to: work.results)
@@ -60,8 +62,9 @@ struct TrialDirectoryTests {
         let victim = root.appendingPathComponent("victim")
         try writeAtomically("keep\n", to: victim)
         let target = root.appendingPathComponent("out.json")
-        try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent(".out.json.tmp-\(getpid())").path,
-                                                   withDestinationPath: victim.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: root.appendingPathComponent(".out.json.tmp-\(getpid())").path,
+            withDestinationPath: victim.path)
         #expect(throws: TrialError.self) { try writeAtomically("x\n", to: target) }
         #expect(try String(contentsOf: victim, encoding: .utf8) == "keep\n")
         #expect(!FileManager.default.fileExists(atPath: target.path))

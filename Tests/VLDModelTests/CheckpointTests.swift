@@ -22,21 +22,27 @@ func checkpointRoundTripsExactly(_ arch: Arch) throws {
     try Checkpoint.save(back, to: dir)
     let names = try FileManager.default.contentsOfDirectory(atPath: dir.deletingLastPathComponent().path)
     #expect(names == ["ck"])
-    let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+    let config =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json")))
+        as! [String: Any]
     #expect(config["vld_schedule"] as? String == "cyc(1)")
     #expect((config["architectures"] as? [String])?.first == (arch == .gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM"))
 }
 
 @Test(arguments: ["hf-gpt2", "hf-llama"])
 func huggingFaceCheckpointsGiveTheirLogits(_ name: String) throws {
-    let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("expected.json"))) as! [String: Any]
+    let expected =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("expected.json")))
+        as! [String: Any]
     let tokens = (expected["tokens"] as! [Int]).map(Int32.init)
     let rows = expected[name] as! [[Double]]
     let model = try Checkpoint.loadModel(from: fixtures.appendingPathComponent(name), pool: ThreadPool(threads: 1))
     try model.forward(inputs: tokens, B: 1, T: tokens.count)
     var worst = 0.0
     for (t, row) in rows.enumerated() {
-        for (v, x) in model.logits(row: t).enumerated() { worst = max(worst, abs(Double(x) - row[v]) / (1e-4 + 1e-4 * abs(row[v]))) }
+        for (v, x) in model.logits(row: t).enumerated() {
+            worst = max(worst, abs(Double(x) - row[v]) / (1e-4 + 1e-4 * abs(row[v])))
+        }
     }
     #expect(worst <= 1, "logits differ from transformers by up to \(worst) x tolerance (1e-4 abs + 1e-4 rel)")
 }
@@ -85,14 +91,17 @@ func loadError(_ dir: URL) -> String? {
         for f in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
         }
-        var j = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        var j =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json")))
+            as! [String: Any]
         edit(&j)
         try JSONSerialization.data(withJSONObject: j).write(to: dir.appendingPathComponent("config.json"))
         return loadError(dir)
     }
     #expect(try withConfig { $0["hidden_act"] = "gelu" }?.contains("hidden_act") == true)
     #expect(try withConfig { $0["attention_bias"] = true }?.contains("attention_bias") == true)
-    #expect(try withConfig { $0["rope_parameters"] = ["rope_type": "yarn", "factor": 2.0] }?.contains("rope_type") == true)
+    #expect(
+        try withConfig { $0["rope_parameters"] = ["rope_type": "yarn", "factor": 2.0] }?.contains("rope_type") == true)
     #expect(try withConfig { $0["model_type"] = "mistral" }?.contains("model_type") == true)
     #expect(try withConfig { $0["num_key_value_heads"] = 3 }?.contains("kvHeads") == true)
     #expect(try withConfig { $0["vld_schedule"] = "cyk(1)" }?.contains("vld_schedule") == true)
@@ -119,11 +128,14 @@ func loadError(_ dir: URL) -> String? {
     let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
     let root = temporaryDirectory()
     let a = root.appendingPathComponent("a"), b = root.appendingPathComponent("b")
-    try Checkpoint.save(model, to: a, optimizer: opt, state: TrainingState(step: 1, rng: rng, dataCursor: 0, adamW: opt.config))
+    try Checkpoint.save(
+        model, to: a, optimizer: opt, state: TrainingState(step: 1, rng: rng, dataCursor: 0, adamW: opt.config))
     model.params.base[0] += 1
-    try Checkpoint.save(model, to: b, optimizer: opt, state: TrainingState(step: 2, rng: rng, dataCursor: 0, adamW: opt.config))
+    try Checkpoint.save(
+        model, to: b, optimizer: opt, state: TrainingState(step: 2, rng: rng, dataCursor: 0, adamW: opt.config))
     try FileManager.default.removeItem(at: a.appendingPathComponent("model.safetensors"))
-    try FileManager.default.copyItem(at: b.appendingPathComponent("model.safetensors"), to: a.appendingPathComponent("model.safetensors"))
+    try FileManager.default.copyItem(
+        at: b.appendingPathComponent("model.safetensors"), to: a.appendingPathComponent("model.safetensors"))
     #expect(throws: CheckpointError.self) { _ = try Checkpoint.loadForResume(from: a, pool: pool) }
 }
 
@@ -140,7 +152,8 @@ func loadError(_ dir: URL) -> String? {
     #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(huge, file: "f") }
     let negative = file(#"{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}"#, dataBytes: 16)
     #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(negative, file: "f") }
-    let overlap = file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
-                       dataBytes: 12)
+    let overlap = file(
+        #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+        dataBytes: 12)
     #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(overlap, file: "f") }
 }

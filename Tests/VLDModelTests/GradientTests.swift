@@ -27,8 +27,9 @@ struct GradCase: CustomStringConvertible, Sendable {
     GradCase(arch: .llama, schedule: "inv(1)", kvHeads: 1, packed: true),
 ])
 func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
-    let cfg = ModelConfig(arch: c.arch, dModel: 8, layers: 2, heads: 2, kvHeads: c.kvHeads, ffnHidden: 12, context: 6,
-                          vocab: 7, schedule: try LayerSchedule(parsing: c.schedule))
+    let cfg = ModelConfig(
+        arch: c.arch, dModel: 8, layers: 2, heads: 2, kvHeads: c.kvHeads, ffnHidden: 12, context: 6,
+        vocab: 7, schedule: try LayerSchedule(parsing: c.schedule))
     let pool = ThreadPool(threads: 2)
     var rng = SeededRNG(seed: 42)
     let model = try Transformer(config: cfg, pool: pool, rng: &rng)
@@ -50,7 +51,9 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
 
     let pd = p.map(Double.init)
     let ins = inputs.map(Int.init), tgs = targets.map(Int.init), segs = segments?.map(Int.init)
-    let ref = referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: pd, inputs: ins, targets: tgs, B: B, T: T, segments: segs)
+    let ref = referenceLoss(
+        cfg, layout: model.layout, schedule: model.schedule, params: pd, inputs: ins, targets: tgs, B: B, T: T,
+        segments: segs)
     #expect(abs(Double(loss) - ref) < 1e-5 * max(1, abs(ref)), "loss \(loss) vs reference \(ref)")
 
     var worst = (excess: 0.0, index: -1, fd: 0.0, got: 0.0)
@@ -60,22 +63,30 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
         var plus = pd, minus = pd
         plus[i] += h
         minus[i] -= h
-        let fd = (referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: plus, inputs: ins, targets: tgs, B: B, T: T, segments: segs)
-            - referenceLoss(cfg, layout: model.layout, schedule: model.schedule, params: minus, inputs: ins, targets: tgs, B: B, T: T, segments: segs)) / (2 * h)
+        let fd =
+            (referenceLoss(
+                cfg, layout: model.layout, schedule: model.schedule, params: plus, inputs: ins, targets: tgs, B: B,
+                T: T, segments: segs)
+                - referenceLoss(
+                    cfg, layout: model.layout, schedule: model.schedule, params: minus, inputs: ins, targets: tgs, B: B,
+                    T: T, segments: segs)) / (2 * h)
         let tol = 1e-4 * scale + 2e-3 * abs(fd)
         let err = abs(Double(analytic[i]) - fd)
         if err - tol > worst.excess { worst = (err - tol, i, fd, Double(analytic[i])) }
     }
     let name = worst.index >= 0 ? model.layout.tensors.last { $0.offset <= worst.index }!.name : "-"
-    #expect(worst.index == -1, "worst gradient mismatch at \(worst.index) (\(name)): finite difference \(worst.fd), backward \(worst.got)")
+    #expect(
+        worst.index == -1,
+        "worst gradient mismatch at \(worst.index) (\(name)): finite difference \(worst.fd), backward \(worst.got)")
 }
 
 /// A packed row computes what its documents compute one per row: the same loss, and the same
 /// gradient of every parameter (GPT-2's learned positions and Llama's RoPE both restart).
 @Test(arguments: [Arch.gpt2, .llama])
 func aPackedRowEqualsItsDocumentsOnePerRow(_ arch: Arch) throws {
-    let cfg = ModelConfig(arch: arch, dModel: 16, layers: 2, heads: 2, kvHeads: arch == .llama ? 1 : nil, ffnHidden: 24,
-                          context: 9, vocab: 11, schedule: try LayerSchedule(parsing: "cyc(1)"))
+    let cfg = ModelConfig(
+        arch: arch, dModel: 16, layers: 2, heads: 2, kvHeads: arch == .llama ? 1 : nil, ffnHidden: 24,
+        context: 9, vocab: 11, schedule: try LayerSchedule(parsing: "cyc(1)"))
     let pool = ThreadPool(threads: 2)
     var rng = SeededRNG(seed: 9)
     let model = try Transformer(config: cfg, pool: pool, rng: &rng)
@@ -100,8 +111,12 @@ func aPackedRowEqualsItsDocumentsOnePerRow(_ arch: Arch) throws {
     #expect(abs(packedLoss - loss) <= 1e-6 * abs(loss), "loss \(packedLoss) packed vs \(loss) one per row")
     let scale = grads.map(abs).max()!
     var worst = (error: Float(0), index: -1)
-    for i in grads.indices where abs(packedGrads[i] - grads[i]) > worst.error { worst = (abs(packedGrads[i] - grads[i]), i) }
-    #expect(worst.error <= 1e-5 * scale, "gradient \(worst.index): \(packedGrads[max(0, worst.index)]) vs \(grads[max(0, worst.index)])")
+    for i in grads.indices where abs(packedGrads[i] - grads[i]) > worst.error {
+        worst = (abs(packedGrads[i] - grads[i]), i)
+    }
+    #expect(
+        worst.error <= 1e-5 * scale,
+        "gradient \(worst.index): \(packedGrads[max(0, worst.index)]) vs \(grads[max(0, worst.index)])")
     // Without the segments the same row is one long sequence: its loss differs.
     let crossing = try model.forward(inputs: packedInputs, targets: packedTargets, B: 1, T: T)!
     #expect(abs(crossing - loss) > 1e-4, "documents that see each other should change the loss")

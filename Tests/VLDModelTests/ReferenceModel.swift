@@ -7,8 +7,10 @@ import VLDTensor
 /// Mean cross-entropy of the model defined by `params` (vld's internal layout) in Double.
 /// With `segments`, rows are packed: a document is a run of equal ids, with positions from 0 and
 /// attention within it.
-func referenceLoss(_ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int], params p: [Double],
-                   inputs: [Int], targets: [Int], B: Int, T: Int, segments: [Int]? = nil) -> Double {
+func referenceLoss(
+    _ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int], params p: [Double],
+    inputs: [Int], targets: [Int], B: Int, T: Int, segments: [Int]? = nil
+) -> Double {
     let C = cfg.dModel, N = B * T, eps = Double(cfg.normEps)
     func slice(_ off: Int, _ n: Int) -> [Double] { Array(p[off..<(off + n)]) }
     var starts = [Int](repeating: 0, count: N)
@@ -16,8 +18,9 @@ func referenceLoss(_ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int],
         for n in 0..<N where n % T > 0 { starts[n] = segments[n] == segments[n - 1] ? starts[n - 1] : n % T }
     }
     let positions = (0..<N).map { $0 % T - starts[$0] }
-    var x = Reference.embedding(tokens: inputs, positions: positions, wte: slice(layout.wte, cfg.vocab * C),
-                                wpe: layout.wpe.map { slice($0, cfg.context * C) }, C: C)
+    var x = Reference.embedding(
+        tokens: inputs, positions: positions, wte: slice(layout.wte, cfg.vocab * C),
+        wpe: layout.wpe.map { slice($0, cfg.context * C) }, C: C)
     func norm(_ h: [Double], _ w: Int, _ b: Int?) -> [Double] {
         if let b { return Reference.layerNorm(h, w: slice(w, C), b: slice(b, C), C: C, eps: eps) }
         return Reference.rmsNorm(h, w: slice(w, C), C: C, eps: eps)
@@ -29,10 +32,12 @@ func referenceLoss(_ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int],
         let s = layout.blocks[l]
         var qkv = linear(norm(x, s.norm1W, s.norm1B), s.qkvW, s.qkvB, C, cfg.qkvWidth)
         if cfg.arch == .llama {
-            qkv = Reference.rope(qkv, positions: positions, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize, theta: cfg.ropeTheta)
+            qkv = Reference.rope(
+                qkv, positions: positions, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize, theta: cfg.ropeTheta)
         }
-        let y = Reference.attention(qkv, B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize,
-                                    starts: segments == nil ? nil : starts)
+        let y = Reference.attention(
+            qkv, B: B, T: T, NH: cfg.heads, KVH: cfg.kvHeads, HS: cfg.headSize,
+            starts: segments == nil ? nil : starts)
         let attnOut = linear(y, s.projW, s.projB, C, C)
         let res2 = zip(x, attnOut).map { $0 + $1 }
         let h = linear(norm(res2, s.norm2W, s.norm2B), s.fcW, s.fcB, C, cfg.fcWidth)

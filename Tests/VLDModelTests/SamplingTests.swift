@@ -45,7 +45,8 @@ func cachedGreedyEqualsRecomputation(_ arch: Arch, _ schedule: String) throws {
     #expect(out == [Array(full.prefix { $0 != stop })])
     // Context is 16: a 14-token prompt fills positions 14 and 15 with two new tokens and gets a
     // third from the last position; nothing is ever computed beyond the context.
-    let long = try model.generate(prompts: [Array(repeating: 4, count: 14), [4, 1]], options: .greedy(maxNewTokens: 10), rng: &rng)
+    let long = try model.generate(
+        prompts: [Array(repeating: 4, count: 14), [4, 1]], options: .greedy(maxNewTokens: 10), rng: &rng)
     #expect(long[0].count == 3 && long[1].count == 10)
 }
 
@@ -60,10 +61,12 @@ func cachedGreedyEqualsRecomputation(_ arch: Arch, _ schedule: String) throws {
     #expect(x == y)
     // top-k 1 is greedy.
     var c = SeededRNG(seed: 4)
-    let k1 = try model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 0.7, topK: 1), rng: &c)
+    let k1 = try model.generate(
+        prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 0.7, topK: 1), rng: &c)
     #expect(try k1[0] == greedyWithoutCache(model, prompt: [1, 2], newTokens: 6))
     // top-p with a tiny p keeps only the most likely token: greedy again.
-    let p0 = try model.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 1, topP: 1e-6), rng: &c)
+    let p0 = try model.generate(
+        prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 6, temperature: 1, topP: 1e-6), rng: &c)
     #expect(p0[0] == k1[0])
 }
 
@@ -79,9 +82,13 @@ func tokensOutsideTheVocabularyAreErrors(_ bad: Int32) throws {
     #expect(throws: expected) { try model.forward(inputs: [1, bad, 2], B: 1, T: 3) }
     #expect(throws: expected) { try model.evaluationLoss(inputs: [1, bad], targets: [2, 3], B: 1, T: 2) }
     let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
-    #expect(throws: expected) { try model.trainStep(inputs: [bad, 1], targets: [1, 2], B: 1, T: 2, lr: 1e-3, clip: 1, optimizer: opt) }
+    #expect(throws: expected) {
+        try model.trainStep(inputs: [bad, 1], targets: [1, 2], B: 1, T: 2, lr: 1e-3, clip: 1, optimizer: opt)
+    }
     #expect(opt.step == 0)
-    #expect(throws: expected) { try model.prefill(prompts: [[1, 2], [bad, 3]], cache: KVCache(model: model, batch: 2, capacity: 8)) }
+    #expect(throws: expected) {
+        try model.prefill(prompts: [[1, 2], [bad, 3]], cache: KVCache(model: model, batch: 2, capacity: 8))
+    }
     let cache = KVCache(model: model, batch: 1, capacity: 8)
     _ = try model.prefill(prompts: [[1, 2]], cache: cache)
     #expect(throws: expected) { try model.decode(tokens: [bad], cache: cache) }

@@ -19,7 +19,9 @@ import VLDModel
     #expect(try s("cyc(0)") == [0, 1, 2, 3])
 }
 
-@Test(arguments: ["cyk(2)", "cyc(-1)", "cyc()", "seq(a)", "part(3,2,1)", "[0,x]", "", "base(1)", "part(1,2,1,sideways)"])
+@Test(arguments: [
+    "cyk(2)", "cyc(-1)", "cyc()", "seq(a)", "part(3,2,1)", "[0,x]", "", "base(1)", "part(1,2,1,sideways)",
+])
 func invalidSchedulesListTheAcceptedForms(_ text: String) {
     do {
         _ = try LayerSchedule(parsing: text)
@@ -76,9 +78,13 @@ func invalidSchedulesListTheAcceptedForms(_ text: String) {
 }
 
 @Test func invalidConfigsNameTheField() {
-    #expect(throws: ConfigError.self) { try ModelConfig(arch: .gpt2, dModel: 10, layers: 1, heads: 3, context: 4, vocab: 5).validate() }
+    #expect(throws: ConfigError.self) {
+        try ModelConfig(arch: .gpt2, dModel: 10, layers: 1, heads: 3, context: 4, vocab: 5).validate()
+    }
     let gqa = ModelConfig(arch: .gpt2, dModel: 8, layers: 1, heads: 2, kvHeads: 1, context: 4, vocab: 5)
-    #expect(throws: ConfigError(message: "kvHeads must equal heads for gpt2 (grouped-query attention is llama only)")) { try gqa.validate() }
+    #expect(throws: ConfigError(message: "kvHeads must equal heads for gpt2 (grouped-query attention is llama only)")) {
+        try gqa.validate()
+    }
 }
 
 import Foundation

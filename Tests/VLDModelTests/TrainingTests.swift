@@ -16,13 +16,16 @@ func tinyModelLearnsToReverse(_ arch: Arch) throws {
     #expect(loss < 0.05, "held-out loss \(loss) after 400 steps")
     let strings = (0..<32).map { task.symbols(seed: 99, index: $0) }
     var rng = SeededRNG(seed: 0)
-    let out = try model.generate(prompts: strings.map { $0 + [ReverseTask.sep] }, options: .greedy(maxNewTokens: 6), rng: &rng)
+    let out = try model.generate(
+        prompts: strings.map { $0 + [ReverseTask.sep] }, options: .greedy(maxNewTokens: 6), rng: &rng)
     let exact = zip(strings, out).filter { Array($0.0.reversed()) == $0.1 }.count
     #expect(exact >= 30, "\(exact)/32 reversed exactly")
 }
 
 /// Runs steps until `steps` from the given state, returning the losses (data cursor = step * B).
-func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inout TrainingState, until steps: Int) throws -> [Float] {
+func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inout TrainingState, until steps: Int)
+    throws -> [Float]
+{
     let task = ReverseTask(vocab: 16, length: 6)
     let schedule = LRSchedule(peak: 3e-3, floor: 3e-4, warmup: 5, total: 20)
     var losses: [Float] = []
@@ -30,8 +33,11 @@ func continueTraining(_ model: Transformer, _ opt: OptimizerState, _ state: inou
         // The RNG drives a per-step data seed, so resuming must restore it exactly.
         let dataSeed = state.rng.next() % 1000
         let b = task.batch(seed: dataSeed, cursor: state.dataCursor, batch: 8)
-        losses.append(try model.trainStep(inputs: b.inputs, targets: b.targets, B: 8, T: task.sequenceLength,
-                                      lr: schedule.lr(at: state.step), clip: 1, optimizer: opt).loss)
+        losses.append(
+            try model.trainStep(
+                inputs: b.inputs, targets: b.targets, B: 8, T: task.sequenceLength,
+                lr: schedule.lr(at: state.step), clip: 1, optimizer: opt
+            ).loss)
         state.step += 1
         state.dataCursor += 8
     }

@@ -30,12 +30,18 @@ final class TestClock: @unchecked Sendable {
     func read() -> Int64 { now }
 }
 
-func sampleManifest(key: String = "k1", trials: Int = 2, name: String = "exp", priority: Int = 0,
-                    threads: Int = 1, uid: UInt32 = 1000) -> NewManifest {
-    NewManifest(sourceKey: key, fileName: "\(name).json", submitterUID: uid, sha256: "00", body: #"{"name":"\#(name)"}"#,
-                name: name, kind: "train",
-                jobs: (0..<trials).map { NewJob(trialIndex: $0, name: "\(name)/\($0)", params: #"{"i":\#($0)}"#,
-                                                priority: priority, threads: threads, totalSteps: 100) })
+func sampleManifest(
+    key: String = "k1", trials: Int = 2, name: String = "exp", priority: Int = 0,
+    threads: Int = 1, uid: UInt32 = 1000
+) -> NewManifest {
+    NewManifest(
+        sourceKey: key, fileName: "\(name).json", submitterUID: uid, sha256: "00", body: #"{"name":"\#(name)"}"#,
+        name: name, kind: "train",
+        jobs: (0..<trials).map {
+            NewJob(
+                trialIndex: $0, name: "\(name)/\($0)", params: #"{"i":\#($0)}"#,
+                priority: priority, threads: threads, totalSteps: 100)
+        })
 }
 
 struct JobQueueTests {
@@ -71,15 +77,17 @@ struct JobQueueTests {
         #expect(claimed.id == wide && claimed.state == .running && claimed.attempts == 1)
 
         // A failure requeues with exponential backoff; the job is not runnable before it.
-        let after = try q.finish(low, outcome: .failed(error: "worker exited with status 1", exitCode: 1, signal: nil, retryable: true),
-                                 retryBaseMilliseconds: 10_000)
+        let after = try q.finish(
+            low, outcome: .failed(error: "worker exited with status 1", exitCode: 1, signal: nil, retryable: true),
+            retryBaseMilliseconds: 10_000)
         #expect(after.state == .queued && after.failures == 1 && after.notBefore == clock.now + 10_000)
         #expect(try q.claimNext(boot: boot, maxThreads: 8) == nil)
         #expect(try q.nextWakeup() == clock.now + 10_000)
         clock.now += 10_000
         #expect(try q.claimNext(boot: boot, maxThreads: 8)?.id == low)
-        let second = try q.finish(low, outcome: .failed(error: "again", exitCode: 1, signal: nil, retryable: true),
-                                  retryBaseMilliseconds: 10_000)
+        let second = try q.finish(
+            low, outcome: .failed(error: "again", exitCode: 1, signal: nil, retryable: true),
+            retryBaseMilliseconds: 10_000)
         #expect(second.notBefore == clock.now + 20_000)
         clock.now += 20_000
         _ = try q.claimNext(boot: boot, maxThreads: 8)
@@ -88,8 +96,11 @@ struct JobQueueTests {
         #expect(last.state == .failed && last.failures == 3)
         #expect(last.error == "third (failed 3 of 3 times)")
         let history = try q.events(low).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)" }
-        #expect(history == ["->queued", "queued>running", "running>queued", "queued>running", "running>queued",
-                            "queued>running", "running>failed"])
+        #expect(
+            history == [
+                "->queued", "queued>running", "running>queued", "queued>running", "running>queued",
+                "queued>running", "running>failed",
+            ])
     }
 
     @Test func claimsOnlyJobsWhoseMemoryFits() throws {
@@ -134,7 +145,8 @@ struct JobQueueTests {
         }
         // Cancelling a running job goes through `cancelling`; the worker's end then cancels it.
         #expect(try q.cancel(ids[1]) == .cancelling)
-        let ended = try q.finish(ids[1], outcome: .failed(error: "killed by SIGTERM", exitCode: nil, signal: 15, retryable: true))
+        let ended = try q.finish(
+            ids[1], outcome: .failed(error: "killed by SIGTERM", exitCode: nil, signal: 15, retryable: true))
         #expect(ended.state == .cancelled && ended.failures == 0)
         try q.retry(ids[1])
         #expect(try q.job(ids[1])?.state == .queued)
@@ -188,12 +200,16 @@ struct JobQueueTests {
         let dir = TempDir()
         let foreign = try Connection(path: dir.path("other.sqlite3"))
         try foreign.execute("CREATE TABLE t(x)")
-        #expect(throws: StoreError.notQueueDatabase(path: dir.path("other.sqlite3"), reason: "it holds tables but no vldd application_id")) {
+        #expect(
+            throws: StoreError.notQueueDatabase(
+                path: dir.path("other.sqlite3"), reason: "it holds tables but no vldd application_id")
+        ) {
             _ = try JobQueue(path: dir.path("other.sqlite3"))
         }
         let q = try JobQueue(path: dir.path("q.sqlite3"))
         try q.db.execute("PRAGMA user_version = 99")
-        #expect(throws: StoreError.newerSchema(path: dir.path("q.sqlite3"), found: 99, supported: Schema.latestVersion)) {
+        #expect(throws: StoreError.newerSchema(path: dir.path("q.sqlite3"), found: 99, supported: Schema.latestVersion))
+        {
             _ = try JobQueue(path: dir.path("q.sqlite3"))
         }
     }

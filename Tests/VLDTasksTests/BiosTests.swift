@@ -47,8 +47,10 @@ private func configError(_ c: BiosConfig) -> String? {
     #expect(Set(task.attributeValues.joined()).count == task.attributeSizes.reduce(0, +))
 
     // Larger overrides continue the curated lists with numbered words, still all distinct.
-    let big = try BiosTask(config: BiosConfig(people: 5000, firstNames: 50, middleNames: 10, lastNames: 20,
-                                             attributes: ["birthcity": 100, "birthdate": 300]))
+    let big = try BiosTask(
+        config: BiosConfig(
+            people: 5000, firstNames: 50, middleNames: 10, lastNames: 20,
+            attributes: ["birthcity": 100, "birthdate": 300]))
     #expect(big.attributeValues[2].count == 100 && big.attributeValues[2].last == "City_99")
     #expect(Set(big.attributeValues[1]).count == 300)
     #expect(big.firstNamePool.last == "Given_49")
@@ -76,8 +78,9 @@ private func configError(_ c: BiosConfig) -> String? {
                 let chosen = task.templates.map { t % $0.count }
                 let order = [first] + (0..<A).filter { $0 != first }
                 let doc = task.biography(seed: 1, person: i, templates: chosen, order: order)
-                #expect(!tokenizer.encode(doc.words.joined(separator: " ")).contains(WordTokenizer.unknown),
-                        "\(doc.words)")
+                #expect(
+                    !tokenizer.encode(doc.words.joined(separator: " ")).contains(WordTokenizer.unknown),
+                    "\(doc.words)")
                 #expect(doc.words.count <= task.maxDocumentLength)
             }
         }
@@ -193,8 +196,11 @@ private func longestTemplate(_ ts: [[String]]) -> Int { ts.indices.max { ts[$0].
         #expect(doc.attributePositions == doc.attributePositions.sorted())  // canonical order
         // Canonical: template 0 of each attribute, in attribute order.
         let pronoun = p.attributes[0] == 0 ? "he" : "she"
-        let expected = ["<bos>"] + p.name + ["is", task.attributeValues[0][p.attributes[0]], ".",
-                        pronoun, "was", "born", "on", task.attributeValues[1][p.attributes[1]], "."]
+        let expected =
+            ["<bos>"] + p.name + [
+                "is", task.attributeValues[0][p.attributes[0]], ".",
+                pronoun, "was", "born", "on", task.attributeValues[1][p.attributes[1]], ".",
+            ]
         #expect(Array(doc.words.prefix(expected.count)) == expected)
     }
     // A random rendering reports positions that also point at the facts.

@@ -36,13 +36,18 @@ struct ChainCase: CustomStringConvertible, Sendable {
     var description: String { "\(format.rawValue) \(syntax.rawValue) \(steps.rawValue)" }
 }
 
-@Test(arguments: [ChainCase(format: .direct, syntax: .equals), ChainCase(format: .cot, syntax: .equals),
-                  ChainCase(format: .direct, syntax: .compact), ChainCase(format: .cot, syntax: .compact),
-                  ChainCase(format: .cot, syntax: .equals, steps: .forward), ChainCase(format: .cot, syntax: .compact, steps: .forward)])
+@Test(arguments: [
+    ChainCase(format: .direct, syntax: .equals), ChainCase(format: .cot, syntax: .equals),
+    ChainCase(format: .direct, syntax: .compact), ChainCase(format: .cot, syntax: .compact),
+    ChainCase(format: .cot, syntax: .equals, steps: .forward),
+    ChainCase(format: .cot, syntax: .compact, steps: .forward),
+])
 func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
     let format = c.format
-    let task = try ChainTask(config: ChainConfig(format: format, modulus: 7, minK: 1, maxK: 6, statements: 9, syntax: c.syntax,
-                                                 cotSteps: c.steps))
+    let task = try ChainTask(
+        config: ChainConfig(
+            format: format, modulus: 7, minK: 1, maxK: 6, statements: 9, syntax: c.syntax,
+            cotSteps: c.steps))
     let vocabulary = Set(task.vocabulary + ["<bos>", "<eos>"])
     for k in 1...9 {
         for index in 0..<60 {
@@ -91,10 +96,12 @@ func chainAnswersMatchAnIndependentReadingOfTheText(_ c: ChainCase) throws {
 @Test(arguments: ChainConfig.Syntax.allCases)
 func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig.Syntax) throws {
     let one = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, syntax: syntax))
-    let four = try ChainTask(config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, queries: 4, syntax: syntax))
+    let four = try ChainTask(
+        config: ChainConfig(modulus: 7, minK: 1, maxK: 3, statements: 6, queries: 4, syntax: syntax))
     let width = syntax == .equals ? 4 : 3  // "? b = 5" or "? b 5"
     for index in 0..<200 {
-        let single = try one.trainingDocument(seed: 2, index: index), doc = try four.trainingDocument(seed: 2, index: index)
+        let single = try one.trainingDocument(seed: 2, index: index),
+            doc = try four.trainingDocument(seed: 2, index: index)
         #expect(doc.words.count <= four.maxDocumentLength && doc.words.count == single.words.count + 3 * width)
         #expect(Array(doc.words.prefix(single.words.count - 1)) == Array(single.words.dropLast()))
         let q = doc.words.firstIndex(of: "?")!
@@ -177,9 +184,13 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     }
     #expect(message(ChainConfig()) == nil)
     #expect(message(ChainConfig(modulus: 1)) == "modulus must be in 2...97, got 1")
-    #expect(message(ChainConfig(maxK: 10, statements: 9)) == "maxK (10) needs maxK statements; statements is 9, so maxK can be at most 9")
+    #expect(
+        message(ChainConfig(maxK: 10, statements: 9))
+            == "maxK (10) needs maxK statements; statements is 9, so maxK can be at most 9")
     #expect(message(ChainConfig(minK: 3, maxK: 2)) == "minK must be in 1...maxK (2), got 3")
-    #expect(message(ChainConfig(statements: 10, variables: 8)) == "variables must be in 10...702 (a name per statement), got 8")
+    #expect(
+        message(ChainConfig(statements: 10, variables: 8))
+            == "variables must be in 10...702 (a name per statement), got 8")
     let task = try! ChainTask(config: ChainConfig(statements: 6))
     #expect(throws: TaskError.self) { try task.problem(seed: 1, index: 0, k: 7, split: .test) }
 }
@@ -208,7 +219,9 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     // Following a distractor: the second trace step copies another variable's statement.
     let other = p.statements.first { !p.chain.contains($0.variable) }!
     var wrongTrace = hand
-    wrongTrace[1] = [n[other.variable]] + (other.parent.map { [n[$0], other.op, String(other.constant)] } ?? [String(other.constant)])
+    wrongTrace[1] =
+        [n[other.variable]]
+        + (other.parent.map { [n[$0], other.op, String(other.constant)] } ?? [String(other.constant)])
     #expect(ChainChecker.check(p, candidate: joined(wrongTrace)).firstError == 1)
     // Stopping the trace at b: computing from b's statement as if it were the constant.
     #expect(ChainChecker.check(p, candidate: joined([hand[0], hand[1], hand[4]])).firstError == 2)
@@ -228,11 +241,14 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
 /// value substituted, a wrong result, a missing or extra step; a right solution passes.
 @Test func chainCheckerFindsTheFirstWrongStep() throws {
     // Word positions below are those of the equals syntax; the compact one is checked at the end.
-    let task = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, syntax: .equals, cotSteps: .forward))
+    let task = try ChainTask(
+        config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, syntax: .equals, cotSteps: .forward))
     let p = try task.problem(seed: 2, index: 3, k: 4, split: .test)
     let right = p.solution(.cot)
-    let compact = try ChainTask(config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, cotSteps: .forward))
-        .problem(seed: 2, index: 3, k: 4, split: .test)
+    let compact = try ChainTask(
+        config: ChainConfig(format: .cot, modulus: 11, maxK: 4, statements: 8, cotSteps: .forward)
+    )
+    .problem(seed: 2, index: 3, k: 4, split: .test)
     var wrongCompact = compact.solution(.cot)
     #expect(ChainChecker.check(compact, candidate: wrongCompact).valid)
     let secondResult = wrongCompact.indices.filter { wrongCompact[$0] == "|" }[1] - 1
@@ -242,7 +258,9 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     // Split into steps to corrupt one at a time.
     let pieces = right.split(separator: "|", omittingEmptySubsequences: false).map(Array.init)
     let steps = Array(pieces.dropLast()), tail = pieces.last!  // tail: answer v <eos>
-    func joined(_ s: [[String]], _ end: [String] = []) -> [String] { s.flatMap { $0 + ["|"] } + (end.isEmpty ? tail : end) }
+    func joined(_ s: [[String]], _ end: [String] = []) -> [String] {
+        s.flatMap { $0 + ["|"] } + (end.isEmpty ? tail : end)
+    }
     func bump(_ w: String) -> String { String((Int(w)! + 1) % 11) }
     for i in 1..<4 {
         var wrongResult = steps, wrongValue = steps, wrongParent = steps, wrongOp = steps
@@ -250,7 +268,9 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
         wrongValue[i][6] = bump(wrongValue[i][6])
         wrongParent[i][2] = p.names.first { $0 != steps[i][2] && $0 != steps[i][0] }!
         wrongOp[i][3] = wrongOp[i][3] == "+" ? "*" : "+"
-        for (what, candidate) in [("result", wrongResult), ("value", wrongValue), ("parent", wrongParent), ("op", wrongOp)] {
+        for (what, candidate) in [
+            ("result", wrongResult), ("value", wrongValue), ("parent", wrongParent), ("op", wrongOp),
+        ] {
             #expect(ChainChecker.check(p, candidate: joined(candidate)).firstError == i, "\(what) of step \(i)")
         }
     }
@@ -261,6 +281,8 @@ func chainDocumentsWithSeveralQueriesAnswerEachFromTheText(_ syntax: ChainConfig
     #expect(ChainChecker.check(p, candidate: joined(steps + [steps[1]])).firstError == 4)  // one step too many
     let wrongAnswer = ChainChecker.check(p, candidate: joined(steps, ["answer", bump(String(p.answer)), "<eos>"]))
     #expect(wrongAnswer.firstError == nil && !wrongAnswer.answerCorrect && !wrongAnswer.valid)
-    #expect(ChainChecker.check(p, candidate: Array(right.prefix(5))) == ChainCheck(steps: 2, firstError: 1, answerCorrect: false))
+    #expect(
+        ChainChecker.check(p, candidate: Array(right.prefix(5)))
+            == ChainCheck(steps: 2, firstError: 1, answerCorrect: false))
     #expect(ChainChecker.check(p, candidate: []).firstError == 0)
 }

@@ -20,9 +20,10 @@ private struct ParsedDefinition {
 private func mod(_ x: Int, _ p: Int) -> Int { ((x % p) + p) % p }
 
 /// The level of every item word of the four hierarchies.
-private let levelOf = Dictionary(uniqueKeysWithValues: IGSMWords.hierarchies.flatMap { h in
-    h.enumerated().flatMap { l, items in items.map { ($0, l) } }
-})
+private let levelOf = Dictionary(
+    uniqueKeysWithValues: IGSMWords.hierarchies.flatMap { h in
+        h.enumerated().flatMap { l, items in items.map { ($0, l) } }
+    })
 
 /// Parses a symbolic right-hand side ("c", "Y X", "c + Y X", "A + B + C", "A - B",
 /// "c * ( A + B )"): terms (numbers, item-owner pairs, one parenthesised group) joined by one
@@ -34,13 +35,17 @@ private func parseSymbolicRHS(_ r: [String]) -> ParsedDefinition? {
         if let c = Int(r[i]) {
             terms.append(ParsedDefinition(operands: [], hasConstant: true) { _ in c })
             i += 1
-        } else if r[i] == "(", let close = r[i...].firstIndex(of: ")"), let inner = parseSymbolicRHS(Array(r[(i + 1)..<close])) {
+        } else if r[i] == "(", let close = r[i...].firstIndex(of: ")"),
+            let inner = parseSymbolicRHS(Array(r[(i + 1)..<close]))
+        {
             terms.append(inner)
             i = close + 1
         } else if i + 1 < r.count, levelOf[r[i]] != nil, levelOf[r[i + 1]] != nil {
             terms.append(ParsedDefinition(operands: [r[i + 1] + " 's " + r[i]], hasConstant: false) { $0[0] })
             i += 2
-        } else { return nil }
+        } else {
+            return nil
+        }
         if i < r.count {
             guard ["+", "-", "*"].contains(r[i]) else { return nil }
             ops.append(r[i])
@@ -57,20 +62,25 @@ private func parseSymbolicRHS(_ r: [String]) -> ParsedDefinition? {
             values.append(t.evaluate(Array(args[k..<(k + t.operands.count)])))
             k += t.operands.count
         }
-        return values.dropFirst().reduce(values[0]) { acc, v in ops.first == "+" ? acc + v : ops.first == "-" ? acc - v : acc * v }
+        return values.dropFirst().reduce(values[0]) { acc, v in
+            ops.first == "+" ? acc + v : ops.first == "-" ? acc - v : acc * v
+        }
     }
 }
 
 /// Reads a symbolic question back ("Y X = rhs ;" sentences, or "Y X rhs ;" without `equals`,
 /// then "How many Y X ?").
-private func readSymbolicQuestion(_ q: [String], equals: Bool = true) -> (defs: [String: ParsedDefinition], query: String)? {
+private func readSymbolicQuestion(_ q: [String], equals: Bool = true) -> (
+    defs: [String: ParsedDefinition], query: String
+)? {
     guard q.count > 7, q[0] == "Question", q[1] == ":" else { return nil }
     var defs: [String: ParsedDefinition] = [:]
     var i = 2
     let e = equals ? 1 : 0
     while i < q.count, q[i] != "How" {
         guard i + 2 < q.count, !equals || q[i + 2] == "=", let end = q[(i + 2 + e)...].firstIndex(of: ";"),
-              let d = parseSymbolicRHS(Array(q[(i + 2 + e)..<end])) else { return nil }
+            let d = parseSymbolicRHS(Array(q[(i + 2 + e)..<end]))
+        else { return nil }
         let n = q[i + 1] + " 's " + q[i]
         guard defs[n] == nil else { return nil }
         defs[n] = d
@@ -90,10 +100,14 @@ private func name(_ w: [String], _ i: Int) -> String? {
 private func parseRHS(_ r: [String]) -> ParsedDefinition? {
     if r.count == 1, let c = Int(r[0]) { return ParsedDefinition(operands: [], hasConstant: true) { _ in c } }
     if r.count == 4, let a = name(r, 0) { return ParsedDefinition(operands: [a], hasConstant: false) { $0[0] } }
-    if r.count > 3, let c = Int(r[0]), r[1] == "more", r[2] == "than", let inner = parseRHS(Array(r[3...])), !inner.hasConstant {
+    if r.count > 3, let c = Int(r[0]), r[1] == "more", r[2] == "than", let inner = parseRHS(Array(r[3...])),
+        !inner.hasConstant
+    {
         return ParsedDefinition(operands: inner.operands, hasConstant: true) { c + inner.evaluate($0) }
     }
-    if r.count > 5, let c = Int(r[0]), r[1...4] == ["times", "as", "much", "as"], let inner = parseRHS(Array(r[5...])), !inner.hasConstant {
+    if r.count > 5, let c = Int(r[0]), r[1...4] == ["times", "as", "much", "as"], let inner = parseRHS(Array(r[5...])),
+        !inner.hasConstant
+    {
         return ParsedDefinition(operands: inner.operands, hasConstant: true) { c * inner.evaluate($0) }
     }
     guard r.count > 3, r[0] == "the", r[2] == "of" else { return nil }
@@ -126,19 +140,24 @@ private func readQuestion(_ q: [String]) -> (defs: [String: ParsedDefinition], q
     var i = 2
     while i < q.count, q[i] == "The" {
         guard q[i + 1] == "number", q[i + 2] == "of", let n = name(q, i + 3), q[i + 7] == "equals",
-              let end = q[(i + 8)...].firstIndex(of: "."), let d = parseRHS(Array(q[(i + 8)..<end]))
+            let end = q[(i + 8)...].firstIndex(of: "."), let d = parseRHS(Array(q[(i + 8)..<end]))
         else { return nil }
         guard defs[n] == nil else { return nil }
         defs[n] = d
         i = end + 1
     }
-    guard i + 7 == q.count, q[i] == "How", q[i + 1] == "many", q[i + 3] == "does", q[i + 5] == "have", q[i + 6] == "?" else { return nil }
+    guard i + 7 == q.count, q[i] == "How", q[i + 1] == "many", q[i + 3] == "does", q[i + 5] == "have", q[i + 6] == "?"
+    else { return nil }
     return (defs, q[i + 4] + " 's " + q[i + 2])
 }
 
 /// Value and op count (own implementation of spec §6.3 step 4) of the query, from the text.
-private func evaluateIndependently(_ p: IGSMProblem, modulus: Int = 23, render: IGSMConfig.Render = .text) -> (value: Int, ops: Int)? {
-    guard let (defs, query) = render == .text ? readQuestion(p.question) : readSymbolicQuestion(p.question, equals: render == .symbolic)
+private func evaluateIndependently(_ p: IGSMProblem, modulus: Int = 23, render: IGSMConfig.Render = .text) -> (
+    value: Int, ops: Int
+)? {
+    guard
+        let (defs, query) = render == .text
+            ? readQuestion(p.question) : readSymbolicQuestion(p.question, equals: render == .symbolic)
     else { return nil }
     var memo: [String: Int] = [:]
     func value(_ n: String, depth: Int) -> Int? {
@@ -179,14 +198,14 @@ private func steps(_ s: [String]) -> [Range<Int>] {
 // MARK: tests
 
 @Test func igsmOperationCostFormula() {
-    #expect(IGSMTask.operationCost(parents: 0, hasConstant: true) == 1)    // c
-    #expect(IGSMTask.operationCost(parents: 1, hasConstant: false) == 1)   // A
-    #expect(IGSMTask.operationCost(parents: 1, hasConstant: true) == 1)    // c + A
-    #expect(IGSMTask.operationCost(parents: 2, hasConstant: false) == 1)   // A + B
-    #expect(IGSMTask.operationCost(parents: 2, hasConstant: true) == 2)    // c + (A - B)
-    #expect(IGSMTask.operationCost(parents: 3, hasConstant: false) == 2)   // A + B + C
-    #expect(IGSMTask.operationCost(parents: 4, hasConstant: false) == 3)   // A + B + C + D
-    for f in IGSMForm.allCases {   // a form's cost is the number of clauses its solution step has
+    #expect(IGSMTask.operationCost(parents: 0, hasConstant: true) == 1)  // c
+    #expect(IGSMTask.operationCost(parents: 1, hasConstant: false) == 1)  // A
+    #expect(IGSMTask.operationCost(parents: 1, hasConstant: true) == 1)  // c + A
+    #expect(IGSMTask.operationCost(parents: 2, hasConstant: false) == 1)  // A + B
+    #expect(IGSMTask.operationCost(parents: 2, hasConstant: true) == 2)  // c + (A - B)
+    #expect(IGSMTask.operationCost(parents: 3, hasConstant: false) == 2)  // A + B + C
+    #expect(IGSMTask.operationCost(parents: 4, hasConstant: false) == 3)  // A + B + C + D
+    for f in IGSMForm.allCases {  // a form's cost is the number of clauses its solution step has
         #expect(f.cost == IGSMTask.operationCost(parents: f.parentCount, hasConstant: f.hasConstant))
     }
 
@@ -212,23 +231,28 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     let params = [
         IGSMParameter(owner: "Riverzoo", item: "Aviary", form: .constant, parents: [], constant: 10, value: 10),
         IGSMParameter(owner: "Riverzoo", item: "Paddock", form: .copy, parents: [0], constant: 0, value: 10),
-        IGSMParameter(owner: "Northvale", item: "Riverzoo", form: .constPlusSum, parents: [1, 0], constant: 11, value: 8),
+        IGSMParameter(
+            owner: "Northvale", item: "Riverzoo", form: .constPlusSum, parents: [1, 0], constant: 11, value: 8),
     ]
     var words: [String] = []
     let symbols = ["p", "r", "u"]
     IGSMText.appendStep(params[0], symbols: ["p"], symbolOf: symbols, params: params, to: &words)
     IGSMText.appendStep(params[1], symbols: ["r"], symbolOf: symbols, params: params, to: &words)
     IGSMText.appendStep(params[2], symbols: ["u", "m"], symbolOf: symbols, params: params, to: &words)
-    #expect(words.joined(separator: " ") == "Define Riverzoo 's Aviary as p ; so p = 10 . "
+    #expect(
+        words.joined(separator: " ") == "Define Riverzoo 's Aviary as p ; so p = 10 . "
             + "Define Riverzoo 's Paddock as r ; so r = p = 10 . "
             + "Define Northvale 's Riverzoo as u ; m = r + p = 10 + 10 = 20 ; so u = 11 + m = 11 + 20 = 8 .")
     var sentence: [String] = []
     IGSMText.appendSentence(params[2], params, to: &sentence)
-    #expect(sentence.joined(separator: " ") == "The number of each Northvale 's Riverzoo equals 11 more than the sum of "
+    #expect(
+        sentence.joined(separator: " ") == "The number of each Northvale 's Riverzoo equals 11 more than the sum of "
             + "each Riverzoo 's Paddock and each Riverzoo 's Aviary .")
-    for f in IGSMForm.allCases {   // the length tables used by the budget match the rendering
+    for f in IGSMForm.allCases {  // the length tables used by the budget match the rendering
         let ps = Array(0..<f.parentCount)
-        let all = (0..<4).map { _ in IGSMParameter(owner: "Lion", item: "Zebra", form: .constant, parents: [], constant: 1, value: 1) }
+        let all = (0..<4).map { _ in
+            IGSMParameter(owner: "Lion", item: "Zebra", form: .constant, parents: [], constant: 1, value: 1)
+        }
         let p = IGSMParameter(owner: "Lion", item: "Otter", form: f, parents: ps, constant: 5, value: 0)
         var s: [String] = [], t: [String] = []
         IGSMText.appendSentence(p, all, to: &s)
@@ -265,12 +289,15 @@ private func steps(_ s: [String]) -> [Range<Int>] {
             #expect(Array(p.solution.suffix(4)) == ["Answer", ":", String(p.answer), "<eos>"])
             #expect((0...22).contains(p.answer))
             // The generator's own graph agrees with the formula function.
-            let count = IGSMTask.operationCount(query: p.query, parents: p.parameters.map(\.parents),
-                                                hasConstant: p.parameters.map(\.form.hasConstant))
+            let count = IGSMTask.operationCount(
+                query: p.query, parents: p.parameters.map(\.parents),
+                hasConstant: p.parameters.map(\.form.hasConstant))
             #expect(count == ops)
             let c = task.check(p, candidate: p.solution)
-            #expect(c.validSolution && c.answerCorrect && c.answer == p.answer && c.firstInvalidStep == nil && c.reason == nil,
-                    "\(c.reason ?? "")")
+            #expect(
+                c.validSolution && c.answerCorrect && c.answer == p.answer && c.firstInvalidStep == nil
+                    && c.reason == nil,
+                "\(c.reason ?? "")")
             #expect(c.stepsChecked == steps(p.solution).count + 1)
             checked += 1
         }
@@ -303,23 +330,30 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     func skeletonOf(question: [String], solution: [String]) -> String {
         let levels = Set(question.compactMap { levelOf[$0] }).count
         let body = question.prefix { $0 != "How" }.dropFirst(2)
-        let shapes = body.split(separator: ".").map { s in s.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : $0 }.joined(separator: " ") }
+        let shapes = body.split(separator: ".").map { s in
+            s.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : $0 }.joined(separator: " ")
+        }
         var out = ["d\(levels)", "E\(shapes.count)"] + shapes.sorted() + ["|"]
         var stepOfSymbol: [String: String] = [:]
         var step = 0
         var intermediates = 0
         for (i, w) in solution.enumerated() {
             if w == "Define" { step += 1; intermediates = 0 }
-            if let l = levelOf[w] { out.append("L\(l)") }
-            else if Int(w) != nil { out.append("#") }
-            else if w.count == 1, w.first!.isLetter {
-                if i > 0, solution[i - 1] == "as" { stepOfSymbol[w] = "S\(step)" }
-                else if solution[i + 1] == "=", solution[i - 1] != "so", stepOfSymbol[w] == nil {
+            if let l = levelOf[w] {
+                out.append("L\(l)")
+            } else if Int(w) != nil {
+                out.append("#")
+            } else if w.count == 1, w.first!.isLetter {
+                if i > 0, solution[i - 1] == "as" {
+                    stepOfSymbol[w] = "S\(step)"
+                } else if solution[i + 1] == "=", solution[i - 1] != "so", stepOfSymbol[w] == nil {
                     intermediates += 1
                     stepOfSymbol[w] = "I\(step).\(intermediates)"
                 }
                 out.append(stepOfSymbol[w] ?? "?")
-            } else { out.append(w) }
+            } else {
+                out.append(w)
+            }
         }
         return out.joined(separator: " ")
     }
@@ -334,7 +368,7 @@ private func steps(_ s: [String]) -> [Range<Int>] {
         }
     }
     #expect(Set(train.keys).isDisjoint(with: test.keys))
-    #expect(train.count > 20 && test.count > 20)   // the sets are large enough for the check to mean something
+    #expect(train.count > 20 && test.count > 20)  // the sets are large enough for the check to mean something
     for i in 0..<40 {
         #expect(try task.problem(seed: 2, index: i, ops: 15 - 3, split: .test).templateHash >= 17)
     }
@@ -418,12 +452,14 @@ private func steps(_ s: [String]) -> [Range<Int>] {
         for k in 1..<max(n, 1) where st[k].count == 14 {
             let copied = s[st[k].upperBound - 4]
             guard let other = (0..<k).map({ s[st[$0].lowerBound + 5] }).first(where: { $0 != copied }),
-                  let j = (0..<k).first(where: { s[st[$0].lowerBound + 5] == other }) else { continue }
+                let j = (0..<k).first(where: { s[st[$0].lowerBound + 5] == other })
+            else { continue }
             var c = s
             c[st[k].upperBound - 4] = other
             c[st[k].upperBound - 2] = s[st[j].upperBound - 2]
             let res = check(c)
-            #expect(res.firstInvalidStep == k && res.reason?.contains("does not follow the definition") == true, "\(res)")
+            #expect(
+                res.firstInvalidStep == k && res.reason?.contains("does not follow the definition") == true, "\(res)")
             sawWrongReference = true
         }
     }
@@ -433,7 +469,8 @@ private func steps(_ s: [String]) -> [Range<Int>] {
 @Test func igsmDocumentsUseTheVocabularyAndFitTheBound() throws {
     let vocab = task.vocabulary
     #expect(Set(vocab).count == vocab.count)
-    #expect(vocab.allSatisfy { !$0.isEmpty && !$0.contains(where: \.isWhitespace) && !WordTokenizer.specials.contains($0) })
+    #expect(
+        vocab.allSatisfy { !$0.isEmpty && !$0.contains(where: \.isWhitespace) && !WordTokenizer.specials.contains($0) })
     #expect((0...22).allSatisfy { vocab.contains(String($0)) })
     #expect(vocab.count >= 150 && vocab.count <= 300)
     let tokenizer = try WordTokenizer(family: task.family, words: vocab)
@@ -468,7 +505,7 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(c.maxOps == 6 && c.maskQuestion && c.maxEdges == 12)
     #expect(IGSMConfig(maxOps: 15).maxEdges == 20)
     var follows = IGSMConfig()
-    follows.maxOps = 15   // maxEdges follows maxOps unless set
+    follows.maxOps = 15  // maxEdges follows maxOps unless set
     #expect(follows.maxEdges == 20)
     try follows.validate()
     follows.maxEdges = 16
@@ -476,8 +513,12 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     #expect(follows.maxEdges == 16)
     #expect(task.maxDocumentLength == 16 + 20 * 12 + 20 * 12)
     try c.validate()
-    #expect(throws: IGSMConfigError(message: "igsm: maxOps 0 is outside 1...15")) { try IGSMConfig(maxOps: 0).validate() }
-    #expect(throws: IGSMConfigError(message: "igsm: maxOps 16 is outside 1...15")) { try IGSMTask(config: IGSMConfig(maxOps: 16)) }
+    #expect(throws: IGSMConfigError(message: "igsm: maxOps 0 is outside 1...15")) {
+        try IGSMConfig(maxOps: 0).validate()
+    }
+    #expect(throws: IGSMConfigError(message: "igsm: maxOps 16 is outside 1...15")) {
+        try IGSMTask(config: IGSMConfig(maxOps: 16))
+    }
     #expect(throws: IGSMConfigError(message: "igsm: maxEdges 14 is outside 15...32 (for maxOps 15)")) {
         try IGSMConfig(maxOps: 15, maxEdges: 14).validate()
     }
@@ -486,7 +527,8 @@ private func steps(_ s: [String]) -> [Range<Int>] {
     }
     let decoded = try JSONDecoder().decode(IGSMConfig.self, from: Data("{\"maxOps\": 15}".utf8))
     #expect(decoded == IGSMConfig(maxOps: 15, maskQuestion: true, maxEdges: 20))
-    let roundTrip = try JSONDecoder().decode(IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 8, maskQuestion: false, maxEdges: 17)))
+    let roundTrip = try JSONDecoder().decode(
+        IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 8, maskQuestion: false, maxEdges: 17)))
     #expect(roundTrip == IGSMConfig(maxOps: 8, maskQuestion: false, maxEdges: 17))
     var auto = try JSONDecoder().decode(IGSMConfig.self, from: JSONEncoder().encode(IGSMConfig(maxOps: 6)))
     auto.maxOps = 12
@@ -506,12 +548,16 @@ private func steps(_ s: [String]) -> [Range<Int>] {
         _ = try starved.problem(seed: 1, index: 0, ops: 5, split: .train)
         Issue.record("a problem was generated within 20 words")
     } catch let error as TaskError {
-        #expect(error.description.contains("no train problem with 5 operations in 2000 draws") && error.description.contains("maxWords 20"))
+        #expect(
+            error.description.contains("no train problem with 5 operations in 2000 draws")
+                && error.description.contains("maxWords 20"))
     }
     #expect(throws: TaskError.self) { try starved.trainingDocument(seed: 1, index: 0) }
     let mixture = try TaskMixture(tasks: [starved], weights: [1])
     #expect(throws: TaskError.self) { try mixture.batch(seed: 1, cursor: 0, B: 2, T: 32) }
-    #expect(throws: TaskError("igsm: ops 13 outside 1...12")) { try task.problem(seed: 1, index: 0, ops: 13, split: .test) }
+    #expect(throws: TaskError("igsm: ops 13 outside 1...12")) {
+        try task.problem(seed: 1, index: 0, ops: 13, split: .test)
+    }
 }
 
 // MARK: knobs (issue 11): modulus, symbolic rendering, ordered step symbols, no split, curriculum
@@ -530,7 +576,9 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
     for ops in 1...(config.maxOps + 4) {
         for index in 0..<8 {
             let p = try t.problem(seed: 3, index: index, ops: ops, split: index % 2 == 0 ? .train : .test)
-            let read = try #require(evaluateIndependently(p, modulus: config.modulus, render: config.render), "\(p.question.joined(separator: " "))")
+            let read = try #require(
+                evaluateIndependently(p, modulus: config.modulus, render: config.render),
+                "\(p.question.joined(separator: " "))")
             #expect(read.value == p.answer && read.ops == ops)
             #expect(p.answer < config.modulus)
             #expect((p.prompt + p.solution).allSatisfy(vocabulary.contains))
@@ -544,8 +592,11 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
             if config.stepSymbols == .ordered {
                 // Symbols appear in solution order: a, b, c, ...
                 var seen: [String] = []
-                for (i, w) in p.solution.enumerated() where IGSMWords.symbols.contains(w) && i + 1 < p.solution.count
-                    && (p.solution[i - 1] == "as" || (p.solution[i + 1] == "=" && p.solution[i - 1] != "so")) && !seen.contains(w) {
+                for (i, w) in p.solution.enumerated()
+                where IGSMWords.symbols.contains(w) && i + 1 < p.solution.count
+                    && (p.solution[i - 1] == "as" || (p.solution[i + 1] == "=" && p.solution[i - 1] != "so"))
+                    && !seen.contains(w)
+                {
                     seen.append(w)
                 }
                 #expect(seen == Array(IGSMWords.symbols.prefix(seen.count)) && seen.count == ops, "\(seen)")
@@ -559,11 +610,13 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
             }
             if config.render == .compact {
                 // "Define Y X <rhs> as s ;": the words after the name are those after it in the question.
-                let at = try #require(p.question.indices.first { i in
-                    i + 1 < p.question.count && p.question[i] == p.solution[1] && p.question[i + 1] == p.solution[2]
-                        && (i == 2 || p.question[i - 1] == ";")
-                })
-                let end = try #require(p.question[at...].firstIndex(of: ";")), asAt = try #require(p.solution.firstIndex(of: "as"))
+                let at = try #require(
+                    p.question.indices.first { i in
+                        i + 1 < p.question.count && p.question[i] == p.solution[1] && p.question[i + 1] == p.solution[2]
+                            && (i == 2 || p.question[i - 1] == ";")
+                    })
+                let end = try #require(p.question[at...].firstIndex(of: ";")),
+                    asAt = try #require(p.solution.firstIndex(of: "as"))
                 #expect(Array(p.solution[3..<asAt]) == Array(p.question[(at + 2)..<end]))
                 // A copy with the wrong constant or operand is the first step's error.
                 var wrongCopy = p.solution
@@ -581,7 +634,8 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
     let symbolic = try IGSMTask(config: IGSMConfig(maxOps: 6, render: .symbolic))
     var a = 0, b = 0
     for i in 0..<100 {
-        let p = try text.problem(seed: 1, index: i, ops: 6, split: .test), q = try symbolic.problem(seed: 1, index: i, ops: 6, split: .test)
+        let p = try text.problem(seed: 1, index: i, ops: 6, split: .test),
+            q = try symbolic.problem(seed: 1, index: i, ops: 6, split: .test)
         #expect(p.answer == q.answer && p.parameters.count == q.parameters.count)
         a += p.question.count
         b += q.question.count
@@ -594,7 +648,8 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
 @Test func igsmEverySmallSkeletonOccursInBothSplits() throws {
     let t = try IGSMTask(config: IGSMConfig(maxOps: 2, maxEdges: 8))
     func solutionSkeleton(_ p: IGSMProblem) -> String {
-        p.solution.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : IGSMWords.symbols.contains($0) ? "s" : $0 }.joined(separator: " ")
+        p.solution.map { levelOf[$0] != nil ? "N" : Int($0) != nil ? "#" : IGSMWords.symbols.contains($0) ? "s" : $0 }
+            .joined(separator: " ")
     }
     for ops in 1...2 {
         var train: [String: Int] = [:], test: [String: Int] = [:]
@@ -602,8 +657,16 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
             train[solutionSkeleton(try t.problem(seed: 9, index: i, ops: ops, split: .train)), default: 0] += 1
             test[solutionSkeleton(try t.problem(seed: 9, index: i, ops: ops, split: .test)), default: 0] += 1
         }
-        for (skeleton, n) in test where n >= 6 { #expect(train[skeleton, default: 0] >= 3, "op \(ops): \(skeleton) \(n) in test, \(train[skeleton, default: 0]) in train") }
-        for (skeleton, n) in train where n >= 6 { #expect(test[skeleton, default: 0] >= 3, "op \(ops): \(skeleton) \(n) in train, \(test[skeleton, default: 0]) in test") }
+        for (skeleton, n) in test where n >= 6 {
+            #expect(
+                train[skeleton, default: 0] >= 3,
+                "op \(ops): \(skeleton) \(n) in test, \(train[skeleton, default: 0]) in train")
+        }
+        for (skeleton, n) in train where n >= 6 {
+            #expect(
+                test[skeleton, default: 0] >= 3,
+                "op \(ops): \(skeleton) \(n) in train, \(test[skeleton, default: 0]) in test")
+        }
         // The largest test skeleton is at most about its share in training (no single skeleton dominates test alone).
         let top = test.max { $0.value < $1.value }!
         #expect(Double(top.value) / 600 < 2 * Double(train[top.key, default: 0]) / 600 + 0.05, "\(top)")
@@ -624,7 +687,9 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
     var c = IGSMConfig(maxOps: 6)
     c.curriculum = IGSMConfig.Curriculum(fromMaxOps: 1, documents: 1000)
     let t = try IGSMTask(config: c)
-    #expect(c.maxOps(atDocument: 0) == 1 && c.maxOps(atDocument: 500) == 3 && c.maxOps(atDocument: 1000) == 6 && c.maxOps(atDocument: 5000) == 6)
+    #expect(
+        c.maxOps(atDocument: 0) == 1 && c.maxOps(atDocument: 500) == 3 && c.maxOps(atDocument: 1000) == 6
+            && c.maxOps(atDocument: 5000) == 6)
     for i in stride(from: 0, to: 1400, by: 7) {
         let p = try t.trainingProblem(seed: 2, index: i)
         #expect(p.ops <= c.maxOps(atDocument: i))
@@ -633,7 +698,9 @@ func igsmKnobsKeepAnswersOpsAndSolutionsRight(_ config: IGSMConfig) throws {
     let late = try (1200..<1400).map { try t.trainingProblem(seed: 2, index: $0).ops }
     #expect(late.max() == 6)
     c.curriculum = IGSMConfig.Curriculum(fromMaxOps: 7, documents: 10)
-    #expect(throws: IGSMConfigError(message: "igsm: curriculum.fromMaxOps 7 is outside 1...maxOps (6)")) { try c.validate() }
+    #expect(throws: IGSMConfigError(message: "igsm: curriculum.fromMaxOps 7 is outside 1...maxOps (6)")) {
+        try c.validate()
+    }
     var m = IGSMConfig()
     m.modulus = 24
     #expect(throws: IGSMConfigError(message: "igsm: modulus 24 is outside 2...23")) { try m.validate() }

@@ -23,11 +23,14 @@ import VLDTasks
             #expect(segment == expectedSegment, "row \(b) position \(p)")
             var end = p
             while end < T && row[end] == segment { end += 1 }
-            let isPadding = batch.inputs[b * T + p] == WordTokenizer.pad && end == T
+            let isPadding =
+                batch.inputs[b * T + p] == WordTokenizer.pad && end == T
                 && (p..<end).allSatisfy { batch.inputs[b * T + $0] == WordTokenizer.pad }
             if !isPadding {
                 let doc = try mixture.document(seed: 3, index: next)
-                #expect(Array(batch.inputs[(b * T + p)..<(b * T + end)]) == Array(doc.tokens.prefix(end - p)), "row \(b) document \(segment)")
+                #expect(
+                    Array(batch.inputs[(b * T + p)..<(b * T + end)]) == Array(doc.tokens.prefix(end - p)),
+                    "row \(b) document \(segment)")
                 next += 1
                 documentsSeen += 1
             }
@@ -35,7 +38,9 @@ import VLDTasks
             expectedSegment += 1
         }
         for q in 0..<(T - 1) where batch.targets[b * T + q] >= 0 {
-            #expect(row[q + 1] == row[q] && batch.inputs[b * T + q + 1] == batch.targets[b * T + q], "row \(b): target at \(q) crosses")
+            #expect(
+                row[q + 1] == row[q] && batch.inputs[b * T + q + 1] == batch.targets[b * T + q],
+                "row \(b): target at \(q) crosses")
         }
     }
     #expect(next == batch.nextCursor && documentsSeen == batch.documents.reduce(0, +) && documentsSeen > B)

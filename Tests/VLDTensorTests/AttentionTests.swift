@@ -45,7 +45,9 @@ private func referenceProbabilities(_ qkv: [Double], _ s: AttentionShape) -> [Do
                 for j in 0...t {
                     var dot = 0.0
                     for d in 0..<s.HS {
-                        dot += qkv[(b * s.T + t) * s.QKV + h * s.HS + d] * qkv[(b * s.T + j) * s.QKV + (s.NH + kvh) * s.HS + d]
+                        dot +=
+                            qkv[(b * s.T + t) * s.QKV + h * s.HS + d]
+                            * qkv[(b * s.T + j) * s.QKV + (s.NH + kvh) * s.HS + d]
                     }
                     scores.append(dot / Double(s.HS).squareRoot())
                 }
@@ -69,7 +71,8 @@ func attentionForwardMatchesReference(threads: Int, s: AttentionShape) {
     var rng = SeededRNG(seed: 301)
     let qkv = randn(s.B * s.T * s.QKV, &rng)
     let (out, att) = fastAttention(qkv, s, pool(threads))
-    expectClose(out, Reference.attention(qkv.d, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS), valueTol, "attention out \(s)")
+    expectClose(
+        out, Reference.attention(qkv.d, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS), valueTol, "attention out \(s)")
     // The cache holds the causal probabilities: exact zeros above the diagonal.
     expectClose(att, referenceProbabilities(qkv.d, s), valueTol, "attention probabilities \(s)")
     for row in 0..<(s.B * s.NH * s.T) {
@@ -84,7 +87,9 @@ func attentionBackwardMatchesFiniteDifferences(threads: Int, s: AttentionShape) 
     var rng = SeededRNG(seed: 302)
     let qkv = randn(s.B * s.T * s.QKV, &rng)
     let w = randn(s.B * s.T * s.C, &rng)
-    let fd = numericGradient(qkv.d) { dot(w.d, Reference.attention($0, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)) }
+    let fd = numericGradient(qkv.d) {
+        dot(w.d, Reference.attention($0, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS))
+    }
 
     let p = pool(threads)
     let (_, att) = fastAttention(qkv, s, p)
@@ -96,7 +101,9 @@ func attentionBackwardMatchesFiniteDifferences(threads: Int, s: AttentionShape) 
 /// Packed rows: documents of 3, 1 and 2 tokens (row 0) and 2 and 4 (row 1, T = 6). Each token
 /// sees only its own document, forward and backward, and the cached probabilities are exactly 0
 /// outside it.
-@Test(arguments: threadCounts, [AttentionShape(B: 2, T: 6, NH: 2, KVH: 1, HS: 4), AttentionShape(B: 2, T: 6, NH: 4, KVH: 2, HS: 4)])
+@Test(
+    arguments: threadCounts,
+    [AttentionShape(B: 2, T: 6, NH: 2, KVH: 1, HS: 4), AttentionShape(B: 2, T: 6, NH: 4, KVH: 2, HS: 4)])
 func packedAttentionStaysInsideEachDocument(threads: Int, s: AttentionShape) {
     var rng = SeededRNG(seed: 304)
     let starts: [Int32] = [0, 0, 0, 3, 4, 4, 0, 0, 2, 2, 2, 2]
@@ -104,19 +111,23 @@ func packedAttentionStaysInsideEachDocument(threads: Int, s: AttentionShape) {
     let p = pool(threads)
     var out = [Float](repeating: .nan, count: s.B * s.T * s.C)
     var att = [Float](repeating: .nan, count: s.B * s.NH * s.T * s.T)
-    attentionForward(out: &out, att: &att, qkv: qkv, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p, starts: starts)
-    let reference = Reference.attention(qkv.d, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, starts: starts.map(Int.init))
+    attentionForward(
+        out: &out, att: &att, qkv: qkv, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p, starts: starts)
+    let reference = Reference.attention(
+        qkv.d, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, starts: starts.map(Int.init))
     expectClose(out, reference, valueTol, "packed attention out \(s)")
     for row in 0..<(s.B * s.NH * s.T) {
         let b = row / (s.NH * s.T), t = row % s.T, first = Int(starts[b * s.T + t])
         let probs = att[(row * s.T)..<((row + 1) * s.T)]
-        #expect(probs.enumerated().allSatisfy { j, v in (first...t).contains(j) ? v > 0 : v == 0 }, "row \(row): \(probs)")
+        #expect(
+            probs.enumerated().allSatisfy { j, v in (first...t).contains(j) ? v > 0 : v == 0 }, "row \(row): \(probs)")
     }
     // A document alone in a row gives the same output as inside the packed row.
     let one = AttentionShape(B: 1, T: 4, NH: s.NH, KVH: s.KVH, HS: s.HS)
     let alone = Array(qkv[((s.T + 2) * s.QKV)..<(2 * s.T * s.QKV)])
     let (soloOut, _) = fastAttention(alone, one, p)
-    expectClose(soloOut, out[((s.T + 2) * s.C)..<(2 * s.T * s.C)].map(Double.init), valueTol, "row 1's second document alone")
+    expectClose(
+        soloOut, out[((s.T + 2) * s.C)..<(2 * s.T * s.C)].map(Double.init), valueTol, "row 1's second document alone")
 
     let w = randn(s.B * s.T * s.C, &rng)
     let fd = numericGradient(qkv.d) {
@@ -129,13 +140,15 @@ func packedAttentionStaysInsideEachDocument(threads: Int, s: AttentionShape) {
 
 /// Decoding one token against a KV cache (B,KVH,S,HS) gives row lengths[b] of the forward pass.
 /// Cache slots past lengths[b] hold NaN, so reading them would show.
-@Test(arguments: threadCounts, [
-    AttentionShape(B: 2, T: 5, NH: 2, KVH: 1, HS: 4),
-    AttentionShape(B: 3, T: 6, NH: 4, KVH: 2, HS: 4),
-    AttentionShape(B: 2, T: 4, NH: 2, KVH: 2, HS: 4),
-    // B*NH*T*HS >= 32768: the pool path of attentionDecode.
-    AttentionShape(B: 4, T: 65, NH: 8, KVH: 2, HS: 16),
-])
+@Test(
+    arguments: threadCounts,
+    [
+        AttentionShape(B: 2, T: 5, NH: 2, KVH: 1, HS: 4),
+        AttentionShape(B: 3, T: 6, NH: 4, KVH: 2, HS: 4),
+        AttentionShape(B: 2, T: 4, NH: 2, KVH: 2, HS: 4),
+        // B*NH*T*HS >= 32768: the pool path of attentionDecode.
+        AttentionShape(B: 4, T: 65, NH: 8, KVH: 2, HS: 16),
+    ])
 func attentionDecodeMatchesForwardRows(threads: Int, s: AttentionShape) {
     var rng = SeededRNG(seed: 303)
     let qkv = randn(s.B * s.T * s.QKV, &rng)
@@ -182,8 +195,10 @@ func attentionDecodeMatchesForwardRows(threads: Int, s: AttentionShape) {
         for kvh in 0..<s.KVH {
             for j in 0..<s.T {
                 for d in 0..<s.HS {
-                    kCache[((b * s.KVH + kvh) * S + j) * s.HS + d] = qkv[(b * s.T + j) * s.QKV + (s.NH + kvh) * s.HS + d]
-                    vCache[((b * s.KVH + kvh) * S + j) * s.HS + d] = qkv[(b * s.T + j) * s.QKV + (s.NH + s.KVH + kvh) * s.HS + d]
+                    kCache[((b * s.KVH + kvh) * S + j) * s.HS + d] =
+                        qkv[(b * s.T + j) * s.QKV + (s.NH + kvh) * s.HS + d]
+                    vCache[((b * s.KVH + kvh) * S + j) * s.HS + d] =
+                        qkv[(b * s.T + j) * s.QKV + (s.NH + s.KVH + kvh) * s.HS + d]
                 }
             }
         }

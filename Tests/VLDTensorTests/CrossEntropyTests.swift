@@ -6,7 +6,7 @@ import Testing
 import VLDTensor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private let valueTol = Tolerance(abs: 1e-6, rel: 1e-5)
@@ -38,7 +38,8 @@ func crossEntropyMatchesReference(threads: Int, N: Int) {
     let tg = bt.targets.map(Int.init)
 
     var losses = [Float](repeating: .nan, count: N), probs = [Float](repeating: .nan, count: N * V)
-    let (loss, count) = crossEntropyForward(losses: &losses, probs: &probs, logits: bt.logits, targets: bt.targets, N: N, V: V, pool: p)
+    let (loss, count) = crossEntropyForward(
+        losses: &losses, probs: &probs, logits: bt.logits, targets: bt.targets, N: N, V: V, pool: p)
     #expect(count == bt.counted)
     expectClose(Double(loss), Reference.crossEntropy(logits: bt.logits.d, targets: tg, V: V), valueTol, "mean loss")
     var refProbs = [Double](), refLosses = [Double]()
@@ -52,7 +53,8 @@ func crossEntropyMatchesReference(threads: Int, N: Int) {
 
     // Backward writes (does not accumulate): pre-filled values must be overwritten, ignored rows zeroed.
     var dlogits = [Float](repeating: prefill, count: N * V)
-    crossEntropyBackward(dlogits: &dlogits, probs: probs, targets: bt.targets, scale: 1 / Float(count), N: N, V: V, pool: p)
+    crossEntropyBackward(
+        dlogits: &dlogits, probs: probs, targets: bt.targets, scale: 1 / Float(count), N: N, V: V, pool: p)
     let ref = Reference.crossEntropyBackward(logits: bt.logits.d, targets: tg, V: V)
     expectClose(dlogits, ref, gradTol, "dlogits vs Reference.crossEntropyBackward")
     let fd = numericGradient(bt.logits.d) { Reference.crossEntropy(logits: $0, targets: tg, V: V) }
@@ -71,11 +73,16 @@ func crossEntropyInPlace(threads: Int) {
     let buf = FloatBuffer(count: N * V)
     buf.load(bt.logits)
     var losses = [Float](repeating: .nan, count: N)
-    let (loss, count) = crossEntropyForward(losses: &losses, probs: buf.base, logits: buf.base, targets: bt.targets, N: N, V: V, pool: p)
+    let (loss, count) = crossEntropyForward(
+        losses: &losses, probs: buf.base, logits: buf.base, targets: bt.targets, N: N, V: V, pool: p)
     let tg = bt.targets.map(Int.init)
-    expectClose(Double(loss), Reference.crossEntropy(logits: bt.logits.d, targets: tg, V: V), valueTol, "mean loss in place")
-    crossEntropyBackward(dlogits: buf.base, probs: buf.base, targets: bt.targets, scale: 1 / Float(count), N: N, V: V, pool: p)
-    expectClose(buf.array(), Reference.crossEntropyBackward(logits: bt.logits.d, targets: tg, V: V), gradTol, "dlogits in place")
+    expectClose(
+        Double(loss), Reference.crossEntropy(logits: bt.logits.d, targets: tg, V: V), valueTol, "mean loss in place")
+    crossEntropyBackward(
+        dlogits: buf.base, probs: buf.base, targets: bt.targets, scale: 1 / Float(count), N: N, V: V, pool: p)
+    expectClose(
+        buf.array(), Reference.crossEntropyBackward(logits: bt.logits.d, targets: tg, V: V), gradTol, "dlogits in place"
+    )
 }
 
 /// Extreme logits do not overflow (a loss of 80 is still exact), and a batch where every target is ignored has loss 0, count 0.
@@ -84,15 +91,19 @@ func crossEntropyInPlace(threads: Int) {
     let logits: [Float] = [1000, 0, -1000, 3, 2, -40, -40, -40, -40, 40]
     let targets: [Int32] = [2, 0]
     var losses = [Float](repeating: .nan, count: 2), probs = [Float](repeating: .nan, count: 2 * V)
-    let (loss, count) = crossEntropyForward(losses: &losses, probs: &probs, logits: logits, targets: targets, N: 2, V: V, pool: pool(1))
+    let (loss, count) = crossEntropyForward(
+        losses: &losses, probs: &probs, logits: logits, targets: targets, N: 2, V: V, pool: pool(1))
     #expect(count == 2)
     #expect(loss.isFinite && losses.allSatisfy(\.isFinite) && probs.allSatisfy(\.isFinite), "losses \(losses)")
     // Row 0's target has probability e^-2000, below Float's range: its loss saturates at -log(leastNormal).
     #expect(losses[0] >= 87 && losses[0] <= 88.8, "saturated loss \(losses[0])")
-    expectClose(Double(losses[1]), Reference.crossEntropy(logits: logits.d[V...].map { $0 }, targets: [0], V: V), valueTol, "loss row 1")
+    expectClose(
+        Double(losses[1]), Reference.crossEntropy(logits: logits.d[V...].map { $0 }, targets: [0], V: V), valueTol,
+        "loss row 1")
 
     let ignored: [Int32] = [-1, -1]
-    let (loss0, count0) = crossEntropyForward(losses: &losses, probs: &probs, logits: logits, targets: ignored, N: 2, V: V, pool: pool(1))
+    let (loss0, count0) = crossEntropyForward(
+        losses: &losses, probs: &probs, logits: logits, targets: ignored, N: 2, V: V, pool: pool(1))
     #expect(loss0 == 0 && count0 == 0)
     #expect(losses == [0, 0])
 }

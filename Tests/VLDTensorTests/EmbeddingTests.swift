@@ -22,12 +22,14 @@ func embeddingMatchesReference(threads: Int, N: Int) {
 
     var out = [Float](repeating: .nan, count: N * C)
     embeddingForward(out: &out, tokens: tokens, positions: positions, wte: wte, wpe: wpe, N: N, C: C, pool: p)
-    expectClose(out, Reference.embedding(tokens: tok, positions: pos, wte: wte.d, wpe: wpe.d, C: C), valueTol, "embedding out")
+    expectClose(
+        out, Reference.embedding(tokens: tok, positions: pos, wte: wte.d, wpe: wpe.d, C: C), valueTol, "embedding out")
 
     var outNoPos = [Float](repeating: .nan, count: N * C)
     embeddingForward(out: &outNoPos, tokens: tokens, positions: positions, wte: wte, wpe: nil, N: N, C: C, pool: p)
-    expectClose(outNoPos, Reference.embedding(tokens: tok, positions: pos, wte: wte.d, wpe: nil, C: C), valueTol,
-                "embedding out without positions")
+    expectClose(
+        outNoPos, Reference.embedding(tokens: tok, positions: pos, wte: wte.d, wpe: nil, C: C), valueTol,
+        "embedding out without positions")
 
     let ref = Reference.embeddingBackward(dout: dout.d, tokens: tok, positions: pos, V: V, P: P, C: C)
     var dwte = [Float](repeating: prefill, count: V * C), dwpe = [Float](repeating: prefill, count: P * C)

@@ -13,7 +13,9 @@ private func sweep(_ lo: Double, _ hi: Double, step: Double) -> [Float] {
 @Test func fastExpRelativeError() {
     // A dense regular sweep plus tiny magnitudes of both signs (where n = 0 and r = x).
     var xs = sweep(-80, 80, step: 1.0 / 4096)
-    for e in -40 ... -3 { for k in 0..<16 { let x = Float(Foundation.pow(2.0, Double(e)) * (1 + Double(k) / 16)); xs += [x, -x] } }
+    for e in -40 ... -3 {
+        for k in 0..<16 { let x = Float(Foundation.pow(2.0, Double(e)) * (1 + Double(k) / 16)); xs += [x, -x] }
+    }
     var worst = (x: Float(0), err: 0.0)
     for x in xs {
         let ref = Foundation.exp(Double(x))

@@ -77,10 +77,12 @@ func normBackwardIsDeterministic(threads: Int) {
     let x = randn(N * C, &rng), w = randn(C, &rng), b = randn(C, &rng), dout = randn(N * C, &rng)
     func run() -> [Float] {
         var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
-        layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C, eps: eps, pool: pool(threads))
+        layerNormForward(
+            out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C, eps: eps, pool: pool(threads))
         var dinp = [Float](repeating: 0, count: N * C), dw = [Float](repeating: 0, count: C), db = dw
-        layerNormBackward(dinp: &dinp, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: w, mean: mean, rstd: rstd,
-                          N: N, C: C, pool: pool(threads))
+        layerNormBackward(
+            dinp: &dinp, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: w, mean: mean, rstd: rstd,
+            N: N, C: C, pool: pool(threads))
         return out + dinp + dw + db
     }
     #expect(run() == run())

@@ -5,7 +5,7 @@ import Testing
 import VLDTensor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private let paramTol = Tolerance(abs: 1e-6, rel: 1e-6)
@@ -24,8 +24,9 @@ func adamWMatchesReference(threads: Int, N: Int) {
         for t in 1...3 {
             let grads = randn(N, &rng, scale: t == 2 ? 1e-3 : 1)
             let lr: Float = 0.01 * Float(t)
-            adamWUpdate(params: &params, grads: grads, m: &m, v: &v, N: N, lr: lr, t: t, config: config,
-                        weightDecay: weightDecay, pool: p)
+            adamWUpdate(
+                params: &params, grads: grads, m: &m, v: &v, N: N, lr: lr, t: t, config: config,
+                weightDecay: weightDecay, pool: p)
             (rp, rm, rv) = Reference.adamW(
                 params: rp, grads: grads.d, m: rm, v: rv, lr: Double(lr), t: t, beta1: Double(config.beta1),
                 beta2: Double(config.beta2), eps: Double(config.eps), weightDecay: Double(weightDecay))
@@ -49,7 +50,9 @@ func gradNormMatchesReference(threads: Int) {
         let norm = gradNorm(g, N: N, pool: pool(threads))
         expectClose(Double(norm), referenceNorm(g), Tolerance(abs: 0, rel: 1e-6), "gradNorm N \(N)")
         // Same thread count, same bits.
-        for _ in 0..<3 { #expect(gradNorm(g, N: N, pool: pool(threads)).bitPattern == norm.bitPattern, "gradNorm repeatable, N \(N)") }
+        for _ in 0..<3 {
+            #expect(gradNorm(g, N: N, pool: pool(threads)).bitPattern == norm.bitPattern, "gradNorm repeatable, N \(N)")
+        }
     }
     let empty: [Float] = []
     #expect(gradNorm(empty, N: 0, pool: pool(threads)) == 0)
@@ -68,7 +71,8 @@ func clipGradNormScalesToMaxNorm(threads: Int, N: Int) {
     let returned = clipGradNorm(&g, N: N, maxNorm: maxNorm, pool: p)
     expectClose(Double(returned), before, Tolerance(abs: 0, rel: 1e-6), "clipGradNorm returns the unclipped norm")
     expectClose(referenceNorm(g), Double(maxNorm), Tolerance(abs: 0, rel: 1e-5), "norm after clipping")
-    expectClose(g, g0.d.map { $0 * Double(maxNorm) / before }, Tolerance(abs: 1e-9, rel: 1e-5), "clipped gradient direction")
+    expectClose(
+        g, g0.d.map { $0 * Double(maxNorm) / before }, Tolerance(abs: 1e-9, rel: 1e-5), "clipped gradient direction")
 
     // Repeated runs with the same thread count are bitwise equal.
     var g2 = g0
@@ -94,7 +98,9 @@ func clipGradNormScalesToMaxNorm(threads: Int, N: Int) {
     expectClose(Double(s.lr(at: 10)), Double(peak), tol, "cosine starts at peak")
     // Cosine: halfway through the decay the rate is halfway between peak and floor.
     expectClose(Double(s.lr(at: 60)), Double(floor + peak) / 2, tol, "cosine midpoint")
-    expectClose(Double(s.lr(at: 35)), Double(floor) + Double(peak - floor) * 0.5 * (1 + cos(Double.pi / 4)), tol, "cosine quarter")
+    expectClose(
+        Double(s.lr(at: 35)), Double(floor) + Double(peak - floor) * 0.5 * (1 + cos(Double.pi / 4)), tol,
+        "cosine quarter")
     // Floor at total and after.
     #expect(s.lr(at: 110) == floor && s.lr(at: 5_000) == floor)
     #expect(s.lr(at: 109) > floor)

@@ -14,17 +14,27 @@ private let normEps = 1e-5
     var rng = SeededRNG(seed: 901)
     let x = randn(N * C, &rng).d, w = randn(C, &rng).d, b = randn(C, &rng).d, g = randn(N * C, &rng).d
     let ref = Reference.layerNormBackward(dout: g, x: x, w: w, C: C, eps: normEps)
-    expectClose(ref.dx, numericGradient(x) { dot(g, Reference.layerNorm($0, w: w, b: b, C: C, eps: normEps)) }, fdTolerance, "layerNorm dx")
-    expectClose(ref.dw, numericGradient(w) { dot(g, Reference.layerNorm(x, w: $0, b: b, C: C, eps: normEps)) }, fdTolerance, "layerNorm dw")
-    expectClose(ref.db, numericGradient(b) { dot(g, Reference.layerNorm(x, w: w, b: $0, C: C, eps: normEps)) }, fdTolerance, "layerNorm db")
+    expectClose(
+        ref.dx, numericGradient(x) { dot(g, Reference.layerNorm($0, w: w, b: b, C: C, eps: normEps)) }, fdTolerance,
+        "layerNorm dx")
+    expectClose(
+        ref.dw, numericGradient(w) { dot(g, Reference.layerNorm(x, w: $0, b: b, C: C, eps: normEps)) }, fdTolerance,
+        "layerNorm dw")
+    expectClose(
+        ref.db, numericGradient(b) { dot(g, Reference.layerNorm(x, w: w, b: $0, C: C, eps: normEps)) }, fdTolerance,
+        "layerNorm db")
 }
 
 @Test func rmsNormReferenceBackwardMatchesFiniteDifferences() {
     var rng = SeededRNG(seed: 902)
     let x = randn(N * C, &rng).d, w = randn(C, &rng).d, g = randn(N * C, &rng).d
     let ref = Reference.rmsNormBackward(dout: g, x: x, w: w, C: C, eps: normEps)
-    expectClose(ref.dx, numericGradient(x) { dot(g, Reference.rmsNorm($0, w: w, C: C, eps: normEps)) }, fdTolerance, "rmsNorm dx")
-    expectClose(ref.dw, numericGradient(w) { dot(g, Reference.rmsNorm(x, w: $0, C: C, eps: normEps)) }, fdTolerance, "rmsNorm dw")
+    expectClose(
+        ref.dx, numericGradient(x) { dot(g, Reference.rmsNorm($0, w: w, C: C, eps: normEps)) }, fdTolerance,
+        "rmsNorm dx")
+    expectClose(
+        ref.dw, numericGradient(w) { dot(g, Reference.rmsNorm(x, w: $0, C: C, eps: normEps)) }, fdTolerance,
+        "rmsNorm dw")
 }
 
 @Test func linearReferenceBackwardMatchesFiniteDifferences() {
@@ -32,9 +42,15 @@ private let normEps = 1e-5
     var rng = SeededRNG(seed: 903)
     let x = randn(M * C, &rng).d, w = randn(OC * C, &rng).d, b = randn(OC, &rng).d, g = randn(M * OC, &rng).d
     let ref = Reference.linearBackward(dout: g, x: x, w: w, M: M, C: C, OC: OC)
-    expectClose(ref.dx, numericGradient(x) { dot(g, Reference.linear($0, w: w, b: b, M: M, C: C, OC: OC)) }, fdTolerance, "linear dx")
-    expectClose(ref.dw, numericGradient(w) { dot(g, Reference.linear(x, w: $0, b: b, M: M, C: C, OC: OC)) }, fdTolerance, "linear dw")
-    expectClose(ref.db, numericGradient(b) { dot(g, Reference.linear(x, w: w, b: $0, M: M, C: C, OC: OC)) }, fdTolerance, "linear db")
+    expectClose(
+        ref.dx, numericGradient(x) { dot(g, Reference.linear($0, w: w, b: b, M: M, C: C, OC: OC)) }, fdTolerance,
+        "linear dx")
+    expectClose(
+        ref.dw, numericGradient(w) { dot(g, Reference.linear(x, w: $0, b: b, M: M, C: C, OC: OC)) }, fdTolerance,
+        "linear dw")
+    expectClose(
+        ref.db, numericGradient(b) { dot(g, Reference.linear(x, w: w, b: $0, M: M, C: C, OC: OC)) }, fdTolerance,
+        "linear db")
 }
 
 @Test func embeddingReferenceBackwardMatchesFiniteDifferences() {
@@ -45,8 +61,12 @@ private let normEps = 1e-5
     let positions = (0..<N).map { _ in rng.nextInt(P) }
     let wte = randn(V * C, &rng).d, wpe = randn(P * C, &rng).d, g = randn(N * C, &rng).d
     let ref = Reference.embeddingBackward(dout: g, tokens: tokens, positions: positions, V: V, P: P, C: C)
-    let fdWte = numericGradient(wte) { dot(g, Reference.embedding(tokens: tokens, positions: positions, wte: $0, wpe: wpe, C: C)) }
-    let fdWpe = numericGradient(wpe) { dot(g, Reference.embedding(tokens: tokens, positions: positions, wte: wte, wpe: $0, C: C)) }
+    let fdWte = numericGradient(wte) {
+        dot(g, Reference.embedding(tokens: tokens, positions: positions, wte: $0, wpe: wpe, C: C))
+    }
+    let fdWpe = numericGradient(wpe) {
+        dot(g, Reference.embedding(tokens: tokens, positions: positions, wte: wte, wpe: $0, C: C))
+    }
     expectClose(ref.dwte, fdWte, fdTolerance, "embedding dwte")
     expectClose(ref.dwpe, fdWpe, fdTolerance, "embedding dwpe")
 }

@@ -54,7 +54,8 @@ func ropeMatchesReference(threads: Int, shape: Int) {
     let (N, NH, KVH, HS) = (3, 2, 1, 8)
     let x = randn(N * (NH + 2 * KVH) * HS, &rng)
     var y = x
-    ropeApply(qkv: &y, positions: [Int32](repeating: 0, count: N), table: RopeTable(headSize: HS, positions: 4, theta: theta),
-              N: N, NH: NH, KVH: KVH, HS: HS, inverse: false, pool: pool(1))
+    ropeApply(
+        qkv: &y, positions: [Int32](repeating: 0, count: N), table: RopeTable(headSize: HS, positions: 4, theta: theta),
+        N: N, NH: NH, KVH: KVH, HS: HS, inverse: false, pool: pool(1))
     #expect(y == x)
 }

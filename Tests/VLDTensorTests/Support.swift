@@ -71,7 +71,9 @@ func worstMismatch(_ got: [Double], _ ref: [Double], _ tol: Tolerance) -> Mismat
         let err = Swift.abs(got[i] - ref[i])
         let ratio = err.isNaN ? .infinity : err / (tol.abs + tol.rel * Swift.abs(ref[i]))
         if ratio > 1 { w.failures += 1 }
-        if ratio > w.ratio || w.index < 0 { w = Mismatch(index: i, got: got[i], ref: ref[i], ratio: ratio, failures: w.failures) }
+        if ratio > w.ratio || w.index < 0 {
+            w = Mismatch(index: i, got: got[i], ref: ref[i], ratio: ratio, failures: w.failures)
+        }
     }
     return w
 }
@@ -81,7 +83,9 @@ func expectClose(
     _ got: [Double], _ ref: [Double], _ tol: Tolerance, _ what: String,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
-    #expect(got.count == ref.count, "\(what): \(got.count) values, reference has \(ref.count)", sourceLocation: sourceLocation)
+    #expect(
+        got.count == ref.count, "\(what): \(got.count) values, reference has \(ref.count)",
+        sourceLocation: sourceLocation)
     let w = worstMismatch(got, ref, tol)
     #expect(
         w.ratio <= 1,

@@ -11,7 +11,9 @@ private final class RangeLog: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [Range<Int>] = []
     func add(_ r: Range<Int>) { lock.lock(); items.append(r); lock.unlock() }
-    var ranges: [Range<Int>] { lock.lock(); defer { lock.unlock() }; return items.sorted { $0.lowerBound < $1.lowerBound } }
+    var ranges: [Range<Int>] {
+        lock.lock(); defer { lock.unlock() }; return items.sorted { $0.lowerBound < $1.lowerBound }
+    }
 }
 
 @Test func chunkPartitionsEvenly() {
@@ -20,7 +22,9 @@ private final class RangeLog: @unchecked Sendable {
             var next = 0
             for i in 0..<parts {
                 let r = ThreadPool.chunk(n, parts: parts, index: i)
-                #expect(r.lowerBound == next, "chunk(\(n), parts: \(parts), index: \(i)) = \(r) starts where the last ended")
+                #expect(
+                    r.lowerBound == next, "chunk(\(n), parts: \(parts), index: \(i)) = \(r) starts where the last ended"
+                )
                 // Sizes are n/parts or one more, the larger ones first.
                 #expect(r.count == n / parts + (i < n % parts ? 1 : 0), "chunk(\(n), \(parts), \(i)) size \(r.count)")
                 next = r.upperBound
