@@ -41,7 +41,7 @@ public enum ManifestIntake {
         }
         do {
             let experiment = try Experiment.parse(data, limits: config.limits, cores: config.threadsPerJob)
-            let kind = experiment.trials.first?.manifest.kind.rawValue ?? "train"
+            let kind = experiment.trials.first?.manifest.kind ?? "train"
             let single = experiment.trials.count == 1 && experiment.axes.isEmpty
             let jobs = experiment.trials.map { trial -> NewJob in
                 let m = trial.manifest
@@ -49,7 +49,7 @@ public enum ManifestIntake {
                     trialIndex: trial.index,
                     name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
                     params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
-                    memoryBytes: m.memoryMiB << 20, totalSteps: m.train.steps, maxFailures: config.maxFailures)
+                    memoryBytes: m.memoryMiB << 20, totalSteps: m.body.progress.total, maxFailures: config.maxFailures)
             }
             return .valid(
                 name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))

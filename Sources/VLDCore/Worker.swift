@@ -187,12 +187,13 @@ public enum Worker {
                 }
                 events.send(
                     .progress(
-                        done: p.step, total: p.steps, unit: "steps", loss: p.loss, evalLoss: evalLoss,
+                        done: p.step, total: p.steps, unit: trial.manifest.body.progress.unit, loss: p.loss,
+                        evalLoss: evalLoss,
                         etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
             }, shouldStop: { StopRequest.requested })
         let outcome: TrialOutcome
         do {
-            outcome = try TrainRunner.run(trial, in: work, context: context)
+            outcome = try Kinds.run(trial, in: work, context: context)
         } catch {
             return fail("\(error)", retryable: TrialError.isRetryable(error))
         }

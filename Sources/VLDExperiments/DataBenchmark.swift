@@ -26,7 +26,7 @@ public enum DataBenchmark {
         var seen = Set<String>()
         var rows: [JSONValue] = []
         for trial in experiment.trials {
-            let m = trial.manifest
+            guard let m = trial.manifest.body as? TrainBody else { continue }  // only training has a data pipeline
             // Seeds change the documents, not their cost: one row per (tasks, batch, model).
             let key = "\(m.tasks) \(m.train.batch) \(m.model)"
             guard seen.insert(key).inserted else { continue }
@@ -39,7 +39,7 @@ public enum DataBenchmark {
     static func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
     static func measure(_ trial: Trial, threads: Int, minSeconds: Double) throws -> JSONValue {
-        let m = trial.manifest
+        guard let m = trial.manifest.body as? TrainBody else { throw TrialError("not a train trial") }
         let mixture = try m.makeMixture()
         let B = m.train.batch, T = m.model.context
         let seconds = max(minSeconds, 0.2)
@@ -50,7 +50,7 @@ public enum DataBenchmark {
             var docs = 0, tokens = 0
             let start = clock()
             while docs < 20 || clock() - start < seconds {
-                let doc = try task.trainingDocument(seed: m.seed, index: docs)
+                let doc = try task.trainingDocument(seed: trial.manifest.seed, index: docs)
                 tokens += try mixture.tokenizer.encodeStrict(doc.words.joined(separator: " ")).count
                 docs += 1
                 if docs >= 50_000_000 { break }
@@ -69,7 +69,7 @@ public enum DataBenchmark {
         var cursor = 0, packed = 0, scored = 0
         let packStart = clock()
         while packed < 5 || clock() - packStart < seconds {
-            let b = try mixture.batch(seed: m.seed, cursor: cursor, B: B, T: T)
+            let b = try mixture.batch(seed: trial.manifest.seed, cursor: cursor, B: B, T: T)
             cursor = b.nextCursor
             scored += b.scoredTokens
             if batches.count < 4 { batches.append(b) }
@@ -83,7 +83,7 @@ public enum DataBenchmark {
         let cfg = m.modelConfig(vocab: mixture.tokenizer.vocabSize)
         try cfg.validate()
         let pool = ThreadPool(threads: threads)
-        var rng = SeededRNG(seed: m.seed)
+        var rng = SeededRNG(seed: trial.manifest.seed)
         let model = try Transformer(config: cfg, pool: pool, rng: &rng)
         let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
         func step(_ i: Int) throws {

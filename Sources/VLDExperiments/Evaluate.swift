@@ -29,7 +29,9 @@ public struct Evaluation {
 }
 
 struct Evaluator {
-    let manifest: Manifest
+    /// The trial's body, and its seed (the held-out data and samples are drawn from it).
+    let body: TrainBody
+    let seed: UInt64
     let mixture: TaskMixture
     let config: ModelConfig
 
@@ -39,7 +41,7 @@ struct Evaluator {
         var scalars: [(String, Double)] = []
         var tasks: [(String, JSONValue)] = []
         let loss = try heldOutLoss(model)
-        for (k, spec) in manifest.tasks.enumerated() {
+        for (k, spec) in body.tasks.enumerated() {
             let task = mixture.tasks[k]
             switch spec {
             case let .igsm(_, _, problems, ops):
@@ -66,16 +68,16 @@ struct Evaluator {
     static let heldOutCursor = 1 << 40
 
     func heldOutLoss(_ model: Transformer) throws -> Double {
-        let B = manifest.train.batch, T = manifest.model.context
+        let B = body.train.batch, T = body.model.context
         var cursor = Evaluator.heldOutCursor, total = 0.0
-        for _ in 0..<manifest.train.evalBatches {
-            let batch = try mixture.batch(seed: manifest.seed, cursor: cursor, B: B, T: T)
+        for _ in 0..<body.train.evalBatches {
+            let batch = try mixture.batch(seed: seed, cursor: cursor, B: B, T: T)
             cursor = batch.nextCursor
             total += Double(
                 try model.evaluationLoss(
                     inputs: batch.inputs, targets: batch.targets, B: B, T: T, segments: batch.segments))
         }
-        return total / Double(manifest.train.evalBatches)
+        return total / Double(body.train.evalBatches)
     }
 
     /// Runs rows of token ids (each at most T long) through the model in batches of the training
@@ -84,7 +86,7 @@ struct Evaluator {
         _ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
         visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void
     ) throws {
-        let B = manifest.train.batch, T = manifest.model.context
+        let B = body.train.batch, T = body.model.context
         var start = 0
         while start < rows.count {
             let n = min(B, rows.count - start)
@@ -133,7 +135,7 @@ struct Evaluator {
         let splitByTemplate = task.config.split == .template
         for op in ops {
             let heldOut = try (0..<problems).map {
-                try task.problem(seed: manifest.seed, index: $0, ops: op, split: .test)
+                try task.problem(seed: seed, index: $0, ops: op, split: .test)
             }
             let r = try solveIGSM(model, task, heldOut, op: op, samples: &samples)
             let acc = Double(r.correct) / Double(problems), val = Double(r.valid) / Double(problems)
@@ -145,7 +147,7 @@ struct Evaluator {
             if splitByTemplate {
                 var none: [JSONValue] = []
                 let inTemplate = try (0..<problems).map {
-                    try task.problem(seed: manifest.seed, index: $0, ops: op, split: .train)
+                    try task.problem(seed: seed, index: $0, ops: op, split: .train)
                 }
                 let s = try solveIGSM(model, task, inTemplate, op: op, samples: &none)
                 let accIn = Double(s.correct) / Double(problems), valIn = Double(s.valid) / Double(problems)
@@ -174,8 +176,8 @@ struct Evaluator {
         _ model: Transformer, _ task: IGSMTask, _ list: [IGSMProblem], op: Int,
         samples: inout [JSONValue]
     ) throws -> (correct: Int, valid: Int, tooLong: Int) {
-        let T = manifest.model.context
-        let chunk = max(1, min(64, manifest.train.batch * 2))
+        let T = body.model.context
+        let chunk = max(1, min(64, body.train.batch * 2))
         var correct = 0, valid = 0, tooLong = 0
         var start = 0
         while start < list.count {
@@ -235,10 +237,10 @@ struct Evaluator {
             sampled: [(String, JSONValue)] = []
         var guess: [(String, JSONValue)] = []
         var samples: [JSONValue] = []
-        let chunk = max(1, min(64, manifest.train.batch * 2))
-        var sampler = SeededRNG(seed: manifest.seed &+ 0x5A4D)
+        let chunk = max(1, min(64, body.train.batch * 2))
+        var sampler = SeededRNG(seed: seed &+ 0x5A4D)
         for k in ks {
-            let list = try (0..<problems).map { try task.problem(seed: manifest.seed, index: $0, k: k, split: .test) }
+            let list = try (0..<problems).map { try task.problem(seed: seed, index: $0, k: k, split: .test) }
             let newTokens = task.maxDocumentLength(k: k) - list.map { $0.prompt(format).count }.min()!
             var correct = 0, valid = 0, sampledCorrect = 0
             var start = 0
@@ -313,7 +315,7 @@ struct Evaluator {
         scalars: [(String, Double)], json: JSONValue
     ) {
         let people = task.config.people
-        let docs = (0..<people).map { task.evaluationDocument(seed: manifest.seed, person: $0) }
+        let docs = (0..<people).map { task.evaluationDocument(seed: seed, person: $0) }
         let rows = docs.map { tokenizer.encode($0.words.joined(separator: " ")) }
         var attrCE = Array(repeating: Array(repeating: 0.0, count: task.attributeNames.count), count: people)
         var nameCE = Array(repeating: 0.0, count: people)
@@ -352,7 +354,7 @@ struct Evaluator {
         scalars: [(String, Double)], json: JSONValue
     ) {
         let rows = (0..<task.windowCount).map {
-            tokenizer.encode(task.window(seed: manifest.seed, $0).joined(separator: " "))
+            tokenizer.encode(task.window(seed: seed, $0).joined(separator: " "))
         }
         var ce = 0.0, entropy = 0.0
         try forEachRow(model, rows: rows, positions: { r in Array(0..<(rows[r].count - 1)) }) { r, p, logits in

@@ -56,9 +56,7 @@ public enum ExperimentRunner {
 
         // FLOPs of every trial, for an experiment-wide ETA.
         let flops = experiment.trials.map { t -> Double in
-            let cfg = t.manifest.modelConfig(vocab: (try? t.manifest.makeMixture().tokenizer.vocabSize) ?? 256)
-            return cfg.trainFlopsPerStep(batch: t.manifest.train.batch, seqLen: t.manifest.model.context)
-                * Double(t.manifest.train.steps)
+            (try? t.manifest.estimate().flops) ?? 0
         }
         /// Every published trial, read again from disk: other processes may have added some.
         func published() -> [TrialResult] {
@@ -118,7 +116,7 @@ public enum ExperimentRunner {
                             trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
                             experimentETA: eta))
                 }, shouldStop: shouldStop)
-            let outcome = try TrainRunner.run(trial, in: work, context: context)
+            let outcome = try Kinds.run(trial, in: work, context: context)
             switch outcome {
             case .stopped:
                 stopped = true

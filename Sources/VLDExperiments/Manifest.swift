@@ -34,13 +34,6 @@ public struct Limits: Equatable, Sendable {
     }
 }
 
-/// The experiment kinds vld knows. Only `train` runs today; the others are named so that a
-/// manifest asking for them gets a clear error rather than "unknown".
-public enum ExperimentKind: String, CaseIterable, Sendable {
-    case train
-    public static let planned = ["distill", "tts", "phase"]
-}
-
 /// One task of the training mixture with its weight and evaluation settings.
 public enum TaskSpec: Equatable, Sendable {
     case igsm(IGSMConfig, weight: Double, evalProblems: Int, evalOps: [Int])
@@ -98,21 +91,38 @@ public struct TrainSpec: Equatable, Sendable {
     public var evalBatches = 2
 }
 
-/// One trial: a validated manifest without `grid`.
+/// One trial: a validated manifest without `grid`: the common header and its kind's body.
 public struct Manifest: Equatable, Sendable {
     public var name: String
-    public var kind: ExperimentKind = .train
+    /// The kind's name (a key of `Kinds`).
+    public var kind: String
     public var seed: UInt64 = 1
     public var priority = 0
     public var threads: Int
     public var memoryMiB: Int
-    public var tasks: [TaskSpec]
-    public var model = ModelSpec()
-    public var train = TrainSpec()
+    /// The kind's part (`TrainBody` for `train`).
+    public var body: any KindBody
 
-    public var evalEvery: Int { train.evalEvery ?? max(1, train.steps / 10) }
-    public var checkpointEvery: Int { train.checkpointEvery ?? evalEvery }
-    public var minLr: Double { train.minLr ?? train.lr / 10 }
+    public var header: ManifestHeader {
+        ManifestHeader(name: name, kind: kind, seed: seed, priority: priority, threads: threads, memoryMiB: memoryMiB)
+    }
+
+    public static func == (a: Manifest, b: Manifest) -> Bool {
+        a.header == b.header && (Kinds.entry(a.kind)?.equal(a.body, b.body) ?? false)
+    }
+
+    /// The trial with every default filled in (written as manifest.json): the header, then the body.
+    public var json: JSONValue {
+        .object(
+            [
+                ("name", .string(name)), ("kind", .string(kind)), ("seed", JSONValue(Int(seed))),
+                ("priority", JSONValue(priority)),
+                ("resources", .object([("threads", JSONValue(threads)), ("memoryMiB", JSONValue(memoryMiB))])),
+            ] + body.resolvedFields)
+    }
+
+    /// What this trial costs (its kind's estimate).
+    public func estimate() throws -> TrialEstimate { try body.estimate(header) }
 
     static let namePattern = "[A-Za-z0-9._-]{1,64}"
 
@@ -138,17 +148,20 @@ extension Manifest {
         } else if let name, !validName(name) {
             issues.add("name", "\(JSONValue.string(name).brief) is not a valid name; expected \(namePattern)")
         }
-        let kinds = ExperimentKind.allCases.map(\.rawValue)
-        var kind = ExperimentKind.train
+        let kinds = Kinds.names
+        var kind = "train"
+        var runnable = true
         if let k = root.value("kind") {
-            if case let .string(s) = k, let parsed = ExperimentKind(rawValue: s) {
-                kind = parsed
-            } else if case let .string(s) = k, ExperimentKind.planned.contains(s) {
+            if case let .string(s) = k, Kinds.entry(s) != nil {
+                kind = s
+            } else if case let .string(s) = k, Kinds.planned.contains(s) {
+                runnable = false
                 issues.add(
                     "kind",
                     "\"\(s)\" experiments are not available in vld \(VLD.version) yet; expected one of \(kinds.joined(separator: ", "))"
                 )
             } else {
+                runnable = false
                 issues.add(
                     "kind", "\(k.brief) is not an experiment kind; expected one of \(kinds.joined(separator: ", "))")
             }
@@ -167,24 +180,38 @@ extension Manifest {
         }
         res.finish()
 
-        let model = parseModel(root.object("model"))
-        let tasks = parseTasks(root.value("task"), issues: issues)
-        let train = parseTrain(root.object("train"), limits: limits)
+        let header = ManifestHeader(
+            name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
+            memoryMiB: memoryMiB)
+        let entry = Kinds.entry(kind)!
+        var body: (any KindBody)?
+        if runnable {
+            body = entry.parse(&root, header, limits)
+        } else {
+            // A kind this build cannot run: its body is not checked (only the kind is reported).
+            for (key, _) in root.fields where key != "grid" { _ = root.value(key) }
+        }
         if root.value("grid") != nil {
             issues.add("grid", "a trial cannot have a grid (expand it with Experiment.parse)")
         }
         root.finish()
 
-        let m = Manifest(
-            name: name ?? "unnamed", kind: kind, seed: UInt64(seed), priority: priority, threads: threads,
-            memoryMiB: memoryMiB, tasks: tasks, model: model.spec, train: train.spec)
-        if issues.items.isEmpty && !tasks.isEmpty { m.crossCheck(issues: issues, limits: limits) }
-        if tasks.isEmpty && issues.items.isEmpty { issues.add("task", "expected a task") }
-        if !issues.items.isEmpty { throw ManifestError(issues.items) }
-        return m
+        if let body, issues.items.isEmpty { entry.crossCheck(body, header, issues, limits) }
+        guard let body, issues.items.isEmpty else {
+            throw ManifestError(
+                issues.items.isEmpty ? [ManifestIssue(path: "", message: "not a valid \(kind) manifest")] : issues.items
+            )
+        }
+        return Manifest(
+            name: header.name, kind: kind, seed: header.seed, priority: priority, threads: threads,
+            memoryMiB: memoryMiB,
+            body: body)
     }
 
-    private static func parseModel(_ r: FieldReader) -> (spec: ModelSpec, ok: Bool) {
+}
+
+extension TrainBody {
+    static func parseModel(_ r: FieldReader) -> (spec: ModelSpec, ok: Bool) {
         var r = r
         var s = ModelSpec()
         let arch = r.choice("arch", default: "gpt2", from: Arch.allCases.map(\.rawValue))
@@ -222,7 +249,7 @@ extension Manifest {
         return (s, true)
     }
 
-    private static func parseTrain(_ r: FieldReader, limits: Limits) -> (spec: TrainSpec, ok: Bool) {
+    static func parseTrain(_ r: FieldReader, limits: Limits) -> (spec: TrainSpec, ok: Bool) {
         var r = r
         var t = TrainSpec()
         t.steps = r.int("steps", default: t.steps, in: 1...100_000_000)

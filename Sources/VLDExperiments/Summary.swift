@@ -21,20 +21,8 @@ public struct TrialResult {
         self.metrics = metrics
     }
 
-    /// Every scalar of the result worth comparing, in a stable order.
-    var scalars: [(String, Double)] {
-        var out: [(String, Double)] = []
-        func add(_ key: String, _ v: JSONValue?) { if case let .number(n)? = v { out.append((key, n)) } }
-        add("evalLoss", results["training"]?["evalLoss"])
-        add("finalTrainLoss", results["training"]?["finalTrainLoss"])
-        if case let .object(f)? = results["metrics"] { for (k, v) in f { add(k, v) } }
-        add("P_total", results["model"]?["P_total"])
-        add("P_nonEmbedding", results["model"]?["P_nonEmbedding"])
-        add("D", results["model"]?["D"])
-        add("trainFlops", results["flops"]?["train"])
-        add("wallSeconds", results["timing"]?["wallSeconds"])
-        return out
-    }
+    /// Every scalar of the result worth comparing, in a stable order (the kind names them).
+    var scalars: [(String, Double)] { trial.manifest.body.summaryScalars(results) }
 }
 
 /// Mean, spread and (n >= 3) a bootstrap interval of one metric over seeds.
@@ -169,7 +157,7 @@ public enum Summary {
             let cells =
                 [
                     String(r.trial.index), r.trial.condition, String(r.trial.manifest.seed),
-                    r.trial.manifest.model.schedule.description,
+                    (r.trial.manifest.body as? TrainBody)?.model.schedule.description ?? "",
                 ]
                 + keys.map { k in s.first { $0.0 == k }.map { "\($0.1)" } ?? "" }
             lines.append(cells.map(field).joined(separator: ","))

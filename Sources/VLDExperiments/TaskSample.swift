@@ -14,7 +14,7 @@ public enum TaskSample {
             throw ManifestError([ManifestIssue(path: "", message: "not valid JSON: \(error)")])
         }
         let issues = IssueList()
-        let specs = Manifest.parseTasks(value, issues: issues)
+        let specs = TrainBody.parseTasks(value, issues: issues)
         if !issues.items.isEmpty {
             throw ManifestError(
                 issues.items.map {

@@ -5,7 +5,7 @@ import Foundation
 import VLDModel
 import VLDTasks
 
-extension Manifest {
+extension TrainBody {
     static func parseIGSM(_ r: inout FieldReader, weight: Double) -> TaskSpec {
         var c = IGSMConfig()
         c.maxOps = r.int("maxOps", default: c.maxOps, in: 1...15)
@@ -158,7 +158,8 @@ extension Manifest {
 
     /// Checks that need several sections at once: the model against the task's vocabulary and
     /// document lengths, and the resources against the limits.
-    func crossCheck(issues: IssueList, limits: Limits) {
+    func crossCheck(_ header: ManifestHeader, issues: IssueList, limits: Limits) {
+        let memoryMiB = header.memoryMiB
         let mixture: TaskMixture
         do { mixture = try makeMixture() } catch {
             issues.add("task", "\(error)")
@@ -219,7 +220,7 @@ extension Manifest {
                         + (hasIGSM ? " (or set a smaller igsm maxWords)" : ""))
             }
         }
-        let need = Manifest.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
+        let need = TrainBody.trainingMemoryMiB(cfg, batch: train.batch, context: model.context)
         if need > Double(memoryMiB) {
             issues.add(
                 "resources.memoryMiB",
@@ -234,8 +235,8 @@ extension Manifest {
         }
     }
 
-    /// The trial with every default filled in (written as manifest.json).
-    public var json: JSONValue {
+    /// The body with every default filled in (manifest.json holds the header, then these).
+    public var resolvedFields: [(String, JSONValue)] {
         var taskValues: [JSONValue] = []
         for spec in tasks {
             var f: [(String, JSONValue)] = [("type", .string(spec.type)), ("weight", JSONValue(spec.weight))]
@@ -305,12 +306,9 @@ extension Manifest {
             ("beta1", JSONValue(t.beta1)), ("beta2", JSONValue(t.beta2)), ("evalEvery", JSONValue(evalEvery)),
             ("checkpointEvery", JSONValue(checkpointEvery)), ("evalBatches", JSONValue(t.evalBatches)),
         ]
-        return .object([
-            ("name", .string(name)), ("kind", .string(kind.rawValue)), ("seed", JSONValue(Int(seed))),
-            ("priority", JSONValue(priority)),
-            ("resources", .object([("threads", JSONValue(threads)), ("memoryMiB", JSONValue(memoryMiB))])),
+        return [
             ("task", taskValues.count == 1 ? taskValues[0] : .array(taskValues)),
             ("model", .object(modelFields)), ("train", .object(trainFields)),
-        ])
+        ]
     }
 }

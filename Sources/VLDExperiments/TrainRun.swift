@@ -90,11 +90,14 @@ public struct TrialError: Error, CustomStringConvertible {
 public enum TrainRunner {
     /// Runs (or resumes) `trial` in `dir`.
     public static func run(_ trial: Trial, in dir: TrialDirectory, context: RunContext) throws -> TrialOutcome {
-        let m = trial.manifest
+        guard let m = trial.manifest.body as? TrainBody else {
+            throw TrialError("trial \(trial.index) is a \(trial.manifest.kind) trial, not a train trial")
+        }
+        let h = trial.manifest
         let fm = FileManager.default
         try fm.createDirectory(at: dir.url, withIntermediateDirectories: true)
-        let threads = context.threads ?? m.threads
-        let resolved = m.json.serialized() + "\n"
+        let threads = context.threads ?? h.threads
+        let resolved = h.json.serialized() + "\n"
         let manifestFile = dir.manifest
         if let existing = try? String(contentsOf: manifestFile, encoding: .utf8) {
             guard existing == resolved else {
@@ -149,7 +152,7 @@ public enum TrainRunner {
             if case let .number(x)? = run?["lastTrainLoss"] { lastTrainLoss = x }
             log("resuming at step \(state.step) of \(m.train.steps) from \(ckpt.path)")
         } else {
-            var rng = SeededRNG(seed: m.seed)
+            var rng = SeededRNG(seed: h.seed)
             model = try Transformer(config: cfg, pool: pool, rng: &rng)
             opt = OptimizerState(parameterCount: model.parameterCount, config: adamW)
             state = TrainingState(step: 0, rng: rng, dataCursor: 0, adamW: adamW)
@@ -159,10 +162,10 @@ public enum TrainRunner {
 
         let B = m.train.batch, T = m.model.context, steps = m.train.steps
         let schedule = LRSchedule(peak: Float(m.train.lr), floor: Float(m.minLr), warmup: m.train.warmup, total: steps)
-        let evaluator = Evaluator(manifest: m, mixture: mixture, config: cfg)
+        let evaluator = Evaluator(body: m, seed: h.seed, mixture: mixture, config: cfg)
         if state.step == 0 {
             log(
-                "vld \(VLD.version) train \(m.name) trial \(trial.index) [\(trial.condition)] seed \(m.seed) | \(cfg.arch.rawValue) "
+                "vld \(VLD.version) train \(h.name) trial \(trial.index) [\(trial.condition)] seed \(h.seed) | \(cfg.arch.rawValue) "
                     + "d=\(cfg.dModel) L=\(cfg.layers) schedule \(cfg.schedule) D=\(cfg.applications) D_VLD=\(cfg.vldDepth) | "
                     + "P_total=\(cfg.totalParams) P_nonemb=\(cfg.nonEmbeddingParams) | tasks \(mixture.tokenizer.family) "
                     + "vocab \(cfg.vocab) | \(threads) threads, BLAS \(BLAS.coreName)")
@@ -194,7 +197,7 @@ public enum TrainRunner {
                 return .stopped(step: state.step)
             }
             if stepDelay > 0 { usleep(stepDelay * 1000) }
-            let batch = try mixture.batch(seed: m.seed, cursor: state.dataCursor, B: B, T: T)
+            let batch = try mixture.batch(seed: h.seed, cursor: state.dataCursor, B: B, T: T)
             let stats = try model.trainStep(
                 inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
                 clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
@@ -283,10 +286,10 @@ public enum TrainRunner {
         trial: Trial, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState, threads: Int,
         trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double
     ) -> JSONValue {
-        let m = trial.manifest
+        let h = trial.manifest, m = h.body as! TrainBody  // run() checked the kind
         let B = m.train.batch, T = m.model.context
         var documents = [Int](repeating: 0, count: mixture.tasks.count)
-        for i in 0..<state.dataCursor { documents[mixture.taskIndex(seed: m.seed, index: i)] += 1 }
+        for i in 0..<state.dataCursor { documents[mixture.taskIndex(seed: h.seed, index: i)] += 1 }
         var docFields: [(String, JSONValue)] = []
         for (k, task) in mixture.tasks.enumerated() { docFields.append((task.family, JSONValue(documents[k]))) }
         var training: [(String, JSONValue)] = [
@@ -304,9 +307,9 @@ public enum TrainRunner {
         }
         let trainFlops = cfg.trainFlopsPerStep(batch: B, seqLen: T)
         return .object([
-            ("vldVersion", .string(VLD.version)), ("name", .string(m.name)), ("kind", .string(m.kind.rawValue)),
+            ("vldVersion", .string(VLD.version)), ("name", .string(h.name)), ("kind", .string(h.kind)),
             ("trial", JSONValue(trial.index)), ("condition", .string(trial.condition)),
-            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(m.seed))),
+            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(h.seed))),
             ("threads", JSONValue(threads)),
             (
                 "model",

@@ -5,7 +5,7 @@ import Foundation
 
 enum TrialReport {
     static func html(trial: Trial, results: JSONValue, metrics: [JSONValue]) -> String {
-        let m = trial.manifest
+        let m = trial.manifest, body = m.body as? TrainBody
         var r = HTMLReport(
             title: "\(m.name): trial \(trial.index)",
             subtitle: "\(trial.condition), seed \(m.seed) — vld \(string(results["vldVersion"]))")
@@ -20,7 +20,7 @@ enum TrialReport {
             ("P_total / P_non-embedding", "\(number(model?["P_total"])) / \(number(model?["P_nonEmbedding"]))"),
             (
                 "training",
-                "\(number(training?["steps"])) steps, batch \(m.train.batch), \(number(training?["tokensSeen"])) tokens, lr \(formatNumber(m.train.lr))"
+                "\(number(training?["steps"])) steps, batch \(body.map { String($0.train.batch) } ?? "?"), \(number(training?["tokensSeen"])) tokens, lr \(body.map { formatNumber($0.train.lr) } ?? "?")"
             ),
             ("training FLOPs", number(flops?["train"])),
             ("eval loss", number(training?["evalLoss"])),

@@ -20,9 +20,10 @@ enum ValidateCommand {
         for file in p.positional {
             do {
                 let e = try loadExperiment(file)
-                let steps = e.trials.map(\.manifest.train.steps).reduce(0, +)
+                let total = e.trials.map(\.manifest.body.progress.total).reduce(0, +)
+                let unit = e.trials.first?.manifest.body.progress.unit ?? "steps"
                 print(
-                    "\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(steps) training steps in all)"
+                    "\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(total) \(unit) in all)"
                 )
             } catch let e as ManifestError {
                 status = 1

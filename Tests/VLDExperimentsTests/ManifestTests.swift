@@ -149,11 +149,15 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     let e = try Experiment.parse(Data(manifest().utf8), cores: 2)
     #expect(e.trials.count == 1)
     let m = e.trials[0].manifest
-    #expect(m.threads == 2)
-    #expect(m.evalEvery == 1)  // steps / 10
-    #expect(m.checkpointEvery == 1)
-    #expect(m.train.warmup == 1)  // min(50, steps / 10)
-    #expect(abs(m.minLr - 1e-4) < 1e-12)
+    #expect(m.threads == 2 && m.kind == "train")
+    let body = try #require(m.body as? TrainBody)
+    #expect(body.evalEvery == 1)  // steps / 10
+    #expect(body.checkpointEvery == 1)
+    #expect(body.train.warmup == 1)  // min(50, steps / 10)
+    #expect(abs(body.minLr - 1e-4) < 1e-12)
+    #expect(body.progress.total == 10 && body.progress.unit == "training steps")
+    let estimate = try m.estimate()
+    #expect(estimate.progressTotal == 10 && estimate.parameters > 0 && estimate.flops > 0 && estimate.memoryMiB > 32)
     let json = m.json
     #expect(json["train"]?["minLr"] != nil)
     #expect(json["model"]?["tiedEmbeddings"] == .bool(true))
@@ -169,11 +173,15 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     let e = try Experiment.parse(Data(text.utf8), cores: 2)
     #expect(e.trials.count == 6)
     #expect(e.axes == ["model", "seed"])
-    let described = e.trials.map { "\($0.manifest.model.schedule)/L\($0.manifest.model.layers)/s\($0.manifest.seed)" }
+    let described = e.trials.map {
+        let model = ($0.manifest.body as! TrainBody).model
+        return "\(model.schedule)/L\(model.layers)/s\($0.manifest.seed)"
+    }
     #expect(described == ["base/L2/s1", "base/L2/s2", "cyc(2)/L2/s1", "cyc(2)/L2/s2", "base/L6/s1", "base/L6/s2"])
     #expect(e.trials[2].condition == "schedule=cyc(2)")
     #expect(e.trials[4].condition == "layers=6 schedule=base")
-    #expect(e.trials[4].manifest.model.dModel == 32)  // merged, not replaced
+    #expect((e.trials[4].manifest.body as? TrainBody)?.model.dModel == 32)  // merged, not replaced
+    #expect(e.trials[0].manifest != e.trials[2].manifest && e.trials[0].manifest == e.trials[0].manifest)
     #expect(Set(e.trials.map(\.directoryName)).count == 6)
     #expect(e.trials[2].directoryName == "002-schedule=cyc-2--seed1")
     #expect(e.trials[4].directoryName == "004-layers=6_schedule=base-seed1")
@@ -336,4 +344,24 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     #expect(
         issues(manifest(task: #"{"type": "chain", "format": "cot", "cotSteps": "backwards"}"#, model: small))
             .contains { $0.hasPrefix("task.cotSteps: \"backwards\" is not accepted; expected one of trace, forward") })
+}
+
+@Test func theRegistryNamesEveryRunnableKindAndThePlannedOnes() {
+    #expect(Kinds.names == ["train"])
+    #expect(Kinds.planned == ["distill", "tts", "phase"])
+}
+
+@Test func aKindThisBuildCannotRunIsReportedAloneWithItsBodyUnread() {
+    let found = issues(manifest(#", "kind": "tts", "policy": "@x""#, task: #"{"type": "nonsense"}"#))
+    #expect(found == [#"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train"#])
+}
+
+@Test func theResolvedTrialIsTheHeaderThenItsKindsBody() throws {
+    let m = try Experiment.parse(Data(manifest().utf8), cores: 2).trials[0].manifest
+    guard case let .object(fields) = m.json else {
+        Issue.record("manifest.json is not an object")
+        return
+    }
+    #expect(fields.map(\.0) == ["name", "kind", "seed", "priority", "resources", "task", "model", "train"])
+    #expect(m.body.summaryScalars(.object([("metrics", .object([("x", .number(2))]))])).map(\.0) == ["x"])
 }
