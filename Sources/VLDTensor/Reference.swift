@@ -227,6 +227,56 @@ public enum Reference {
         return count > 0 ? sum / Double(count) : 0
     }
 
+    /// The mean distillation loss over counted positions (Distillation.swift), written from the
+    /// definitions: softmax, KL and the mixture computed directly, no fused gradient.
+    public static func distillation(
+        _ kind: DistillationLoss, student: [Double], teacher: [Double], targets: [Int], V: Int
+    ) -> Double {
+        func softmax(_ x: [Double], _ T: Double = 1) -> [Double] {
+            let m = x.map { $0 / T }.max()!
+            let e = x.map { exp($0 / T - m) }
+            let s = e.reduce(0, +)
+            return e.map { $0 / s }
+        }
+        func kl(_ a: [Double], _ b: [Double]) -> Double {
+            zip(a, b).map { $0 > 0 ? $0 * log($0 / $1) : 0 }.reduce(0, +)
+        }
+        var sum = 0.0, count = 0
+        for n in 0..<targets.count where targets[n] >= 0 {
+            let zs = Array(student[(n * V)..<((n + 1) * V)]), zt = Array(teacher[(n * V)..<((n + 1) * V)])
+            let p = softmax(zs), q = softmax(zt), y = targets[n]
+            let ce = -log(p[y])
+            switch kind {
+            case .ce:
+                sum += ce
+            case let .kdForward(T, lambda):
+                sum += (1 - lambda) * ce + lambda * T * T * kl(softmax(zt, T), softmax(zs, T))
+            case let .kdReverse(T, lambda):
+                sum += (1 - lambda) * ce + lambda * T * T * kl(softmax(zs, T), softmax(zt, T))
+            case let .jsd(beta):
+                if beta == 0 {
+                    sum += kl(q, p)
+                } else if beta == 1 {
+                    sum += kl(p, q)
+                } else {
+                    let m = zip(q, p).map { beta * $0 + (1 - beta) * $1 }
+                    sum += beta * kl(q, m) + (1 - beta) * kl(p, m)
+                }
+            case let .topK(k):
+                let order = (0..<V).sorted { zt[$0] > zt[$1] || (zt[$0] == zt[$1] && $0 < $1) }
+                let support = Array(order.prefix(min(max(k, 1), V)))
+                let qs = support.map { q[$0] }, ps = support.map { p[$0] }
+                let qn = qs.reduce(0, +), pn = ps.reduce(0, +)
+                sum += -zip(qs, ps).map { ($0 / qn) * log($1 / pn) }.reduce(0, +)
+            case .logitMSE:
+                let ms = zs.reduce(0, +) / Double(V), mt = zt.reduce(0, +) / Double(V)
+                sum += zip(zs, zt).map { (($0 - ms) - ($1 - mt)) * (($0 - ms) - ($1 - mt)) }.reduce(0, +)
+            }
+            count += 1
+        }
+        return count > 0 ? sum / Double(count) : 0
+    }
+
     public static func crossEntropyBackward(logits: [Double], targets: [Int], V: Int) -> [Double] {
         var d = [Double](repeating: 0, count: logits.count)
         let count = Double(targets.filter { $0 >= 0 }.count)
