@@ -37,6 +37,25 @@ extension Transformer {
         zeroGrads()
         let loss = try forward(inputs: inputs, targets: targets, B: B, T: T, segments: segments)!
         backward()
+        return applyUpdate(loss: loss, lr: lr, clip: clip, optimizer: optimizer)
+    }
+
+    /// One step with a loss of the logits other than cross-entropy (`Transformer.backward(loss:)`):
+    /// forward without targets, `loss` turns the logits into their gradient and returns the mean
+    /// loss, then clipping and AdamW exactly as in the cross-entropy step.
+    @discardableResult
+    public func trainStep(
+        inputs: [Int32], B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState, segments: [Int32]? = nil,
+        loss: (_ logits: FPtr, _ N: Int, _ V: Int) throws -> Float
+    ) throws -> StepStats {
+        zeroGrads()
+        try forward(inputs: inputs, B: B, T: T, segments: segments)
+        let value = try backward(loss: loss)
+        return applyUpdate(loss: value, lr: lr, clip: clip, optimizer: optimizer)
+    }
+
+    /// Clips the gradient, takes one AdamW step and reports it.
+    func applyUpdate(loss: Float, lr: Float, clip: Float, optimizer: OptimizerState) -> StepStats {
         let norm = clipGradNorm(grads.base, N: layout.count, maxNorm: clip, pool: pool)
         optimizer.step += 1
         let decayed = layout.decayedCount

@@ -309,14 +309,33 @@ public final class Transformer {
 
     /// Adds the gradient of the last forward's mean loss to `grads` (call `zeroGrads` first).
     public func backward() {
-        let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
-        let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
+        let L = actLayout!, a = acts!
+        let N = L.B * L.T, V = config.vocab
         require(targetBuf.count == N, "backward needs a forward pass with targets")
         targetBuf.withUnsafeBufferPointer { t in
             crossEntropyBackward(
                 dlogits: a[L.logits], probs: a[L.logits], targets: t.baseAddress!,
                 scale: lastCount > 0 ? 1 / Float(lastCount) : 0, N: N, V: V, pool: pool)
         }
+        backwardFromLogitGradient()
+    }
+
+    /// After a forward pass without targets: `loss` reads the logits (N = B*T rows of V) and
+    /// overwrites them with the gradient of its scalar loss with respect to them; the gradient of
+    /// the parameters is then added to `grads` (call `zeroGrads` first). Any loss of the logits
+    /// trains this way (distillation among them); `backward` is the cross-entropy case.
+    @discardableResult
+    public func backward(loss: (_ logits: FPtr, _ N: Int, _ V: Int) throws -> Float) rethrows -> Float {
+        let L = actLayout!
+        let value = try loss(acts![L.logits], L.B * L.T, config.vocab)
+        backwardFromLogitGradient()
+        return value
+    }
+
+    /// Backpropagates the gradient that the logits buffer holds.
+    func backwardFromLogitGradient() {
+        let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
+        let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
         linearBackward(
             dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
             weight: p[layout.head], M: N, C: C, OC: V, pool: pool, overwriteInput: true)

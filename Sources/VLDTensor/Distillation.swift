@@ -69,7 +69,8 @@ public enum DistillationLoss: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Losses (N, 0 where masked) and, if `dlogits` is given, the gradient of the mean loss with respect
-/// to the student's logits (N, V; written, not accumulated). Returns the mean over counted positions
+/// to the student's logits (N, V; written, not accumulated; it may alias `student`, so a training
+/// step can turn its logits into their gradient in place). Returns the mean over counted positions
 /// and their number.
 @discardableResult
 public func distillationForwardBackward(
@@ -162,11 +163,15 @@ public func distillationForwardBackward(
                     ss += expf(zs[i] - ms)
                 }
                 let lseT = mt + logf(st), lseS = ms + logf(ss)
-                d?.update(repeating: 0, count: V)
-                for i in support {
+                // Gradient into scratch first: dlogits may alias the student's logits.
+                for (j, i) in support.enumerated() {
                     let q = expf(zt[i] - lseT), logp = zs[i] - lseS
                     loss -= q * logp
-                    d?[i] = (expf(logp) - q) * scale
+                    lp[j] = (expf(logp) - q) * scale
+                }
+                if let d {
+                    d.update(repeating: 0, count: V)
+                    for (j, i) in support.enumerated() { d[i] = lp[j] }
                 }
             case .logitMSE:
                 var ms: Float = 0, mt: Float = 0

@@ -93,3 +93,75 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
     #expect(steered[0] == base[0] && steered[1] == base[1])
     #expect(steered[2] != base[2] && steered[4] != base[4])
 }
+
+/// The training step with a loss closure is the cross-entropy step when the closure is
+/// cross-entropy: same losses, bitwise the same parameters after several steps.
+@Test(arguments: [Arch.gpt2, .llama])
+func aLossClosureThatIsCrossEntropyTrainsBitwiseLikeTheBuiltInStep(_ arch: Arch) throws {
+    let pool = ThreadPool(threads: 2)
+    let task = ReverseTask(vocab: 16, length: 6)
+    func fresh() throws -> (Transformer, OptimizerState) {
+        var rng = SeededRNG(seed: 11)
+        let m = try Transformer(config: tinyConfig(arch, schedule: .cyc(1)), pool: pool, rng: &rng)
+        return (m, OptimizerState(parameterCount: m.parameterCount, config: AdamWConfig()))
+    }
+    let (a, oa) = try fresh(), (b, ob) = try fresh()
+    let T = task.sequenceLength
+    for step in 0..<6 {
+        let batch = task.batch(seed: 5, cursor: step * 8, batch: 8)
+        let builtIn = try a.trainStep(
+            inputs: batch.inputs, targets: batch.targets, B: 8, T: T, lr: 3e-3, clip: 1, optimizer: oa)
+        let viaClosure = try b.trainStep(inputs: batch.inputs, B: 8, T: T, lr: 3e-3, clip: 1, optimizer: ob) {
+            logits, N, V in
+            var losses = [Float](repeating: 0, count: N)
+            let (loss, count) = crossEntropyForward(
+                losses: &losses, probs: logits, logits: logits, targets: batch.targets, N: N, V: V, pool: pool)
+            crossEntropyBackward(
+                dlogits: logits, probs: logits, targets: batch.targets, scale: 1 / Float(count), N: N, V: V, pool: pool)
+            return loss
+        }
+        #expect(builtIn.loss == viaClosure.loss && builtIn.gradNorm == viaClosure.gradNorm, "step \(step)")
+    }
+    #expect(a.params.array() == b.params.array(), "parameters after 6 steps")
+}
+
+/// Distilling with forward KL (λ = 1) from a trained teacher moves an untrained student's
+/// predictions toward the teacher's on held-out data.
+@Test func distillingMovesTheStudentTowardTheTeacher() throws {
+    let pool = ThreadPool(threads: 2)
+    let task = ReverseTask(vocab: 16, length: 6)
+    let T = task.sequenceLength
+    let teacher = try trainedReverser(.gpt2, schedule: .base, steps: 300, pool: pool)
+    var rng = SeededRNG(seed: 21)
+    let student = try Transformer(config: tinyConfig(.llama, schedule: .cyc(1)), pool: pool, rng: &rng)
+    let opt = OptimizerState(parameterCount: student.parameterCount, config: AdamWConfig(weightDecay: 0))
+    func teacherLogits(_ inputs: [Int32], _ B: Int) throws -> [Float] {
+        try teacher.forward(inputs: inputs, B: B, T: T)
+        return (0..<(B * T)).flatMap { teacher.logits(row: $0) }
+    }
+    func kl(_ inputs: [Int32], _ targets: [Int32], _ B: Int) throws -> Float {
+        let t = try teacherLogits(inputs, B)
+        try student.forward(inputs: inputs, B: B, T: T)
+        let s = (0..<(B * T)).flatMap { student.logits(row: $0) }
+        var losses = [Float](repeating: 0, count: B * T)
+        return distillationForwardBackward(
+            .jsd(beta: 0), losses: &losses, dlogits: nil, student: s, teacher: t, targets: targets, N: B * T,
+            V: 16, pool: pool
+        ).loss
+    }
+    let held = task.batch(seed: 77, cursor: 0, batch: 32)
+    let before = try kl(held.inputs, held.targets, 32)
+    for step in 0..<150 {
+        let b = task.batch(seed: 3, cursor: step * 16, batch: 16)
+        let t = try teacherLogits(b.inputs, 16)
+        try student.trainStep(inputs: b.inputs, B: 16, T: T, lr: 3e-3, clip: 1, optimizer: opt) { logits, N, V in
+            var losses = [Float](repeating: 0, count: N)
+            return distillationForwardBackward(
+                .kdForward(temperature: 2, lambda: 1), losses: &losses, dlogits: logits, student: logits, teacher: t,
+                targets: b.targets, N: N, V: V, pool: pool
+            ).loss
+        }
+    }
+    let after = try kl(held.inputs, held.targets, 32)
+    #expect(after < before / 2, "KL(teacher || student) on held-out data: \(before) before, \(after) after")
+}
