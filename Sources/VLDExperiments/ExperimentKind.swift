@@ -15,8 +15,8 @@
 import Foundation
 import VLDModel
 
-/// What one trial of a kind is expected to cost, before it runs: shown by `vldctl validate`,
-/// stored with queued jobs, and used for experiment-wide ETAs.
+/// What one trial of a kind is expected to cost, before it runs: shown by `vldctl validate` and
+/// used for experiment-wide ETAs (the queue stores the progress total).
 public struct TrialEstimate: Equatable, Sendable {
     /// Total trainable parameters of the model the trial builds (0 if it builds none).
     public var parameters: Int

@@ -8,8 +8,10 @@ enum ValidateCommand {
     static let usage = """
         usage: vldctl validate FILE...
 
-        Checks manifests without running them. Prints "ok" and the trial count for each valid file,
-        or every problem with its JSON path. Exit status 0 when all files are valid, 1 otherwise.
+        Checks manifests without running them. Prints "ok", the trial count and what the trials
+        cost (the most parameters and memory of any trial, the FLOPs of all of them, from each kind's
+        estimate) for each valid file, or every problem with its JSON path. Exit status 0 when all
+        files are valid, 1 otherwise.
         """
 
     static func run(_ args: [String]) throws -> Int32 {
@@ -25,6 +27,14 @@ enum ValidateCommand {
                 print(
                     "\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(total) \(unit) in all)"
                 )
+                let estimates = e.trials.compactMap { try? $0.manifest.estimate() }
+                if let largest = estimates.max(by: { $0.parameters < $1.parameters }) {
+                    let flops = estimates.map(\.flops).reduce(0, +)
+                    print(
+                        "  up to \(largest.parameters) parameters and about "
+                            + "\(Int(estimates.map(\.memoryMiB).max()!.rounded(.up))) MiB per trial; "
+                            + "\(formatNumber(flops, significant: 3)) FLOPs in all")
+                }
             } catch let e as ManifestError {
                 status = 1
                 // One line per issue, whatever the manifest's strings hold (DisplayText).

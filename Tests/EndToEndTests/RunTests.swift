@@ -41,7 +41,10 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
         in: dir, as: "good.json")
     let r = try vldctl(["validate", good.path])
     #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-    #expect(r.stdout.contains("ok, 4 trials"))
+    #expect(r.stdout.contains("ok, 4 trials (40 training steps in all)"), "\(r.stdout)")
+    #expect(
+        r.stdout.contains("  up to ") && r.stdout.contains(" MiB per trial; ")
+            && r.stdout.contains("FLOPs in all"))
     let bad = write(
         #"{"name": "x", "seed": "one", "task": {"type": "igsm"}, "model": {"schedul": "cyc(1)"}}"#, in: dir,
         as: "bad.json")
