@@ -35,7 +35,9 @@ let package = Package(
         // -enable-testing: their tests reach internals (the iGSM graph, the chart axes) in the
         // release configuration the suite runs in; neither module has hot loops.
         .target(name: "VLDTasks", swiftSettings: testable),
-        .target(name: "VLDExperiments", dependencies: ["VLDModel", "VLDTasks"], swiftSettings: testable),
+        // The project's one JSON value type, reader and writer, and the terminal-safe text it quotes with.
+        .target(name: "VLDJSON", swiftSettings: testable),
+        .target(name: "VLDExperiments", dependencies: ["VLDJSON", "VLDModel", "VLDTasks"], swiftSettings: testable),
         .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
         .target(
             name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable

@@ -1,4 +1,5 @@
-// JSON.swift: a strict JSON reader and writer for manifests.
+// JSON.swift: the project's one JSON value type, strict reader and writer (manifests, results,
+// worker events, job files, reject reasons).
 //
 // Foundation's JSONSerialization keeps the last of duplicate keys, forgets key order and reports
 // syntax errors without a position. Manifests need all three: a duplicate key is a mistake to
@@ -59,7 +60,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
-    static func format(_ n: Double) -> String {
+    public static func format(_ n: Double) -> String {
         if n.rounded() == n && abs(n) < 1e15 { return String(Int64(n)) }
         return "\(n)"
     }
