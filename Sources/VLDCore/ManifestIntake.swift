@@ -3,6 +3,7 @@
 
 import Foundation
 import VLDExperiments
+import VLDModel
 import VLDStore
 
 public enum IntakeVerdict {
@@ -41,6 +42,26 @@ public enum ManifestIntake {
         }
         do {
             let experiment = try Experiment.parse(data, limits: config.limits, cores: config.threadsPerJob)
+            // Until the queue holds dependencies (queue schema v2), the daemon runs no pipelines and
+            // reads no checkpoint on a submitter's behalf: both are refused here, by path.
+            if !experiment.stages.isEmpty {
+                return .invalid([
+                    ManifestIssue(
+                        path: "stages",
+                        message:
+                            "vldd \(VLD.version) does not run pipelines yet; run this manifest with 'vldctl run' (it runs the stages in order)"
+                    )
+                ])
+            }
+            if let (path, ref) = experiment.trials.lazy.flatMap({ $0.manifest.body.checkpointRefs }).first {
+                return .invalid([
+                    ManifestIssue(
+                        path: path,
+                        message:
+                            "vldd \(VLD.version) does not read checkpoints (\(ref)) for a submitter yet; use 'vldctl run'"
+                    )
+                ])
+            }
             let kind = experiment.trials.first?.manifest.kind ?? "train"
             let single = experiment.trials.count == 1 && experiment.axes.isEmpty
             let jobs = experiment.trials.map { trial -> NewJob in

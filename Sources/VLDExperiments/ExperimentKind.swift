@@ -59,6 +59,14 @@ public protocol KindBody: Sendable {
     /// The scalars of a finished trial's results.json that a summary compares across trials, in a
     /// stable order.
     func summaryScalars(_ results: JSONValue) -> [(String, Double)]
+    /// The checkpoints a trial reads (train's `init`, distill's `teacher`) with the path of the
+    /// field that names each, relative to the manifest (e.g. "init"): a pipeline checks that the
+    /// stages they name exist and runs those first.
+    var checkpointRefs: [(path: String, ref: CheckpointRef)] { get }
+}
+
+extension KindBody {
+    public var checkpointRefs: [(path: String, ref: CheckpointRef)] { [] }
 }
 
 /// An experiment kind (kinds live in this module: they read manifests with its field reader).

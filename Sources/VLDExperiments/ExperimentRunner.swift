@@ -67,12 +67,41 @@ public enum ExperimentRunner {
         }
         var stopped = false
         var skipped: [Trial] = []
+        /// Whether another process holds `trial`'s lock now.
+        func heldElsewhere(_ trial: Trial) -> Bool {
+            let fd = open(layout.lock(trial), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return flock(fd, LOCK_SH | LOCK_NB) != 0
+        }
         for trial in experiment.trials {
             let name = trial.directoryName
             let final = layout.published(trial)
             let tag = "[\(trial.index + 1)/\(experiment.trials.count)]"
             if only.map({ !$0.contains(trial.index) }) ?? false { continue }
             if stopped { continue }
+            if final.isComplete, load(trial, final, name) != nil { continue }
+            // A stage starts when the stages it needs are finished; trials that another process
+            // runs are waited for (trials run in stage order, so this process holds no lock now).
+            var unmet = experiment.prerequisites(of: trial).filter { !layout.published($0).isComplete }
+            var waited = false
+            while !unmet.isEmpty, unmet.allSatisfy(heldElsewhere), !shouldStop() {
+                if !waited {
+                    log(
+                        "\(tag) waits for \(unmet.count) trial(s) of stage \(unmet[0].stage ?? "") running in another process"
+                    )
+                    waited = true
+                }
+                usleep(500_000)
+                unmet = unmet.filter { !layout.published($0).isComplete }
+            }
+            if !unmet.isEmpty {
+                if shouldStop() { stopped = true; continue }
+                log(
+                    "\(tag) not run: it needs stage \(unmet[0].stage ?? "") (trial \(unmet[0].index + 1)), which is not finished"
+                )
+                continue
+            }
             // One process per trial: the lock is released when the trial ends, or with the process however it ends.
             let lockFD = open(layout.lock(trial), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard lockFD >= 0 else {
@@ -115,7 +144,8 @@ public enum ExperimentRunner {
                         ExperimentProgress(
                             trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
                             experimentETA: eta))
-                }, shouldStop: shouldStop)
+                }, shouldStop: shouldStop,
+                checkpoint: { ref in try resolve(ref, in: experiment, layout: layout) })
             let outcome = try Kinds.run(trial, in: work, context: context)
             switch outcome {
             case .stopped:
@@ -135,6 +165,25 @@ public enum ExperimentRunner {
         return Outcome(
             completed: results.count, total: experiment.trials.count, stopped: stopped, elsewhere: elsewhere,
             directory: root)
+    }
+
+    /// The checkpoint directory `ref` names: a stage's in this experiment's directory, or a path.
+    static func resolve(_ ref: CheckpointRef, in experiment: Experiment, layout: ExperimentDirectory) throws -> URL {
+        switch ref {
+        case .stage:
+            guard let trial = experiment.trial(for: ref) else {
+                throw TrialError("\(ref) names no trial of \(experiment.name)")
+            }
+            let dir = layout.published(trial)
+            guard dir.isComplete else {
+                throw TrialError("\(ref): trial \(trial.index + 1) (\(dir.path)) has not finished", retryable: true)
+            }
+            return dir.checkpoint
+        case .job:
+            throw TrialError("\(ref) names a vldd job; vldctl run resolves stages and paths only (submit it to vldd)")
+        case let .path(p):
+            return URL(fileURLWithPath: p)
+        }
     }
 
     /// Reads a finished trial directory (results.json and metrics.jsonl); `name` is how reports link to it.

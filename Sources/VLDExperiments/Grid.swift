@@ -21,16 +21,22 @@ public struct Trial: Equatable, Sendable {
     public var manifest: Manifest
     /// The trial as JSON, before defaults are filled in.
     public var json: JSONValue
+    /// The stage it belongs to in a manifest with stages (Stages.swift), and its position there.
+    public var stage: String? = nil
+    public var stageTrial = 0
 
     public static func == (a: Trial, b: Trial) -> Bool {
-        a.index == b.index && a.manifest == b.manifest && a.json == b.json
+        a.index == b.index && a.manifest == b.manifest && a.json == b.json && a.stage == b.stage
+            && a.stageTrial == b.stageTrial
     }
 
-    /// A short label of the grid values other than the seed, e.g. "schedule=cyc(2)"; the condition
-    /// that seeds are averaged over. "all" when the grid varies nothing but the seed.
+    /// A short label of the stage and the grid values other than the seed, e.g. "schedule=cyc(2)"
+    /// or "student schedule=cyc(2)"; the condition that seeds are averaged over. "all" when the
+    /// grid varies nothing but the seed and there are no stages.
     public var condition: String {
         let parts = assignments.filter { $0.0 != "seed" }.flatMap { Trial.label(path: $0.0, value: $0.1) }
-        return parts.isEmpty ? "all" : parts.joined(separator: " ")
+        let label = ((stage.map { [$0] } ?? []) + parts).joined(separator: " ")
+        return label.isEmpty ? "all" : label
     }
 
     /// The directory name of this trial: index, condition and seed, filesystem-safe.
@@ -59,6 +65,9 @@ public struct Experiment: Sendable {
     public var axes: [String]
     /// The file's JSON as written.
     public var source: JSONValue
+    /// The stages in the order they run (empty for a manifest without `stages`); their trials are
+    /// consecutive in `trials`.
+    public var stages: [Stage] = []
 
     /// Parses a manifest file and expands its grid. Throws `ManifestError` listing every problem.
     public static func parse(
@@ -77,6 +86,19 @@ public struct Experiment: Sendable {
         do { value = try JSONValue.parse(data) } catch let e as JSONSyntaxError {
             throw ManifestError([ManifestIssue(path: "", message: "not valid JSON: \(e)")])
         }
+        guard case let .object(fields) = value else {
+            throw ManifestError([ManifestIssue(path: "", message: "expected a JSON object, got \(value.typeName)")])
+        }
+        if fields.contains(where: { $0.0 == "stages" }) {
+            return try parseStaged(value, fields: fields, limits: limits, cores: cores)
+        }
+        let (trials, axes) = try expand(value, limits: limits, cores: cores)
+        let name = trials.first?.manifest.name ?? "unnamed"
+        return Experiment(name: name, trials: trials, axes: axes, source: value)
+    }
+
+    /// Expands the grid of a manifest object (without stages) into validated trials.
+    static func expand(_ value: JSONValue, limits: Limits, cores: Int) throws -> (trials: [Trial], axes: [String]) {
         guard case let .object(fields) = value else {
             throw ManifestError([ManifestIssue(path: "", message: "expected a JSON object, got \(value.typeName)")])
         }
@@ -106,7 +128,7 @@ public struct Experiment: Sendable {
                             message: "a grid path has at most 8 parts and 200 bytes, e.g. task.0.maxOps"))
                     continue
                 }
-                if ["name", "grid", "kind"].contains(path) {
+                if ["name", "grid", "kind", "stages"].contains(path) {
                     issues.append(ManifestIssue(path: p, message: "\(path) cannot vary in a grid"))
                     continue
                 }
@@ -185,7 +207,6 @@ public struct Experiment: Sendable {
             }
         }
         if !all.isEmpty { throw ManifestError(all) }
-        let name = trials.first?.manifest.name ?? "unnamed"
-        return Experiment(name: name, trials: trials, axes: axes.map(\.0), source: value)
+        return (trials, axes.map(\.0))
     }
 }

@@ -306,9 +306,10 @@ extension TrainBody {
             ("beta1", JSONValue(t.beta1)), ("beta2", JSONValue(t.beta2)), ("evalEvery", JSONValue(evalEvery)),
             ("checkpointEvery", JSONValue(checkpointEvery)), ("evalBatches", JSONValue(t.evalBatches)),
         ]
+        // `init` only when set, so that trials without it resolve as they did before it existed.
         return [
             ("task", taskValues.count == 1 ? taskValues[0] : .array(taskValues)),
             ("model", .object(modelFields)), ("train", .object(trainFields)),
-        ]
+        ] + (initFrom.map { [("init", .string($0.description))] } ?? [])
     }
 }

@@ -9,12 +9,17 @@ public struct TrainBody: KindBody, Equatable {
     public var tasks: [TaskSpec]
     public var model = ModelSpec()
     public var train = TrainSpec()
+    /// The checkpoint the weights start from (`init`); nil: a fresh initialization.
+    public var initFrom: CheckpointRef?
 
-    public init(tasks: [TaskSpec], model: ModelSpec, train: TrainSpec) {
+    public init(tasks: [TaskSpec], model: ModelSpec, train: TrainSpec, initFrom: CheckpointRef? = nil) {
         self.tasks = tasks
         self.model = model
         self.train = train
+        self.initFrom = initFrom
     }
+
+    public var checkpointRefs: [(path: String, ref: CheckpointRef)] { initFrom.map { [("init", $0)] } ?? [] }
 
     public var evalEvery: Int { train.evalEvery ?? max(1, train.steps / 10) }
     public var checkpointEvery: Int { train.checkpointEvery ?? evalEvery }
@@ -53,11 +58,12 @@ enum TrainKind: ExperimentKind {
         let model = TrainBody.parseModel(root.object("model"))
         let tasks = TrainBody.parseTasks(root.value("task"), issues: root.issues)
         let train = TrainBody.parseTrain(root.object("train"), limits: limits)
+        let initFrom = root.checkpointRef("init")
         if tasks.isEmpty {
             if root.issues.items.isEmpty { root.issues.add("task", "expected a task") }
             return nil
         }
-        return TrainBody(tasks: tasks, model: model.spec, train: train.spec)
+        return TrainBody(tasks: tasks, model: model.spec, train: train.spec, initFrom: initFrom)
     }
 
     static func crossCheck(_ body: TrainBody, header: ManifestHeader, issues: IssueList, limits: Limits) {

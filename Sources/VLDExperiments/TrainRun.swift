@@ -44,16 +44,29 @@ public struct RunContext {
     public var progress: (TrainProgress) -> Void
     /// Polled between steps: true asks the trial to checkpoint and return `.stopped`.
     public var shouldStop: () -> Bool
+    /// The checkpoint directory a reference names (`vldctl run` resolves stages in its output
+    /// directory, the daemon through its queue); throws a TrialError naming what is missing.
+    public var checkpoint: (CheckpointRef) throws -> URL
 
     public init(
         threads: Int? = nil, log: @escaping (String) -> Void = { _ in },
         progress: @escaping (TrainProgress) -> Void = { _ in },
-        shouldStop: @escaping () -> Bool = { false }
+        shouldStop: @escaping () -> Bool = { false },
+        checkpoint: @escaping (CheckpointRef) throws -> URL = RunContext.pathsOnly
     ) {
         self.threads = threads
         self.log = log
         self.progress = progress
         self.shouldStop = shouldStop
+        self.checkpoint = checkpoint
+    }
+
+    /// Resolves paths as they are and refuses stage and job references (a trial run on its own).
+    public static let pathsOnly: (CheckpointRef) throws -> URL = { ref in
+        guard case let .path(p) = ref else {
+            throw TrialError("\(ref) names a stage or job, which only a pipeline run resolves")
+        }
+        return URL(fileURLWithPath: p)
     }
 }
 
@@ -88,6 +101,37 @@ public struct TrialError: Error, CustomStringConvertible {
 }
 
 public enum TrainRunner {
+    /// Copies the weights of the checkpoint in `dir` into `model` (`init`: fine-tuning and
+    /// continued pretraining). The checkpoint must hold the same model up to its layer schedule
+    /// (a schedule reuses blocks; it adds no parameters, so a base model can seed a looped one)
+    /// and the same vocabulary.
+    static func initialize(
+        _ model: Transformer, from dir: URL, ref: CheckpointRef, tokenizer: WordTokenizer, pool: ThreadPool
+    ) throws {
+        let what = "init \(ref) (\(dir.path))"
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
+            throw TrialError("\(what): no checkpoint there (config.json is missing)")
+        }
+        let source: Transformer
+        do { source = try Checkpoint.loadModel(from: dir, pool: pool) } catch {
+            throw TrialError("\(what): cannot load the checkpoint: \(error)")
+        }
+        var theirs = source.config
+        theirs.schedule = model.config.schedule
+        guard theirs == model.config, source.parameterCount == model.parameterCount else {
+            throw TrialError(
+                "\(what) holds a different model (\(brief(source.config))); this trial builds \(brief(model.config))")
+        }
+        do { _ = try WordTokenizer.load(from: dir, expecting: tokenizer) } catch {
+            throw TrialError("\(what): its tokenizer differs from this trial's tasks: \(error)")
+        }
+        model.params.load(source.params.array())
+    }
+
+    static func brief(_ c: ModelConfig) -> String {
+        "\(c.arch.rawValue) d=\(c.dModel) L=\(c.layers) heads \(c.heads)/\(c.kvHeads) ffn \(c.ffnHidden) context \(c.context) vocab \(c.vocab)\(c.tiedEmbeddings ? " tied" : " untied")"
+    }
+
     /// Runs (or resumes) `trial` in `dir`.
     public static func run(_ trial: Trial, in dir: TrialDirectory, context: RunContext) throws -> TrialOutcome {
         guard let m = trial.manifest.body as? TrainBody else {
@@ -154,6 +198,11 @@ public enum TrainRunner {
         } else {
             var rng = SeededRNG(seed: h.seed)
             model = try Transformer(config: cfg, pool: pool, rng: &rng)
+            if let ref = m.initFrom {
+                let source = try context.checkpoint(ref)
+                try TrainRunner.initialize(model, from: source, ref: ref, tokenizer: mixture.tokenizer, pool: pool)
+                log("initialized the weights from \(ref) (\(source.path)); the optimizer starts afresh")
+            }
             opt = OptimizerState(parameterCount: model.parameterCount, config: adamW)
             state = TrainingState(step: 0, rng: rng, dataCursor: 0, adamW: adamW)
         }

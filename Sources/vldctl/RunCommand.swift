@@ -27,6 +27,13 @@ enum ValidateCommand {
                 print(
                     "\(DisplayText.escaped(file)): ok, \(e.trials.count) trial\(e.trials.count == 1 ? "" : "s") (\(total) \(unit) in all)"
                 )
+                if !e.stages.isEmpty {
+                    let order = e.stages.map { s in
+                        "\(s.name) (\(s.trials.count) trial\(s.trials.count == 1 ? "" : "s")"
+                            + (s.needs.isEmpty ? ")" : ", needs \(s.needs.joined(separator: ", ")))")
+                    }
+                    print("  stages in order: " + order.joined(separator: "; "))
+                }
                 let estimates = e.trials.compactMap { try? $0.manifest.estimate() }
                 if let largest = estimates.max(by: { $0.parameters < $1.parameters }) {
                     let flops = estimates.map(\.flops).reduce(0, +)
@@ -67,6 +74,9 @@ enum RunCommand {
         The same command started in several processes (for example one per core with
         `taskset -c N ... --threads 1`) shares the trials out: each trial is locked while one
         process runs it and the others skip it.
+        A manifest with `stages` (a pipeline) runs them in dependency order: a stage starts when
+        the stages it needs have finished (a process waits for those another process is running),
+        and "@stage" in `init` reads that stage's final checkpoint from DIR/<name>/.
 
           --out      output directory (default ./var/results)
           --threads  worker threads per trial (default: the manifest's resources.threads)

@@ -373,3 +373,20 @@ final class LockedLines: @unchecked Sendable {
     func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }
+
+/// Until the queue holds dependencies, vldd refuses pipelines and checkpoint references by path
+/// (they run with `vldctl run`), instead of queueing jobs that would start before their needs.
+@Test func theDaemonRefusesPipelinesAndCheckpointReferencesByPath() {
+    let body =
+        #""task": {"type": "bios", "people": 12}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}"#
+    let staged = #"{"name": "p", "stages": {"a": {\#(body)}, "b": {\#(body), "init": "@a"}}}"#
+    let initPath = #"{"name": "q", \#(body), "init": "/etc/vld/weights"}"#
+    for (text, path) in [(staged, "stages"), (initPath, "init")] {
+        guard case let .invalid(issues) = ManifestIntake.check(Data(text.utf8), config: DaemonConfig()) else {
+            Issue.record("\(text) was accepted")
+            continue
+        }
+        #expect(issues.map(\.path) == [path])
+        #expect(issues.first?.message.contains("vldctl run") == true)
+    }
+}

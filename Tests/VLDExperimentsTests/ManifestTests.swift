@@ -37,7 +37,8 @@ struct BadManifest: CustomStringConvertible, Sendable {
         text: manifest(#", "seed": "one""#), expected: #"seed: expected an integer in 0...2147483647, got "one""#),
     BadManifest(
         text: manifest(#", "sede": 3"#),
-        expected: "sede: unknown key; expected one of name, kind, seed, priority, resources, model, task, train, grid"),
+        expected:
+            "sede: unknown key; expected one of name, kind, seed, priority, resources, model, task, train, init, grid"),
     BadManifest(
         text: manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "schedule": "cyk(2)"}"#),
         expected: #"model.schedule: "cyk(2)" is not a schedule; "#),
