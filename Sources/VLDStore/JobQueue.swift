@@ -25,7 +25,9 @@ public final class JobQueue {
     }
 
     static let jobColumns = """
-        j.*, m.name AS experiment, m.kind AS kind, m.submitter_uid AS submitter_uid
+        j.*, m.name AS experiment, m.kind AS kind, m.submitter_uid AS submitter_uid,
+        (SELECT group_concat(n.needs_job_id) FROM job_needs n JOIN jobs d ON d.id = n.needs_job_id
+          WHERE n.job_id = j.id AND d.state != 'succeeded') AS waiting_for
         """
 
     // MARK: boots
@@ -70,20 +72,33 @@ public final class JobQueue {
             let insertJob = try db.prepare(
                 """
                 INSERT INTO jobs(manifest_id, trial_index, name, params, priority, cpus, mem_bytes, total_steps,
-                                 max_failures, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                                 max_failures, created_at, updated_at, stage)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
                 """)
             let insertEvent = try db.prepare(
                 "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, 'queued', ?)")
             for job in manifest.jobs {
                 try insertJob.bind([
                     manifestID, job.trialIndex, job.name, job.params, job.priority, job.threads,
-                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now,
+                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now, job.stage,
                 ])
                 guard let id = try insertJob.rows().first?.int("id") else { continue }
                 try insertEvent.bind([id, now, "submitted by uid \(manifest.submitterUID) as \(manifest.fileName)"])
                 _ = try insertEvent.rows()
                 ids.append(id)
+            }
+            // Needs name trials of the same manifest; they become job ids once all are inserted.
+            let byTrial = Dictionary(
+                zip(manifest.jobs.map(\.trialIndex), ids), uniquingKeysWith: { first, _ in first })
+            let insertNeed = try db.prepare("INSERT OR IGNORE INTO job_needs(job_id, needs_job_id) VALUES (?, ?)")
+            for (job, id) in zip(manifest.jobs, ids) {
+                for trial in job.needs {
+                    guard let need = byTrial[trial], need != id else {
+                        throw StoreError.noSuchJob(trial)
+                    }
+                    try insertNeed.bind([id, need])
+                    _ = try insertNeed.rows()
+                }
             }
             return IngestResult(manifestID: manifestID, jobIDs: ids, created: true)
         }
@@ -105,9 +120,11 @@ public final class JobQueue {
                 UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, heartbeat_at = ?,
                   attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?, exit_code = NULL,
                   term_signal = NULL, pid = NULL, pgid = NULL
-                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND not_before <= ? AND cpus <= ?
-                              AND coalesce(mem_bytes, 0) <= ?
-                            ORDER BY priority DESC, id LIMIT 1)
+                WHERE id = (SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.not_before <= ? AND q.cpus <= ?
+                              AND coalesce(q.mem_bytes, 0) <= ?
+                              AND NOT EXISTS (SELECT 1 FROM job_needs n JOIN jobs d ON d.id = n.needs_job_id
+                                              WHERE n.job_id = q.id AND d.state != 'succeeded')
+                            ORDER BY q.priority DESC, q.id LIMIT 1)
                 RETURNING id
                 """, [boot, now + leaseMilliseconds, now, now, now, now, maxThreads, maxMemoryBytes])
             guard let id = rows.first?.int("id") else { return nil }
@@ -210,11 +227,13 @@ public final class JobQueue {
                 try update(
                     id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled (\(detail))",
                     set: "exit_code = 75, finished_at = ?, \(clearLease)", [now])
+                try failDependents(of: id, at: now)
             case .failed(let error, let code, let signal, let retryable):
                 if current.state == .cancelling {
                     try update(
                         id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled; the worker ended: \(error)",
                         set: "exit_code = ?, term_signal = ?, finished_at = ?, \(clearLease)", [code, signal, now])
+                    try failDependents(of: id, at: now)
                 } else if retryable && current.failures + 1 < current.maxFailures {
                     let shift = Int64(min(current.failures, 20))
                     let notBefore = now + retryBaseMilliseconds * (Int64(1) << shift)
@@ -233,6 +252,7 @@ public final class JobQueue {
                         set:
                             "failures = failures + 1, exit_code = ?, term_signal = ?, error = ?, finished_at = ?, eta_s = NULL, \(clearLease)",
                         [code, signal, why, now])
+                    try failDependents(of: id, at: now)
                 }
             }
             return try job(id)!
@@ -254,6 +274,7 @@ public final class JobQueue {
                 try update(
                     id, from: current.state, to: .cancelled, at: now, detail: "cancelled\(who)",
                     set: "cancel_requested = 1, finished_at = ?", [now])
+                try failDependents(of: id, at: now)
                 return .cancelled
             case .running:
                 try update(
@@ -285,12 +306,57 @@ public final class JobQueue {
             guard current.state == .failed || current.state == .cancelled else {
                 throw StoreError.conflict(job: id, expected: [.failed, .cancelled], found: current.state)
             }
+            let failedNeed = try db.query(
+                """
+                SELECT d.id, d.stage, d.state FROM job_needs n JOIN jobs d ON d.id = n.needs_job_id
+                WHERE n.job_id = ? AND d.state IN ('failed','cancelled') ORDER BY d.id LIMIT 1
+                """, [id]
+            ).first
+            if let row = failedNeed, let need = row.int("id") {
+                throw StoreError.needFailed(
+                    job: id, need: need, stage: row.string("stage"),
+                    state: JobState(rawValue: row.string("state") ?? "") ?? .failed)
+            }
+            try requeue(
+                id, from: current.state, at: now, detail: "retry requested" + (uid.map { " by uid \($0)" } ?? ""))
+        }
+    }
+
+    /// Queues a failed or cancelled job again, and with it every job that failed because it did.
+    private func requeue(_ id: Int, from state: JobState, at now: Int64, detail: String) throws {
+        try update(
+            id, from: state, to: .queued, at: now, detail: detail,
+            set:
+                "failures = 0, not_before = 0, cancel_requested = 0, error = NULL, exit_code = NULL, term_signal = NULL, finished_at = NULL, blocked_by = NULL",
+            [])
+        let blocked = try db.query("SELECT id FROM jobs WHERE blocked_by = ? AND state = 'failed' ORDER BY id", [id])
+        for row in blocked {
+            guard let dependent = row.int("id") else { continue }
+            try requeue(
+                dependent, from: .failed, at: now, detail: "queued again: job \(id), which it needs, was retried")
+        }
+    }
+
+    /// Fails the queued and held jobs that need `id` (which just failed or was cancelled), and
+    /// theirs in turn: they could never start. Must run inside a transaction.
+    private func failDependents(of id: Int, at now: Int64) throws {
+        guard let need = try job(id) else { return }
+        let what = need.stage.map { "stage \($0)" } ?? "job \(id)"
+        let verb = need.state == .cancelled ? "was cancelled" : "failed"
+        let dependents = try db.query(
+            """
+            SELECT j.id, j.state FROM job_needs n JOIN jobs j ON j.id = n.job_id
+            WHERE n.needs_job_id = ? AND j.state IN ('queued','held') ORDER BY j.id
+            """, [id])
+        for row in dependents {
+            guard let dependent = row.int("id"), let state = JobState(rawValue: row.string("state") ?? "") else {
+                continue
+            }
+            let why = "needs \(what) \(verb) (job \(id))"
             try update(
-                id, from: current.state, to: .queued, at: now,
-                detail: "retry requested" + (uid.map { " by uid \($0)" } ?? ""),
-                set:
-                    "failures = 0, not_before = 0, cancel_requested = 0, error = NULL, exit_code = NULL, term_signal = NULL, finished_at = NULL",
-                [])
+                dependent, from: state, to: .failed, at: now, detail: why,
+                set: "error = ?, finished_at = ?, blocked_by = ?", [why, now, id])
+            try failDependents(of: dependent, at: now)
         }
     }
 
@@ -322,6 +388,7 @@ public final class JobQueue {
                         id, from: .cancelling, to: .cancelled, at: now,
                         detail: "cancelled (the daemon stopped while the cancel was in progress)",
                         set: "finished_at = ?, \(clear)", [now])
+                    try failDependents(of: id, at: now)
                     cancelled.append(id)
                 }
             }

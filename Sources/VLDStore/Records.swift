@@ -19,6 +19,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case conflict(job: Int, expected: [JobState], found: JobState)
     case notQueueDatabase(path: String, reason: String)
     case newerSchema(path: String, found: Int, supported: Int)
+    /// A job cannot be queued again while a job it needs has failed or was cancelled.
+    case needFailed(job: Int, need: Int, stage: String?, state: JobState)
 
     public var description: String {
         switch self {
@@ -30,6 +32,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .newerSchema(let path, let found, let supported):
             return
                 "\(path) has schema version \(found); this vldd knows versions up to \(supported) (was it written by a newer vldd?)"
+        case .needFailed(let id, let need, let stage, let state):
+            return
+                "job \(id) needs job \(need)\(stage.map { " (stage \($0))" } ?? ""), which \(state == .cancelled ? "was cancelled" : "failed"); retry job \(need) and its dependents are queued again"
         }
     }
 }
@@ -46,11 +51,18 @@ public struct NewJob: Sendable {
     public var memoryBytes: Int?
     public var totalSteps: Int?
     public var maxFailures: Int
+    /// The pipeline stage of the trial (nil outside pipelines).
+    public var stage: String?
+    /// The trial indexes (of the same manifest) that must succeed before this job may start.
+    public var needs: [Int]
 
     public init(
         trialIndex: Int, name: String, params: String, priority: Int = 0, threads: Int = 1,
-        memoryBytes: Int? = nil, totalSteps: Int? = nil, maxFailures: Int = 3
+        memoryBytes: Int? = nil, totalSteps: Int? = nil, maxFailures: Int = 3, stage: String? = nil,
+        needs: [Int] = []
     ) {
+        self.stage = stage
+        self.needs = needs
         self.trialIndex = trialIndex
         self.name = name
         self.params = params
@@ -132,6 +144,12 @@ public struct JobRecord: Sendable, Equatable {
     public var finishedAt: Int64?
     public var heartbeatAt: Int64?
     public var updatedAt: Int64
+    /// The pipeline stage (nil outside pipelines).
+    public var stage: String?
+    /// The jobs this one needs that have not succeeded yet: it waits for them.
+    public var waitingFor: [Int]
+    /// Set when the job failed because a job it needs failed or was cancelled (that job's id).
+    public var blockedBy: Int?
 
     init(row: Row) {
         id = row.int("id") ?? 0
@@ -167,6 +185,9 @@ public struct JobRecord: Sendable, Equatable {
         finishedAt = row.int("finished_at").map(Int64.init)
         heartbeatAt = row.int("heartbeat_at").map(Int64.init)
         updatedAt = Int64(row.int("updated_at") ?? 0)
+        stage = row.string("stage")
+        waitingFor = (row.string("waiting_for") ?? "").split(separator: ",").compactMap { Int($0) }.sorted()
+        blockedBy = row.int("blocked_by")
     }
 }
 

@@ -57,7 +57,19 @@ enum Schema {
         CREATE TABLE metrics(
           job_id INTEGER NOT NULL REFERENCES jobs(id), name TEXT NOT NULL, step INTEGER NOT NULL,
           value REAL NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(job_id, name, step)) STRICT, WITHOUT ROWID;
+        """,
+        // v2 (issue 12): pipelines. A job may need other jobs of its manifest (those of the stages
+        // its stage needs); it is claimable only when they all succeeded. `blocked_by` names the
+        // need whose failure or cancellation failed it, so that retrying that need re-queues it.
         """
+        ALTER TABLE jobs ADD COLUMN stage TEXT;
+        ALTER TABLE jobs ADD COLUMN blocked_by INTEGER REFERENCES jobs(id);
+        CREATE TABLE job_needs(
+          job_id INTEGER NOT NULL REFERENCES jobs(id), needs_job_id INTEGER NOT NULL REFERENCES jobs(id),
+          PRIMARY KEY(job_id, needs_job_id)) STRICT, WITHOUT ROWID;
+        CREATE INDEX job_needs_needed ON job_needs(needs_job_id);
+        CREATE INDEX jobs_blocked ON jobs(blocked_by) WHERE blocked_by IS NOT NULL;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }
