@@ -60,6 +60,10 @@ public struct DaemonConfig: Equatable, Sendable {
     public var rejectedKeepDays = 30.0
     /// ...and, oldest first, while rejected/ holds more than this many MiB.
     public var rejectedMaxMiB = 256
+    /// Directories under which a manifest may name a checkpoint by path (train's `init`,
+    /// distill's `teacher`); empty: none. The daemon reads them on the submitter's behalf, so
+    /// the operator decides which ones (specs/ops.md; issue 12).
+    public var checkpointRoots: [String] = []
 
     public init() {}
 
@@ -111,6 +115,10 @@ public struct DaemonConfig: Equatable, Sendable {
         ("lease_seconds", "silence after which a running worker is killed and its job retried; default 120"),
         ("rejected_keep_days", "days rejected spool entries are kept; default 30"),
         ("rejected_max_mib", "most MiB rejected/ may hold; the oldest entries go first; default 256"),
+        (
+            "checkpoint_roots",
+            "absolute directories, separated by ':', under which manifests may name checkpoints by path; default none"
+        ),
     ]
 
     /// Parses the text of a configuration file; `file` names it in errors.
@@ -191,6 +199,14 @@ public struct DaemonConfig: Equatable, Sendable {
                 }
                 config.rejectedKeepDays = v
             case "rejected_max_mib": config.rejectedMaxMiB = try int(0...(1 << 24))
+            case "checkpoint_roots":
+                let roots = value.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+                for root in roots
+                where !root.hasPrefix("/") || root.contains("\0") || root.split(separator: "/").contains("..") {
+                    throw fail(
+                        "checkpoint_roots holds \"\(root.prefix(80))\"; expected absolute directories separated by ':'")
+                }
+                config.checkpointRoots = roots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
             default: break
             }
         }
@@ -229,6 +245,29 @@ public struct DaemonConfig: Equatable, Sendable {
             throw ConfigError(file: path, line: nil, message: "not UTF-8 text")
         }
         return try parse(text, file: path)
+    }
+}
+
+extension DaemonConfig {
+    /// Whether a checkpoint path (as written, before links are followed) lies under a root.
+    public func allowsCheckpoint(_ path: String) -> Bool {
+        let p = URL(fileURLWithPath: path).standardizedFileURL.path
+        return checkpointRoots.contains { root in p == root || p.hasPrefix(root == "/" ? "/" : root + "/") }
+    }
+
+    /// The real path of a checkpoint directory if it lies under a root once every link is
+    /// followed (the roots' own links included); nil otherwise.
+    public func resolveCheckpoint(_ path: String) -> String? {
+        guard allowsCheckpoint(path), let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        for root in checkpointRoots {
+            guard let r = realpath(root, nil) else { continue }
+            let rootReal = String(cString: r)
+            free(r)
+            if resolved == rootReal || resolved.hasPrefix(rootReal == "/" ? "/" : rootReal + "/") { return resolved }
+        }
+        return nil
     }
 }
 

@@ -124,7 +124,9 @@ struct ControlAPI {
         guard let text = try request.string("manifest") else { return failure("submit needs the manifest text") }
         let fileName = try request.string("fileName").map { String($0.prefix(200)) } ?? "submitted.json"
         let data = Data(text.utf8)
-        switch ManifestIntake.check(data, config: daemon.currentConfig) {
+        switch ManifestIntake.check(
+            data, config: daemon.currentConfig, submitter: uid, job: { try? self.queue.job($0) })
+        {
         case .truncated(let why):
             return [
                 "ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]],
@@ -281,6 +283,9 @@ struct ControlAPI {
         if let v = job.finishedAt { o["finishedAt"] = v }
         if let v = job.heartbeatAt { o["heartbeatAt"] = v }
         if let v = job.pid { o["pid"] = v }
+        if let v = job.stage { o["stage"] = v }
+        if !job.waitingFor.isEmpty { o["waitingFor"] = job.waitingFor }
+        if let v = job.blockedBy { o["blockedBy"] = v }
         if job.notBefore > queue.clock() { o["notBefore"] = job.notBefore }
         return o
     }

@@ -19,8 +19,11 @@ public enum IntakeVerdict {
 
 public enum ManifestIntake {
     /// Validates `data` under the daemon's limits; a trial without resources.threads gets
-    /// `config.threadsPerJob`.
-    public static func check(_ data: Data, config: DaemonConfig) -> IntakeVerdict {
+    /// `config.threadsPerJob`. `submitter` and `job` check references to other jobs'
+    /// checkpoints (`job:<id>`): the job must exist, be the submitter's and have succeeded.
+    public static func check(
+        _ data: Data, config: DaemonConfig, submitter: UInt32? = nil, job: (Int) -> JobRecord? = { _ in nil }
+    ) -> IntakeVerdict {
         if data.count > config.limits.maxManifestBytes {
             return .invalid([
                 ManifestIssue(
@@ -42,26 +45,38 @@ public enum ManifestIntake {
         }
         do {
             let experiment = try Experiment.parse(data, limits: config.limits, cores: config.threadsPerJob)
-            // Until the queue holds dependencies (queue schema v2), the daemon runs no pipelines and
-            // reads no checkpoint on a submitter's behalf: both are refused here, by path.
-            if !experiment.stages.isEmpty {
-                return .invalid([
-                    ManifestIssue(
-                        path: "stages",
-                        message:
-                            "vldd \(VLD.version) does not run pipelines yet; run this manifest with 'vldctl run' (it runs the stages in order)"
-                    )
-                ])
+            // Checkpoints named by reference: a stage's are checked by the parser; a job's must be
+            // the submitter's own and finished; a path must lie under the operator's roots.
+            var issues: [ManifestIssue] = []
+            for trial in experiment.trials {
+                for (field, ref) in trial.manifest.body.checkpointRefs {
+                    let path = trial.stage.map { "stages.\($0).\(field)" } ?? field
+                    var message: String?
+                    switch ref {
+                    case .stage: break
+                    case let .job(id):
+                        if let record = job(id), submitter == nil || record.submitterUID == submitter {
+                            if record.state != .succeeded {
+                                message = "\(ref) is \(record.state.rawValue); name a job that has succeeded"
+                            }
+                        } else {
+                            message = "\(ref): no job \(id) of yours (a manifest may read only its submitter's jobs)"
+                        }
+                    case let .path(p):
+                        if config.checkpointRoots.isEmpty {
+                            message =
+                                "\(DisplayText.quoted(p)): this vldd reads no checkpoint directories (checkpoint_roots is not set in vldd.conf); name a stage (@stage) or a job (job:<id>)"
+                        } else if !config.allowsCheckpoint(p) {
+                            message =
+                                "\(DisplayText.quoted(p)) is not under the directories vldd.conf allows (checkpoint_roots: \(config.checkpointRoots.joined(separator: ":")))"
+                        }
+                    }
+                    if let message, !issues.contains(where: { $0.path == path && $0.message == message }) {
+                        issues.append(ManifestIssue(path: path, message: message))
+                    }
+                }
             }
-            if let (path, ref) = experiment.trials.lazy.flatMap({ $0.manifest.body.checkpointRefs }).first {
-                return .invalid([
-                    ManifestIssue(
-                        path: path,
-                        message:
-                            "vldd \(VLD.version) does not read checkpoints (\(ref)) for a submitter yet; use 'vldctl run'"
-                    )
-                ])
-            }
+            if !issues.isEmpty { return .invalid(issues) }
             let kind = experiment.trials.first?.manifest.kind ?? "train"
             let single = experiment.trials.count == 1 && experiment.axes.isEmpty
             let jobs = experiment.trials.map { trial -> NewJob in
@@ -70,7 +85,8 @@ public enum ManifestIntake {
                     trialIndex: trial.index,
                     name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
                     params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
-                    memoryBytes: m.memoryMiB << 20, totalSteps: m.body.progress.total, maxFailures: config.maxFailures)
+                    memoryBytes: m.memoryMiB << 20, totalSteps: m.body.progress.total, maxFailures: config.maxFailures,
+                    stage: trial.stage, needs: experiment.prerequisites(of: trial).map(\.index))
             }
             return .valid(
                 name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))

@@ -213,7 +213,7 @@ public final class SpoolConsumer {
             return .skipped("\(display): read: \(String(cString: strerror(errno)))")
         }
         let mtimeNs = Int64(fst.st_mtim.tv_sec) * 1_000_000_000 + Int64(fst.st_mtim.tv_nsec)
-        switch ManifestIntake.check(data, config: config) {
+        switch ManifestIntake.check(data, config: config, submitter: fst.st_uid, job: { try? self.queue.job($0) }) {
         case .truncated(let why):
             let ageNs = Int64(Date().timeIntervalSince1970 * 1e9) - mtimeNs
             if Double(ageNs) < config.ingestGraceSeconds * 1e9 {

@@ -41,6 +41,13 @@ public struct WorkerJob: Equatable, Sendable {
     public var groupID: UInt32?
     /// How often the worker says it is alive; the daemon kills a worker silent for its lease.
     public var heartbeatSeconds: Double?
+    /// The checkpoints the trial reads, as the daemon resolved them when it started the job:
+    /// each reference (as written) with the directory, or with the reason it cannot be read.
+    public var checkpoints: [(ref: String, resolved: Result<String, TrialError>)] = []
+
+    public static func == (a: WorkerJob, b: WorkerJob) -> Bool {
+        a.json == b.json
+    }
 
     public init(
         job: Int, name: String, trialIndex: Int, manifest: String, params: String, threads: Int, outboxName: String,
@@ -66,6 +73,19 @@ public struct WorkerJob: Equatable, Sendable {
         ]
         if let groupID { fields.append(("groupID", JSONValue(Int(groupID)))) }
         if let heartbeatSeconds { fields.append(("heartbeatSeconds", JSONValue(heartbeatSeconds))) }
+        if !checkpoints.isEmpty {
+            fields.append(
+                (
+                    "checkpoints",
+                    .object(
+                        checkpoints.map { ref, resolved in
+                            switch resolved {
+                            case let .success(path): return (ref, .object([("path", .string(path))]))
+                            case let .failure(e): return (ref, .object([("error", .string(e.message))]))
+                            }
+                        })
+                ))
+        }
         return .object(fields)
     }
 
@@ -84,6 +104,20 @@ public struct WorkerJob: Equatable, Sendable {
             threads: try field("threads", \.intValue), outboxName: try field("outboxName", \.stringValue),
             groupID: json["groupID"]?.intValue.flatMap { UInt32(exactly: $0) },
             heartbeatSeconds: json["heartbeatSeconds"]?.doubleValue)
+        if case let .object(refs)? = json["checkpoints"] {
+            checkpoints = refs.map { ref, v in
+                if let path = v["path"]?.stringValue { return (ref, .success(path)) }
+                return (ref, .failure(TrialError(v["error"]?.stringValue ?? "\(ref) was not resolved")))
+            }
+        }
+    }
+
+    /// The directory a checkpoint reference names, as the daemon resolved it.
+    public func checkpoint(_ ref: CheckpointRef) throws -> URL {
+        guard let entry = checkpoints.first(where: { $0.ref == ref.description }) else {
+            throw TrialError("\(ref) was not resolved by the daemon when it started the job")
+        }
+        return URL(fileURLWithPath: try entry.resolved.get())
     }
 
     /// `<id>-<name>` with the trial name's "/" turned into "-": unique by the id, readable by the name.
@@ -190,7 +224,7 @@ public enum Worker {
                         done: p.step, total: p.steps, unit: trial.manifest.body.progress.unit, loss: p.loss,
                         evalLoss: evalLoss,
                         etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
-            }, shouldStop: { StopRequest.requested })
+            }, shouldStop: { StopRequest.requested }, checkpoint: job.checkpoint)
         let outcome: TrialOutcome
         do {
             outcome = try Kinds.run(trial, in: work, context: context)

@@ -130,7 +130,8 @@ enum DaemonCommands {
 
             Lists jobs, newest first: ID, NAME, KIND, STATE, PROGRESS, ETA, LOSS, AGE. By default everything
             not finished plus what finished in the last day; --all for everything. States: queued, held,
-            running, cancelling, succeeded, failed, cancelled.
+            running, cancelling, succeeded, failed, cancelled. A job of a pipeline stage that waits for the
+            jobs of the stages it needs shows them: "queued (needs 3,4)".
             """)
         {
             return 0
@@ -169,6 +170,9 @@ enum DaemonCommands {
             var stateText = state
             if state == "queued", let nb = job["notBefore"] as? Int {
                 stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))"
+            }
+            if (state == "queued" || state == "held"), let needs = job["waitingFor"] as? [Int], !needs.isEmpty {
+                stateText += " (needs \(needs.map(String.init).joined(separator: ",")))"
             }
             return [
                 "\(job["id"] as? Int ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss,
@@ -215,6 +219,13 @@ enum DaemonCommands {
             ),
             ("threads", "\(job["threads"] as? Int ?? 0)"),
         ]
+        if let stage = job["stage"] as? String { lines.append(("stage", DisplayText.escaped(stage))) }
+        if let needs = job["waitingFor"] as? [Int], !needs.isEmpty {
+            lines.append(("waits for", "jobs " + needs.map(String.init).joined(separator: ", ") + " (to succeed)"))
+        }
+        if let need = job["blockedBy"] as? Int {
+            lines.append(("blocked by", "job \(need) (retry it to queue this again)"))
+        }
         if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int {
             lines.append(
                 (

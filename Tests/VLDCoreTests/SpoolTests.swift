@@ -374,19 +374,31 @@ final class LockedLines: @unchecked Sendable {
     var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }
 
-/// Until the queue holds dependencies, vldd refuses pipelines and checkpoint references by path
-/// (they run with `vldctl run`), instead of queueing jobs that would start before their needs.
-@Test func theDaemonRefusesPipelinesAndCheckpointReferencesByPath() {
+/// A pipeline is queued with each job's stage and needs; a checkpoint path is refused unless
+/// it lies under the operator's checkpoint_roots.
+@Test func intakeQueuesStagesWithTheirNeedsAndChecksCheckpointPaths() {
     let body =
         #""task": {"type": "bios", "people": 12}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}"#
-    let staged = #"{"name": "p", "stages": {"a": {\#(body)}, "b": {\#(body), "init": "@a"}}}"#
-    let initPath = #"{"name": "q", \#(body), "init": "/etc/vld/weights"}"#
-    for (text, path) in [(staged, "stages"), (initPath, "init")] {
-        guard case let .invalid(issues) = ManifestIntake.check(Data(text.utf8), config: DaemonConfig()) else {
-            Issue.record("\(text) was accepted")
-            continue
-        }
-        #expect(issues.map(\.path) == [path])
-        #expect(issues.first?.message.contains("vldctl run") == true)
+    let staged = #"{"name": "p", "stages": {"b": {\#(body), "init": "@a"}, "a": {\#(body), "grid": {"seed": [1]}}}}"#
+    guard case let .valid(_, _, jobs, _) = ManifestIntake.check(Data(staged.utf8), config: DaemonConfig()) else {
+        Issue.record("the pipeline was refused")
+        return
     }
+    #expect(jobs.map(\.stage) == ["a", "b"])
+    #expect(jobs.map(\.needs) == [[], [0]])
+    let initPath = #"{"name": "q", \#(body), "init": "/srv/ckpt/run1"}"#
+    guard case let .invalid(issues) = ManifestIntake.check(Data(initPath.utf8), config: DaemonConfig()) else {
+        Issue.record("a checkpoint path was accepted without checkpoint_roots")
+        return
+    }
+    #expect(issues.map(\.path) == ["init"])
+    #expect(issues.first?.message.contains("checkpoint_roots is not set") == true)
+    var config = DaemonConfig()
+    config.checkpointRoots = ["/srv/ckpt"]
+    guard case .valid = ManifestIntake.check(Data(initPath.utf8), config: config) else {
+        Issue.record("a checkpoint path under checkpoint_roots was refused")
+        return
+    }
+    #expect(config.allowsCheckpoint("/srv/ckpt/a/../b") && !config.allowsCheckpoint("/srv/ckpt/../etc"))
+    #expect(!config.allowsCheckpoint("/srv/ckpt2/x"))
 }
