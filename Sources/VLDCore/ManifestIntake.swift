@@ -86,7 +86,8 @@ public enum ManifestIntake {
                     name: single ? experiment.name : "\(experiment.name)/\(trial.directoryName)",
                     params: trial.json.serialized(pretty: false), priority: m.priority, threads: m.threads,
                     memoryBytes: m.memoryMiB << 20, totalSteps: m.body.progress.total, maxFailures: config.maxFailures,
-                    stage: trial.stage, needs: experiment.prerequisites(of: trial).map(\.index))
+                    stage: trial.stage, kind: m.kind == kind ? nil : m.kind,
+                    needs: experiment.prerequisites(of: trial).map(\.index))
             }
             return .valid(
                 name: experiment.name, kind: kind, jobs: jobs, json: experiment.source.serialized(pretty: false))

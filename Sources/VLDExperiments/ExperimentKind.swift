@@ -111,11 +111,12 @@ struct KindEntry: Sendable {
 public enum Kinds {
     /// Every kind vld runs. Adding a kind is a file with its type and one line here.
     static let registry: [KindEntry] = [
-        KindEntry(TrainKind.self)
+        KindEntry(TrainKind.self),
+        KindEntry(DistillKind.self),
     ]
 
     /// Kinds that are planned: a manifest asking for one gets "not available yet", not "unknown".
-    public static let planned = ["distill", "tts", "phase"]
+    public static let planned = ["tts", "phase"]
 
     /// The names of the kinds this build runs.
     public static var names: [String] { registry.map(\.name) }

@@ -100,6 +100,28 @@ public struct TrialError: Error, CustomStringConvertible {
     }
 }
 
+/// What the training loop hands a kind's hooks once it has built the data and the model config.
+struct HookSetup {
+    let pool: ThreadPool
+    let mixture: TaskMixture
+    let config: ModelConfig
+    let evaluator: Evaluator
+    let context: RunContext
+    let log: (String) -> Void
+}
+
+/// What a kind that trains like `train` changes in the loop (`distill`: the loss and a teacher).
+protocol TrainingHooks: AnyObject {
+    /// One optimisation step on `batch` (forward, the kind's loss, backward, AdamW).
+    func step(
+        _ model: Transformer, batch: PackedBatch, B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState
+    ) throws -> StepStats
+    /// Scalars added to every evaluation (metrics.jsonl, results.json `metrics`, summaries).
+    func evaluate(_ model: Transformer) throws -> [(String, Double)]
+    /// Top-level fields of results.json that the kind adds or replaces, after `steps` steps.
+    func results(steps: Int) -> [(String, JSONValue)]
+}
+
 public enum TrainRunner {
     /// Copies the weights of the checkpoint in `dir` into `model` (`init`: fine-tuning and
     /// continued pretraining). The checkpoint must hold the same model up to its layer schedule
@@ -137,6 +159,16 @@ public enum TrainRunner {
         guard let m = trial.manifest.body as? TrainBody else {
             throw TrialError("trial \(trial.index) is a \(trial.manifest.kind) trial, not a train trial")
         }
+        return try train(trial, body: m, in: dir, context: context, hooks: nil)
+    }
+
+    /// The training loop of `train` and of the kinds that train a model like it (`distill`):
+    /// `hooks` (built once the tokenizer, model config and threads are known) replaces the step's
+    /// loss, adds scalars to each evaluation and fields to results.json.
+    static func train(
+        _ trial: Trial, body m: TrainBody, in dir: TrialDirectory, context: RunContext,
+        hooks makeHooks: ((HookSetup) throws -> TrainingHooks)?
+    ) throws -> TrialOutcome {
         let h = trial.manifest
         let fm = FileManager.default
         try fm.createDirectory(at: dir.url, withIntermediateDirectories: true)
@@ -212,6 +244,8 @@ public enum TrainRunner {
         let B = m.train.batch, T = m.model.context, steps = m.train.steps
         let schedule = LRSchedule(peak: Float(m.train.lr), floor: Float(m.minLr), warmup: m.train.warmup, total: steps)
         let evaluator = Evaluator(body: m, seed: h.seed, mixture: mixture, config: cfg)
+        let hooks = try makeHooks?(
+            HookSetup(pool: pool, mixture: mixture, config: cfg, evaluator: evaluator, context: context, log: log))
         if state.step == 0 {
             log(
                 "vld \(VLD.version) train \(h.name) trial \(trial.index) [\(trial.condition)] seed \(h.seed) | \(cfg.arch.rawValue) "
@@ -247,9 +281,13 @@ public enum TrainRunner {
             }
             if stepDelay > 0 { usleep(stepDelay * 1000) }
             let batch = try mixture.batch(seed: h.seed, cursor: state.dataCursor, B: B, T: T)
-            let stats = try model.trainStep(
-                inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
-                clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
+            let stats =
+                try hooks?.step(
+                    model, batch: batch, B: B, T: T, lr: schedule.lr(at: state.step), clip: Float(m.train.clip),
+                    optimizer: opt)
+                ?? model.trainStep(
+                    inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: schedule.lr(at: state.step),
+                    clip: Float(m.train.clip), optimizer: opt, segments: batch.segments)
             state.step += 1
             state.dataCursor = batch.nextCursor
             guard stats.loss.isFinite else {
@@ -280,7 +318,8 @@ public enum TrainRunner {
             lastTrainLoss = lossSum / Double(lossCount)
             lossSum = 0
             lossCount = 0
-            let e = try evaluator.evaluate(model)
+            var e = try evaluator.evaluate(model)
+            if let hooks { e.scalars += try hooks.evaluate(model) }
             var fields: [(String, JSONValue)] = [
                 ("step", JSONValue(state.step)), ("trainLoss", JSONValue(lastTrainLoss)),
                 ("evalLoss", JSONValue(e.loss)),
@@ -307,14 +346,19 @@ public enum TrainRunner {
         }
         // Killed after the last checkpoint but before results.json: the final evaluation is a pure
         // function of the checkpointed weights, so it is recomputed.
-        if !dir.isComplete { try finish(try evaluator.evaluate(model)) }
+        if !dir.isComplete {
+            var e = try evaluator.evaluate(model)
+            if let hooks { e.scalars += try hooks.evaluate(model) }
+            try finish(e)
+        }
         return .completed
 
         func finish(_ e: Evaluation) throws {
             let wall = elapsedBefore + Date().timeIntervalSince(start)
-            let results = resultsJSON(
-                trial: trial, config: cfg, mixture: mixture, state: state, threads: threads,
+            var results = resultsJSON(
+                trial: trial, body: m, config: cfg, mixture: mixture, state: state, threads: threads,
                 trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
+            if let hooks { for (k, v) in hooks.results(steps: state.step) { results.set(path: [k], to: v) } }
             try writeAtomically(
                 TrialReport.html(trial: trial, results: results, metrics: dir.readMetrics()),
                 to: dir.report)
@@ -332,10 +376,10 @@ public enum TrainRunner {
 
     /// results.json of a finished trial.
     static func resultsJSON(
-        trial: Trial, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState, threads: Int,
-        trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double
+        trial: Trial, body m: TrainBody, config cfg: ModelConfig, mixture: TaskMixture, state: TrainingState,
+        threads: Int, trainLoss: Double, evaluation e: Evaluation, wallSeconds: Double
     ) -> JSONValue {
-        let h = trial.manifest, m = h.body as! TrainBody  // run() checked the kind
+        let h = trial.manifest
         let B = m.train.batch, T = m.model.context
         var documents = [Int](repeating: 0, count: mixture.tasks.count)
         for i in 0..<state.dataCursor { documents[mixture.taskIndex(seed: h.seed, index: i)] += 1 }

@@ -300,6 +300,10 @@ public final class Transformer {
         residualForward(out: out, a: out, b: x, N: n, pool: pool)
     }
 
+    /// The logits of the last forward pass without targets (B*T rows of V; probabilities after
+    /// a forward with targets), valid until the next forward.
+    public var logitsBuffer: UnsafePointer<Float> { UnsafePointer(acts![actLayout!.logits]) }
+
     /// Logits (or, after a forward with targets, probabilities) of row n = b*T + t.
     public func logits(row n: Int) -> [Float] {
         acts!.array(actLayout!.logits + n * config.vocab, config.vocab)

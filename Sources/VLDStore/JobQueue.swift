@@ -25,7 +25,7 @@ public final class JobQueue {
     }
 
     static let jobColumns = """
-        j.*, m.name AS experiment, m.kind AS kind, m.submitter_uid AS submitter_uid,
+        j.*, m.name AS experiment, coalesce(j.trial_kind, m.kind) AS kind, m.submitter_uid AS submitter_uid,
         (SELECT group_concat(n.needs_job_id) FROM job_needs n JOIN jobs d ON d.id = n.needs_job_id
           WHERE n.job_id = j.id AND d.state != 'succeeded') AS waiting_for
         """
@@ -72,15 +72,15 @@ public final class JobQueue {
             let insertJob = try db.prepare(
                 """
                 INSERT INTO jobs(manifest_id, trial_index, name, params, priority, cpus, mem_bytes, total_steps,
-                                 max_failures, created_at, updated_at, stage)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                                 max_failures, created_at, updated_at, stage, trial_kind)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
                 """)
             let insertEvent = try db.prepare(
                 "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, 'queued', ?)")
             for job in manifest.jobs {
                 try insertJob.bind([
                     manifestID, job.trialIndex, job.name, job.params, job.priority, job.threads,
-                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now, job.stage,
+                    job.memoryBytes, job.totalSteps, job.maxFailures, now, now, job.stage, job.kind,
                 ])
                 guard let id = try insertJob.rows().first?.int("id") else { continue }
                 try insertEvent.bind([id, now, "submitted by uid \(manifest.submitterUID) as \(manifest.fileName)"])

@@ -53,15 +53,18 @@ public struct NewJob: Sendable {
     public var maxFailures: Int
     /// The pipeline stage of the trial (nil outside pipelines).
     public var stage: String?
+    /// The trial's kind when it differs from the manifest's (a stage of another kind).
+    public var kind: String?
     /// The trial indexes (of the same manifest) that must succeed before this job may start.
     public var needs: [Int]
 
     public init(
         trialIndex: Int, name: String, params: String, priority: Int = 0, threads: Int = 1,
         memoryBytes: Int? = nil, totalSteps: Int? = nil, maxFailures: Int = 3, stage: String? = nil,
-        needs: [Int] = []
+        kind: String? = nil, needs: [Int] = []
     ) {
         self.stage = stage
+        self.kind = kind
         self.needs = needs
         self.trialIndex = trialIndex
         self.name = name

@@ -61,8 +61,10 @@ enum Schema {
         // v2 (issue 12): pipelines. A job may need other jobs of its manifest (those of the stages
         // its stage needs); it is claimable only when they all succeeded. `blocked_by` names the
         // need whose failure or cancellation failed it, so that retrying that need re-queues it.
+        // A job's own kind, `trial_kind` (stages of one manifest may differ; NULL: the manifest's).
         """
         ALTER TABLE jobs ADD COLUMN stage TEXT;
+        ALTER TABLE jobs ADD COLUMN trial_kind TEXT;
         ALTER TABLE jobs ADD COLUMN blocked_by INTEGER REFERENCES jobs(id);
         CREATE TABLE job_needs(
           job_id INTEGER NOT NULL REFERENCES jobs(id), needs_job_id INTEGER NOT NULL REFERENCES jobs(id),

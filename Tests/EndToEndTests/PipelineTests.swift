@@ -105,6 +105,30 @@ private func weights(_ dir: String) throws -> Data {
         #expect(try d.jobs().count == 3)
     }
 
+    @Test func aDistillPipelineRunsThroughTheDaemon() throws {
+        let d = DaemonHarness()
+        try d.start()
+        let body = #""task": {"type": "bios", "people": 20, "exposures": 10}"#
+        let text =
+            #"{"name": "dist", "seed": 3, "resources": {"threads": 1}, "stages": {"#
+            + #""teacher": {\#(body), "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 48}, "train": {"steps": 20, "batch": 8}}, "#
+            + #""student": {"kind": "distill", "teacher": "@teacher", \#(body), "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}, "train": {"steps": 6, "batch": 8}}}}"#
+        let file = d.dir.appendingPathComponent("dist.json").path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let submit = try d.ctl(["submit", file])
+        #expect(submit.status == 0, "\(submit.stderr)")
+        try d.waitFor("the teacher and its student") { jobs in (1...2).allSatisfy { state(jobs, $0) == "succeeded" } }
+        let jobs = byID(try d.jobs())
+        #expect(jobs[1]?["kind"] as? String == "train" && jobs[2]?["kind"] as? String == "distill", "\(jobs)")
+        let out = try #require(jobs[2]?["outbox"] as? String)
+        let results =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as? [String: Any] ?? [:]
+        let teacher = results["teacher"] as? [String: Any] ?? [:]
+        #expect(teacher["path"] as? String == (jobs[1]?["outbox"] as? String ?? "?") + "/checkpoint")
+        #expect((results["metrics"] as? [String: Any])?["distill.klTeacherStudent"] is Double)
+    }
+
     @Test func referencesTheDaemonMustNotFollowAreRefusedAtSubmission() throws {
         let roots = scratch().appendingPathComponent("checkpoints")
         try FileManager.default.createDirectory(at: roots, withIntermediateDirectories: true)
