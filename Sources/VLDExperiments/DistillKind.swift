@@ -10,7 +10,7 @@
 // checkpoint of the teacher's training stage. The teacher must share the student's tokenizer (the
 // same task mixture gives the same vocabulary); its size, depth and schedule are free.
 // Losses: ce (the CE-only baseline of the same run), kd_forward(T, lambda), kd_reverse(T, lambda),
-// jsd(beta), topk(k), logit_mse. Each evaluation adds `distill.klTeacherStudent`, the mean
+// jsd(beta), topk(k), sampled(k) (a support drawn from the teacher each step), logit_mse. Each evaluation adds `distill.klTeacherStudent`, the mean
 // KL(teacher ‖ student) at temperature 1 over the scored positions of the held-out batches;
 // results.json adds the teacher (its checkpoint, model and its own task metrics on the same
 // evaluation) and the teacher's forward FLOPs next to the student's training FLOPs.
@@ -24,9 +24,9 @@ import VLDTensor
 public struct DistillSpec: Equatable, Sendable {
     public var loss: DistillationLoss = .kdForward(temperature: 2, lambda: 0.5)
 
-    public static let losses = ["ce", "kd_forward", "kd_reverse", "jsd", "topk", "logit_mse"]
+    public static let losses = ["ce", "kd_forward", "kd_reverse", "jsd", "topk", "sampled", "logit_mse"]
     /// Named in the spec, not built yet: a manifest asking for one is told so.
-    public static let planned = ["sampled", "seqkd"]
+    public static let planned = ["seqkd"]
 
     var name: String {
         switch loss {
@@ -35,6 +35,7 @@ public struct DistillSpec: Equatable, Sendable {
         case .kdReverse: return "kd_reverse"
         case .jsd: return "jsd"
         case .topK: return "topk"
+        case .sampledK: return "sampled"
         case .logitMSE: return "logit_mse"
         }
     }
@@ -45,7 +46,7 @@ public struct DistillSpec: Equatable, Sendable {
         case let .kdForward(t, l), let .kdReverse(t, l):
             f += [("temperature", JSONValue(t)), ("lambda", JSONValue(l))]
         case let .jsd(b): f.append(("beta", JSONValue(b)))
-        case let .topK(k): f.append(("k", JSONValue(k)))
+        case let .topK(k), let .sampledK(k, _): f.append(("k", JSONValue(k)))
         case .ce, .logitMSE: break
         }
         return .object(f)
@@ -74,6 +75,7 @@ public struct DistillSpec: Equatable, Sendable {
                 name == "kd_forward" ? .kdForward(temperature: t, lambda: l) : .kdReverse(temperature: t, lambda: l)
         case "jsd": s.loss = .jsd(beta: r.double("beta", default: 0.5, in: 0...1))
         case "topk": s.loss = .topK(r.int("k", default: 16, in: 1...1_000_000))
+        case "sampled": s.loss = .sampledK(r.int("k", default: 16, in: 1...1_000_000), seed: 0)
         case "logit_mse": s.loss = .logitMSE
         default: break
         }
@@ -147,6 +149,7 @@ final class Distiller: TrainingHooks {
     let pool: ThreadPool
     let evaluator: Evaluator
     let studentConfig: ModelConfig
+    let seed: UInt64
     /// The teacher's own evaluation (the same held-out data and problems as the student's).
     let teacherEvaluation: Evaluation
     var losses: [Float] = []
@@ -156,6 +159,7 @@ final class Distiller: TrainingHooks {
         pool = setup.pool
         evaluator = setup.evaluator
         studentConfig = setup.config
+        seed = setup.evaluator.seed
         let dir = try setup.context.checkpoint(body.teacher)
         teacherDirectory = dir
         let what = "teacher \(body.teacher) (\(dir.path))"
@@ -191,7 +195,11 @@ final class Distiller: TrainingHooks {
         try teacher.forward(inputs: batch.inputs, B: B, T: T, segments: batch.segments)
         if losses.count < B * T { losses = [Float](repeating: 0, count: B * T) }
         let teacherLogits = teacher.logitsBuffer
-        let kind = body.distill.loss
+        var kind = body.distill.loss
+        // sampled(K) draws a new support every step, reproducibly: from the trial's seed and the step.
+        if case let .sampledK(k, _) = kind {
+            kind = .sampledK(k, seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(optimizer.step))
+        }
         return try model.trainStep(
             inputs: batch.inputs, B: B, T: T, lr: lr, clip: clip, optimizer: optimizer, segments: batch.segments
         ) { logits, N, V in

@@ -15,6 +15,10 @@
 //                      KL(q ‖ p) and β = 1 is KL(p ‖ q) exactly; the mixture formula itself is 0 at both ends.
 //   topK(K)            -Σ_{i∈S} q̃_i log p̃_i over the teacher's K most likely tokens S (ties to the lower id),
 //                      q̃ and p̃ renormalised over S                dz_i = p̃_i - q̃_i on S, 0 elsewhere
+//   sampledK(K, seed)  topK's loss over a sampled support: K token ids drawn with replacement from q (Gemma 3
+//                      Team 2025: "we sample 256 logits per token, weighted by teacher probabilities"), S the
+//                      distinct ones; the teacher's probabilities renormalised over S are the target. The draw
+//                      is a function of (seed, row) (`sampledSupport`); a trainer passes a new seed each step.
 //   logitMSE           ‖z̄_s - z̄_t‖², z̄ = z - mean(z) (the high-temperature limit of KD)   dz = 2 (z̄_s - z̄_t)
 //
 // The mean is over counted positions; `Reference.distillation` is the Double ground truth.
@@ -29,6 +33,7 @@ public enum DistillationLoss: Equatable, Sendable, CustomStringConvertible {
     case kdReverse(temperature: Double, lambda: Double)
     case jsd(beta: Double)
     case topK(Int)
+    case sampledK(Int, seed: UInt64)
     case logitMSE
 
     public var description: String {
@@ -38,6 +43,7 @@ public enum DistillationLoss: Equatable, Sendable, CustomStringConvertible {
         case let .kdReverse(t, l): return "kd_reverse(T=\(t), lambda=\(l))"
         case let .jsd(b): return "jsd(beta=\(b))"
         case let .topK(k): return "topk(K=\(k))"
+        case let .sampledK(k, _): return "sampled(K=\(k))"
         case .logitMSE: return "logit_mse"
         }
     }
@@ -56,6 +62,31 @@ public enum DistillationLoss: Equatable, Sendable, CustomStringConvertible {
         if best.count > k { best.removeLast() }
     }
     return best
+}
+
+/// The distinct token ids of K draws (with replacement) from softmax(row), ascending: the support
+/// of `sampledK` for row `n` under `seed`.
+public func sampledSupport(_ row: UnsafePointer<Float>, _ V: Int, _ K: Int, seed: UInt64, row n: Int) -> [Int] {
+    var m = -Float.infinity
+    for v in 0..<V { m = Swift.max(m, row[v]) }
+    var cumulative = [Double](repeating: 0, count: V)
+    var total = 0.0
+    for v in 0..<V {
+        total += exp(Double(row[v] - m))
+        cumulative[v] = total
+    }
+    var rng = SeededRNG(seed: seed ^ (UInt64(n) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+    var picked = [Bool](repeating: false, count: V)
+    for _ in 0..<Swift.max(K, 1) {
+        let u = rng.nextDouble() * total
+        var lo = 0, hi = V - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+        }
+        picked[lo] = true
+    }
+    return (0..<V).filter { picked[$0] }
 }
 
 /// log softmax(x / T) of a row into `out`.
@@ -150,8 +181,15 @@ public func distillationForwardBackward(
                     }
                     if let d { for v in 0..<V { d[v] = expf(lp[v]) * (lqT[v] - mean) * scale } }
                 }
-            case let .topK(k):
-                let support = topKIndices(zt, V, k)
+            case .topK, .sampledK:
+                let support: [Int]
+                if case let .sampledK(k, seed) = kind {
+                    support = sampledSupport(zt, V, k, seed: seed, row: n)
+                } else if case let .topK(k) = kind {
+                    support = topKIndices(zt, V, k)
+                } else {
+                    support = []
+                }
                 var mt = -Float.infinity, ms = -Float.infinity
                 for i in support {
                     mt = Swift.max(mt, zt[i])

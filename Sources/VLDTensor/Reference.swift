@@ -262,9 +262,17 @@ public enum Reference {
                     let m = zip(q, p).map { beta * $0 + (1 - beta) * $1 }
                     sum += beta * kl(q, m) + (1 - beta) * kl(p, m)
                 }
-            case let .topK(k):
-                let order = (0..<V).sorted { zt[$0] > zt[$1] || (zt[$0] == zt[$1] && $0 < $1) }
-                let support = Array(order.prefix(min(max(k, 1), V)))
+            case .topK, .sampledK:
+                var support: [Int] = []
+                if case let .topK(k) = kind {
+                    let order = (0..<V).sorted { zt[$0] > zt[$1] || (zt[$0] == zt[$1] && $0 < $1) }
+                    support = Array(order.prefix(min(max(k, 1), V)))
+                } else if case let .sampledK(k, seed) = kind {
+                    // The draw is data here (the same helper); the loss over it is what is checked.
+                    support = zt.map(Float.init).withUnsafeBufferPointer {
+                        sampledSupport($0.baseAddress!, V, k, seed: seed, row: n)
+                    }
+                }
                 let qs = support.map { q[$0] }, ps = support.map { p[$0] }
                 let qn = qs.reduce(0, +), pn = ps.reduce(0, +)
                 sum += -zip(qs, ps).map { ($0 / qn) * log($1 / pn) }.reduce(0, +)

@@ -48,8 +48,8 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
         issues(base + #", "teacher": "/t", "distill": {"loss": "kl"}}"#)
             .contains { $0.hasPrefix(#"distill.loss: "kl" is not accepted; expected one of ce, kd_forward"#) })
     #expect(
-        issues(base + #", "teacher": "/t", "distill": {"loss": "sampled"}}"#)
-            .contains { $0.hasPrefix(#"distill.loss: "sampled" is not available in vld"#) })
+        issues(base + #", "teacher": "/t", "distill": {"loss": "seqkd"}}"#)
+            .contains { $0.hasPrefix(#"distill.loss: "seqkd" is not available in vld"#) })
     #expect(
         issues(base + #", "teacher": "/t", "distill": {"loss": "jsd", "temperature": 2}}"#)
             .contains { $0.hasPrefix("distill.temperature: unknown key") })

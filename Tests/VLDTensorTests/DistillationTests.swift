@@ -12,7 +12,7 @@ private let tol = Tolerance(abs: 2e-6, rel: 2e-5)
 private let kinds: [DistillationLoss] = [
     .ce, .kdForward(temperature: 2, lambda: 0.5), .kdForward(temperature: 1, lambda: 1),
     .kdReverse(temperature: 2, lambda: 0.7), .jsd(beta: 0), .jsd(beta: 0.5), .jsd(beta: 0.9), .jsd(beta: 1),
-    .topK(3), .topK(11), .logitMSE,
+    .topK(3), .topK(11), .sampledK(4, seed: 9), .sampledK(64, seed: 10), .logitMSE,
 ]
 
 private func run(
@@ -98,6 +98,28 @@ func distillationMatchesTheReferenceAndFiniteDifferences(kind: DistillationLoss,
     #expect(abs(same.loss) < 1e-6 && same.dlogits.allSatisfy { abs($0) < 1e-6 })
     let mse = run(.logitMSE, student: shifted, teacher: teacher, targets: targets, V: V)
     #expect(abs(mse.loss) < 1e-5 && mse.dlogits.allSatisfy { abs($0) < 1e-5 })
+}
+
+@Test func theSampledSupportFollowsTheTeacherAndItsSeed() {
+    // Teacher probabilities 0.7, 0.2, 0.1 and 0 elsewhere (within float).
+    let V = 8
+    var row = [Float](repeating: -60, count: V)
+    row[2] = log(0.7)
+    row[5] = log(0.2)
+    row[6] = log(0.1)
+    row.withUnsafeBufferPointer { p in
+        let r = p.baseAddress!
+        #expect(sampledSupport(r, V, 1000, seed: 1, row: 0) == [2, 5, 6])
+        #expect(sampledSupport(r, V, 3, seed: 1, row: 0) == sampledSupport(r, V, 3, seed: 1, row: 0))
+        // One draw lands on each id about as often as the teacher says.
+        var counts = [Int](repeating: 0, count: V)
+        for n in 0..<4000 { for i in sampledSupport(r, V, 1, seed: 7, row: n) { counts[i] += 1 } }
+        #expect(abs(Double(counts[2]) / 4000 - 0.7) < 0.03 && abs(Double(counts[5]) / 4000 - 0.2) < 0.03)
+        // Rows and seeds draw independently.
+        let a = (0..<50).map { sampledSupport(r, V, 2, seed: 3, row: $0) }
+        let b = (0..<50).map { sampledSupport(r, V, 2, seed: 4, row: $0) }
+        #expect(a != b)
+    }
 }
 
 @Test func topKIndicesAreTheLargestWithTiesToTheLowerId() {
