@@ -11,7 +11,8 @@ enum ExampleCommand {
 
           vldctl example train > my.json && vldctl validate my.json && vldctl run my.json
 
-        Kinds: train (training with a task mixture, optionally a grid of trials).
+        Kinds: train (training with a task mixture, optionally a grid of trials), distill (a
+        pipeline: a teacher trained in one stage, students distilled from it in the next).
         The shipped study manifests are in examples/ (vld-quick.json, vld-knowledge.json, ...).
         """
 
@@ -20,7 +21,7 @@ enum ExampleCommand {
         // the values shown are the defaults unless the comment says otherwise. Unknown keys are errors.
         {
           "name": "cyc-vs-base",          // required; [A-Za-z0-9._-]{1,64}; names the output directory
-          "kind": "train",                // train (distill, tts and phase are planned)
+          "kind": "train",                // train or distill (tts and phase are planned)
           "seed": 1,                      // model initialisation and data; 0...2147483647
           "priority": 0,                  // -100...100, higher runs first in the daemon
           "resources": {
@@ -65,6 +66,10 @@ enum ExampleCommand {
             "evalEvery": 100,             // default steps/10; also at the last step
             "checkpointEvery": 100        // default evalEvery
           },
+          // Optional: "init": a checkpoint the weights start from (fine-tuning, continued
+          // pretraining): "@stage" in a pipeline (vldctl example distill), "job:<id>" (a finished
+          // vldd job of yours) or an absolute path (vldd: under its checkpoint_roots). The model must
+          // match up to its schedule, so a base model can seed a looped one.
           // Optional: trials are the Cartesian product of these lists (keys are dotted paths; an
           // object value is merged into the object at its path, e.g. {"layers": 4, "schedule": "base"}).
           "grid": {
@@ -74,13 +79,53 @@ enum ExampleCommand {
         }
         """
 
+    static let distill = """
+        // vld pipeline manifest: a teacher, then students distilled from it (kind "distill").
+        // "stages" holds named manifests; each inherits name, seed, priority and resources and has
+        // its own kind and grid. A stage runs when the stages it needs have finished; "@teacher"
+        // (a checkpoint reference) is such a need. `vldctl run` and vldd run stages in order.
+        {
+          "name": "distill-demo",
+          "seed": 1,
+          "resources": {"threads": 2},
+          "stages": {
+            "teacher": {
+              "task": {"type": "bios", "people": 100, "exposures": 40},
+              "model": {"dModel": 64, "layers": 4, "heads": 4, "context": 96},
+              "train": {"steps": 800, "batch": 16, "lr": 0.003}
+            },
+            "student": {
+              "kind": "distill",
+              "teacher": "@teacher",      // "@stage", "@stage/<k>" (trial k of a grid), "job:<id>" or a path
+              // The student: task, model and train as in `vldctl example train`. The tasks must give
+              // the teacher's vocabulary (the same task mixture does).
+              "task": {"type": "bios", "people": 100, "exposures": 40},
+              "model": {"dModel": 32, "layers": 2, "heads": 4, "context": 96},
+              "train": {"steps": 800, "batch": 16, "lr": 0.003},
+              // "distill": the loss, default {"loss": "kd_forward", "temperature": 2, "lambda": 0.5}.
+              // ce (the CE-only control), kd_forward and kd_reverse (temperature 2, lambda 0.5:
+              // (1-lambda) CE + lambda T^2 KL), jsd (beta 0.5; 0 is forward KL, 1 reverse KL),
+              // topk (k 16: CE on the teacher's top k, renormalised), sampled (k 16: k ids drawn
+              // from the teacher each step), logit_mse (centred logits). The loss counts only the
+              // positions the task scores. Every distillation study carries its CE-only control of
+              // the same budget; a grid value that is an object is merged into "distill", so the
+              // grid below sets it whole.
+              "grid": {"distill": [{"loss": "ce"}, {"loss": "kd_forward", "temperature": 2, "lambda": 0.5}]}
+            }
+          }
+        }
+        """
+
     static func run(_ args: [String]) throws -> Int32 {
         if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
         let p = try CLI.parse(args, options: [], flags: [])
         let kind = p.positional.first ?? "train"
         guard p.positional.count <= 1 else { throw UsageError(message: "example takes at most one kind\n\(usage)") }
-        guard kind == "train" else { throw UsageError(message: "no example for kind '\(kind)'; kinds: train") }
-        print(train)
+        let examples = ["train": train, "distill": distill]
+        guard let text = examples[kind] else {
+            throw UsageError(message: "no example for kind '\(kind)'; kinds: train, distill")
+        }
+        print(text)
         return 0
     }
 }

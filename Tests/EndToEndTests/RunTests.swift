@@ -52,11 +52,13 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     #expect(b.status == 1)
     #expect(b.stdout.contains(#"seed: expected an integer in 0...2147483647, got "one""#), "\(b.stdout)")
     #expect(b.stdout.contains("model.schedul: unknown key"), "\(b.stdout)")
-    let example = try vldctl(["example"])
-    #expect(example.status == 0)
-    let saved = write(example.stdout, in: dir, as: "example.json")
-    let v = try vldctl(["validate", saved.path])
-    #expect(v.status == 0, "the printed example must validate as it is: \(v.stdout)")
+    for kind in ["train", "distill"] {
+        let example = try vldctl(["example", kind])
+        #expect(example.status == 0)
+        let saved = write(example.stdout, in: dir, as: "example-\(kind).json")
+        let v = try vldctl(["validate", saved.path])
+        #expect(v.status == 0, "the printed \(kind) example must validate as it is: \(v.stdout)")
+    }
 }
 
 @Test func runWritesTheWholeOutboxAndSummary() throws {
