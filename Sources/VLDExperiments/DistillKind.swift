@@ -10,7 +10,10 @@
 // checkpoint of the teacher's training stage. The teacher must share the student's tokenizer (the
 // same task mixture gives the same vocabulary); its size, depth and schedule are free.
 // Losses: ce (the CE-only baseline of the same run), kd_forward(T, lambda), kd_reverse(T, lambda),
-// jsd(beta), topk(k), sampled(k) (a support drawn from the teacher each step), logit_mse. Each evaluation adds `distill.klTeacherStudent`, the mean
+// jsd(beta), topk(k), sampled(k) (a support drawn from the teacher each step), logit_mse, and
+// seqkd (CE on the teacher's own continuations, greedy or sampled); `onPolicy` mixes in steps on
+// the student's own samples. Generated tokens are counted in results.json (since the process last
+// started the trial: a resumed trial counts from its resume). Each evaluation adds `distill.klTeacherStudent`, the mean
 // KL(teacher ‖ student) at temperature 1 over the scored positions of the held-out batches;
 // results.json adds the teacher (its checkpoint, model and its own task metrics on the same
 // evaluation) and the teacher's forward FLOPs next to the student's training FLOPs.
@@ -23,12 +26,22 @@ import VLDTensor
 /// How a student learns from its teacher.
 public struct DistillSpec: Equatable, Sendable {
     public var loss: DistillationLoss = .kdForward(temperature: 2, lambda: 0.5)
+    /// Sequence-level KD (Kim and Rush 2016): the student learns with cross-entropy the teacher's
+    /// own continuation of each scored span, greedy or sampled at temperature 1 (nil: the data's).
+    public var seqKD: SeqKD?
+    /// On-policy mixing (GKD, Agarwal et al. 2024): this share of the steps replaces each scored
+    /// span by the student's own sample (temperature 1) and applies the loss to it, teacher logits
+    /// taken on the student's tokens.
+    public var onPolicy = 0.0
 
-    public static let losses = ["ce", "kd_forward", "kd_reverse", "jsd", "topk", "sampled", "logit_mse"]
+    public enum SeqKD: String, Equatable, Sendable { case greedy, sampled }
+
+    public static let losses = ["ce", "kd_forward", "kd_reverse", "jsd", "topk", "sampled", "logit_mse", "seqkd"]
     /// Named in the spec, not built yet: a manifest asking for one is told so.
-    public static let planned = ["seqkd"]
+    public static let planned: [String] = []
 
     var name: String {
+        if seqKD != nil { return "seqkd" }
         switch loss {
         case .ce: return "ce"
         case .kdForward: return "kd_forward"
@@ -49,6 +62,8 @@ public struct DistillSpec: Equatable, Sendable {
         case let .topK(k), let .sampledK(k, _): f.append(("k", JSONValue(k)))
         case .ce, .logitMSE: break
         }
+        if let seqKD { f = [("loss", .string("seqkd")), ("decoding", .string(seqKD.rawValue))] }
+        if onPolicy > 0 { f.append(("onPolicy", JSONValue(onPolicy))) }
         return .object(f)
     }
 
@@ -77,7 +92,13 @@ public struct DistillSpec: Equatable, Sendable {
         case "topk": s.loss = .topK(r.int("k", default: 16, in: 1...1_000_000))
         case "sampled": s.loss = .sampledK(r.int("k", default: 16, in: 1...1_000_000), seed: 0)
         case "logit_mse": s.loss = .logitMSE
+        case "seqkd":
+            s.loss = .ce
+            s.seqKD = SeqKD(rawValue: r.choice("decoding", default: "greedy", from: ["greedy", "sampled"])) ?? .greedy
         default: break
+        }
+        if name != "seqkd" {
+            s.onPolicy = r.double("onPolicy", default: 0, in: 0...1)
         }
         r.finish()
         return s
@@ -153,6 +174,9 @@ final class Distiller: TrainingHooks {
     /// The teacher's own evaluation (the same held-out data and problems as the student's).
     let teacherEvaluation: Evaluation
     var losses: [Float] = []
+    /// Tokens generated for seqkd or on-policy steps, and the on-policy steps, since this process started the trial.
+    var generatedTokens = 0
+    var onPolicySteps = 0
 
     init(body: DistillBody, setup: HookSetup) throws {
         self.body = body
@@ -190,8 +214,24 @@ final class Distiller: TrainingHooks {
     }
 
     func step(
-        _ model: Transformer, batch: PackedBatch, B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState
+        _ model: Transformer, batch data: PackedBatch, B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState
     ) throws -> StepStats {
+        // Draws for this step (on-policy or not, the samples) depend on the seed and the step only.
+        var rng = SeededRNG(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(optimizer.step) &+ 1)
+        if let mode = body.distill.seqKD {
+            let batch = try regenerate(data, B: B, T: T, by: teacher, greedy: mode == .greedy, rng: &rng)
+            generatedTokens += batch.generated
+            return try model.trainStep(
+                inputs: batch.batch.inputs, targets: batch.batch.targets, B: B, T: T, lr: lr, clip: clip,
+                optimizer: optimizer, segments: batch.batch.segments)
+        }
+        var batch = data
+        if body.distill.onPolicy > 0, rng.nextDouble() < body.distill.onPolicy {
+            let sampled = try regenerate(data, B: B, T: T, by: model, greedy: false, rng: &rng)
+            batch = sampled.batch
+            generatedTokens += sampled.generated
+            onPolicySteps += 1
+        }
         try teacher.forward(inputs: batch.inputs, B: B, T: T, segments: batch.segments)
         if losses.count < B * T { losses = [Float](repeating: 0, count: B * T) }
         let teacherLogits = teacher.logitsBuffer
@@ -212,6 +252,52 @@ final class Distiller: TrainingHooks {
                 }
             }
         }
+    }
+
+    /// `batch` with every document's scored span (from its first scored position to its last)
+    /// replaced by what `model` generates after the document's prefix, as many tokens as the span
+    /// held: the generated tokens become the inputs and the targets there (no stop token, so a
+    /// document keeps its length and the packing stays as it was).
+    func regenerate(_ batch: PackedBatch, B: Int, T: Int, by model: Transformer, greedy: Bool, rng: inout SeededRNG)
+        throws -> (batch: PackedBatch, generated: Int)
+    {
+        var spans: [(row: Int, start: Int, first: Int, end: Int)] = []
+        for b in 0..<B {
+            var i = 0
+            while i < T {
+                let segment = batch.segments[b * T + i]
+                var j = i
+                while j < T && batch.segments[b * T + j] == segment { j += 1 }
+                if let f = (i..<j).first(where: { batch.targets[b * T + $0] >= 0 }),
+                    let l = (i..<j).last(where: { batch.targets[b * T + $0] >= 0 })
+                {
+                    spans.append((b, i, f, l + 1))
+                }
+                i = j
+            }
+        }
+        guard !spans.isEmpty else { return (batch, 0) }
+        let prompts = spans.map { Array(batch.inputs[($0.row * T + $0.start)...($0.row * T + $0.first)]) }
+        let longest = spans.map { $0.end - $0.first }.max()!
+        let options =
+            greedy
+            ? SamplingOptions.greedy(maxNewTokens: longest) : SamplingOptions(maxNewTokens: longest, temperature: 1)
+        let outputs = try model.generate(prompts: prompts, options: options, rng: &rng)
+        var out = batch
+        var generated = 0
+        for (span, tokens) in zip(spans, outputs) {
+            let base = span.row * T
+            for j in 0..<(span.end - span.first) {
+                guard j < tokens.count else {
+                    out.targets[base + span.first + j] = -1
+                    continue
+                }
+                out.targets[base + span.first + j] = tokens[j]
+                if span.first + 1 + j < span.end { out.inputs[base + span.first + 1 + j] = tokens[j] }
+                generated += 1
+            }
+        }
+        return (out, generated)
     }
 
     /// KL(teacher ‖ student) at temperature 1, the mean over the scored positions of the
@@ -246,13 +332,20 @@ final class Distiller: TrainingHooks {
         // A forward pass is a third of a training step under the 6N convention.
         let teacherStep = teacher.config.trainFlopsPerStep(batch: B, seqLen: T) / 3
         let c = teacher.config
+        var specFields: [(String, JSONValue)] = []
+        if case let .object(f) = body.distill.json { specFields = f }
+        // Generation (seqkd: the teacher; on-policy: the student), per token at most the full context.
+        let generator = body.distill.seqKD != nil ? c : studentConfig
+        let generationFlops = Double(generatedTokens) * generator.forwardFlopsPerToken(attending: T)
         return [
             (
                 "flops",
                 .object([
                     ("forwardPerToken", JSONValue(studentConfig.forwardFlopsPerToken(attending: T))),
                     ("trainPerStep", JSONValue(studentStep)), ("train", JSONValue(studentStep * Double(steps))),
-                    ("teacherPerStep", JSONValue(teacherStep)), ("teacher", JSONValue(teacherStep * Double(steps))),
+                    ("teacherPerStep", JSONValue(teacherStep)),
+                    ("teacher", JSONValue(body.distill.seqKD != nil ? 0 : teacherStep * Double(steps))),
+                    ("generation", JSONValue(generationFlops)),
                 ])
             ),
             (
@@ -272,7 +365,13 @@ final class Distiller: TrainingHooks {
                     ("metrics", .object(teacherEvaluation.scalars.map { ($0.0, JSONValue($0.1)) })),
                 ])
             ),
-            ("distill", body.distill.json),
+            (
+                "distill",
+                .object(
+                    specFields + [
+                        ("generatedTokens", JSONValue(generatedTokens)), ("onPolicySteps", JSONValue(onPolicySteps)),
+                    ])
+            ),
         ]
     }
 }

@@ -106,8 +106,9 @@ enum ExampleCommand {
               // ce (the CE-only control), kd_forward and kd_reverse (temperature 2, lambda 0.5:
               // (1-lambda) CE + lambda T^2 KL), jsd (beta 0.5; 0 is forward KL, 1 reverse KL),
               // topk (k 16: CE on the teacher's top k, renormalised), sampled (k 16: k ids drawn
-              // from the teacher each step), logit_mse (centred logits). The loss counts only the
-              // positions the task scores. Every distillation study carries its CE-only control of
+              // from the teacher each step), logit_mse (centred logits), seqkd (CE on the teacher's
+              // continuations; "decoding" greedy or sampled). "onPolicy": p trains that share of the
+              // steps on the student's own samples. The loss counts only the positions the task scores. Every distillation study carries its CE-only control of
               // the same budget; a grid value that is an object is merged into "distill", so the
               // grid below sets it whole.
               "grid": {"distill": [{"loss": "ce"}, {"loss": "kd_forward", "temperature": 2, "lambda": 0.5}]}
