@@ -153,6 +153,54 @@ enum DistillKind: ExperimentKind {
         body.student.crossCheck(header, issues: issues, limits: limits)
     }
 
+    /// The teacher beside each student condition: KL to it, held-out loss and the headline
+    /// accuracies of both, and what the teacher's forward passes cost against the student's training.
+    static func reportSections(_ r: inout HTMLReport, conditions: [Summary.Condition]) {
+        r.heading("Distillation")
+        let keys = conditions.flatMap { $0.stats.map(\.0) }
+        var accuracy: [String] = []
+        for k in keys where k.hasPrefix("teacher.") && !accuracy.contains(String(k.dropFirst(8))) {
+            let key = String(k.dropFirst(8))
+            if key.hasPrefix("igsm.acc.") || key.hasPrefix("chain.acc.") || key == "bios.bitsPerParam" {
+                accuracy.append(key)
+            }
+        }
+        accuracy = Array(accuracy.prefix(4))
+        func pct(_ k: String) -> Bool { HeadlineMetrics.isPercent(k) }
+        r.table(
+            headers: ["student", "loss", "KL(teacher ‖ student)", "evalLoss (teacher)"]
+                + accuracy.map { pct($0) ? "\($0) % (teacher)" : "\($0) (teacher)" }
+                + ["teacher FLOPs / student FLOPs"],
+            rows: conditions.map { c in
+                let loss = c.trials.first.flatMap { ($0.trial.manifest.body as? DistillBody)?.distill.name } ?? "?"
+                func both(_ k: String) -> String {
+                    SummaryReport.cell(c.stat(k), percent: pct(k)) + " ("
+                        + SummaryReport.cell(c.stat("teacher." + k), percent: pct(k)) + ")"
+                }
+                let ratio: String
+                if let t = c.stat("teacherFlops")?.mean, let s = c.stat("trainFlops")?.mean, s > 0 {
+                    ratio = formatNumber(t / s, significant: 3)
+                } else {
+                    ratio = "—"
+                }
+                return [c.label, loss, SummaryReport.cell(c.stat("distill.klTeacherStudent")), both("evalLoss")]
+                    + accuracy.map(both) + [ratio]
+            }, numericColumns: Set(2..<(5 + accuracy.count)))
+        r.paragraph(
+            "KL(teacher ‖ student) is the mean over the scored positions of the held-out batches, at temperature 1. "
+                + "Each cell is the student's value with the teacher's in parentheses; the teacher's FLOPs are its "
+                + "forward passes on the student's batches (seqkd: its generation is in flops.generation instead). "
+                + "Compare each distilled condition with its CE-only control of the same schedule and budget."
+        )
+        r.chart(
+            BarChart(
+                title: "KL(teacher ‖ student) by condition", yLabel: "nats per scored token", seriesNames: ["KL"],
+                groups: conditions.map {
+                    BarGroup(label: $0.label, bars: [SummaryReport.point($0.stat("distill.klTeacherStudent"))])
+                }
+            ).svg(width: 760, height: 360))
+    }
+
     static func run(_ trial: Trial, body: DistillBody, in dir: TrialDirectory, context: RunContext) throws
         -> TrialOutcome
     {
@@ -206,7 +254,10 @@ final class Distiller: TrainingHooks {
                 "\(what) has a context of \(teacher.config.context); the student trains on \(body.student.model.context)"
             )
         }
-        teacherEvaluation = try setup.evaluator.evaluate(teacher)
+        // The teacher's own config: per-parameter metrics divide by its parameters, not the student's.
+        teacherEvaluation = try Evaluator(
+            body: body.student, seed: setup.evaluator.seed, mixture: setup.mixture, config: teacher.config
+        ).evaluate(teacher)
         setup.log(
             "teacher \(body.teacher): \(TrainRunner.brief(teacher.config)) schedule \(teacher.config.schedule), "
                 + "P_total=\(teacher.config.totalParams), eval_loss=\(formatNumber(teacherEvaluation.loss, significant: 4)) "

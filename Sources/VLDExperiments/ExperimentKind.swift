@@ -82,6 +82,13 @@ protocol ExperimentKind {
     static func crossCheck(_ body: Body, header: ManifestHeader, issues: IssueList, limits: Limits)
     /// Runs (or resumes) one trial in `dir`.
     static func run(_ trial: Trial, body: Body, in dir: TrialDirectory, context: RunContext) throws -> TrialOutcome
+    /// Sections of the summary report that only this kind has, after the common ones, given the
+    /// conditions whose trials are of this kind (nothing by default).
+    static func reportSections(_ report: inout HTMLReport, conditions: [Summary.Condition])
+}
+
+extension ExperimentKind {
+    static func reportSections(_ report: inout HTMLReport, conditions: [Summary.Condition]) {}
 }
 
 /// A kind with its type erased, as the registry holds it.
@@ -91,6 +98,7 @@ struct KindEntry: Sendable {
     let run: @Sendable (Trial, TrialDirectory, RunContext) throws -> TrialOutcome
     let crossCheck: @Sendable (any KindBody, ManifestHeader, IssueList, Limits) -> Void
     let equal: @Sendable (any KindBody, any KindBody) -> Bool
+    let reportSections: @Sendable (inout HTMLReport, [Summary.Condition]) -> Void
 
     init<K: ExperimentKind>(_ kind: K.Type) {
         name = K.name
@@ -105,6 +113,7 @@ struct KindEntry: Sendable {
             if let body = body as? K.Body { K.crossCheck(body, header: header, issues: issues, limits: limits) }
         }
         equal = { a, b in (a as? K.Body).map { x in (b as? K.Body).map { x == $0 } ?? false } ?? false }
+        reportSections = { report, conditions in K.reportSections(&report, conditions: conditions) }
     }
 }
 

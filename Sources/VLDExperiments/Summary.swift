@@ -170,7 +170,8 @@ public enum Summary {
 /// and the headline table of the summary report), and which of them are shares shown as percent.
 public enum HeadlineMetrics {
     public static func contains(_ key: String) -> Bool {
-        key == "evalLoss" || key.hasPrefix("igsm.acc.") || key.hasPrefix("igsm.accIn.") || key.hasPrefix("chain.acc.")
+        key == "evalLoss" || key == "distill.klTeacherStudent" || key.hasPrefix("igsm.acc.")
+            || key.hasPrefix("igsm.accIn.") || key.hasPrefix("chain.acc.")
             || key == "chain.guess.k1" || key == "bios.bitsPerParam" || key == "bios.bitsAttributes"
             || key == "random.deltaCE" || key == "random.bitsPerNonEmbParamCE"
     }

@@ -10,11 +10,31 @@ enum SummaryReport {
             title: "\(experiment.name): summary",
             subtitle: "\(results.count) of \(experiment.trials.count) trials complete — vld \(vldVersion)")
         let seeds = Set(results.map { $0.trial.manifest.seed }).sorted()
-        r.keyValues([
-            ("grid axes", experiment.axes.isEmpty ? "none" : experiment.axes.joined(separator: ", ")),
-            ("conditions", "\(conditions.count)"), ("seeds", seeds.map(String.init).joined(separator: ", ")),
-            ("error bars", "95% bootstrap CI (≥ 3 seeds), else min–max"),
-        ])
+        var facts: [(String, String)] = [
+            ("grid axes", experiment.axes.isEmpty ? "none" : experiment.axes.joined(separator: ", "))
+        ]
+        if !experiment.stages.isEmpty {
+            facts = [
+                (
+                    "stages",
+                    experiment.stages.map { s in
+                        let kind = experiment.trials[s.trials.lowerBound].manifest.kind
+                        return "\(s.name) (\(kind), \(s.trials.count))"
+                    }.joined(separator: " → ")
+                ),
+                (
+                    "grid axes",
+                    experiment.stages.contains { !$0.axes.isEmpty }
+                        ? experiment.stages.filter { !$0.axes.isEmpty }
+                            .map { "\($0.name): \($0.axes.joined(separator: ", "))" }.joined(separator: "; ") : "none"
+                ),
+            ]
+        }
+        r.keyValues(
+            facts + [
+                ("conditions", "\(conditions.count)"), ("seeds", seeds.map(String.init).joined(separator: ", ")),
+                ("error bars", "95% bootstrap CI (≥ 3 seeds), else min–max"),
+            ])
         let metricKeys: [String] = {
             var keys: [String] = []
             for c in conditions { for (k, _) in c.stats where !keys.contains(k) { keys.append(k) } }
@@ -108,12 +128,27 @@ enum SummaryReport {
                     series: conditions.map { c in meanCurve(c, key: k) }
                 ).svg(width: 760, height: 380))
         }
+        // What only some kinds have (distillation: the teacher beside its students).
+        for entry in Kinds.registry {
+            let mine = conditions.filter { $0.trials.first?.trial.manifest.kind == entry.name }
+            if !mine.isEmpty { entry.reportSections(&r, mine) }
+        }
         r.heading("Trials")
         r.table(
             headers: ["trial", "condition", "seed", "directory"],
             rows: results.map { ["\($0.trial.index)", $0.trial.condition, "\($0.trial.manifest.seed)", $0.directory] },
             numericColumns: [0, 2])
         return r.render()
+    }
+
+    /// A condition's mean and interval as text (as in the conditions table).
+    static func cell(_ s: MetricStats?, percent: Bool = false) -> String {
+        guard let s else { return "—" }
+        let f: (Double) -> String = { percent ? String(format: "%.1f", 100 * $0) : formatNumber($0, significant: 4) }
+        var text = f(s.mean)
+        if s.min == s.max { return text }
+        if let ci = s.ci95 { text += " [\(f(ci.0)), \(f(ci.1))]" } else if s.n > 1 { text += " ± \(f(s.std))" }
+        return text
     }
 
     static let accuracyFamilies: [(prefix: String, title: String, level: String, axis: String, caption: String)] = [

@@ -81,12 +81,18 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
     #expect(kl(jsd) == kl(kd) && jsd["training"]?["evalLoss"] == kd["training"]?["evalLoss"])
     #expect(kd["teacher"]?["checkpoint"] == .string("@teacher"))
     #expect(kd["teacher"]?["model"]?["dModel"] == .number(32))
+    // The teacher's metrics are its own: the same as its training stage's final evaluation.
+    let teacher = try JSONValue.parse(Data(contentsOf: layout.published(e.trials[0]).results))
+    #expect(kd["teacher"]?["metrics"] == teacher["metrics"])
+    #expect(kd["teacher"]?["evalLoss"] == teacher["training"]?["evalLoss"])
     #expect(kd["flops"]?["teacher"]?.doubleValue ?? 0 > kd["flops"]?["train"]?.doubleValue ?? .infinity)
     #expect(kd["distill"]?["loss"] == .string("kd_forward"))
     #expect(lines.contains { $0.contains("teacher @teacher: gpt2 d=32 L=2") })
     // The summary carries the teacher's metrics next to the students'.
     let summary = try String(contentsOf: layout.summaryCSV, encoding: .utf8)
     #expect(summary.contains("distill.klTeacherStudent") && summary.contains("teacherFlops"))
+    let report = try String(contentsOf: layout.report, encoding: .utf8)
+    #expect(report.contains("<h2>Distillation</h2>") || report.contains(">Distillation<"))
 }
 
 @Test func aTeacherWithAnotherVocabularyIsRefused() throws {
