@@ -402,3 +402,31 @@ final class LockedLines: @unchecked Sendable {
     #expect(config.allowsCheckpoint("/srv/ckpt/a/../b") && !config.allowsCheckpoint("/srv/ckpt/../etc"))
     #expect(!config.allowsCheckpoint("/srv/ckpt2/x"))
 }
+
+/// job:<id> must name a job of the submitter's own that has succeeded.
+@Test func aJobReferenceMustBeTheSubmittersOwnFinishedJob() throws {
+    let f = try SpoolFixture()
+    let other = try f.queue.ingest(
+        NewManifest(
+            sourceKey: "k", fileName: "t.json", submitterUID: 4242, sha256: "00", body: #"{"name":"t"}"#, name: "t",
+            kind: "train", jobs: [NewJob(trialIndex: 0, name: "t", params: "{}")]))
+    let id = other.jobIDs[0]
+    let body =
+        #""task": {"type": "bios", "people": 12}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}"#
+    let text = Data(#"{"name": "q", \#(body), "init": "job:\#(id)"}"#.utf8)
+    func verdict(_ uid: UInt32) -> [String] {
+        guard
+            case let .invalid(issues) = ManifestIntake.check(
+                text, config: DaemonConfig(), submitter: uid,
+                job: {
+                    try? f.queue.job($0)
+                })
+        else { return [] }
+        return issues.map(\.description)
+    }
+    #expect(verdict(1000) == ["init: job:\(id): no job \(id) of yours (a manifest may read only its submitter's jobs)"])
+    #expect(verdict(4242) == ["init: job:\(id) is queued; name a job that has succeeded"])
+    _ = try f.queue.claimNext(boot: try f.queue.startBoot(uuid: "b", pid: 1, version: "t"), maxThreads: 8)
+    try f.queue.finish(id, outcome: .succeeded(outbox: "/o/\(id)"))
+    #expect(verdict(4242) == [])
+}
