@@ -31,7 +31,7 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
 
         .target(name: "VLDTensor", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
-        .target(name: "VLDModel", dependencies: ["VLDTensor", "CLinux"], swiftSettings: fastMath),
+        .target(name: "VLDModel", dependencies: ["VLDTensor", "VLDJSON", "CLinux"], swiftSettings: fastMath),
         // -enable-testing: their tests reach internals (the iGSM graph, the chart axes) in the
         // release configuration the suite runs in; neither module has hot loops.
         .target(name: "VLDTasks", swiftSettings: testable),
@@ -44,8 +44,9 @@ let package = Package(
         ),
 
         .executableTarget(name: "vldd", dependencies: ["VLDCore", "VLDModel"]),
-        .executableTarget(name: "vldctl", dependencies: ["VLDCore", "VLDExperiments", "VLDModel", "VLDTasks"]),
-        .executableTarget(name: "vld-bench", dependencies: ["VLDModel", "VLDExperiments"]),
+        .executableTarget(
+            name: "vldctl", dependencies: ["VLDCore", "VLDExperiments", "VLDModel", "VLDTasks", "VLDJSON"]),
+        .executableTarget(name: "vld-bench", dependencies: ["VLDModel", "VLDExperiments", "VLDJSON"]),
 
         .testTarget(name: "VLDTensorTests", dependencies: ["VLDTensor"]),
         .testTarget(name: "VLDModelTests", dependencies: ["VLDModel", "VLDTasks"], exclude: ["Fixtures"]),

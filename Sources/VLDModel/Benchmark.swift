@@ -6,6 +6,7 @@
 // then the median of 3 repetitions; tokens/s = batch * 64 over the whole time including prefill.
 
 import Foundation
+import VLDJSON
 import VLDTensor
 
 public struct BenchOptions {
@@ -50,14 +51,14 @@ func median(_ xs: [Double]) -> Double {
 }
 
 /// Runs one configuration and returns the JSON fields of vld-bench.
-public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
+public func runBenchmark(_ o: BenchOptions) -> [(String, JSONValue)] {
     let (cfg, B, T) = BenchConfig.named(o.config, arch: o.arch)!
     let pool = ThreadPool(threads: o.threads)
     var rng = SeededRNG(seed: 1234)
     let model = try! Transformer(config: cfg, pool: pool, rng: &rng)
-    var result: [String: Any] = [
-        "config": o.config, "arch": o.arch.rawValue, "threads": o.threads, "params": model.parameterCount,
-        "schedule": cfg.schedule.description,
+    var result: [(String, JSONValue)] = [
+        ("config", .string(o.config)), ("arch", .string(o.arch.rawValue)), ("threads", JSONValue(o.threads)),
+        ("params", JSONValue(model.parameterCount)), ("schedule", .string(cfg.schedule.description)),
     ]
     if o.train {
         let opt = OptimizerState(parameterCount: model.parameterCount, config: AdamWConfig())
@@ -86,10 +87,11 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
             i += 1
         }
         let med = median(times)
-        result["train_tokens_per_s"] = Double(B * T) / med
-        result["train_gflops"] = cfg.trainFlopsPerStep(batch: B, seqLen: T) / med / 1e9
-        result["train_step_ms_median"] = med * 1e3
-        result["train_final_loss"] = Double(loss)
+        result += [
+            ("train_tokens_per_s", JSONValue(Double(B * T) / med)),
+            ("train_gflops", JSONValue(cfg.trainFlopsPerStep(batch: B, seqLen: T) / med / 1e9)),
+            ("train_step_ms_median", JSONValue(med * 1e3)), ("train_final_loss", JSONValue(Double(loss))),
+        ]
     }
     if o.sample {
         for batch in [1, 32] {
@@ -103,10 +105,10 @@ public func runBenchmark(_ o: BenchOptions) -> [String: Any] {
             }
             _ = once()
             let t = median((0..<3).map { _ in once() })
-            result["sample_b\(batch)_tokens_per_s"] = Double(batch * 64) / t
+            result.append(("sample_b\(batch)_tokens_per_s", JSONValue(Double(batch * 64) / t)))
         }
     }
-    result["peak_rss_mib"] = peakRSSMiB()
+    result.append(("peak_rss_mib", JSONValue(peakRSSMiB())))
     return result
 }
 

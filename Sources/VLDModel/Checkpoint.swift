@@ -14,6 +14,7 @@
 
 import CLinux
 import Foundation
+import VLDJSON
 import VLDTensor
 
 /// What a resumed run needs besides weights and moments.
@@ -67,10 +68,7 @@ public enum Checkpoint {
             var files: [String: Data] = [:]
             files["model.safetensors"] = Safetensors.encode(
                 HFFormat.export(model), metadata: ["vld_version": VLD.version])
-            let config = try JSONSerialization.data(
-                withJSONObject: HFFormat.configJSON(model.config),
-                options: [.prettyPrinted, .sortedKeys])
-            files["config.json"] = config
+            files["config.json"] = Data((HFFormat.configJSON(model.config).serialized() + "\n").utf8)
             if let optimizer, var state {
                 var tensors: [NamedTensor] = []
                 for slot in model.layout.tensors {
@@ -138,7 +136,7 @@ public enum Checkpoint {
     public static func loadConfig(from dir: URL) throws -> ModelConfig {
         let file = dir.appendingPathComponent("config.json")
         let data = try read(file)
-        guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let j = try? JSONValue.parse(data), case .object = j else {
             throw CheckpointError("\(file.path): not a JSON object")
         }
         return try HFFormat.parseConfig(j, file: file.path)

@@ -8,6 +8,7 @@
 // travels as `vld_schedule` in config.json.
 
 import Foundation
+import VLDJSON
 
 enum HFFormat {
     /// How one internal tensor maps to Hugging Face tensors: a list of (name, rows) splits of the
@@ -164,104 +165,112 @@ enum HFFormat {
 
     // MARK: config.json
 
-    static func configJSON(_ cfg: ModelConfig) -> [String: Any] {
-        var j: [String: Any] = [
-            "vocab_size": cfg.vocab, "tie_word_embeddings": cfg.tiedEmbeddings, "torch_dtype": "float32",
-            "vld_schedule": cfg.schedule.description, "use_cache": true,
+    static func configJSON(_ cfg: ModelConfig) -> JSONValue {
+        var j: [(String, JSONValue)] = [
+            ("vocab_size", JSONValue(cfg.vocab)), ("tie_word_embeddings", .bool(cfg.tiedEmbeddings)),
+            ("torch_dtype", .string("float32")), ("vld_schedule", .string(cfg.schedule.description)),
+            ("use_cache", .bool(true)),
             // vld vocabularies have no GPT-2/Llama special tokens; null keeps
             // transformers from assuming its defaults (50256 for GPT-2).
-            "bos_token_id": NSNull(), "eos_token_id": NSNull(),
+            ("bos_token_id", .null), ("eos_token_id", .null),
         ]
         switch cfg.arch {
         case .gpt2:
-            j.merge([
-                "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_positions": cfg.context,
-                "n_ctx": cfg.context,
-                "n_embd": cfg.dModel, "n_layer": cfg.layers, "n_head": cfg.heads,
-                "n_inner": cfg.ffnHidden == 4 * cfg.dModel ? NSNull() : cfg.ffnHidden as Any,
-                "activation_function": "gelu_new", "layer_norm_epsilon": Double(cfg.normEps),
-                "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "scale_attn_weights": true,
-                "scale_attn_by_inverse_layer_idx": false, "reorder_and_upcast_attn": false,
-            ]) { $1 }
+            j += [
+                ("architectures", .array([.string("GPT2LMHeadModel")])), ("model_type", .string("gpt2")),
+                ("n_positions", JSONValue(cfg.context)), ("n_ctx", JSONValue(cfg.context)),
+                ("n_embd", JSONValue(cfg.dModel)), ("n_layer", JSONValue(cfg.layers)), ("n_head", JSONValue(cfg.heads)),
+                ("n_inner", cfg.ffnHidden == 4 * cfg.dModel ? .null : JSONValue(cfg.ffnHidden)),
+                ("activation_function", .string("gelu_new")), ("layer_norm_epsilon", JSONValue(Double(cfg.normEps))),
+                ("resid_pdrop", .number(0)), ("embd_pdrop", .number(0)), ("attn_pdrop", .number(0)),
+                ("scale_attn_weights", .bool(true)), ("scale_attn_by_inverse_layer_idx", .bool(false)),
+                ("reorder_and_upcast_attn", .bool(false)),
+            ]
         case .llama:
-            j.merge([
-                "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg.dModel,
-                "intermediate_size": cfg.ffnHidden, "num_hidden_layers": cfg.layers, "num_attention_heads": cfg.heads,
-                "num_key_value_heads": cfg.kvHeads, "head_dim": cfg.headSize, "max_position_embeddings": cfg.context,
-                "rms_norm_eps": Double(cfg.normEps), "rope_theta": cfg.ropeTheta,
-                "rope_parameters": ["rope_type": "default", "rope_theta": cfg.ropeTheta], "hidden_act": "silu",
-                "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(), "attention_dropout": 0.0,
-                "pretraining_tp": 1,
-            ]) { $1 }
+            j += [
+                ("architectures", .array([.string("LlamaForCausalLM")])), ("model_type", .string("llama")),
+                ("hidden_size", JSONValue(cfg.dModel)), ("intermediate_size", JSONValue(cfg.ffnHidden)),
+                ("num_hidden_layers", JSONValue(cfg.layers)), ("num_attention_heads", JSONValue(cfg.heads)),
+                ("num_key_value_heads", JSONValue(cfg.kvHeads)), ("head_dim", JSONValue(cfg.headSize)),
+                ("max_position_embeddings", JSONValue(cfg.context)), ("rms_norm_eps", JSONValue(Double(cfg.normEps))),
+                ("rope_theta", JSONValue(cfg.ropeTheta)),
+                (
+                    "rope_parameters",
+                    .object([("rope_type", .string("default")), ("rope_theta", JSONValue(cfg.ropeTheta))])
+                ),
+                ("hidden_act", .string("silu")), ("attention_bias", .bool(false)), ("mlp_bias", .bool(false)),
+                ("rope_scaling", .null), ("attention_dropout", .number(0)), ("pretraining_tp", JSONValue(1)),
+            ]
         }
-        return j
+        // Sorted keys, as Hugging Face's own files (and the files earlier vld versions wrote).
+        return .object(j.sorted { $0.0 < $1.0 })
     }
 
     /// Reads a GPT2LMHeadModel or LlamaForCausalLM config.json; refuses settings vld does not
     /// implement, naming the field.
-    static func parseConfig(_ j: [String: Any], file: String) throws -> ModelConfig {
+    static func parseConfig(_ j: JSONValue, file: String) throws -> ModelConfig {
         func fail(_ m: String) -> CheckpointError { CheckpointError("\(file): \(m)") }
         func int(_ k: String) throws -> Int {
-            guard let v = j[k] as? Int else { throw fail("field \(k) is missing or not an integer") }
+            guard let v = j[k]?.intValue else { throw fail("field \(k) is missing or not an integer") }
             return v
         }
         func optionalInt(_ k: String) throws -> Int? {
-            guard let raw = j[k], !(raw is NSNull) else { return nil }
-            guard let v = raw as? Int else { throw fail("field \(k) is not an integer") }
+            guard let raw = j[k], raw != .null else { return nil }
+            guard let v = raw.intValue else { throw fail("field \(k) is not an integer") }
             return v
         }
         func double(_ k: String, default d: Double) throws -> Double {
-            guard let raw = j[k], !(raw is NSNull) else { return d }
-            guard let v = raw as? Double else { throw fail("field \(k) is not a number") }
+            guard let raw = j[k], raw != .null else { return d }
+            guard let v = raw.doubleValue else { throw fail("field \(k) is not a number") }
             return v
         }
-        func require(_ k: String, _ ok: (Any) -> Bool, _ why: String) throws {
-            if let v = j[k], !ok(v) { throw fail("unsupported \(k) = \(v): \(why)") }
+        func require(_ k: String, _ ok: (JSONValue) -> Bool, _ why: String) throws {
+            if let v = j[k], !ok(v) { throw fail("unsupported \(k) = \(v.brief): \(why)") }
         }
         var schedule = LayerSchedule.base
         if let s = j["vld_schedule"] {
-            if let text = s as? String {
+            if let text = s.stringValue {
                 do { schedule = try LayerSchedule(parsing: text) } catch let e as ScheduleError {
                     throw fail("vld_schedule: \(e.message)")
                 }
-            } else if let list = s as? [Int] {
-                schedule = .explicit(list)
+            } else if case let .array(items) = s, items.allSatisfy({ $0.intValue != nil }) {
+                schedule = .explicit(items.map { $0.intValue! })
             } else {
                 throw fail("vld_schedule must be a string or a list of layer indices")
             }
         }
-        let modelType = j["model_type"] as? String
+        let modelType = j["model_type"]?.stringValue
         let cfg: ModelConfig
         switch modelType {
         case "gpt2":
             try require(
-                "activation_function", { ["gelu_new", "gelu_pytorch_tanh"].contains($0 as? String) },
+                "activation_function", { ["gelu_new", "gelu_pytorch_tanh"].contains($0.stringValue) },
                 "vld implements gelu_new (tanh GELU)")
-            try require("scale_attn_weights", { ($0 as? Bool) == true }, "vld scales attention by 1/sqrt(head size)")
-            try require("scale_attn_by_inverse_layer_idx", { ($0 as? Bool) == false }, "not implemented")
-            try require("add_cross_attention", { ($0 as? Bool) == false }, "vld models are decoder-only")
+            try require("scale_attn_weights", { $0.boolValue == true }, "vld scales attention by 1/sqrt(head size)")
+            try require("scale_attn_by_inverse_layer_idx", { $0.boolValue == false }, "not implemented")
+            try require("add_cross_attention", { $0.boolValue == false }, "vld models are decoder-only")
             let d = try int("n_embd")
             cfg = ModelConfig(
                 arch: .gpt2, dModel: d, layers: try int("n_layer"), heads: try int("n_head"),
                 ffnHidden: try optionalInt("n_inner") ?? 4 * d, context: try int("n_positions"),
-                vocab: try int("vocab_size"), tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? true,
+                vocab: try int("vocab_size"), tiedEmbeddings: j["tie_word_embeddings"]?.boolValue ?? true,
                 normEps: Float(try double("layer_norm_epsilon", default: 1e-5)), schedule: schedule)
         case "llama":
-            try require("hidden_act", { ($0 as? String) == "silu" }, "vld implements SwiGLU with silu")
-            try require("attention_bias", { ($0 as? Bool) == false }, "vld's llama has no attention biases")
-            try require("mlp_bias", { ($0 as? Bool) == false }, "vld's llama has no MLP biases")
-            try require("rope_scaling", { $0 is NSNull }, "RoPE scaling is not implemented")
+            try require("hidden_act", { $0.stringValue == "silu" }, "vld implements SwiGLU with silu")
+            try require("attention_bias", { $0.boolValue == false }, "vld's llama has no attention biases")
+            try require("mlp_bias", { $0.boolValue == false }, "vld's llama has no MLP biases")
+            try require("rope_scaling", { $0 == .null }, "RoPE scaling is not implemented")
             // transformers >= 5 writes {"rope_parameters": {"rope_type": "default", "rope_theta": ...}}.
             var theta = try double("rope_theta", default: 10000)
-            if let rp = j["rope_parameters"], !(rp is NSNull) {
-                guard let params = rp as? [String: Any] else { throw fail("rope_parameters is not an object") }
-                let type = params["rope_type"] as? String ?? "default"
+            if let params = j["rope_parameters"], params != .null {
+                guard case .object = params else { throw fail("rope_parameters is not an object") }
+                let type = params["rope_type"]?.stringValue ?? "default"
                 guard type == "default" else {
                     throw fail("unsupported rope_parameters.rope_type = \(type): vld implements default RoPE")
                 }
-                if let t = params["rope_theta"] as? Double { theta = t }
+                if let t = params["rope_theta"]?.doubleValue { theta = t }
             }
-            try require("pretraining_tp", { ($0 as? Int) == 1 }, "tensor-parallel slicing is not implemented")
+            try require("pretraining_tp", { $0.intValue == 1 }, "tensor-parallel slicing is not implemented")
             let d = try int("hidden_size"), heads = try int("num_attention_heads")
             guard heads >= 1 else { throw fail("num_attention_heads must be >= 1, got \(heads)") }
             if let hd = try optionalInt("head_dim"), hd != d / heads {
@@ -273,7 +282,7 @@ enum HFFormat {
                 arch: .llama, dModel: d, layers: try int("num_hidden_layers"), heads: heads,
                 kvHeads: try optionalInt("num_key_value_heads") ?? heads, ffnHidden: try int("intermediate_size"),
                 context: try int("max_position_embeddings"), vocab: try int("vocab_size"),
-                tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false,
+                tiedEmbeddings: j["tie_word_embeddings"]?.boolValue ?? false,
                 normEps: Float(try double("rms_norm_eps", default: 1e-6)),
                 ropeTheta: theta, schedule: schedule)
         default:

@@ -10,6 +10,7 @@
 // catch truncation.
 
 import Foundation
+import VLDJSON
 import VLDTensor
 
 /// One float32 tensor read from or written to a safetensors file.
@@ -37,7 +38,7 @@ public enum Safetensors {
     /// Serialises tensors (in the given order) with `metadata`, adding the vld_crc32 checksum.
     public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> Data {
         var body = Data(capacity: tensors.reduce(0) { $0 + $1.values.count * 4 })
-        var entries: [(String, [String: Any])] = []
+        var entries: [(String, JSONValue)] = []
         for t in tensors {
             let begin = body.count
             t.values.withUnsafeBufferPointer {
@@ -46,18 +47,23 @@ public enum Safetensors {
                         start: UnsafeRawPointer($0.baseAddress!)
                             .assumingMemoryBound(to: UInt8.self), count: $0.count * 4))
             }
-            entries.append((t.name, ["dtype": "F32", "shape": t.shape, "data_offsets": [begin, body.count]]))
+            entries.append(
+                (
+                    t.name,
+                    .object([
+                        ("dtype", .string("F32")), ("shape", .array(t.shape.map { JSONValue($0) })),
+                        ("data_offsets", .array([JSONValue(begin), JSONValue(body.count)])),
+                    ])
+                ))
         }
         var meta = metadata
         meta["format"] = meta["format"] ?? "pt"
         meta["vld_crc32"] = String(format: "%08x", CRC32.checksum(body))
-        // Keys sorted for a reproducible file; JSONSerialization has no ordered dictionaries.
-        var json = "{\"__metadata__\":" + jsonString(meta)
-        for (name, e) in entries.sorted(by: { $0.0 < $1.0 }) {
-            json += "," + jsonString(name) + ":" + jsonString(e)
-        }
-        json += "}"
-        var header = Data(json.utf8)
+        // Keys sorted for a reproducible file, the metadata first.
+        let json = JSONValue.object(
+            [("__metadata__", .object(meta.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]
+                + entries.sorted { $0.0 < $1.0 })
+        var header = Data(json.serialized(pretty: false).utf8)
         while header.count % 8 != 0 { header.append(0x20) }
         var out = Data(capacity: 8 + header.count + body.count)
         var n = UInt64(header.count).littleEndian
@@ -65,11 +71,6 @@ public enum Safetensors {
         out.append(header)
         out.append(body)
         return out
-    }
-
-    static func jsonString(_ value: Any) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// Parses and verifies a safetensors file. `file` names it in error messages.
@@ -83,8 +84,8 @@ public enum Safetensors {
             throw fail("truncated or corrupt: header length \(n) but the file has \(data.count) bytes")
         }
         let headerEnd = 8 + Int(n)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any]
-        else {
+        // Trailing spaces pad the header to a multiple of 8 bytes; the JSON reader allows them.
+        guard case let .object(header)? = try? JSONValue.parse(data.subdata(in: 8..<headerEnd)) else {
             throw fail("corrupt: the header is not a JSON object")
         }
         let dataLen = data.count - headerEnd
@@ -94,14 +95,19 @@ public enum Safetensors {
         var shapes: [String: [Int]] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let m = value as? [String: String] else {
+                guard case let .object(m) = value, m.allSatisfy({ $0.1.stringValue != nil }) else {
                     throw fail("corrupt: __metadata__ is not a map of strings")
                 }
-                metadata = m
+                for (k, v) in m { metadata[k] = v.stringValue! }
                 continue
             }
-            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String, let shape = e["shape"] as? [Int],
-                let offsets = e["data_offsets"] as? [Int], offsets.count == 2
+            func ints(_ v: JSONValue?) -> [Int]? {
+                guard case let .array(items)? = v else { return nil }
+                let values = items.compactMap(\.intValue)
+                return values.count == items.count ? values : nil
+            }
+            guard let dtype = value["dtype"]?.stringValue, let shape = ints(value["shape"]),
+                let offsets = ints(value["data_offsets"]), offsets.count == 2
             else { throw fail("corrupt: entry \(name) lacks dtype, shape or data_offsets") }
             guard dtype == "F32" else {
                 throw fail("tensor \(name) has dtype \(dtype); vld loads float32 (F32) checkpoints only")

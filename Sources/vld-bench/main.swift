@@ -86,9 +86,8 @@ for (name, arch) in runs {
     o.config = name
     o.arch = arch
     let result = runBenchmark(o)
-    var fields = result
-    fields["blas_core"] = BLAS.coreName
-    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
+    // Keys sorted, as bench/compare.py and earlier runs read them.
+    let fields = (result + [("blas_core", JSONValue.string(BLAS.coreName))]).sorted { $0.0 < $1.0 }
+    print(JSONValue.object(fields).serialized(pretty: false))
     fflush(stdout)
 }

@@ -1,6 +1,7 @@
 // CheckpointCommand.swift: `vldctl checkpoint inspect DIR` and `vldctl checkpoint logits DIR`.
 
 import Foundation
+import VLDJSON
 import VLDModel
 import VLDTensor
 
@@ -93,8 +94,8 @@ enum CheckpointCommand {
                     "\(dir.path): the forward pass produced non-finite logits (NaN or infinity); the weights are damaged"
                 )
             }
-            let data = try JSONSerialization.data(withJSONObject: ["logits": rows.map { $0.map(Double.init) }])
-            print(String(decoding: data, as: UTF8.self))
+            let logits = JSONValue.array(rows.map { row in .array(row.map { JSONValue(Double($0)) }) })
+            print(JSONValue.object([("logits", logits)]).serialized(pretty: false))
             return 0
         }
         for (i, row) in rows.enumerated() {
