@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "VLDModel", dependencies: ["VLDTensor", "VLDJSON", "CLinux"], swiftSettings: fastMath),
         // -enable-testing: their tests reach internals (the iGSM graph, the chart axes) in the
         // release configuration the suite runs in; neither module has hot loops.
-        .target(name: "VLDTasks", swiftSettings: testable),
+        .target(name: "VLDTasks", dependencies: ["VLDJSON"], swiftSettings: testable),
         // The project's one JSON value type, reader and writer, and the terminal-safe text it quotes with.
         .target(name: "VLDJSON", swiftSettings: testable),
         .target(name: "VLDExperiments", dependencies: ["VLDJSON", "VLDModel", "VLDTasks"], swiftSettings: testable),

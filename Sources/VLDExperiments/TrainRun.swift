@@ -438,11 +438,7 @@ public enum TrainRunner {
 
     // MARK: files
 
-    static func tokenizerJSON(_ t: WordTokenizer) throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try enc.encode(t)
-    }
+    static func tokenizerJSON(_ t: WordTokenizer) throws -> Data { t.jsonData }
 
     /// Keeps the lines of metrics.jsonl up to `step` (those after it are repeated by the resumed run).
     static func truncateMetrics(_ file: URL, after step: Int) throws {

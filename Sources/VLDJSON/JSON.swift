@@ -80,8 +80,11 @@ extension JSONValue {
     public static let maxDepth = 64
 
     /// Parses one JSON document (UTF-8). Duplicate keys, trailing data and invalid UTF-8 are errors.
-    public static func parse(_ data: Data) throws -> JSONValue {
+    /// With `largeIntegersAsText`, an integer a Double cannot hold exactly (|n| >= 2^53) is
+    /// returned as its decimal text (`.string`), so 64-bit values such as RNG state survive.
+    public static func parse(_ data: Data, largeIntegersAsText: Bool = false) throws -> JSONValue {
         var p = Parser(bytes: [UInt8](data))
+        p.largeIntegersAsText = largeIntegersAsText
         try p.checkUTF8()
         p.skipSpace()
         let v = try p.value(depth: 0)
@@ -96,6 +99,7 @@ extension JSONValue {
     private struct Parser {
         let bytes: [UInt8]
         var i = 0
+        var largeIntegersAsText = false
         var loneSlashAtEnd = false
 
         /// An error at the current position. Whether more data could still make the document
@@ -362,9 +366,13 @@ extension JSONValue {
                 if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
                 guard digits() > 0 else { throw error("invalid number") }
             }
-            guard let v = Double(String(decoding: bytes[start..<i], as: UTF8.self)), v.isFinite else {
+            let text = String(decoding: bytes[start..<i], as: UTF8.self)
+            guard let v = Double(text), v.isFinite else {
                 i = start
                 throw error("number out of range")
+            }
+            if largeIntegersAsText, abs(v) >= 9_007_199_254_740_992, !text.contains(where: { ".eE".contains($0) }) {
+                return .string(text)
             }
             return .number(v)
         }

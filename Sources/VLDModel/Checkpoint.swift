@@ -41,6 +41,59 @@ public struct TrainingState: Codable, Equatable {
     }
 }
 
+extension TrainingState {
+    /// state.json. The RNG words are written as decimal strings (a JSON number is a Double, which
+    /// holds 53 bits); files of earlier versions, which wrote them as numbers, read exactly too.
+    public var json: JSONValue {
+        .object([
+            (
+                "adamW",
+                .object([
+                    ("beta1", JSONValue(Double(adamW.beta1))), ("beta2", JSONValue(Double(adamW.beta2))),
+                    ("eps", JSONValue(Double(adamW.eps))), ("weightDecay", JSONValue(Double(adamW.weightDecay))),
+                ])
+            ),
+            ("dataCursor", JSONValue(dataCursor)),
+            ("files", .object(files.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ("rng", .object([("state", .array(rng.state.map { .string(String($0)) }))])),
+            ("step", JSONValue(step)), ("vldVersion", .string(vldVersion)),
+        ])
+    }
+
+    /// Reads state.json; the error names the first field that is missing or malformed.
+    public init(json data: Data) throws {
+        let v = try JSONValue.parse(data, largeIntegersAsText: true)
+        func field<T>(_ path: String, _ value: JSONValue?, _ get: (JSONValue) -> T?) throws -> T {
+            guard let value, let x = get(value) else { throw CheckpointError("field \(path) is missing or malformed") }
+            return x
+        }
+        func word(_ w: JSONValue) -> UInt64? {
+            if let s = w.stringValue { return UInt64(s) }
+            if let n = w.doubleValue, n >= 0, n.rounded() == n, n < 9_007_199_254_740_992 { return UInt64(n) }
+            return nil
+        }
+        let a = v["adamW"]
+        let adamW = AdamWConfig(
+            beta1: Float(try field("adamW.beta1", a?["beta1"], \.doubleValue)),
+            beta2: Float(try field("adamW.beta2", a?["beta2"], \.doubleValue)),
+            eps: Float(try field("adamW.eps", a?["eps"], \.doubleValue)),
+            weightDecay: Float(try field("adamW.weightDecay", a?["weightDecay"], \.doubleValue)))
+        let words = try field("rng.state", v["rng"]?["state"]) { w -> [UInt64]? in
+            guard case let .array(items) = w, items.count == 4 else { return nil }
+            let ws = items.compactMap(word)
+            return ws.count == 4 && ws.contains { $0 != 0 } ? ws : nil
+        }
+        self.init(
+            step: try field("step", v["step"], \.intValue), rng: SeededRNG(state: words),
+            dataCursor: try field("dataCursor", v["dataCursor"], \.intValue), adamW: adamW)
+        vldVersion = try field("vldVersion", v["vldVersion"], \.stringValue)
+        files = try field("files", v["files"]) { f -> [String: String]? in
+            guard case let .object(fields) = f, fields.allSatisfy({ $0.1.stringValue != nil }) else { return nil }
+            return Dictionary(fields.map { ($0.0, $0.1.stringValue!) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+}
+
 public enum VLD {
     public static let version = "0.1.0"
 }
@@ -84,9 +137,7 @@ public enum Checkpoint {
                 files["optimizer.safetensors"] = Safetensors.encode(tensors, metadata: ["step": String(optimizer.step)])
                 state.files = files.mapValues { String(format: "%08x", CRC32.checksum($0)) }
                 state.adamW = optimizer.config
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                files["state.json"] = try enc.encode(state)
+                files["state.json"] = Data((state.json.serialized() + "\n").utf8)
             }
             for (name, data) in extraFiles {
                 guard files[name] == nil, !name.contains("/") else {
@@ -149,11 +200,7 @@ public enum Checkpoint {
     ) {
         let stateFile = dir.appendingPathComponent("state.json")
         let state: TrainingState
-        do { state = try JSONDecoder().decode(TrainingState.self, from: try read(stateFile)) } catch let e
-            as CheckpointError
-        {
-            throw e
-        } catch {
+        do { state = try TrainingState(json: try read(stateFile)) } catch {
             throw CheckpointError("\(stateFile.path): corrupt or incomplete: \(error)")
         }
         let expected: Set<String> = ["config.json", "model.safetensors", "optimizer.safetensors"]
@@ -232,6 +279,6 @@ extension Checkpoint {
 
     /// DIR/state.json, when the checkpoint has one.
     public static func trainingState(of dir: URL) throws -> TrainingState {
-        try JSONDecoder().decode(TrainingState.self, from: try read(dir.appendingPathComponent("state.json")))
+        try TrainingState(json: try read(dir.appendingPathComponent("state.json")))
     }
 }

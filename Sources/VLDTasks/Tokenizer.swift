@@ -7,6 +7,7 @@
 // model is never evaluated with ids that mean something else.
 
 import Foundation
+import VLDJSON
 
 /// A fixed word-level vocabulary. Ids 0..<specials.count are the special tokens.
 public struct WordTokenizer: Codable, Equatable, Sendable {
@@ -87,11 +88,30 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
 
     // MARK: tokenizer.json
 
+    /// tokenizer.json: {"family": ..., "words": [...]}.
+    public var jsonData: Data {
+        Data(
+            (JSONValue.object([("family", .string(family)), ("words", .array(words.map { .string($0) }))]).serialized()
+                + "\n").utf8)
+    }
+
+    /// Reads tokenizer.json (the special tokens first, then the vocabulary).
+    public init(jsonData: Data) throws {
+        let v = try JSONValue.parse(jsonData)
+        guard let family = v["family"]?.stringValue, case let .array(items)? = v["words"],
+            items.allSatisfy({ $0.stringValue != nil })
+        else { throw TokenizerError(message: "tokenizer.json needs \"family\" and a list of \"words\"") }
+        let words = items.map { $0.stringValue! }
+        guard Array(words.prefix(WordTokenizer.specials.count)) == WordTokenizer.specials else {
+            throw TokenizerError(
+                message: "\(family): tokenizer.json must start with the special tokens \(WordTokenizer.specials)")
+        }
+        try self.init(family: family, words: Array(words.dropFirst(WordTokenizer.specials.count)))
+    }
+
     /// Writes tokenizer.json into `dir` (atomically: temp file, then rename).
     public func save(in dir: URL) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(self).write(to: dir.appendingPathComponent("tokenizer.json"), options: .atomic)
+        try jsonData.write(to: dir.appendingPathComponent("tokenizer.json"), options: .atomic)
     }
 
     /// Reads DIR/tokenizer.json and checks that it is exactly `expected`; the error names the
@@ -99,12 +119,10 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
     public static func load(from dir: URL, expecting expected: WordTokenizer) throws -> WordTokenizer {
         let file = dir.appendingPathComponent("tokenizer.json")
         let saved: WordTokenizer
-        do { saved = try JSONDecoder().decode(WordTokenizer.self, from: Data(contentsOf: file)) } catch let e
-            as TokenizerError
-        {
+        do { saved = try WordTokenizer(jsonData: Data(contentsOf: file)) } catch let e as TokenizerError {
             throw e
         } catch {
-            throw TokenizerError(message: "\(file.path): cannot read a tokenizer: \(error.localizedDescription)")
+            throw TokenizerError(message: "\(file.path): cannot read a tokenizer: \(error)")
         }
         guard saved.family == expected.family else {
             throw TokenizerError(

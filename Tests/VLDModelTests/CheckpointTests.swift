@@ -157,3 +157,33 @@ func loadError(_ dir: URL) -> String? {
         dataBytes: 12)
     #expect(throws: CheckpointError.self) { _ = try Safetensors.decode(overlap, file: "f") }
 }
+
+/// state.json of vld 0.1.0 (written with Foundation's JSONEncoder, RNG words as JSON numbers
+/// beyond 2^53) reads exactly, and the current format (words as decimal strings) round-trips.
+@Test func trainingStateReadsEarlierFilesExactlyAndRoundTrips() throws {
+    let earlier = """
+        {
+          "adamW" : { "beta1" : 0.9, "beta2" : 0.95, "eps" : 1e-08, "weightDecay" : 0.1 },
+          "dataCursor" : 16,
+          "files" : { "config.json" : "5f272e1c", "model.safetensors" : "b2c7c7e9", "optimizer.safetensors" : "399dc1f5" },
+          "rng" : { "state" : [ 1067052276226736619, 16251873443908987754, 7686820400691755696, 867071173629374052 ] },
+          "step" : 4,
+          "vldVersion" : "0.1.0"
+        }
+        """
+    let state = try TrainingState(json: Data(earlier.utf8))
+    #expect(
+        state.rng.state == [
+            1_067_052_276_226_736_619, 16_251_873_443_908_987_754, 7_686_820_400_691_755_696,
+            867_071_173_629_374_052,
+        ])
+    #expect(state.step == 4 && state.dataCursor == 16 && state.adamW == AdamWConfig())
+    #expect(state.files["model.safetensors"] == "b2c7c7e9")
+    let again = try TrainingState(json: Data(state.json.serialized().utf8))
+    #expect(again == state)
+    var broken = earlier.replacingOccurrences(of: "867071173629374052 ]", with: "867071173629374052, 5 ]")
+    #expect(throws: CheckpointError.self) { try TrainingState(json: Data(broken.utf8)) }
+    broken = earlier.replacingOccurrences(of: "\"step\" : 4,", with: "")
+    let error = #expect(throws: CheckpointError.self) { try TrainingState(json: Data(broken.utf8)) }
+    #expect("\(error.map { "\($0)" } ?? "")".contains("step"))
+}
