@@ -339,7 +339,7 @@ struct Evaluator {
             attributeSizes: task.attributeSizes, attributeNames: task.attributeNames,
             namePool: task.config.firstNames * task.config.middleNames * task.config.lastNames,
             totalParams: cfg.totalParams, nonEmbeddingParams: cfg.nonEmbeddingParams)
-        let json = encodeJSON(score)
+        let json = score.json
         var scalars: [(String, Double)] = [
             ("bios.bitsAttributes", score.bitsAttributes), ("bios.bitsClipped", score.bitsClipped),
             ("bios.bitsPerParam", score.perParamTotal), ("bios.bitsPerNonEmbParam", score.perParamNonEmb),
@@ -372,16 +372,6 @@ struct Evaluator {
             ("random.fractionCE", score.fractionCE), ("random.bitsPerParamCE", score.perParamTotalCE),
             ("random.bitsPerNonEmbParamCE", score.perParamNonEmbCE),
         ]
-        return (scalars, encodeJSON(score))
+        return (scalars, score.json)
     }
-}
-
-/// A Codable value as a JSONValue (keys sorted).
-func encodeJSON<T: Encodable>(_ value: T) -> JSONValue {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys]
-    enc.nonConformingFloatEncodingStrategy = .convertToString(
-        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    guard let data = try? enc.encode(value), let v = try? JSONValue.parse(data) else { return .null }
-    return v
 }

@@ -93,6 +93,17 @@ public struct Experiment: Sendable {
             return try parseStaged(value, fields: fields, limits: limits, cores: cores)
         }
         let (trials, axes) = try expand(value, limits: limits, cores: cores)
+        // "@stage" means something only in a manifest with stages.
+        var issues: [ManifestIssue] = []
+        for trial in trials {
+            for (path, ref) in trial.manifest.body.checkpointRefs where ref.stage != nil {
+                let issue = ManifestIssue(
+                    path: path,
+                    message: "\(ref) names a stage, but this manifest has no stages (see vldctl example distill)")
+                if !issues.contains(issue) { issues.append(issue) }
+            }
+        }
+        if !issues.isEmpty { throw ManifestError(issues) }
         let name = trials.first?.manifest.name ?? "unnamed"
         return Experiment(name: name, trials: trials, axes: axes, source: value)
     }

@@ -125,8 +125,8 @@ extension Experiment {
         func fail(_ path: String, _ message: String) { issues.append(ManifestIssue(path: path, message: message)) }
         for (key, _) in fields where key != "stages" && !inheritedFields.contains(key) {
             fail(
-                key,
-                "a manifest with stages holds only \(inheritedFields.joined(separator: ", ")) and stages; move \(key) into the stages that use it"
+                joinPath("", key),
+                "a manifest with stages holds only \(inheritedFields.joined(separator: ", ")) and stages; move this key into the stages that use it"
             )
         }
         let stagesValue = fields.first { $0.0 == "stages" }!.1

@@ -10,6 +10,7 @@
 // the safer per-attribute alternative and is never negative.
 
 import Foundation
+import VLDJSON
 
 /// K1 scores (spec 6.2): H1 = K·log2 n, H2_ce = Σ −log2 p(x_true) (the recommended primary
 /// metric), H2_ent = Σ entropy of the prediction (the paper's metric), ΔH = H1 − H2 and the
@@ -30,6 +31,20 @@ public struct RandomTokensScore: Codable, Equatable, Sendable {
     public var perParamNonEmbEnt: Double
     /// K, the predicted positions summed over.
     public var predictedTokens: Int
+}
+
+extension RandomTokensScore {
+    /// The score for results.json, keys sorted.
+    public var json: JSONValue {
+        let fields: [(String, JSONValue)] = [
+            ("H1", JSONValue(H1)), ("H2ce", JSONValue(H2ce)), ("H2ent", JSONValue(H2ent)),
+            ("deltaCE", JSONValue(deltaCE)), ("deltaEnt", JSONValue(deltaEnt)), ("fractionCE", JSONValue(fractionCE)),
+            ("fractionEnt", JSONValue(fractionEnt)), ("perParamTotalCE", JSONValue(perParamTotalCE)),
+            ("perParamNonEmbCE", JSONValue(perParamNonEmbCE)), ("perParamTotalEnt", JSONValue(perParamTotalEnt)),
+            ("perParamNonEmbEnt", JSONValue(perParamNonEmbEnt)), ("predictedTokens", JSONValue(predictedTokens)),
+        ]
+        return .object(fields.sorted { $0.0 < $1.0 })
+    }
 }
 
 /// Scores K1 from the cross-entropy and the prediction entropy, each summed in nats over the K
@@ -77,6 +92,25 @@ public struct BiosScore: Codable, Equatable, Sendable {
     public var perParamClippedNonEmb: Double
     /// Clipped bits of each attribute, summed over the people, keyed by attribute name.
     public var perAttributeBits: [String: Double]
+}
+
+extension BiosScore {
+    /// The score for results.json, keys sorted (bitsName only when measured).
+    public var json: JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("bitsAttributes", JSONValue(bitsAttributes)), ("bitsClipped", JSONValue(bitsClipped)),
+            ("maxBitsAttributes", JSONValue(maxBitsAttributes)), ("maxBitsName", JSONValue(maxBitsName)),
+            ("perParamTotal", JSONValue(perParamTotal)), ("perParamNonEmb", JSONValue(perParamNonEmb)),
+            ("perParamClippedTotal", JSONValue(perParamClippedTotal)),
+            ("perParamClippedNonEmb", JSONValue(perParamClippedNonEmb)),
+            (
+                "perAttributeBits",
+                .object(perAttributeBits.sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) })
+            ),
+        ]
+        if let bitsName { fields.append(("bitsName", JSONValue(bitsName))) }
+        return .object(fields.sorted { $0.0 < $1.0 })
+    }
 }
 
 /// Scores K2 from the teacher-forced cross-entropy (nats) of every person's attribute value

@@ -82,6 +82,14 @@ private func pipeline(_ stages: String, header: String = #""name": "p", "seed": 
         let found = issues(text)
         #expect(found.contains { $0.hasPrefix(expected) }, "\(text)\n\(found)")
     }
+    // "@stage" outside a pipeline, and a stray top-level key named safely.
+    #expect(
+        issues(#"{"name": "n", \#(String(stage(#", "init": "@pre""#).dropFirst()))"#)
+            == ["init: @pre names a stage, but this manifest has no stages (see vldctl example distill)"])
+    #expect(
+        issues(pipeline(#""a": \#(stage())"#, header: #""name": "p", "k\u001b[1m": 1"#)).first?.hasPrefix(
+            #"["k\e[1m"]: a manifest with stages holds only"#) == true,
+        "\(issues(pipeline(#""a": \#(stage())"#, header: #""name": "p", "k\u001b[1m": 1"#)))")
     // A stage's grid value that fails is named by its full path.
     let bad = pipeline(#""a": \#(stage(#", "grid": {"model.schedule": ["base", "cyc(x)"]}"#))"#)
     #expect(issues(bad).contains { $0.hasPrefix("stages.a.grid.model.schedule[1]: ") }, "\(issues(bad))")
