@@ -40,7 +40,8 @@ let package = Package(
         .target(name: "VLDExperiments", dependencies: ["VLDJSON", "VLDModel", "VLDTasks"], swiftSettings: testable),
         .target(name: "VLDStore", dependencies: ["CSQLite"], swiftSettings: testable),
         .target(
-            name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "CLinux", "CSystemd"], swiftSettings: testable
+            name: "VLDCore", dependencies: ["VLDStore", "VLDExperiments", "VLDJSON", "CLinux", "CSystemd"],
+            swiftSettings: testable
         ),
 
         .executableTarget(name: "vldd", dependencies: ["VLDCore", "VLDModel"]),

@@ -19,7 +19,7 @@ struct ControlAPI {
     let queue: JobQueue
     let uid: UInt32
 
-    func handle(_ request: ControlRequest) throws -> [String: Any] {
+    func handle(_ request: ControlRequest) throws -> JSONValue {
         switch request.op {
         case "status":
             try request.only([])
@@ -37,23 +37,23 @@ struct ControlAPI {
             try request.only(["ids", "id"])
             let ids = try request.ids("ids") ?? request.id().map { [$0] } ?? []
             guard !ids.isEmpty else { return failure("cancel needs ids") }
-            var results: [[String: Any]] = []
+            var results: [JSONValue] = []
             var ok = true
             for id in ids {
                 do {
                     try authorize(id)
                     let state = try queue.cancel(id, by: uid)
-                    results.append(["id": id, "ok": true, "state": state.rawValue])
+                    results.append(["id": JSONValue(id), "ok": true, "state": .string(state.rawValue)])
                     if state == .cancelled, let job = try queue.job(id) {
                         daemon.requestSummaryCheck(manifest: job.manifestID)
                     }
                 } catch {
                     ok = false
-                    results.append(["id": id, "ok": false, "error": "\(error)"])
+                    results.append(["id": JSONValue(id), "ok": false, "error": .string("\(error)")])
                 }
             }
             daemon.wake()
-            return ["ok": ok, "results": results]
+            return ["ok": .bool(ok), "results": .array(results)]
         case "hold", "release", "retry":
             try request.only(["id"])
             let id = try jobID(request)
@@ -82,7 +82,7 @@ struct ControlAPI {
         }
     }
 
-    private func failure(_ message: String) -> [String: Any] { ["ok": false, "error": message] }
+    private func failure(_ message: String) -> JSONValue { ["ok": false, "error": .string(message)] }
 
     private func jobID(_ request: ControlRequest) throws -> Int {
         guard let id = try request.id() else { throw ControlError("this request needs a job id") }
@@ -100,27 +100,30 @@ struct ControlAPI {
 
     // MARK: requests
 
-    private func status() throws -> [String: Any] {
+    private func status() throws -> JSONValue {
         let counts = try queue.counts()
         let running = try queue.jobs(JobFilter(states: [.running, .cancelling]))
         let c = daemon.currentConfig
         return [
-            "ok": true, "version": VLD.version, "pid": Int(getpid()),
-            "uptimeSeconds": Date().timeIntervalSince(daemon.startedAt),
-            "state": daemon.tree.root, "config": daemon.options.configPath, "submitGroup": daemon.policy.groupName,
-            "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
-            "running": running.map(jobObject),
-            "workers": c.workers, "totalThreads": c.effectiveTotalThreads, "threadsPerJob": c.threadsPerJob,
+            "ok": true, "version": .string(VLD.version), "pid": JSONValue(Int(getpid())),
+            "uptimeSeconds": JSONValue(Date().timeIntervalSince(daemon.startedAt)),
+            "state": .string(daemon.tree.root), "config": .string(daemon.options.configPath),
+            "submitGroup": .string(daemon.policy.groupName),
+            "counts": .object(
+                JobState.allCases.map { ($0.rawValue, JSONValue(counts[$0] ?? 0)) }.sorted { $0.0 < $1.0 }),
+            "running": .array(running.map(jobObject)),
+            "workers": JSONValue(c.workers), "totalThreads": JSONValue(c.effectiveTotalThreads),
+            "threadsPerJob": JSONValue(c.threadsPerJob),
             "limits": [
-                "maxManifestBytes": c.limits.maxManifestBytes, "maxTrials": c.limits.maxTrials,
-                "maxParams": c.limits.maxParams,
-                "maxSteps": c.limits.maxSteps, "maxThreads": c.limits.maxThreads, "maxMemoryMiB": c.limits.maxMemoryMiB,
+                "maxManifestBytes": JSONValue(c.limits.maxManifestBytes), "maxTrials": JSONValue(c.limits.maxTrials),
+                "maxParams": JSONValue(c.limits.maxParams), "maxSteps": JSONValue(c.limits.maxSteps),
+                "maxThreads": JSONValue(c.limits.maxThreads), "maxMemoryMiB": JSONValue(c.limits.maxMemoryMiB),
             ],
-            "sqlite": Connection.libraryVersion,
+            "sqlite": .string(Connection.libraryVersion),
         ]
     }
 
-    private func submit(_ request: ControlRequest) throws -> [String: Any] {
+    private func submit(_ request: ControlRequest) throws -> JSONValue {
         guard let text = try request.string("manifest") else { return failure("submit needs the manifest text") }
         let fileName = try request.string("fileName").map { String($0.prefix(200)) } ?? "submitted.json"
         let data = Data(text.utf8)
@@ -129,12 +132,13 @@ struct ControlAPI {
         {
         case .truncated(let why):
             return [
-                "ok": false, "error": "\(fileName) is not a valid manifest", "issues": [["path": "", "message": why]],
+                "ok": false, "error": .string("\(fileName) is not a valid manifest"),
+                "issues": [["path": "", "message": .string(why)]],
             ]
         case .invalid(let issues):
             return [
-                "ok": false, "error": "\(fileName) is not a valid manifest",
-                "issues": issues.map { ["path": $0.path, "message": $0.message] },
+                "ok": false, "error": .string("\(fileName) is not a valid manifest"),
+                "issues": .array(issues.map { ["path": .string($0.path), "message": .string($0.message)] }),
             ]
         case .valid(let name, let kind, let jobs, let json):
             let key =
@@ -150,13 +154,13 @@ struct ControlAPI {
                 ["manifest": result.manifestID, "jobs": result.jobIDs.count, "uid": uid, "name": name])
             daemon.wake()
             return [
-                "ok": true, "manifest": result.manifestID, "jobs": result.jobIDs, "name": name,
-                "created": result.created,
+                "ok": true, "manifest": JSONValue(result.manifestID), "jobs": JSONValue(result.jobIDs),
+                "name": .string(name), "created": .bool(result.created),
             ]
         }
     }
 
-    private func list(_ request: ControlRequest) throws -> [String: Any] {
+    private func list(_ request: ControlRequest) throws -> JSONValue {
         var filter = JobFilter()
         if let states = try request.strings("states", maxCount: 16), !states.isEmpty {
             var set: Set<JobState> = []
@@ -178,33 +182,42 @@ struct ControlAPI {
             let cutoff = queue.clock() - 86_400_000
             jobs = jobs.filter { !$0.state.isTerminal || ($0.finishedAt ?? 0) >= cutoff }
         }
-        return ["ok": true, "now": queue.clock(), "jobs": jobs.map(jobObject)]
+        return ["ok": true, "now": JSONValue(queue.clock()), "jobs": .array(jobs.map(jobObject))]
     }
 
-    private func show(_ id: Int) throws -> [String: Any] {
+    private func show(_ id: Int) throws -> JSONValue {
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         var object = jobObject(job)
-        object["params"] = job.params
-        object["events"] = try queue.events(id).map { e -> [String: Any] in
-            var o: [String: Any] = ["at": e.at, "to": e.to.rawValue]
-            if let from = e.from { o["from"] = from.rawValue }
-            if let detail = e.detail { o["detail"] = detail }
-            return o
-        }
-        object["metrics"] = try queue.metrics(id).map { ["name": $0.name, "step": $0.step, "value": $0.value] }
+        object = object.setting("params", .string(job.params))
+        object = object.setting(
+            "events",
+            .array(
+                try queue.events(id).map { e in
+                    .fields([
+                        ("at", JSONValue(e.at)), ("to", .string(e.to.rawValue)),
+                        ("from", e.from.map { .string($0.rawValue) }), ("detail", e.detail.map { .string($0) }),
+                    ])
+                }))
+        object = object.setting(
+            "metrics",
+            .array(
+                try queue.metrics(id).map {
+                    ["name": .string($0.name), "step": JSONValue($0.step), "value": JSONValue($0.value)]
+                }))
         if let m = try queue.manifest(job.manifestID) {
-            var manifest: [String: Any] = [
-                "id": m.id, "name": m.name, "fileName": m.fileName, "sha256": m.sha256,
-                "receivedAt": m.receivedAt, "trials": m.trialCount,
-            ]
-            if let s = m.summaryPath { manifest["summary"] = s }
-            object["manifest"] = manifest
+            object = object.setting(
+                "manifest",
+                .fields([
+                    ("id", JSONValue(m.id)), ("name", .string(m.name)), ("fileName", .string(m.fileName)),
+                    ("sha256", .string(m.sha256)), ("receivedAt", JSONValue(m.receivedAt)),
+                    ("trials", JSONValue(m.trialCount)), ("summary", m.summaryPath.map { .string($0) }),
+                ]))
         }
-        object["runDirectory"] = daemon.tree.run(id)
-        return ["ok": true, "job": object, "now": queue.clock()]
+        object = object.setting("runDirectory", .string(daemon.tree.run(id)))
+        return ["ok": true, "job": object, "now": JSONValue(queue.clock())]
     }
 
-    private func logs(_ request: ControlRequest) throws -> [String: Any] {
+    private func logs(_ request: ControlRequest) throws -> JSONValue {
         let id = try jobID(request)
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         let offset = try request.int("offset", in: 0...Int(ControlRequest.maxExactInteger)) ?? 0
@@ -230,12 +243,12 @@ struct ControlAPI {
             }
         }
         return [
-            "ok": true, "text": text, "next": next, "state": job.state.rawValue,
-            "done": job.state.isTerminal || job.state == .held,
+            "ok": true, "text": .string(text), "next": JSONValue(next), "state": .string(job.state.rawValue),
+            "done": .bool(job.state.isTerminal || job.state == .held),
         ]
     }
 
-    private func results(_ request: ControlRequest) throws -> [String: Any] {
+    private func results(_ request: ControlRequest) throws -> JSONValue {
         let id = try jobID(request)
         guard let job = try queue.job(id) else { throw StoreError.noSuchJob(id) }
         guard job.state == .succeeded, let outbox = job.outboxPath else {
@@ -247,47 +260,41 @@ struct ControlAPI {
             return failure(
                 "job \(id)'s \(TrialDirectory.commitMarker) cannot be read at \(outbox) (moved or replaced?)")
         }
-        var response: [String: Any] = [
-            "ok": true, "job": jobObject(job), "outbox": outbox,
-            "results": try JSONSerialization.jsonObject(with: data),
+        var response: JSONValue = [
+            "ok": true, "job": jobObject(job), "outbox": .string(outbox), "results": try JSONValue.parse(data),
         ]
         if let m = try queue.manifest(job.manifestID), let summary = m.summaryPath {
-            response["summary"] = summary
+            response = response.setting("summary", .string(summary))
             if try request.bool("summary") == true,
                 let csv = readPublished(summary + "/" + Summary.csvFile).map({ String(decoding: $0, as: UTF8.self) })
             {
-                response["summaryCSV"] = csv
+                response = response.setting("summaryCSV", .string(csv))
             }
         }
         return response
     }
 
-    func jobObject(_ job: JobRecord) -> [String: Any] {
-        var o: [String: Any] = [
-            "id": job.id, "manifest": job.manifestID, "trial": job.trialIndex, "name": job.name,
-            "experiment": job.experiment, "kind": job.kind, "state": job.state.rawValue,
-            "uid": Int(job.submitterUID), "user": userName(job.submitterUID), "priority": job.priority,
-            "attempts": job.attempts, "failures": job.failures, "maxFailures": job.maxFailures,
-            "threads": job.threads, "createdAt": job.createdAt, "updatedAt": job.updatedAt,
-        ]
-        if let v = job.step { o["step"] = v }
-        if let v = job.totalSteps { o["totalSteps"] = v }
-        if let v = job.progress { o["progress"] = v }
-        if let v = job.loss, v.isFinite { o["loss"] = v }
-        if let v = job.etaSeconds { o["etaSeconds"] = v }
-        if let v = job.error { o["error"] = v }
-        if let v = job.exitCode { o["exitCode"] = v }
-        if let v = job.termSignal { o["signal"] = v }
-        if let v = job.outboxPath { o["outbox"] = v }
-        if let v = job.startedAt { o["startedAt"] = v }
-        if let v = job.finishedAt { o["finishedAt"] = v }
-        if let v = job.heartbeatAt { o["heartbeatAt"] = v }
-        if let v = job.pid { o["pid"] = v }
-        if let v = job.stage { o["stage"] = v }
-        if !job.waitingFor.isEmpty { o["waitingFor"] = job.waitingFor }
-        if let v = job.blockedBy { o["blockedBy"] = v }
-        if job.notBefore > queue.clock() { o["notBefore"] = job.notBefore }
-        return o
+    func jobObject(_ job: JobRecord) -> JSONValue {
+        func int(_ v: Int?) -> JSONValue? { v.map { JSONValue($0) } }
+        func int64(_ v: Int64?) -> JSONValue? { v.map { JSONValue($0) } }
+        return .fields([
+            ("id", JSONValue(job.id)), ("manifest", JSONValue(job.manifestID)), ("trial", JSONValue(job.trialIndex)),
+            ("name", .string(job.name)), ("experiment", .string(job.experiment)), ("kind", .string(job.kind)),
+            ("state", .string(job.state.rawValue)), ("uid", JSONValue(job.submitterUID)),
+            ("user", .string(userName(job.submitterUID))), ("priority", JSONValue(job.priority)),
+            ("attempts", JSONValue(job.attempts)), ("failures", JSONValue(job.failures)),
+            ("maxFailures", JSONValue(job.maxFailures)), ("threads", JSONValue(job.threads)),
+            ("createdAt", JSONValue(job.createdAt)), ("updatedAt", JSONValue(job.updatedAt)),
+            ("step", int(job.step)), ("totalSteps", int(job.totalSteps)),
+            ("progress", job.progress.map { JSONValue($0) }),
+            ("loss", job.loss.flatMap { $0.isFinite ? JSONValue($0) : nil }), ("etaSeconds", int(job.etaSeconds)),
+            ("error", job.error.map { .string($0) }), ("exitCode", int(job.exitCode)), ("signal", int(job.termSignal)),
+            ("outbox", job.outboxPath.map { .string($0) }), ("startedAt", int64(job.startedAt)),
+            ("finishedAt", int64(job.finishedAt)), ("heartbeatAt", int64(job.heartbeatAt)), ("pid", int(job.pid)),
+            ("stage", job.stage.map { .string($0) }),
+            ("waitingFor", job.waitingFor.isEmpty ? nil : JSONValue(job.waitingFor)), ("blockedBy", int(job.blockedBy)),
+            ("notBefore", job.notBefore > queue.clock() ? JSONValue(job.notBefore) : nil),
+        ])
     }
 }
 

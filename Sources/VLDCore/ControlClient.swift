@@ -1,6 +1,7 @@
 // ControlClient.swift: vldctl's side of the control socket (one JSON line each way).
 
 import Foundation
+import VLDJSON
 
 public struct ControlUnavailable: Error, CustomStringConvertible {
     public let path: String
@@ -28,7 +29,7 @@ public enum ControlClient {
     }
 
     /// Sends one request and returns the response object.
-    public static func request(path: String, _ object: [String: Any], timeout: Int = 120) throws -> [String: Any] {
+    public static func request(path: String, _ object: JSONValue, timeout: Int = 120) throws -> JSONValue {
         let fd = try connect(path: path)
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
@@ -42,7 +43,7 @@ public enum ControlClient {
                 path: path, reason: sent ? "no answer (the daemon may be stopping)" : "the daemon closed the connection"
             )
         }
-        guard let response = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+        guard let response = try? JSONValue.parse(line), case .object = response else {
             throw ControlUnavailable(path: path, reason: "the answer is not a JSON object")
         }
         return response
@@ -51,8 +52,8 @@ public enum ControlClient {
     /// Writes one JSON line. With a `deadline`, a peer that does not read gets until then for the
     /// whole line (not per write), after which false is returned.
     @discardableResult
-    static func sendLine(_ fd: Int32, _ object: [String: Any], deadline: Date? = nil) -> Bool {
-        let bytes = Array(JSONLine.encode(object).utf8) + [0x0A]
+    static func sendLine(_ fd: Int32, _ object: JSONValue, deadline: Date? = nil) -> Bool {
+        let bytes = Array(object.serialized(pretty: false).utf8) + [0x0A]
         var offset = 0
         while offset < bytes.count {
             if let deadline, !waitUntil(fd, Int16(POLLOUT), deadline) { return false }

@@ -126,7 +126,7 @@ public final class ControlServer: @unchecked Sendable {
             if let refusal = admit(uid) {
                 // Answered without waiting for the request; the client reads this as its answer.
                 ControlClient.sendLine(
-                    client, ["ok": false, "error": refusal], deadline: Date().addingTimeInterval(0.2))
+                    client, ["ok": false, "error": .string(refusal)], deadline: Date().addingTimeInterval(0.2))
                 close(client)
                 continue
             }
@@ -168,15 +168,16 @@ public final class ControlServer: @unchecked Sendable {
     private func serve(_ client: Int32, pid: Int32, uid: UInt32) {
         let config = daemon.currentConfig
         let deadline = Date().addingTimeInterval(config.requestTimeoutSeconds)
-        func answer(_ response: [String: Any]) {
+        func answer(_ response: JSONValue) {
             ControlClient.sendLine(client, response, deadline: Date().addingTimeInterval(config.requestTimeoutSeconds))
         }
         if !daemon.policy.permits(uid: uid) {
             // Refused before reading anything: a non-member cannot make the daemon wait either.
             answer([
                 "ok": false,
-                "error":
-                    "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))",
+                "error": .string(
+                    "uid \(uid) may not use vldd: not root, the daemon's user or a member of group \(daemon.policy.groupName) (ask an administrator: usermod -aG \(daemon.policy.groupName) \(userName(uid)))"
+                ),
             ])
             return
         }
@@ -184,12 +185,12 @@ public final class ControlServer: @unchecked Sendable {
         guard let line = ControlClient.readLine(client, limit: limit, deadline: deadline) else {
             answer([
                 "ok": false,
-                "error":
-                    "expected one JSON request line of at most \(limit) bytes within \(config.requestTimeoutSeconds) s",
+                "error": .string(
+                    "expected one JSON request line of at most \(limit) bytes within \(config.requestTimeoutSeconds) s"),
             ])
             return
         }
-        let response: [String: Any]
+        let response: JSONValue
         var op = "?"
         do {
             let request = try ControlRequest(line)
@@ -197,12 +198,12 @@ public final class ControlServer: @unchecked Sendable {
             let queue = try JobQueue(path: daemon.tree.database)
             response = try ControlAPI(daemon: daemon, queue: queue, uid: uid).handle(request)
         } catch let error as StoreError {
-            response = ["ok": false, "error": error.description]
+            response = ["ok": false, "error": .string(error.description)]
         } catch {
-            response = ["ok": false, "error": "\(error)"]
+            response = ["ok": false, "error": .string("\(error)")]
         }
         answer(response)
-        daemon.log.debug("control: request", ["op": op, "uid": uid, "pid": pid, "ok": response["ok"] as? Bool])
+        daemon.log.debug("control: request", ["op": op, "uid": uid, "pid": pid, "ok": response["ok"]?.boolValue])
     }
 }
 

@@ -457,7 +457,36 @@ extension JSONValue {
 
 // MARK: building values from Swift
 
+/// Literals build values directly; a dictionary literal keeps its keys in the order written:
+/// `let answer: JSONValue = ["ok": true, "id": JSONValue(id)]`.
+extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
+}
+
 extension JSONValue {
+    /// The elements of an array (nil for other values).
+    public var arrayValue: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
+    public init(_ v: Int64) { self = .number(Double(v)) }
+    public init(_ v: UInt32) { self = .number(Double(v)) }
+    public init(_ v: [Int]) { self = .array(v.map { JSONValue($0) }) }
+    /// An object of the pairs whose value is not nil, in order.
+    public static func fields(_ pairs: [(String, JSONValue?)]) -> JSONValue {
+        .object(pairs.compactMap { k, v in v.map { (k, $0) } })
+    }
+    /// A copy with `key` set (replaced in place if present, else appended).
+    public func setting(_ key: String, _ value: JSONValue) -> JSONValue {
+        guard case var .object(f) = self else { return self }
+        if let i = f.firstIndex(where: { $0.0 == key }) { f[i].1 = value } else { f.append((key, value)) }
+        return .object(f)
+    }
+
     public init(_ v: Int) { self = .number(Double(v)) }
     public init(_ v: Double) { self = v.isFinite ? .number(v) : .null }
     public init(_ v: String) { self = .string(v) }

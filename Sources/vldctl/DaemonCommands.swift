@@ -6,6 +6,7 @@
 // refused or failed, 64 usage.
 
 import Foundation
+import VLDJSON
 import VLDCore
 import VLDExperiments
 import VLDStore
@@ -37,7 +38,7 @@ struct DaemonTarget {
         return DaemonTarget(socket: socket, config: config, configPath: path, configError: problem)
     }
 
-    func request(_ object: [String: Any]) throws -> [String: Any] {
+    func request(_ object: JSONValue) throws -> JSONValue {
         do {
             return try ControlClient.request(path: socket, object)
         } catch let e as ControlUnavailable {
@@ -55,11 +56,11 @@ struct DaemonTarget {
     }
 
     /// The response, or the daemon's error printed (with any manifest issues) and exit 1.
-    func call(_ object: [String: Any]) throws -> [String: Any]? {
+    func call(_ object: JSONValue) throws -> JSONValue? {
         let response = try request(object)
-        if response["ok"] as? Bool == true { return response }
+        if response["ok"]?.boolValue == true { return response }
         CLI.error(shown(response["error"], or: "the daemon refused the request"))
-        for issue in response["issues"] as? [[String: Any]] ?? [] {
+        for issue in response["issues"]?.arrayValue ?? [] {
             let path = shown(issue["path"])
             FileHandle.standardError.write(
                 Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
@@ -75,14 +76,17 @@ struct DaemonDown: Error, CustomStringConvertible {
 
 /// A string from the daemon's answer, escaped for the terminal (DisplayText): file names, job
 /// names, events and errors can carry what a submitter wrote.
-func shown(_ value: Any?, or fallback: String = "") -> String { DisplayText.escaped(value as? String ?? fallback) }
+func shown(_ value: JSONValue?, or fallback: String = "") -> String {
+    DisplayText.escaped(value?.stringValue ?? fallback)
+}
 
 /// JSON for scripts: an array with one element per line, anything else on one line.
-func printJSON(_ object: Any) {
-    if let array = object as? [Any] {
-        print(array.isEmpty ? "[]" : "[\n" + array.map { JSONLine.encode($0) }.joined(separator: ",\n") + "\n]")
+func printJSON(_ object: JSONValue) {
+    if let array = object.arrayValue {
+        print(
+            array.isEmpty ? "[]" : "[\n" + array.map { $0.serialized(pretty: false) }.joined(separator: ",\n") + "\n]")
     } else {
-        print(JSONLine.encode(object))
+        print(object.serialized(pretty: false))
     }
 }
 
@@ -141,41 +145,47 @@ enum DaemonCommands {
         guard p.positional.isEmpty else {
             throw UsageError(message: "ls takes no arguments; filter with --state and --name")
         }
-        var request: [String: Any] = ["op": "list", "all": p.flags.contains("--all")]
-        if let s = p.values["--state"] { request["states"] = s.split(separator: ",").map(String.init) }
-        if let n = p.values["--name"] { request["name"] = n }
-        if p.values["--limit"] != nil { request["limit"] = try CLI.int(p.values, "--limit", default: 100) }
+        var request: JSONValue = ["op": "list", "all": .bool(p.flags.contains("--all"))]
+        if let s = p.values["--state"] {
+            request = request.setting("states", .array(s.split(separator: ",").map { .string(String($0)) }))
+        }
+        if let n = p.values["--name"] { request = request.setting("name", .string(n)) }
+        if p.values["--limit"] != nil {
+            request = request.setting("limit", JSONValue(try CLI.int(p.values, "--limit", default: 100)))
+        }
         guard let response = try DaemonTarget.resolve(p.values).call(request) else { return 1 }
-        let jobs = response["jobs"] as? [[String: Any]] ?? []
+        let jobs = response["jobs"]?.arrayValue ?? []
         if p.flags.contains("--json") {
-            printJSON(jobs)
+            printJSON(.array(jobs))
             return 0
         }
         if jobs.isEmpty {
             print("no jobs\(p.flags.contains("--all") ? "" : " (vldctl ls --all shows older finished ones)")")
             return 0
         }
-        let now = response["now"] as? Int ?? 0
+        let now = response["now"]?.intValue ?? 0
         let rows = jobs.map { job -> [String] in
             let state = shown(job["state"], or: "?")
             var progress = "-"
-            if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
+            if let step = job["step"]?.intValue, let total = job["totalSteps"]?.intValue, total > 0 {
                 progress = "\(Int(100 * Double(step) / Double(total)))% \(step)/\(total)"
             } else if state == "succeeded" {
                 progress = "100%"
             }
-            let eta = state == "running" ? shortDuration((job["etaSeconds"] as? Int).map(Double.init)) : "-"
-            let loss = (job["loss"] as? Double).map { String(format: "%.4f", $0) } ?? "-"
-            let age = shortDuration(Double(now - (job["createdAt"] as? Int ?? now)) / 1000)
+            let eta = state == "running" ? shortDuration((job["etaSeconds"]?.intValue).map(Double.init)) : "-"
+            let loss = (job["loss"]?.doubleValue).map { String(format: "%.4f", $0) } ?? "-"
+            let age = shortDuration(Double(now - (job["createdAt"]?.intValue ?? now)) / 1000)
             var stateText = state
-            if state == "queued", let nb = job["notBefore"] as? Int {
+            if state == "queued", let nb = job["notBefore"]?.intValue {
                 stateText += " (retry in \(shortDuration(Double(nb - now) / 1000)))"
             }
-            if (state == "queued" || state == "held"), let needs = job["waitingFor"] as? [Int], !needs.isEmpty {
+            if (state == "queued" || state == "held"),
+                let needs = job["waitingFor"]?.arrayValue?.compactMap({ $0.intValue }), !needs.isEmpty
+            {
                 stateText += " (needs \(needs.map(String.init).joined(separator: ",")))"
             }
             return [
-                "\(job["id"] as? Int ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss,
+                "\(job["id"]?.intValue ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss,
                 age,
             ]
         }
@@ -196,70 +206,73 @@ enum DaemonCommands {
         guard p.positional.count == 1, let id = Int(p.positional[0]) else {
             throw UsageError(message: "show needs one job id")
         }
-        guard let response = try DaemonTarget.resolve(p.values).call(["op": "show", "id": id]) else { return 1 }
-        let job = response["job"] as? [String: Any] ?? [:]
+        guard let response = try DaemonTarget.resolve(p.values).call(["op": "show", "id": JSONValue(id)]) else {
+            return 1
+        }
+        let job = response["job"] ?? [:]
         if p.flags.contains("--json") {
             printJSON(job)
             return 0
         }
-        let now = response["now"] as? Int ?? 0
+        let now = response["now"]?.intValue ?? 0
         func time(_ key: String) -> String? {
-            guard let ms = job[key] as? Int else { return nil }
+            guard let ms = job[key]?.intValue else { return nil }
             let date = Date(timeIntervalSince1970: Double(ms) / 1000)
             return ISO8601DateFormatter().string(from: date) + " (\(shortDuration(Double(now - ms) / 1000)) ago)"
         }
         var lines: [(String, String)] = [
-            ("job", "\(job["id"] as? Int ?? 0)  \(shown(job["name"]))"),
+            ("job", "\(job["id"]?.intValue ?? 0)  \(shown(job["name"]))"),
             ("state", shown(job["state"], or: "?")),
             ("kind", shown(job["kind"])),
-            ("owner", "\(shown(job["user"])) (uid \(job["uid"] as? Int ?? 0))"),
+            ("owner", "\(shown(job["user"])) (uid \(job["uid"]?.intValue ?? 0))"),
             (
                 "attempts",
-                "\(job["attempts"] as? Int ?? 0), failures \(job["failures"] as? Int ?? 0) of \(job["maxFailures"] as? Int ?? 0)"
+                "\(job["attempts"]?.intValue ?? 0), failures \(job["failures"]?.intValue ?? 0) of \(job["maxFailures"]?.intValue ?? 0)"
             ),
-            ("threads", "\(job["threads"] as? Int ?? 0)"),
+            ("threads", "\(job["threads"]?.intValue ?? 0)"),
         ]
-        if let stage = job["stage"] as? String { lines.append(("stage", DisplayText.escaped(stage))) }
-        if let needs = job["waitingFor"] as? [Int], !needs.isEmpty {
+        if let stage = job["stage"]?.stringValue { lines.append(("stage", DisplayText.escaped(stage))) }
+        if let needs = job["waitingFor"]?.arrayValue?.compactMap({ $0.intValue }), !needs.isEmpty {
             lines.append(("waits for", "jobs " + needs.map(String.init).joined(separator: ", ") + " (to succeed)"))
         }
-        if let need = job["blockedBy"] as? Int {
+        if let need = job["blockedBy"]?.intValue {
             lines.append(("blocked by", "job \(need) (retry it to queue this again)"))
         }
-        if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int {
+        if let step = job["step"]?.intValue, let total = job["totalSteps"]?.intValue {
             lines.append(
                 (
                     "progress",
-                    "step \(step)/\(total)" + ((job["loss"] as? Double).map { String(format: ", loss %.4f", $0) } ?? "")
-                        + ((job["etaSeconds"] as? Int).map { ", eta \(shortDuration(Double($0)))" } ?? "")
+                    "step \(step)/\(total)"
+                        + ((job["loss"]?.doubleValue).map { String(format: ", loss %.4f", $0) } ?? "")
+                        + ((job["etaSeconds"]?.intValue).map { ", eta \(shortDuration(Double($0)))" } ?? "")
                 ))
         }
-        if let e = job["error"] as? String { lines.append(("error", DisplayText.escaped(e))) }
-        if let e = job["exitCode"] as? Int { lines.append(("exit status", "\(e)")) }
-        if let s = job["signal"] as? Int { lines.append(("signal", "\(s)")) }
+        if let e = job["error"]?.stringValue { lines.append(("error", DisplayText.escaped(e))) }
+        if let e = job["exitCode"]?.intValue { lines.append(("exit status", "\(e)")) }
+        if let s = job["signal"]?.intValue { lines.append(("signal", "\(s)")) }
         for (label, key) in [
             ("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt"),
             ("heartbeat", "heartbeatAt"),
         ] {
             if let t = time(key) { lines.append((label, t)) }
         }
-        if let o = job["outbox"] as? String { lines.append(("results", DisplayText.escaped(o))) }
-        if let m = job["manifest"] as? [String: Any] {
+        if let o = job["outbox"]?.stringValue { lines.append(("results", DisplayText.escaped(o))) }
+        if let m = job["manifest"], case .object = m {
             lines.append(
                 (
                     "manifest",
-                    "\(m["id"] as? Int ?? 0) \(shown(m["fileName"])) (\(m["trials"] as? Int ?? 0) trials, sha256 \((shown(m["sha256"])).prefix(16)))"
+                    "\(m["id"]?.intValue ?? 0) \(shown(m["fileName"])) (\(m["trials"]?.intValue ?? 0) trials, sha256 \((shown(m["sha256"])).prefix(16)))"
                 ))
-            if let s = m["summary"] as? String { lines.append(("summary", DisplayText.escaped(s))) }
+            if let s = m["summary"]?.stringValue { lines.append(("summary", DisplayText.escaped(s))) }
         }
-        if let r = job["runDirectory"] as? String { lines.append(("run directory", DisplayText.escaped(r))) }
+        if let r = job["runDirectory"]?.stringValue { lines.append(("run directory", DisplayText.escaped(r))) }
         let width = lines.map(\.0.count).max() ?? 0
         for (k, v) in lines { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
         print("\nevents:")
-        for e in job["events"] as? [[String: Any]] ?? [] {
+        for e in job["events"]?.arrayValue ?? [] {
             let at = ISO8601DateFormatter().string(
-                from: Date(timeIntervalSince1970: Double(e["at"] as? Int ?? 0) / 1000))
-            let transition = (e["from"] as? String).map { "\(DisplayText.escaped($0)) -> " } ?? ""
+                from: Date(timeIntervalSince1970: Double(e["at"]?.intValue ?? 0) / 1000))
+            let transition = (e["from"]?.stringValue).map { "\(DisplayText.escaped($0)) -> " } ?? ""
             print("  \(at)  \(transition)\(shown(e["to"]))  \(shown(e["detail"]))")
         }
         return 0
@@ -284,20 +297,20 @@ enum DaemonCommands {
         }
         let target = DaemonTarget.resolve(p.values)
         if op == "cancel" {
-            let response = try target.request(["op": "cancel", "ids": ids])
+            let response = try target.request(["op": "cancel", "ids": JSONValue(ids)])
             if p.flags.contains("--json") { printJSON(response) }
-            for r in response["results"] as? [[String: Any]] ?? [] {
-                if r["ok"] as? Bool == true {
-                    if !p.flags.contains("--json") { print("job \(r["id"] as? Int ?? 0): \(shown(r["state"]))") }
+            for r in response["results"]?.arrayValue ?? [] {
+                if r["ok"]?.boolValue == true {
+                    if !p.flags.contains("--json") { print("job \(r["id"]?.intValue ?? 0): \(shown(r["state"]))") }
                 } else {
-                    CLI.error("job \(r["id"] as? Int ?? 0): \(shown(r["error"], or: "refused"))")
+                    CLI.error("job \(r["id"]?.intValue ?? 0): \(shown(r["error"], or: "refused"))")
                 }
             }
-            if response["results"] == nil, let e = response["error"] as? String { CLI.error(DisplayText.escaped(e)) }
-            return response["ok"] as? Bool == true ? 0 : 1
+            if response["results"] == nil, let e = response["error"]?.stringValue { CLI.error(DisplayText.escaped(e)) }
+            return response["ok"]?.boolValue == true ? 0 : 1
         }
-        guard let response = try target.call(["op": op, "id": ids[0]]) else { return 1 }
-        let job = response["job"] as? [String: Any] ?? [:]
+        guard let response = try target.call(["op": .string(op), "id": JSONValue(ids[0])]) else { return 1 }
+        let job = response["job"] ?? [:]
         if p.flags.contains("--json") { printJSON(job) } else { print("job \(ids[0]): \(shown(job["state"]))") }
         return 0
     }
@@ -319,14 +332,15 @@ enum DaemonCommands {
         let follow = p.flags.contains("-f") || p.flags.contains("--follow")
         var offset = 0
         while true {
-            guard let response = try target.call(["op": "logs", "id": id, "offset": offset]) else { return 1 }
+            guard let response = try target.call(["op": "logs", "id": JSONValue(id), "offset": JSONValue(offset)])
+            else { return 1 }
             // The job's own log: lines stay lines, anything else unsafe is escaped.
-            let text = DisplayText.escaped(response["text"] as? String ?? "", keepingNewlines: true)
+            let text = DisplayText.escaped(response["text"]?.stringValue ?? "", keepingNewlines: true)
             if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
-            offset = response["next"] as? Int ?? offset
+            offset = response["next"]?.intValue ?? offset
             if !follow { return 0 }
             if text.isEmpty {
-                if response["done"] as? Bool == true { return 0 }
+                if response["done"]?.boolValue == true { return 0 }
                 usleep(500_000)
             }
         }
@@ -347,7 +361,7 @@ enum DaemonCommands {
         }
         guard
             let response = try DaemonTarget.resolve(p.values).call([
-                "op": "results", "id": id, "summary": p.flags.contains("--csv"),
+                "op": "results", "id": JSONValue(id), "summary": .bool(p.flags.contains("--csv")),
             ])
         else { return 1 }
         if p.flags.contains("--json") {
@@ -355,7 +369,7 @@ enum DaemonCommands {
             return 0
         }
         if p.flags.contains("--csv") {
-            if let raw = response["summaryCSV"] as? String {
+            if let raw = response["summaryCSV"]?.stringValue {
                 let csv = DisplayText.escaped(raw, keepingNewlines: true)
                 print(csv, terminator: csv.hasSuffix("\n") ? "" : "\n")
                 return 0
@@ -363,23 +377,24 @@ enum DaemonCommands {
             CLI.error("job \(id) has no grid summary (it is not part of a grid, or its grid has not finished)")
             return 1
         }
-        let results = response["results"] as? [String: Any] ?? [:]
+        let results: JSONValue = response["results"] ?? [:]
         print("job \(id): \(shown(response["outbox"]))")
-        if let s = response["summary"] as? String { print("grid summary: \(DisplayText.escaped(s))/report.html") }
-        var metrics = results["metrics"] as? [String: Any] ?? [:]
-        let training = results["training"] as? [String: Any] ?? [:]
+        if let s = response["summary"]?.stringValue { print("grid summary: \(DisplayText.escaped(s))/report.html") }
+        var metrics: [String: JSONValue] = [:]
+        if case let .object(fields)? = results["metrics"] { for (k, v) in fields { metrics[k] = v } }
+        let training: JSONValue = results["training"] ?? [:]
         for key in ["evalLoss", "finalTrainLoss", "tokensSeen", "steps"] {
             if let v = training[key] { metrics[key] = v }
         }
-        if let wall = (results["timing"] as? [String: Any])?["wallSeconds"] { metrics["wallSeconds"] = wall }
+        if let wall = results["timing"]?["wallSeconds"] { metrics["wallSeconds"] = wall }
         let rows = metrics.keys.sorted().map { key -> [String] in
-            let v = metrics[key]
-            if let d = v as? Double {
+            let v = metrics[key]!
+            if let d = v.doubleValue {
                 return [
                     DisplayText.escaped(key), String(format: abs(d) >= 1000 || d == d.rounded() ? "%.0f" : "%.4f", d),
                 ]
             }
-            return [DisplayText.escaped(key), DisplayText.escaped("\(v ?? "")")]
+            return [DisplayText.escaped(key), DisplayText.escaped(v.stringValue ?? v.serialized(pretty: false))]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
         print("report: \(shown(response["outbox"]))/report.html")
@@ -401,24 +416,29 @@ enum DaemonCommands {
             printJSON(r)
             return 0
         }
-        let counts = r["counts"] as? [String: Int] ?? [:]
+        let counts = r["counts"] ?? [:]
         print(
-            "vldd \(shown(r["version"])) pid \(r["pid"] as? Int ?? 0), up \(shortDuration(r["uptimeSeconds"] as? Double))"
+            "vldd \(shown(r["version"])) pid \(r["pid"]?.intValue ?? 0), up \(shortDuration(r["uptimeSeconds"]?.doubleValue))"
         )
         print("state \(shown(r["state"])), config \(shown(r["config"])), submit group \(shown(r["submitGroup"]))")
         print(
-            "workers \(r["workers"] as? Int ?? 0), threads \(r["totalThreads"] as? Int ?? 0) (\(r["threadsPerJob"] as? Int ?? 0) per job by default), SQLite \(shown(r["sqlite"]))"
+            "workers \(r["workers"]?.intValue ?? 0), threads \(r["totalThreads"]?.intValue ?? 0) (\(r["threadsPerJob"]?.intValue ?? 0) per job by default), SQLite \(shown(r["sqlite"]))"
         )
-        print("jobs: " + JobState.allCases.map { "\(counts[$0.rawValue] ?? 0) \($0.rawValue)" }.joined(separator: ", "))
-        if let limits = r["limits"] as? [String: Int] {
-            print("limits: " + limits.keys.sorted().map { "\($0) \(limits[$0]!)" }.joined(separator: ", "))
-        }
-        for job in r["running"] as? [[String: Any]] ?? [] {
-            let step = job["step"] as? Int, total = job["totalSteps"] as? Int
+        print(
+            "jobs: "
+                + JobState.allCases.map { "\(counts[$0.rawValue]?.intValue ?? 0) \($0.rawValue)" }.joined(
+                    separator: ", "))
+        if case let .object(limits)? = r["limits"] {
             print(
-                "  running \(job["id"] as? Int ?? 0) \(shown(job["name"]))"
+                "limits: "
+                    + limits.sorted { $0.0 < $1.0 }.map { "\($0.0) \($0.1.intValue ?? 0)" }.joined(separator: ", "))
+        }
+        for job in r["running"]?.arrayValue ?? [] {
+            let step = job["step"]?.intValue, total = job["totalSteps"]?.intValue
+            print(
+                "  running \(job["id"]?.intValue ?? 0) \(shown(job["name"]))"
                     + (step.map { " step \($0)/\(total ?? 0)" } ?? "")
-                    + ((job["etaSeconds"] as? Int).map { " eta \(shortDuration(Double($0)))" } ?? ""))
+                    + ((job["etaSeconds"]?.intValue).map { " eta \(shortDuration(Double($0)))" } ?? ""))
         }
         return 0
     }
@@ -440,25 +460,25 @@ enum DaemonCommands {
             guard let r = try target.call(["op": "list", "states": ["running", "cancelling", "queued", "held"]]) else {
                 return 1
             }
-            let jobs = (r["jobs"] as? [[String: Any]] ?? []).sorted {
-                ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0)
+            let jobs = (r["jobs"]?.arrayValue ?? []).sorted {
+                ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0)
             }
             var out = tty ? "\u{1B}[H\u{1B}[2J" : ""
             out +=
-                "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"] as? String == "running" }.count) running, \(jobs.filter { $0["state"] as? String == "queued" }.count) queued\n\n"
+                "vldctl watch  \(ISO8601DateFormatter().string(from: Date()))  \(jobs.filter { $0["state"]?.stringValue == "running" }.count) running, \(jobs.filter { $0["state"]?.stringValue == "queued" }.count) queued\n\n"
             for job in jobs {
                 let state = shown(job["state"])
                 var line =
-                    String(format: "%5d  ", job["id"] as? Int ?? 0)
+                    String(format: "%5d  ", job["id"]?.intValue ?? 0)
                     + (shown(job["name"])).padding(toLength: 40, withPad: " ", startingAt: 0) + "  "
-                if let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
+                if let step = job["step"]?.intValue, let total = job["totalSteps"]?.intValue, total > 0 {
                     let fraction = Double(step) / Double(total)
                     let filled = Int(fraction * 24)
                     line +=
                         "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled) + "]"
                     line += String(format: " %3d%%", Int(fraction * 100))
-                    line += "  eta " + shortDuration((job["etaSeconds"] as? Int).map(Double.init))
-                    if let loss = job["loss"] as? Double { line += String(format: "  loss %.4f", loss) }
+                    line += "  eta " + shortDuration((job["etaSeconds"]?.intValue).map(Double.init))
+                    if let loss = job["loss"]?.doubleValue { line += String(format: "  loss %.4f", loss) }
                 } else {
                     line += state
                 }

@@ -2,6 +2,7 @@
 // vldd and says how to fix each problem.
 
 import Foundation
+import VLDJSON
 import VLDCore
 import VLDStore
 import VLDTensor
@@ -78,10 +79,10 @@ enum DoctorCommand {
         }
         do {
             let r = try ControlClient.request(path: target.socket, ["op": "status"], timeout: 10)
-            if r["ok"] as? Bool == true {
-                let counts = r["counts"] as? [String: Int] ?? [:]
+            if r["ok"]?.boolValue == true {
+                let counts = r["counts"] ?? [:]
                 ok(
-                    "vldd \(shown(r["version"])) answers on \(target.socket): \(counts["queued"] ?? 0) queued, \(counts["running"] ?? 0) running"
+                    "vldd \(shown(r["version"])) answers on \(target.socket): \(counts["queued"]?.intValue ?? 0) queued, \(counts["running"]?.intValue ?? 0) running"
                 )
             } else {
                 bad("vldd refuses you: \(shown(r["error"]))", "see the reason above")

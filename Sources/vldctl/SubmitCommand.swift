@@ -2,6 +2,7 @@
 // atomic drop into its spool; `--wait` follows the jobs and prints the comparison table.
 
 import Foundation
+import VLDJSON
 import VLDCore
 import VLDExperiments
 
@@ -33,7 +34,7 @@ extension DaemonCommands {
         }
         var submitted: [Int] = []
         var status: Int32 = 0
-        var out: [[String: Any]] = []
+        var out: [JSONValue] = []
         for file in p.positional {
             let shownFile = DisplayText.escaped(file)
             guard let data = FileManager.default.contents(atPath: file) else {
@@ -44,21 +45,24 @@ extension DaemonCommands {
             let name = (file as NSString).lastPathComponent
             do {
                 let response = try target.request([
-                    "op": "submit", "manifest": String(decoding: data, as: UTF8.self), "fileName": name,
+                    "op": "submit", "manifest": .string(String(decoding: data, as: UTF8.self)),
+                    "fileName": .string(name),
                 ])
-                if response["ok"] as? Bool == true {
-                    out.append(["file": file, "manifest": response["manifest"] ?? 0, "jobs": response["jobs"] ?? []])
-                    submitted += (response["jobs"] as? [Int]) ?? []
+                if response["ok"]?.boolValue == true {
+                    out.append([
+                        "file": .string(file), "manifest": response["manifest"] ?? 0, "jobs": response["jobs"] ?? [],
+                    ])
+                    submitted += (response["jobs"]?.arrayValue?.compactMap({ $0.intValue })) ?? []
                     if !p.flags.contains("--json") {
-                        let jobs = (response["jobs"] as? [Int]) ?? []
+                        let jobs = (response["jobs"]?.arrayValue?.compactMap({ $0.intValue })) ?? []
                         let range = jobs.count > 1 ? "jobs \(jobs.first!)-\(jobs.last!)" : "job \(jobs.first ?? 0)"
                         print(
-                            "\(shownFile): queued \(shown(response["name"])) as manifest \(response["manifest"] as? Int ?? 0), \(range)"
+                            "\(shownFile): queued \(shown(response["name"])) as manifest \(response["manifest"]?.intValue ?? 0), \(range)"
                         )
                     }
                 } else {
                     CLI.error("\(shownFile): \(shown(response["error"], or: "refused"))")
-                    for issue in response["issues"] as? [[String: Any]] ?? [] {
+                    for issue in response["issues"]?.arrayValue ?? [] {
                         let path = shown(issue["path"])
                         FileHandle.standardError.write(
                             Data("  \(path.isEmpty ? "" : path + ": ")\(shown(issue["message"]))\n".utf8))
@@ -78,14 +82,14 @@ extension DaemonCommands {
                     print(
                         "\(shownFile): vldd is not running; dropped into its spool as \(dropped) (it is queued when vldd starts)"
                     )
-                    out.append(["file": file, "spooled": dropped])
+                    out.append(["file": .string(file), "spooled": .string(dropped)])
                 } catch {
                     CLI.error("\(shownFile): vldd is not running and the spool is not writable: \(error)")
                     status = 1
                 }
             }
         }
-        if p.flags.contains("--json") { printJSON(out) }
+        if p.flags.contains("--json") { printJSON(.array(out)) }
         if p.flags.contains("--wait") && !submitted.isEmpty {
             let waited = try follow(submitted, target: target)
             return status == 0 ? waited : status
@@ -97,22 +101,24 @@ extension DaemonCommands {
     static func follow(_ ids: [Int], target: DaemonTarget) throws -> Int32 {
         let tty = isatty(1) == 1
         var lastLine = ""
-        var jobs: [[String: Any]] = []
+        var jobs: [JSONValue] = []
         while true {
             guard let r = try target.call(["op": "list", "all": true]) else { return 1 }
             let wanted = Set(ids)
-            jobs = (r["jobs"] as? [[String: Any]] ?? []).filter { wanted.contains($0["id"] as? Int ?? 0) }
-                .sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
-            let finished = jobs.filter { ["succeeded", "failed", "cancelled"].contains($0["state"] as? String ?? "") }
-            let running = jobs.first { $0["state"] as? String == "running" }
+            jobs = (r["jobs"]?.arrayValue ?? []).filter { wanted.contains($0["id"]?.intValue ?? 0) }
+                .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
+            let finished = jobs.filter {
+                ["succeeded", "failed", "cancelled"].contains($0["state"]?.stringValue ?? "")
+            }
+            let running = jobs.first { $0["state"]?.stringValue == "running" }
             var line = "\(finished.count)/\(ids.count) jobs done"
-            if let job = running, let step = job["step"] as? Int, let total = job["totalSteps"] as? Int, total > 0 {
+            if let job = running, let step = job["step"]?.intValue, let total = job["totalSteps"]?.intValue, total > 0 {
                 let filled = Int(Double(step) / Double(total) * 24)
                 let name = shown(job["name"])
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 24 - filled)
-                line += "  job \(job["id"] as? Int ?? 0) \(name) [\(bar)] \(step)/\(total)"
-                if let loss = job["loss"] as? Double { line += String(format: " loss %.4f", loss) }
-                line += " eta \(shortDuration((job["etaSeconds"] as? Int).map(Double.init)))"
+                line += "  job \(job["id"]?.intValue ?? 0) \(name) [\(bar)] \(step)/\(total)"
+                if let loss = job["loss"]?.doubleValue { line += String(format: " loss %.4f", loss) }
+                line += " eta \(shortDuration((job["etaSeconds"]?.intValue).map(Double.init)))"
             }
             if tty {
                 FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
@@ -125,25 +131,27 @@ extension DaemonCommands {
         }
         if tty { print("") }
         var status: Int32 = 0
-        for job in jobs where job["state"] as? String != "succeeded" {
+        for job in jobs where job["state"]?.stringValue != "succeeded" {
             CLI.error(
-                "job \(job["id"] as? Int ?? 0) \(shown(job["name"])) \(shown(job["state"])): \(shown(job["error"]))")
+                "job \(job["id"]?.intValue ?? 0) \(shown(job["name"])) \(shown(job["state"])): \(shown(job["error"]))")
             status = 1
         }
         var summaries: [String] = []
         var perManifest: [Int: Int] = [:]
-        for job in jobs { perManifest[job["manifest"] as? Int ?? 0, default: 0] += 1 }
-        for job in jobs where job["state"] as? String == "succeeded" {
-            guard let id = job["id"] as? Int, var r = try target.call(["op": "results", "id": id]) else { continue }
+        for job in jobs { perManifest[job["manifest"]?.intValue ?? 0, default: 0] += 1 }
+        for job in jobs where job["state"]?.stringValue == "succeeded" {
+            guard let id = job["id"]?.intValue, var r = try target.call(["op": "results", "id": JSONValue(id)]) else {
+                continue
+            }
             // A grid's summary is written just after its last trial ends.
             let deadline = Date().addingTimeInterval(10)
-            while r["summary"] == nil, perManifest[job["manifest"] as? Int ?? 0, default: 0] > 1, Date() < deadline {
+            while r["summary"] == nil, perManifest[job["manifest"]?.intValue ?? 0, default: 0] > 1, Date() < deadline {
                 usleep(200_000)
-                r = try target.call(["op": "results", "id": id]) ?? r
+                r = try target.call(["op": "results", "id": JSONValue(id)]) ?? r
             }
-            if let summary = (r["summary"] as? String).map({ DisplayText.escaped($0) }) {
+            if let summary = (r["summary"]?.stringValue).map({ DisplayText.escaped($0) }) {
                 if !summaries.contains(summary) { summaries.append(summary) }
-            } else if let outbox = (r["outbox"] as? String).map({ DisplayText.escaped($0) }) {
+            } else if let outbox = (r["outbox"]?.stringValue).map({ DisplayText.escaped($0) }) {
                 print("job \(id) \(shown(job["name"])): \(outbox)/report.html")
             }
         }
