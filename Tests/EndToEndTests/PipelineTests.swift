@@ -105,6 +105,31 @@ private func weights(_ dir: String) throws -> Data {
         #expect(try d.jobs().count == 3)
     }
 
+    @Test func aDaemonKilledBetweenStagesRunsTheNextStageAfterItsRestart() throws {
+        let d = DaemonHarness()
+        try d.start()
+        let file = d.dir.appendingPathComponent("pipe.json").path
+        try pipelineManifest().write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try d.ctl(["submit", file]).status == 0)
+        // Held, the tune stage cannot start: the kill lands after pre and before tune, whatever the timing.
+        #expect(try d.ctl(["hold", "2"]).status == 0 && d.ctl(["hold", "3"]).status == 0)
+        try d.waitFor("the pre stage") { state($0, 1) == "succeeded" }
+        d.stop(SIGKILL)
+        try d.start()
+        let ls = try d.ctl(["ls"])
+        #expect(ls.stdout.contains("held (needs 1)") == false, "a finished need is not waited for: \(ls.stdout)")
+        #expect(try d.ctl(["release", "2"]).status == 0 && d.ctl(["release", "3"]).status == 0)
+        try d.waitFor("the tune stage after the restart") { jobs in
+            (1...3).allSatisfy { state(jobs, $0) == "succeeded" }
+        }
+        let jobs = byID(try d.jobs())
+        let pre = try #require(jobs[1]?["outbox"] as? String)
+        for id in [2, 3] {
+            let out = try #require(jobs[id]?["outbox"] as? String)
+            #expect(try weights(out) == weights(pre))
+        }
+    }
+
     @Test func aDistillPipelineRunsThroughTheDaemon() throws {
         let d = DaemonHarness()
         try d.start()
