@@ -426,3 +426,21 @@ final class Distiller: TrainingHooks {
         ]
     }
 }
+
+extension Experiment {
+    /// What `trial` costs, with a distill trial's teacher forward passes added when its teacher
+    /// is a stage of this experiment (its model is known before it exists: a third of a training
+    /// step of the teacher per student step, the 6N convention).
+    public func estimate(_ trial: Trial) throws -> TrialEstimate {
+        var e = try trial.manifest.estimate()
+        if let body = trial.manifest.body as? DistillBody, body.distill.seqKD == nil,
+            let teacher = self.trial(for: body.teacher)?.manifest.body as? TrainBody
+        {
+            let cfg = teacher.modelConfig(vocab: try teacher.makeMixture().tokenizer.vocabSize)
+            e.flops +=
+                cfg.trainFlopsPerStep(batch: body.student.train.batch, seqLen: body.student.model.context) / 3
+                * Double(body.student.train.steps)
+        }
+        return e
+    }
+}

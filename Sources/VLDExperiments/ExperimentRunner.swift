@@ -56,7 +56,7 @@ public enum ExperimentRunner {
 
         // FLOPs of every trial, for an experiment-wide ETA.
         let flops = experiment.trials.map { t -> Double in
-            (try? t.manifest.estimate().flops) ?? 0
+            (try? experiment.estimate(t).flops) ?? 0
         }
         /// Every published trial, read again from disk: other processes may have added some.
         func published() -> [TrialResult] {

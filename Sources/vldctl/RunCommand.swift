@@ -34,13 +34,15 @@ enum ValidateCommand {
                     }
                     print("  stages in order: " + order.joined(separator: "; "))
                 }
-                let estimates = e.trials.compactMap { try? $0.manifest.estimate() }
+                let estimates = e.trials.compactMap { try? e.estimate($0) }
                 if let largest = estimates.max(by: { $0.parameters < $1.parameters }) {
                     let flops = estimates.map(\.flops).reduce(0, +)
                     print(
                         "  up to \(largest.parameters) parameters and about "
                             + "\(Int(estimates.map(\.memoryMiB).max()!.rounded(.up))) MiB per trial; "
-                            + "\(formatNumber(flops, significant: 3)) FLOPs in all")
+                            + "\(formatNumber(flops, significant: 3)) FLOPs in all"
+                            + (e.trials.contains { $0.manifest.kind == "distill" }
+                                ? " (teachers' forward passes included)" : ""))
                 }
             } catch let e as ManifestError {
                 status = 1

@@ -39,6 +39,12 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
         student.json["distill"]
             == .object([("loss", .string("kd_forward")), ("temperature", .number(1)), ("lambda", .number(1))]))
     #expect(e.trials[1].condition == "student loss=ce")
+    // Every student's estimate includes the teacher's forward passes (a third of its training step).
+    let teacher = try #require(e.trials[0].manifest.body as? TrainBody)
+    let teacherStep = teacher.modelConfig(vocab: try teacher.makeMixture().tokenizer.vocabSize)
+        .trainFlopsPerStep(batch: 8, seqLen: 48)
+    let plain = try e.trials[2].manifest.estimate().flops
+    #expect(abs(try e.estimate(e.trials[2]).flops - (plain + teacherStep / 3 * 60)) < 1e-6 * plain)
 }
 
 @Test func distillManifestMistakesNameTheirPaths() {
