@@ -107,9 +107,13 @@ private func weights(_ dir: String) throws -> Data {
 
     @Test func aDaemonKilledBetweenStagesRunsTheNextStageAfterItsRestart() throws {
         let d = DaemonHarness()
+        // The pre stage takes at least 3 s (150 steps of 20 ms), so the holds below reach the tune jobs
+        // while they still wait for it; a 20-step pre stage once finished, and its tune jobs started,
+        // before `vldctl hold` got through on a fast CI machine.
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
         try d.start()
         let file = d.dir.appendingPathComponent("pipe.json").path
-        try pipelineManifest().write(toFile: file, atomically: true, encoding: .utf8)
+        try pipelineManifest(preSteps: 150, checkpointEvery: 50).write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try d.ctl(["submit", file]).status == 0)
         // Held, the tune stage cannot start: the kill lands after pre and before tune, whatever the timing.
         #expect(try d.ctl(["hold", "2"]).status == 0 && d.ctl(["hold", "3"]).status == 0)
