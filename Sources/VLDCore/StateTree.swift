@@ -33,6 +33,9 @@ public struct StateTree: Sendable {
     public var runs: String { root + "/runs" }
     public var outbox: String { root + "/outbox" }
     public func run(_ job: Int) -> String { runs + "/\(job)" }
+    /// Files the jobs compute once and share (distill's teacher caches), made when first needed;
+    /// safe to delete while no job runs (they are rebuilt).
+    public var cache: String { runs + "/cache" }
 
     /// Every directory with its mode, parents first.
     public var directories: [(path: String, mode: mode_t)] {

@@ -224,7 +224,8 @@ public enum Worker {
                         done: p.step, total: p.steps, unit: trial.manifest.body.progress.unit, loss: p.loss,
                         evalLoss: evalLoss,
                         etaSeconds: p.etaSeconds, rate: p.tokensPerSecond))
-            }, shouldStop: { StopRequest.requested }, checkpoint: job.checkpoint)
+            }, shouldStop: { StopRequest.requested }, checkpoint: job.checkpoint,
+            cacheDirectory: URL(fileURLWithPath: tree.cache))
         let outcome: TrialOutcome
         do {
             outcome = try Kinds.run(trial, in: work, context: context)

@@ -33,6 +33,9 @@ public struct DistillSpec: Equatable, Sendable {
     /// span by the student's own sample (temperature 1) and applies the loss to it, teacher logits
     /// taken on the student's tokens.
     public var onPolicy = 0.0
+    /// `cacheTeacher: "topk(K)"`: the teacher's top K logits of every training batch, computed
+    /// once and shared by the trials with the same teacher and data (TeacherCache.swift).
+    public var cacheTeacher: Int?
 
     public enum SeqKD: String, Equatable, Sendable { case greedy, sampled }
 
@@ -64,6 +67,7 @@ public struct DistillSpec: Equatable, Sendable {
         }
         if let seqKD { f = [("loss", .string("seqkd")), ("decoding", .string(seqKD.rawValue))] }
         if onPolicy > 0 { f.append(("onPolicy", JSONValue(onPolicy))) }
+        if let k = cacheTeacher { f.append(("cacheTeacher", .string("topk(\(k))"))) }
         return .object(f)
     }
 
@@ -99,6 +103,22 @@ public struct DistillSpec: Equatable, Sendable {
         }
         if name != "seqkd" {
             s.onPolicy = r.double("onPolicy", default: 0, in: 0...1)
+        }
+        if let text = r.string("cacheTeacher", default: nil) {
+            let k = text.hasPrefix("topk(") && text.hasSuffix(")") ? Int(text.dropFirst(5).dropLast()) : nil
+            if let k, (1...65536).contains(k) {
+                s.cacheTeacher = k
+            } else {
+                r.issues.add(
+                    r.sub("cacheTeacher"),
+                    "\(JSONValue.string(text).brief) is not accepted; expected \"topk(K)\" with K in 1...65536")
+            }
+            if s.cacheTeacher != nil && (name == "seqkd" || s.onPolicy > 0) {
+                r.issues.add(
+                    r.sub("cacheTeacher"),
+                    "a cache holds the teacher on the training data; \(name == "seqkd" ? "seqkd" : "onPolicy") "
+                        + "trains on generated tokens, which it cannot hold")
+            }
         }
         r.finish()
         return s
@@ -225,6 +245,14 @@ final class Distiller: TrainingHooks {
     /// Tokens generated for seqkd or on-policy steps, and the on-policy steps, since this process started the trial.
     var generatedTokens = 0
     var onPolicySteps = 0
+    /// The teacher's cached top-K logits (`cacheTeacher`), and the buffer its rows are rebuilt in.
+    var cache: TeacherCache?
+    var cachedLogits: FPtr?
+    var cachedCapacity = 0
+    /// True when this process built the cache (its teacher FLOPs are this trial's).
+    var builtCache = false
+
+    deinit { cachedLogits?.deallocate() }
 
     init(body: DistillBody, setup: HookSetup) throws {
         self.body = body
@@ -258,6 +286,31 @@ final class Distiller: TrainingHooks {
         teacherEvaluation = try Evaluator(
             body: body.student, seed: setup.evaluator.seed, mixture: setup.mixture, config: teacher.config
         ).evaluate(teacher)
+        if let k = body.distill.cacheTeacher {
+            let K = min(k, teacher.config.vocab)
+            let B = body.student.train.batch, T = body.student.model.context, steps = body.student.train.steps
+            let stream = JSONValue.object(
+                [
+                    ("task", JSONValue.object(body.student.resolvedFields)["task"] ?? .null),
+                    ("seed", .string(String(setup.evaluator.seed))), ("batch", JSONValue(B)), ("context", JSONValue(T)),
+                    ("steps", JSONValue(steps)), ("vld", .string(VLD.version)),
+                ]
+            ).serialized()
+            let directory = setup.context.cacheDirectory ?? setup.directory
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let url = directory.appendingPathComponent(
+                try TeacherCache.fileName(teacherDirectory: dir, data: stream, K: K))
+            if let found = TeacherCache(url: url, K: K, V: teacher.config.vocab, steps: steps, rows: B * T) {
+                cache = found
+                setup.log("teacher cache: reusing \(url.path) (top \(K), \(found.bytes) bytes)")
+            } else {
+                setup.log("teacher cache: building \(url.path) (top \(K) of \(teacher.config.vocab), \(steps) steps)")
+                cache = try TeacherCache.build(
+                    at: url, teacher: teacher, mixture: setup.mixture, seed: setup.evaluator.seed, B: B, T: T,
+                    steps: steps, K: K, shouldStop: setup.context.shouldStop, log: setup.log)
+                builtCache = cache != nil
+            }
+        }
         setup.log(
             "teacher \(body.teacher): \(TrainRunner.brief(teacher.config)) schedule \(teacher.config.schedule), "
                 + "P_total=\(teacher.config.totalParams), eval_loss=\(formatNumber(teacherEvaluation.loss, significant: 4)) "
@@ -283,9 +336,20 @@ final class Distiller: TrainingHooks {
             generatedTokens += sampled.generated
             onPolicySteps += 1
         }
-        try teacher.forward(inputs: batch.inputs, B: B, T: T, segments: batch.segments)
         if losses.count < B * T { losses = [Float](repeating: 0, count: B * T) }
-        let teacherLogits = teacher.logitsBuffer
+        let teacherLogits: CFPtr
+        if let cache {
+            if cachedCapacity < B * T * cache.V {
+                cachedLogits?.deallocate()
+                cachedCapacity = B * T * cache.V
+                cachedLogits = FPtr.allocate(capacity: cachedCapacity)
+            }
+            try cache.fill(step: optimizer.step, targets: batch.targets, into: cachedLogits!)
+            teacherLogits = CFPtr(cachedLogits!)
+        } else {
+            try teacher.forward(inputs: batch.inputs, B: B, T: T, segments: batch.segments)
+            teacherLogits = teacher.logitsBuffer
+        }
         var kind = body.distill.loss
         // sampled(K) draws a new support every step, reproducibly: from the trial's seed and the step.
         if case let .sampledK(k, _) = kind {
@@ -388,6 +452,27 @@ final class Distiller: TrainingHooks {
         // Generation (seqkd: the teacher; on-policy: the student), per token at most the full context.
         let generator = body.distill.seqKD != nil ? c : studentConfig
         let generationFlops = Double(generatedTokens) * generator.forwardFlopsPerToken(attending: T)
+        // With a cache the teacher ran once, in the trial that built it, over the whole data stream.
+        let teacherFlops =
+            body.distill.seqKD != nil
+            ? 0
+            : cache == nil
+                ? teacherStep * Double(steps)
+                : builtCache ? teacherStep * Double(cache!.steps) : 0
+        var cacheFields: [(String, JSONValue)] = []
+        if let cache {
+            cacheFields = [
+                (
+                    "cache",
+                    .object([
+                        ("k", JSONValue(cache.K)), ("file", .string(cache.url.lastPathComponent)),
+                        ("bytes", JSONValue(cache.bytes)),
+                        ("denseBytes", JSONValue(Double(cache.steps) * Double(cache.rows) * Double(cache.V) * 4)),
+                        ("built", .bool(builtCache)), ("buildSeconds", JSONValue(cache.buildSeconds)),
+                    ])
+                )
+            ]
+        }
         return [
             (
                 "flops",
@@ -395,7 +480,7 @@ final class Distiller: TrainingHooks {
                     ("forwardPerToken", JSONValue(studentConfig.forwardFlopsPerToken(attending: T))),
                     ("trainPerStep", JSONValue(studentStep)), ("train", JSONValue(studentStep * Double(steps))),
                     ("teacherPerStep", JSONValue(teacherStep)),
-                    ("teacher", JSONValue(body.distill.seqKD != nil ? 0 : teacherStep * Double(steps))),
+                    ("teacher", JSONValue(teacherFlops)),
                     ("generation", JSONValue(generationFlops)),
                 ])
             ),
@@ -421,7 +506,7 @@ final class Distiller: TrainingHooks {
                 .object(
                     specFields + [
                         ("generatedTokens", JSONValue(generatedTokens)), ("onPolicySteps", JSONValue(onPolicySteps)),
-                    ])
+                    ] + cacheFields)
             ),
         ]
     }

@@ -17,6 +17,13 @@ public func syncDirectory(_ path: String) {
 /// none) in place and removes the temporary one; it throws a retryable `TrialError` naming the
 /// operation, the path and the system's reason (a full disk may have room next time).
 public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    try writeFileAtomically(to: path, mode: mode) { file in try file.write(data) }
+}
+
+/// Writes a file too large to hold in memory (a teacher cache) the same way: `fill` streams the
+/// contents through `file`, then the temporary file is synced and renamed over `path`. A throw
+/// from `fill` removes the temporary file and leaves `path` as it was.
+public func writeFileAtomically(to path: String, mode: mode_t = 0o644, _ fill: (AtomicFile) throws -> Void) throws {
     let dir = (path as NSString).deletingLastPathComponent
     let tmp = (dir.isEmpty ? "." : dir) + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
     func failure(_ operation: String, _ file: String, _ code: Int32) -> TrialError {
@@ -24,31 +31,42 @@ public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o
     }
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
     guard fd >= 0 else { throw failure("create", tmp, errno) }
-    var code: Int32 = 0
-    data.withUnsafeBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                code = errno
-                return
-            }
-            offset += n
-        }
-    }
-    if code == 0 && fsync(fd) != 0 { code = errno }
-    close(fd)
-    guard code == 0 else {
+    let file = AtomicFile(fd: fd, path: tmp)
+    do {
+        try fill(file)
+        guard fsync(fd) == 0 else { throw failure("write", tmp, errno) }
+    } catch {
+        close(fd)
         unlink(tmp)
-        throw failure("write", tmp, code)
+        throw error
     }
+    close(fd)
     guard rename(tmp, path) == 0 else {
         let e = errno
         unlink(tmp)
         throw failure("rename into", path, e)
     }
     syncDirectory(dir.isEmpty ? "." : dir)
+}
+
+/// The temporary file of `writeFileAtomically(to:mode:_:)`: appends bytes, retrying short writes.
+public struct AtomicFile {
+    let fd: Int32
+    let path: String
+
+    public func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }
+
+    public func write(_ raw: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < raw.count {
+            let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TrialError("write \(path): \(String(cString: strerror(errno)))", retryable: true)
+            }
+            offset += n
+        }
+    }
 }
 
 /// `text` (UTF-8) to `url`, through `writeFileAtomically`.

@@ -145,7 +145,8 @@ public enum ExperimentRunner {
                             trialIndex: trial.index, trialCount: experiment.trials.count, trial: trial, progress: p,
                             experimentETA: eta))
                 }, shouldStop: shouldStop,
-                checkpoint: { ref in try resolve(ref, in: experiment, layout: layout) })
+                checkpoint: { ref in try resolve(ref, in: experiment, layout: layout) },
+                cacheDirectory: layout.cache)
             let outcome = try Kinds.run(trial, in: work, context: context)
             switch outcome {
             case .stopped:

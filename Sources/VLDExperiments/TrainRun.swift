@@ -47,18 +47,24 @@ public struct RunContext {
     /// The checkpoint directory a reference names (`vldctl run` resolves stages in its output
     /// directory, the daemon through its queue); throws a TrialError naming what is missing.
     public var checkpoint: (CheckpointRef) throws -> URL
+    /// Where files computed once for several trials live (distill's teacher cache): `vldctl run`
+    /// uses `<out>/<name>/.cache`, the daemon `<state_dir>/cache`; nil keeps them in the trial's
+    /// own directory.
+    public var cacheDirectory: URL?
 
     public init(
         threads: Int? = nil, log: @escaping (String) -> Void = { _ in },
         progress: @escaping (TrainProgress) -> Void = { _ in },
         shouldStop: @escaping () -> Bool = { false },
-        checkpoint: @escaping (CheckpointRef) throws -> URL = RunContext.pathsOnly
+        checkpoint: @escaping (CheckpointRef) throws -> URL = RunContext.pathsOnly,
+        cacheDirectory: URL? = nil
     ) {
         self.threads = threads
         self.log = log
         self.progress = progress
         self.shouldStop = shouldStop
         self.checkpoint = checkpoint
+        self.cacheDirectory = cacheDirectory
     }
 
     /// Resolves paths as they are and refuses stage and job references (a trial run on its own).
@@ -107,6 +113,8 @@ struct HookSetup {
     let config: ModelConfig
     let evaluator: Evaluator
     let context: RunContext
+    /// The trial's directory.
+    let directory: URL
     let log: (String) -> Void
 }
 
@@ -245,7 +253,9 @@ public enum TrainRunner {
         let schedule = LRSchedule(peak: Float(m.train.lr), floor: Float(m.minLr), warmup: m.train.warmup, total: steps)
         let evaluator = Evaluator(body: m, seed: h.seed, mixture: mixture, config: cfg)
         let hooks = try makeHooks?(
-            HookSetup(pool: pool, mixture: mixture, config: cfg, evaluator: evaluator, context: context, log: log))
+            HookSetup(
+                pool: pool, mixture: mixture, config: cfg, evaluator: evaluator, context: context, directory: dir.url,
+                log: log))
         if state.step == 0 {
             log(
                 "vld \(VLD.version) train \(h.name) trial \(trial.index) [\(trial.condition)] seed \(h.seed) | \(cfg.arch.rawValue) "

@@ -64,6 +64,8 @@ public struct ExperimentDirectory: Equatable, Sendable {
     /// The manifest file as given; a later run into the same directory must match it.
     public var source: URL { root.appendingPathComponent("experiment.json") }
     public var partial: URL { root.appendingPathComponent(".partial") }
+    /// Files computed once for several trials (distill's teacher cache); safe to delete.
+    public var cache: URL { root.appendingPathComponent(".cache") }
     /// Where `trial` is published.
     public func published(_ trial: Trial) -> TrialDirectory {
         TrialDirectory(root.appendingPathComponent(trial.directoryName))

@@ -2,12 +2,22 @@
 // length checks), its vocabulary, and the stable template hash. IGSM.swift holds the task API;
 // IGSMSolution.swift renders and checks solutions.
 
-/// FNV-1a (64-bit), a stable hash (Swift's Hasher is seeded per process).
-struct FNV1a {
-    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
-    mutating func mix(_ x: Int) {
+/// FNV-1a (64-bit), a stable hash (Swift's Hasher is seeded per process); also the key and the
+/// batch check of distillation's teacher cache.
+public struct FNV1a {
+    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    public init() {}
+    /// Mixes the low byte of `x`.
+    public mutating func mix(_ x: Int) {
         value ^= UInt64(truncatingIfNeeded: x) & 0xFF
         value = value &* 0x0000_0100_0000_01B3
+    }
+    /// Mixes every byte of `bytes`.
+    public mutating func mix(bytes: UnsafeRawBufferPointer) {
+        for b in bytes {
+            value ^= UInt64(b)
+            value = value &* 0x0000_0100_0000_01B3
+        }
     }
 }
 

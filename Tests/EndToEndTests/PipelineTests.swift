@@ -141,7 +141,7 @@ private func weights(_ dir: String) throws -> Data {
         let text =
             #"{"name": "dist", "seed": 3, "resources": {"threads": 1}, "stages": {"#
             + #""teacher": {\#(body), "model": {"dModel": 32, "layers": 2, "heads": 2, "context": 48}, "train": {"steps": 20, "batch": 8}}, "#
-            + #""student": {"kind": "distill", "teacher": "@teacher", \#(body), "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}, "train": {"steps": 6, "batch": 8}}}}"#
+            + #""student": {"kind": "distill", "teacher": "@teacher", \#(body), "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}, "train": {"steps": 6, "batch": 8}, "distill": {"cacheTeacher": "topk(8)"}}}}"#
         let file = d.dir.appendingPathComponent("dist.json").path
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         let submit = try d.ctl(["submit", file])
@@ -156,6 +156,12 @@ private func weights(_ dir: String) throws -> Data {
         let teacher = results["teacher"] as? [String: Any] ?? [:]
         #expect(teacher["path"] as? String == (jobs[1]?["outbox"] as? String ?? "?") + "/checkpoint")
         #expect((results["metrics"] as? [String: Any])?["distill.klTeacherStudent"] is Double)
+        // The teacher cache is kept where the daemon's jobs share it, not in the published result.
+        let cache = (results["distill"] as? [String: Any])?["cache"] as? [String: Any] ?? [:]
+        #expect(cache["built"] as? Bool == true && cache["k"] as? Int == 8, "\(results["distill"] ?? "none")")
+        let files = try FileManager.default.contentsOfDirectory(atPath: d.state + "/runs/cache")
+        #expect(files.contains { $0.hasPrefix("teacher-top8-") }, "\(files)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/" + (cache["file"] as? String ?? "x")))
     }
 
     @Test func referencesTheDaemonMustNotFollowAreRefusedAtSubmission() throws {

@@ -169,7 +169,7 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
     let setup = HookSetup(
         pool: pool, mixture: mixture, config: cfg,
         evaluator: Evaluator(body: body.student, seed: 4, mixture: mixture, config: cfg),
-        context: RunContext(checkpoint: { _ in dir }), log: { _ in })
+        context: RunContext(checkpoint: { _ in dir }), directory: freshDirectory(), log: { _ in })
     let distiller = try Distiller(body: body, setup: setup)
     let B = 2, T = 160
     let batch = try mixture.batch(seed: 4, cursor: 0, B: B, T: T)
