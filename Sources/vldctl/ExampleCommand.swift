@@ -108,7 +108,9 @@ enum ExampleCommand {
               // topk (k 16: CE on the teacher's top k, renormalised), sampled (k 16: k ids drawn
               // from the teacher each step), logit_mse (centred logits), seqkd (CE on the teacher's
               // continuations; "decoding" greedy or sampled). "onPolicy": p trains that share of the
-              // steps on the student's own samples. The loss counts only the positions the task scores. Every distillation study carries its CE-only control of
+              // steps on the student's own samples. "cacheTeacher": "topk(K)" runs the teacher once
+              // over the training stream and keeps its top K logits, shared by the students of the
+              // same seed (not with seqkd or onPolicy). The loss counts only the positions the task scores. Every distillation study carries its CE-only control of
               // the same budget; a grid value that is an object is merged into "distill", so the
               // grid below sets it whole.
               "grid": {"distill": [{"loss": "ce"}, {"loss": "kd_forward", "temperature": 2, "lambda": 0.5}]}
