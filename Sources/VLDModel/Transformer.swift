@@ -336,13 +336,57 @@ public final class Transformer {
         return value
     }
 
+    /// The final normalised hidden states of the last forward pass (B*T rows of C): the input of
+    /// the LM head, and of a value head (a process reward model's scores). Valid until the next
+    /// forward or backward.
+    public var hiddenBuffer: UnsafePointer<Float> { UnsafePointer(acts![actLayout!.lnf]) }
+
+    /// After a forward pass without targets, the gradient of a loss of the final hidden states
+    /// (`hidden` reads them, N rows of C, and adds the gradient of its scalar loss into the second
+    /// buffer, which holds 0s or the LM head's gradient) plus, when `logits` is given, of a loss of
+    /// the logits as in `backward(loss:)`; the gradient of the parameters of the sum is added to
+    /// `grads` (call `zeroGrads` first). Returns the two losses summed. A process reward model
+    /// trains its value head this way, with or without keeping its language-model loss.
+    @discardableResult
+    public func backward(
+        logits: ((_ logits: FPtr, _ N: Int, _ V: Int) throws -> Float)?,
+        hidden: (_ hidden: UnsafePointer<Float>, _ dhidden: FPtr, _ N: Int, _ C: Int) throws -> Float
+    ) throws -> Float {
+        let L = actLayout!, a = acts!
+        let N = L.B * L.T, C = config.dModel
+        var value: Float = 0
+        if let logits {
+            value += try logits(a[L.logits], N, config.vocab)
+            headBackward()
+        } else {
+            a.zero(L.dln, N * C)
+        }
+        value += try hidden(UnsafePointer(a[L.lnf]), a[L.dln], N, C)
+        trunkBackward()
+        return value
+    }
+
     /// Backpropagates the gradient that the logits buffer holds.
     func backwardFromLogitGradient() {
+        headBackward()
+        trunkBackward()
+    }
+
+    /// The LM head's backward: its weight's gradient, and the gradient of the final hidden states
+    /// into dln (overwritten).
+    func headBackward() {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
-        let B = L.B, T = L.T, N = B * T, C = cfg.dModel, V = cfg.vocab
+        let N = L.B * L.T
         linearBackward(
             dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
-            weight: p[layout.head], M: N, C: C, OC: V, pool: pool, overwriteInput: true)
+            weight: p[layout.head], M: N, C: cfg.dModel, OC: cfg.vocab, pool: pool, overwriteInput: true)
+    }
+
+    /// Backward from the gradient of the final hidden states (dln) through the final norm, the
+    /// schedule and the embeddings.
+    func trunkBackward() {
+        let cfg = config, L = actLayout!, a = acts!, g = grads
+        let B = L.B, T = L.T, N = B * T, C = cfg.dModel
         a.zero(L.dres, N * C)
         let last = schedule.isEmpty ? a[L.res0] : a[L.positions[schedule.count - 1].resOut]
         normBackward(

@@ -121,3 +121,119 @@ func aPackedRowEqualsItsDocumentsOnePerRow(_ arch: Arch) throws {
     let crossing = try model.forward(inputs: packedInputs, targets: packedTargets, B: 1, T: T)!
     #expect(abs(crossing - loss) > 1e-4, "documents that see each other should change the loss")
 }
+
+/// A value head on the final hidden states (a process reward model's score head), alone or with
+/// the language-model loss, backpropagates through the whole model as finite differences of the
+/// Double reference say.
+@Test(arguments: [(Arch.gpt2, "cyc(1)", true), (.llama, "base", false), (.llama, "inv(1)", true)])
+func aValueHeadLossBackpropagatesThroughTheModel(_ arch: Arch, _ schedule: String, _ withLM: Bool) throws {
+    let cfg = ModelConfig(
+        arch: arch, dModel: 8, layers: 2, heads: 2, kvHeads: arch == .llama ? 1 : 2, ffnHidden: 12, context: 6,
+        vocab: 7,
+        schedule: try LayerSchedule(parsing: schedule))
+    let pool = ThreadPool(threads: 2)
+    var rng = SeededRNG(seed: 17)
+    let model = try Transformer(config: cfg, pool: pool, rng: &rng)
+    var p = model.params.array().map { Float($0) }
+    for i in p.indices { p[i] = Float(rng.nextNormal() * 0.5) + (i >= model.layout.decayedCount ? 0.5 : 0) }
+    model.params.load(p)
+    let B = 2, T = 5
+    let inputs = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
+    var targets = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
+    targets[3] = -1
+    let rows = [1, 4, 7, 9]
+    let labels: [Float] = [1, 0, 0.5, 0.9]
+    let weight = (0..<cfg.dModel).map { _ in Float(rng.nextNormal() * 0.6) }
+    let bias: Float = -0.2
+    model.zeroGrads()
+    try model.forward(inputs: inputs, B: B, T: T)
+    var dweight = [Float](repeating: 0, count: cfg.dModel)
+    var dbias: Float = 0
+    let ce: ((FPtr, Int, Int) throws -> Float)? =
+        withLM
+        ? { logits, N, V in
+            var losses = [Float](repeating: 0, count: N)
+            return targets.withUnsafeBufferPointer { t in
+                distillationForwardBackward(
+                    .ce, losses: &losses, dlogits: logits, student: UnsafePointer(logits), teacher: logits,
+                    targets: t.baseAddress!, N: N, V: V, pool: pool
+                ).loss
+            }
+        } : nil
+    let loss = try model.backward(logits: ce) { hidden, dhidden, _, C in
+        valueHeadLoss(
+            hidden: hidden, C: C, rows: rows, targets: labels, weight: weight, bias: bias, dhidden: dhidden,
+            dweight: &dweight, dbias: &dbias)
+    }
+    let analytic = model.grads.array()
+    let term = ValueTerm(
+        rows: rows, targets: labels.map(Double.init), weight: weight.map(Double.init), bias: Double(bias),
+        withLM: withLM)
+    let ins = inputs.map(Int.init), tgs = targets.map(Int.init)
+    func reference(_ params: [Double], _ t: ValueTerm) -> Double {
+        referenceLoss(
+            cfg, layout: model.layout, schedule: model.schedule, params: params, inputs: ins, targets: tgs, B: B,
+            T: T, value: t)
+    }
+    let pd = p.map(Double.init)
+    let ref = reference(pd, term)
+    #expect(abs(Double(loss) - ref) < 1e-5 * max(1, abs(ref)), "loss \(loss) vs reference \(ref)")
+    let h = 1e-5
+    let scale = analytic.map { abs(Double($0)) }.max()!
+    var worst = (excess: 0.0, index: -1, fd: 0.0, got: 0.0)
+    for i in pd.indices {
+        var plus = pd, minus = pd
+        plus[i] += h
+        minus[i] -= h
+        let fd = (reference(plus, term) - reference(minus, term)) / (2 * h)
+        let err = abs(Double(analytic[i]) - fd)
+        let tol = 1e-4 * scale + 2e-3 * abs(fd)
+        if err - tol > worst.excess { worst = (err - tol, i, fd, Double(analytic[i])) }
+    }
+    #expect(worst.index == -1, "parameter \(worst.index): finite difference \(worst.fd), backward \(worst.got)")
+    // The head's own gradients.
+    for c in 0..<cfg.dModel {
+        var plus = term, minus = term
+        plus.weight[c] += h
+        minus.weight[c] -= h
+        let fd = (reference(pd, plus) - reference(pd, minus)) / (2 * h)
+        #expect(abs(Double(dweight[c]) - fd) < 1e-4 * max(1, abs(fd)), "weight \(c): \(dweight[c]) vs \(fd)")
+    }
+    var plus = term, minus = term
+    plus.bias += h
+    minus.bias -= h
+    let fdBias = (reference(pd, plus) - reference(pd, minus)) / (2 * h)
+    #expect(abs(Double(dbias) - fdBias) < 1e-4 * max(1, abs(fdBias)))
+}
+
+/// The cross-entropy step through `backward(logits:hidden:)` with a head that adds nothing gives
+/// the gradient `backward()` gives.
+@Test func backwardWithAnEmptyValueLossIsTheCrossEntropyBackward() throws {
+    let cfg = ModelConfig(
+        arch: .llama, dModel: 16, layers: 2, heads: 2, kvHeads: 1, ffnHidden: 24, context: 8, vocab: 9,
+        schedule: try LayerSchedule(parsing: "cyc(1)"))
+    let pool = ThreadPool(threads: 2)
+    var rng = SeededRNG(seed: 3)
+    let model = try Transformer(config: cfg, pool: pool, rng: &rng)
+    let inputs = (0..<16).map { _ in Int32(rng.nextInt(cfg.vocab)) }
+    let targets = (0..<16).map { _ in Int32(rng.nextInt(cfg.vocab)) }
+    model.zeroGrads()
+    try model.forward(inputs: inputs, targets: targets, B: 2, T: 8)
+    model.backward()
+    let plain = model.grads.array()
+    model.zeroGrads()
+    try model.forward(inputs: inputs, B: 2, T: 8)
+    try model.backward(
+        logits: { logits, N, V in
+            var losses = [Float](repeating: 0, count: N)
+            return targets.withUnsafeBufferPointer { t in
+                distillationForwardBackward(
+                    .ce, losses: &losses, dlogits: logits, student: UnsafePointer(logits), teacher: logits,
+                    targets: t.baseAddress!, N: N, V: V, pool: pool
+                ).loss
+            }
+        }, hidden: { _, _, _, _ in 0 })
+    let combined = model.grads.array()
+    let scale = plain.map(abs).max()!
+    #expect(zip(plain, combined).allSatisfy { abs($0 - $1) <= 1e-6 * scale })
+}

@@ -9,7 +9,7 @@ import VLDTensor
 /// attention within it.
 func referenceLoss(
     _ cfg: ModelConfig, layout: ParameterLayout, schedule: [Int], params p: [Double],
-    inputs: [Int], targets: [Int], B: Int, T: Int, segments: [Int]? = nil
+    inputs: [Int], targets: [Int], B: Int, T: Int, segments: [Int]? = nil, value: ValueTerm? = nil
 ) -> Double {
     let C = cfg.dModel, N = B * T, eps = Double(cfg.normEps)
     func slice(_ off: Int, _ n: Int) -> [Double] { Array(p[off..<(off + n)]) }
@@ -45,6 +45,21 @@ func referenceLoss(
         let mlpOut = linear(act, s.fcProjW, s.fcProjB, cfg.ffnHidden, C)
         x = zip(res2, mlpOut).map { $0 + $1 }
     }
-    let logits = linear(norm(x, layout.normFW, layout.normFB), layout.head, nil, C, cfg.vocab)
-    return Reference.crossEntropy(logits: logits, targets: targets, V: cfg.vocab)
+    let final = norm(x, layout.normFW, layout.normFB)
+    let logits = linear(final, layout.head, nil, C, cfg.vocab)
+    let lm = Reference.crossEntropy(logits: logits, targets: targets, V: cfg.vocab)
+    guard let value else { return lm }
+    let bce = Reference.valueHeadLoss(
+        hidden: final, C: C, rows: value.rows, targets: value.targets, weight: value.weight, bias: value.bias)
+    return (value.withLM ? lm : 0) + bce
+}
+
+/// A value head's binary cross-entropy on the final hidden states, added to (or, without
+/// `withLM`, replacing) the language-model loss of `referenceLoss`.
+struct ValueTerm {
+    var rows: [Int]
+    var targets: [Double]
+    var weight: [Double]
+    var bias: Double
+    var withLM: Bool
 }
