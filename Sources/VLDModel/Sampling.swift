@@ -38,6 +38,21 @@ public final class KVCache {
         stats = FloatBuffer(count: 2 * batch)
         logits = FloatBuffer(count: batch * cfg.vocab)
     }
+
+    /// Makes row `to` a copy of row `from`: the same tokens held, the same keys and values at every
+    /// schedule position. Search forks a candidate this way: beam search and DVTS expand children
+    /// from their parent's cached prefix instead of recomputing it.
+    public func copyRow(from: Int, to: Int) {
+        require(from >= 0 && from < batch && to >= 0 && to < batch, "cache rows are 0..<\(batch)")
+        guard from != to else { return }
+        for v in keys.indices {
+            // Row b is one contiguous slab: kvHeads x capacity x headSize.
+            let row = keys[v].count / batch
+            keys[v][to * row].update(from: keys[v][from * row], count: row)
+            values[v][to * row].update(from: values[v][from * row], count: row)
+        }
+        lengths[to] = lengths[from]
+    }
 }
 
 extension Transformer {

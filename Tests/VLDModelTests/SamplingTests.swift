@@ -95,3 +95,33 @@ func tokensOutsideTheVocabularyAreErrors(_ bad: Int32) throws {
     #expect(throws: expected) { try model.generate(prompts: [[bad]], options: .greedy(maxNewTokens: 2), rng: &rng) }
     #expect(try model.generate(prompts: [[1, 2]], options: .greedy(maxNewTokens: 2), rng: &rng)[0].count == 2)
 }
+
+/// A forked cache row continues exactly as its parent: after `copyRow`, decoding the same tokens
+/// in both rows gives the same logits, which are those of recomputing the whole prefix (search
+/// expands children from their parent's cached prefix this way).
+@Test(arguments: [(Arch.gpt2, "cyc(1)"), (.llama, "inv(1)")])
+func aForkedCacheRowContinuesAsItsParent(_ arch: Arch, _ schedule: String) throws {
+    let pool = ThreadPool(threads: 2)
+    let model = try trainedReverser(arch, schedule: try LayerSchedule(parsing: schedule), steps: 20, pool: pool)
+    let V = model.config.vocab
+    let cache = KVCache(model: model, batch: 3, capacity: 12)
+    // Row 0 holds the shared prefix; rows 1 and 2 something else, to be overwritten by forks.
+    _ = try model.prefill(prompts: [[5, 6, 7, 1], [9, 9, 3, 2], [2, 2, 2, 2]], cache: cache)
+    cache.copyRow(from: 0, to: 1)
+    cache.copyRow(from: 0, to: 2)
+    #expect(cache.lengths == [4, 4, 4])
+    // The three rows continue with different tokens, then row 2 is forked again from row 1.
+    let step = try model.decode(tokens: [8, 8, 3], cache: cache)
+    let r0 = Array(step[0..<V]), r1 = Array(step[V..<(2 * V)]), r2 = Array(step[(2 * V)..<(3 * V)])
+    #expect(r0 == r1)
+    #expect(r0 != r2)
+    try model.forward(inputs: [5, 6, 7, 1, 8], B: 1, T: 5)
+    let recomputed = model.logits(row: 4)
+    #expect(zip(r0, recomputed).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+    cache.copyRow(from: 1, to: 2)
+    let next = try model.decode(tokens: [4, 4, 4], cache: cache)
+    #expect(Array(next[0..<V]) == Array(next[(2 * V)..<(3 * V)]))
+    try model.forward(inputs: [5, 6, 7, 1, 8, 4], B: 1, T: 6)
+    let again = model.logits(row: 5)
+    #expect(zip(Array(next[(2 * V)..<(3 * V)]), again).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+}
