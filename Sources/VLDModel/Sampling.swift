@@ -69,6 +69,15 @@ extension Transformer {
         return prompts.indices.flatMap { b in prefillRows([prompts[b]], rows: [b], cache: cache) }
     }
 
+    /// Runs one prompt into row `row` of `cache` (its other rows untouched) and returns the
+    /// next-token logits: the start of a search, whose other rows are forks of this one.
+    public func prefill(_ prompt: [Int32], row: Int, cache: KVCache) throws -> [Float] {
+        require(row >= 0 && row < cache.batch, "cache rows are 0..<\(cache.batch)")
+        require(!prompt.isEmpty && prompt.count <= cache.capacity, "prompt length out of range")
+        try checkTokens(prompt)
+        return prefillRows([prompt], rows: [row], cache: cache)[0]
+    }
+
     func prefillRows(_ prompts: [[Int32]], rows: [Int], cache: KVCache) -> [[Float]] {
         let cfg = config, B = prompts.count, T = prompts[0].count
         ensureActivations(B: B, T: T)
@@ -95,8 +104,11 @@ extension Transformer {
 
     /// Appends one token per sequence and returns the next-token logits (B rows of V, flat; valid
     /// until the next call). A sequence whose cache is already full is not extended: its row is
-    /// computed at its last position and should be ignored (`generate` has stopped it).
-    public func decode(tokens: [Int32], cache: KVCache) throws -> UnsafeBufferPointer<Float> {
+    /// computed at its last position and should be ignored (`generate` has stopped it). With
+    /// `advancing`, only those rows take their token; the others are computed on theirs (a
+    /// placeholder) without keeping it: their length stays, and the keys written past it are
+    /// overwritten before anything reads them.
+    public func decode(tokens: [Int32], cache: KVCache, advancing: [Bool]? = nil) throws -> UnsafeBufferPointer<Float> {
         let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity
         require(tokens.count == B, "one token per sequence")
         try checkTokens(tokens)
@@ -121,7 +133,7 @@ extension Transformer {
                     OC: cfg.vocab, pool: pool)
             }
         }
-        for b in 0..<B where Int(cache.lengths[b]) < S { cache.lengths[b] += 1 }
+        for b in 0..<B where Int(cache.lengths[b]) < S && advancing?[b] ?? true { cache.lengths[b] += 1 }
         return UnsafeBufferPointer(start: cache.logits.base, count: B * cfg.vocab)
     }
 
