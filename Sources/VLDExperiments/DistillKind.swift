@@ -287,29 +287,8 @@ final class Distiller: TrainingHooks {
             body: body.student, seed: setup.evaluator.seed, mixture: setup.mixture, config: teacher.config
         ).evaluate(teacher)
         if let k = body.distill.cacheTeacher {
-            let K = min(k, teacher.config.vocab)
-            let B = body.student.train.batch, T = body.student.model.context, steps = body.student.train.steps
-            let stream = JSONValue.object(
-                [
-                    ("task", JSONValue.object(body.student.resolvedFields)["task"] ?? .null),
-                    ("seed", .string(String(setup.evaluator.seed))), ("batch", JSONValue(B)), ("context", JSONValue(T)),
-                    ("steps", JSONValue(steps)), ("vld", .string(VLD.version)),
-                ]
-            ).serialized()
-            let directory = setup.context.cacheDirectory ?? setup.directory
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let url = directory.appendingPathComponent(
-                try TeacherCache.fileName(teacherDirectory: dir, data: stream, K: K))
-            if let found = TeacherCache(url: url, K: K, V: teacher.config.vocab, steps: steps, rows: B * T) {
-                cache = found
-                setup.log("teacher cache: reusing \(url.path) (top \(K), \(found.bytes) bytes)")
-            } else {
-                setup.log("teacher cache: building \(url.path) (top \(K) of \(teacher.config.vocab), \(steps) steps)")
-                cache = try TeacherCache.build(
-                    at: url, teacher: teacher, mixture: setup.mixture, seed: setup.evaluator.seed, B: B, T: T,
-                    steps: steps, K: K, shouldStop: setup.context.shouldStop, log: setup.log)
-                builtCache = cache != nil
-            }
+            cache = try TeacherCache.openOrBuild(K: k, teacher: teacher, at: dir, body: body.student, setup: setup)
+            builtCache = cache.map { $0.buildSeconds > 0 } ?? false
         }
         setup.log(
             "teacher \(body.teacher): \(TrainRunner.brief(teacher.config)) schedule \(teacher.config.schedule), "
@@ -459,20 +438,7 @@ final class Distiller: TrainingHooks {
             : cache == nil
                 ? teacherStep * Double(steps)
                 : builtCache ? teacherStep * Double(cache!.steps) : 0
-        var cacheFields: [(String, JSONValue)] = []
-        if let cache {
-            cacheFields = [
-                (
-                    "cache",
-                    .object([
-                        ("k", JSONValue(cache.K)), ("file", .string(cache.url.lastPathComponent)),
-                        ("bytes", JSONValue(cache.bytes)),
-                        ("denseBytes", JSONValue(Double(cache.steps) * Double(cache.rows) * Double(cache.V) * 4)),
-                        ("built", .bool(builtCache)), ("buildSeconds", JSONValue(cache.buildSeconds)),
-                    ])
-                )
-            ]
-        }
+        let cacheFields = cache.map { [("cache", $0.results(built: builtCache))] } ?? []
         return [
             (
                 "flops",

@@ -138,6 +138,44 @@ final class TeacherCache {
         return cache
     }
 
+    /// The cache of `teacher` (its checkpoint in `dir`) for a distill trial's training stream:
+    /// found in the run's cache directory (or the trial's own), or built there now. Nil when a stop
+    /// was requested while it was being built.
+    static func openOrBuild(K k: Int, teacher: Transformer, at dir: URL, body: TrainBody, setup: HookSetup) throws
+        -> TeacherCache?
+    {
+        let K = min(k, teacher.config.vocab)
+        let B = body.train.batch, T = body.model.context, steps = body.train.steps
+        let stream = JSONValue.object(
+            [
+                ("task", JSONValue.object(body.resolvedFields)["task"] ?? .null),
+                ("seed", .string(String(setup.evaluator.seed))), ("batch", JSONValue(B)), ("context", JSONValue(T)),
+                ("steps", JSONValue(steps)), ("vld", .string(VLD.version)),
+            ]
+        ).serialized()
+        let directory = setup.context.cacheDirectory ?? setup.directory
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent(try fileName(teacherDirectory: dir, data: stream, K: K))
+        if let found = TeacherCache(url: url, K: K, V: teacher.config.vocab, steps: steps, rows: B * T) {
+            setup.log("teacher cache: reusing \(url.path) (top \(K), \(found.bytes) bytes)")
+            return found
+        }
+        setup.log("teacher cache: building \(url.path) (top \(K) of \(teacher.config.vocab), \(steps) steps)")
+        return try build(
+            at: url, teacher: teacher, mixture: setup.mixture, seed: setup.evaluator.seed, B: B, T: T, steps: steps,
+            K: K, shouldStop: setup.context.shouldStop, log: setup.log)
+    }
+
+    /// results.json's `distill.cache`: the file, its size beside the dense logits', and whether
+    /// this trial built it (only then are the teacher's FLOPs its own).
+    func results(built: Bool) -> JSONValue {
+        .object([
+            ("k", JSONValue(K)), ("file", .string(url.lastPathComponent)), ("bytes", JSONValue(bytes)),
+            ("denseBytes", JSONValue(Double(steps) * Double(rows) * Double(V) * 4)), ("built", .bool(built)),
+            ("buildSeconds", JSONValue(buildSeconds)),
+        ])
+    }
+
     /// The teacher's logits of `step`'s batch, rebuilt into `out` (rows x V) at the scored rows
     /// (`targets` >= 0; the loss reads no other row).
     func fill(step: Int, targets: [Int32], into out: FPtr) throws {

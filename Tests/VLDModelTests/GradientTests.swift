@@ -14,6 +14,16 @@ struct GradCase: CustomStringConvertible, Sendable {
     var description: String { "\(arch.rawValue) \(schedule) kv=\(kvHeads)\(packed ? " packed" : "")" }
 }
 
+/// A model with larger weights than the 0.02 init so every path carries a visible gradient; norms
+/// and biases perturbed away from 1 and 0. Returns it with its parameters.
+func perturbedModel(_ cfg: ModelConfig, rng: inout SeededRNG) throws -> (Transformer, [Float]) {
+    let model = try Transformer(config: cfg, pool: ThreadPool(threads: 2), rng: &rng)
+    var p = model.params.array().map { Float($0) }
+    for i in p.indices { p[i] = Float(rng.nextNormal() * 0.5) + (i >= model.layout.decayedCount ? 0.5 : 0) }
+    model.params.load(p)
+    return (model, p)
+}
+
 @Test(arguments: [
     GradCase(arch: .gpt2, schedule: "base", kvHeads: 2),
     GradCase(arch: .gpt2, schedule: "cyc(2)", kvHeads: 2),
@@ -30,14 +40,8 @@ func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
     let cfg = ModelConfig(
         arch: c.arch, dModel: 8, layers: 2, heads: 2, kvHeads: c.kvHeads, ffnHidden: 12, context: 6,
         vocab: 7, schedule: try LayerSchedule(parsing: c.schedule))
-    let pool = ThreadPool(threads: 2)
     var rng = SeededRNG(seed: 42)
-    let model = try Transformer(config: cfg, pool: pool, rng: &rng)
-    // Larger weights than the 0.02 init so every path carries a visible gradient; norms and
-    // biases perturbed away from 1 and 0.
-    var p = model.params.array().map { Float($0) }
-    for i in p.indices { p[i] = Float(rng.nextNormal() * 0.5) + (i >= model.layout.decayedCount ? 0.5 : 0) }
-    model.params.load(p)
+    let (model, p) = try perturbedModel(cfg, rng: &rng)
     let B = 2, T = 5
     let inputs = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
     var targets = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
@@ -131,12 +135,9 @@ func aValueHeadLossBackpropagatesThroughTheModel(_ arch: Arch, _ schedule: Strin
         arch: arch, dModel: 8, layers: 2, heads: 2, kvHeads: arch == .llama ? 1 : 2, ffnHidden: 12, context: 6,
         vocab: 7,
         schedule: try LayerSchedule(parsing: schedule))
-    let pool = ThreadPool(threads: 2)
     var rng = SeededRNG(seed: 17)
-    let model = try Transformer(config: cfg, pool: pool, rng: &rng)
-    var p = model.params.array().map { Float($0) }
-    for i in p.indices { p[i] = Float(rng.nextNormal() * 0.5) + (i >= model.layout.decayedCount ? 0.5 : 0) }
-    model.params.load(p)
+    let (model, p) = try perturbedModel(cfg, rng: &rng)
+    let pool = model.pool
     let B = 2, T = 5
     let inputs = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
     var targets = (0..<(B * T)).map { _ in Int32(rng.nextInt(cfg.vocab)) }
