@@ -39,6 +39,11 @@ public struct DistillSpec: Equatable, Sendable {
 
     public enum SeqKD: String, Equatable, Sendable { case greedy, sampled }
 
+    /// True when training reads the teacher's logits on every batch: not for the CE-only control
+    /// (which trains as `train` does; the teacher serves its evaluation only) nor for seqkd (which
+    /// reads the teacher's generations).
+    public var usesTeacherLogits: Bool { seqKD == nil && loss != .ce }
+
     public static let losses = ["ce", "kd_forward", "kd_reverse", "jsd", "topk", "sampled", "logit_mse", "seqkd"]
     /// Named in the spec, not built yet: a manifest asking for one is told so.
     public static let planned: [String] = []
@@ -113,7 +118,11 @@ public struct DistillSpec: Equatable, Sendable {
                     r.sub("cacheTeacher"),
                     "\(JSONValue.string(text).brief) is not accepted; expected \"topk(K)\" with K in 1...65536")
             }
-            if s.cacheTeacher != nil && (name == "seqkd" || s.onPolicy > 0) {
+            if s.cacheTeacher != nil && name == "ce" {
+                r.issues.add(
+                    r.sub("cacheTeacher"),
+                    "loss ce does not read the teacher in training; there is nothing to cache")
+            } else if s.cacheTeacher != nil && (name == "seqkd" || s.onPolicy > 0) {
                 r.issues.add(
                     r.sub("cacheTeacher"),
                     "a cache holds the teacher on the training data; \(name == "seqkd" ? "seqkd" : "onPolicy") "
@@ -315,6 +324,13 @@ final class Distiller: TrainingHooks {
             generatedTokens += sampled.generated
             onPolicySteps += 1
         }
+        // The CE-only control trains as `train` does (bit for bit: the loss closure's CE is the
+        // same kernel), without running the teacher.
+        if !body.distill.usesTeacherLogits {
+            return try model.trainStep(
+                inputs: batch.inputs, targets: batch.targets, B: B, T: T, lr: lr, clip: clip, optimizer: optimizer,
+                segments: batch.segments)
+        }
         if losses.count < B * T { losses = [Float](repeating: 0, count: B * T) }
         let teacherLogits: CFPtr
         if let cache {
@@ -433,7 +449,7 @@ final class Distiller: TrainingHooks {
         let generationFlops = Double(generatedTokens) * generator.forwardFlopsPerToken(attending: T)
         // With a cache the teacher ran once, in the trial that built it, over the whole data stream.
         let teacherFlops =
-            body.distill.seqKD != nil
+            !body.distill.usesTeacherLogits
             ? 0
             : cache == nil
                 ? teacherStep * Double(steps)
@@ -484,7 +500,7 @@ extension Experiment {
     /// step of the teacher per student step, the 6N convention).
     public func estimate(_ trial: Trial) throws -> TrialEstimate {
         var e = try trial.manifest.estimate()
-        if let body = trial.manifest.body as? DistillBody, body.distill.seqKD == nil,
+        if let body = trial.manifest.body as? DistillBody, body.distill.usesTeacherLogits,
             let teacher = self.trial(for: body.teacher)?.manifest.body as? TrainBody
         {
             let cfg = teacher.modelConfig(vocab: try teacher.makeMixture().tokenizer.vocabSize)

@@ -45,6 +45,8 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
         .trainFlopsPerStep(batch: 8, seqLen: 48)
     let plain = try e.trials[2].manifest.estimate().flops
     #expect(abs(try e.estimate(e.trials[2]).flops - (plain + teacherStep / 3 * 60)) < 1e-6 * plain)
+    // The CE-only control's estimate has no teacher forward passes.
+    #expect(try e.estimate(e.trials[1]).flops == e.trials[1].manifest.estimate().flops)
 }
 
 @Test func distillManifestMistakesNameTheirPaths() {
@@ -92,6 +94,8 @@ private func distillPipeline(teacherSteps: Int = 150, studentSteps: Int = 60) ->
     #expect(kd["teacher"]?["metrics"] == teacher["metrics"])
     #expect(kd["teacher"]?["evalLoss"] == teacher["training"]?["evalLoss"])
     #expect(kd["flops"]?["teacher"]?.doubleValue ?? 0 > kd["flops"]?["train"]?.doubleValue ?? .infinity)
+    // The CE-only control does not run the teacher in training (only for its KL at evaluation).
+    #expect(ce["flops"]?["teacher"] == .number(0))
     #expect(kd["distill"]?["loss"] == .string("kd_forward"))
     #expect(lines.contains { $0.contains("teacher @teacher: gpt2 d=32 L=2") })
     // The summary carries the teacher's metrics next to the students'.

@@ -134,4 +134,7 @@ private let task = #""task": {"type": "bios", "people": 16, "exposures": 10}"#
         issues(base + #", "distill": {"loss": "kd_reverse", "onPolicy": 0.5, "cacheTeacher": "topk(8)"}}"#)
             .contains { $0.contains("onPolicy trains on generated tokens") })
     #expect(issues(base + #", "distill": {"loss": "topk", "k": 4, "cacheTeacher": "topk(8)"}}"#).isEmpty)
+    #expect(
+        issues(base + #", "distill": {"loss": "ce", "cacheTeacher": "topk(8)"}}"#)
+            .contains { $0.hasPrefix("distill.cacheTeacher: loss ce does not read the teacher in training") })
 }
