@@ -42,6 +42,14 @@ public struct BarChart: Sendable {
         self.xLabel = xLabel
     }
 
+    /// A condition label with each `key=value` word reduced to its value.
+    static func valuesOnly(_ label: String) -> String {
+        label.split(separator: " ").map { w in
+            w.firstIndex(of: "=").map { String(w[w.index(after: $0)...]) } ?? String(w)
+        }
+        .joined(separator: " ")
+    }
+
     struct BarGeometry {
         var group: Int
         var index: Int
@@ -197,12 +205,16 @@ public struct BarChart: Sendable {
                 }
             }
         }
-        // Category labels.
+        // Category labels; when a full label does not fit, every label drops its grid keys
+        // ("student schedule=base loss=ce" -> "student base ce"), which keeps conditions apart
+        // where cutting the full labels would leave the same few words.
         let maxLabel = H * 0.3
+        let compact = groups.contains { SVGText.width($0.label, size: ChartFrame.tickSize) > maxLabel }
         for (gi, g) in groups.enumerated() {
             let cx = L.groupCenters[gi]
             if L.rotateLabels {
-                let t = SVGText.fit(g.label, maxWidth: maxLabel, size: ChartFrame.tickSize)
+                let label = compact ? BarChart.valuesOnly(g.label) : g.label
+                let t = SVGText.fit(label, maxWidth: maxLabel, size: ChartFrame.tickSize)
                 w.raw(
                     "<text transform=\"translate(\(svgCoord(cx + 4)),\(svgCoord(L.bottom + 12))) rotate(-45)\" font-size=\"11\" text-anchor=\"end\" fill=\"#333333\">\(htmlEscape(t))</text>\n"
                 )

@@ -240,6 +240,26 @@ struct HTMLReportChartTests {
         #expect(check.text.contains("\u{2212}2"))  // value label with a typographic minus
     }
 
+    /// Long grid labels that would be cut to the same words keep the conditions apart.
+    @Test func longCategoryLabelsStayDistinguishable() {
+        let labels = [
+            "teacher", "student schedule=base loss=ce",
+            "student schedule=base loss=kd_forward temperature=2 lambda=0.5",
+            "student schedule=cyc(1) loss=ce", "student schedule=cyc(1) loss=kd_forward temperature=2 lambda=0.5",
+        ]
+        let svg = BarChart(
+            title: "t", yLabel: "y", seriesNames: ["a"],
+            groups: labels.map { BarGroup(label: $0, bars: [ChartPoint(x: 0, y: 1)]) }
+        ).svg(width: 760, height: 360)
+        let shown = svg.components(separatedBy: "rotate(-45)").dropFirst().compactMap { part in
+            part.split(separator: ">", maxSplits: 1).last.map { String($0.prefix { $0 != "<" }) }
+        }
+        #expect(shown.count == 5 && Set(shown).count == 5, "\(shown)")
+        #expect(shown.contains("student base ce") && shown.contains("teacher"), "\(shown)")
+        // Short labels are left as they are.
+        #expect(BarChart.valuesOnly("schedule=cyc(1)") == "cyc(1)")
+    }
+
     @Test func outputIsDeterministic() {
         func build() -> String {
             var r = HTMLReport(title: "Run 42", subtitle: "seed 7")
