@@ -119,9 +119,9 @@ public final class StepSearch {
         outcome.prefillTokens = prompt.count
         for r in 1..<n { rows.fork(0, to: r) }
         switch method {
-        case .bestOfN: try bestOfN(n, prompt, rows, &outcome, &rng)
-        case let .beam(_, m): try beam(n, m, prompt, rows, &outcome, &rng)
-        case let .dvts(_, m): try dvts(n, m, prompt, rows, &outcome, &rng)
+        case .bestOfN: try bestOfN(n, rows, &outcome, &rng)
+        case let .beam(_, m): try beam(n, m, rows, &outcome, &rng)
+        case let .dvts(_, m): try dvts(n, m, rows, &outcome, &rng)
         }
         return outcome
     }
@@ -193,7 +193,7 @@ public final class StepSearch {
     private func value(_ n: SearchNode) -> Double { settings.aggregation.apply(n.scores) }
 
     private func bestOfN(
-        _ n: Int, _ prompt: [Int32], _ rows: Rows, _ outcome: inout SearchOutcome, _ rng: inout SeededRNG
+        _ n: Int, _ rows: Rows, _ outcome: inout SearchOutcome, _ rng: inout SeededRNG
     ) throws {
         var nodes = (0..<n).map { _ in node(parent: nil, subtree: 0, round: 0) }
         try write(&nodes, at: Array(0..<n), rows: rows, lastRound: false, whole: true, &outcome, &rng)
@@ -206,7 +206,7 @@ public final class StepSearch {
     }
 
     private func beam(
-        _ n: Int, _ m: Int, _ prompt: [Int32], _ rows: Rows, _ outcome: inout SearchOutcome,
+        _ n: Int, _ m: Int, _ rows: Rows, _ outcome: inout SearchOutcome,
         _ rng: inout SeededRNG
     ) throws {
         let slots = n / m
@@ -256,7 +256,7 @@ public final class StepSearch {
     }
 
     private func dvts(
-        _ n: Int, _ m: Int, _ prompt: [Int32], _ rows: Rows, _ outcome: inout SearchOutcome,
+        _ n: Int, _ m: Int, _ rows: Rows, _ outcome: inout SearchOutcome,
         _ rng: inout SeededRNG
     ) throws {
         let subtrees = n / m
