@@ -24,6 +24,36 @@ import VLDTensor
 /// the tokens written after the prompt).
 public typealias StepScorer = (_ prompt: [Int32], _ tokens: [Int32], _ stepEnds: [Int]) throws -> [Double]
 
+/// What scores a search's candidates, row by row: the search tells it when a search starts and
+/// when a row is forked, so that a KV-cached PRM (`RewardScorer`) runs only the tokens each
+/// candidate added since its row was last scored.
+public protocol StepScoring: AnyObject {
+    /// Tokens run so far (prompts and candidates): the PRM's share of the search's cost.
+    var tokens: Int { get }
+    func start(prompt: [Int32]) throws
+    func fork(from: Int, to: Int)
+    func score(_ requests: [(row: Int, tokens: [Int32], stepEnds: [Int])]) throws -> [[Double]]
+}
+
+extension RewardScorer: StepScoring {}
+
+/// A scorer that sees each candidate whole, every time (what a PRM without a cache costs: its
+/// tokens count the prompt and the whole candidate at each call).
+public final class WholeCandidateScoring: StepScoring {
+    let scorer: StepScorer
+    var prompt: [Int32] = []
+    public private(set) var tokens = 0
+    public init(_ scorer: @escaping StepScorer) { self.scorer = scorer }
+    public func start(prompt: [Int32]) throws { self.prompt = prompt }
+    public func fork(from: Int, to: Int) {}
+    public func score(_ requests: [(row: Int, tokens: [Int32], stepEnds: [Int])]) throws -> [[Double]] {
+        try requests.map { q in
+            tokens += prompt.count + q.tokens.count
+            return try scorer(prompt, q.tokens, q.stepEnds)
+        }
+    }
+}
+
 public struct SearchSettings: Equatable, Sendable {
     /// The step separator and the end of a solution.
     public var separator: Int32
@@ -74,30 +104,39 @@ public struct SearchOutcome: Sendable {
     /// Tokens the policy generated on all branches, and prompt tokens it prefilled.
     public var generatedTokens = 0
     public var prefillTokens = 0
+    /// Tokens the scorer ran (PRM forward tokens).
+    public var scoredTokens = 0
 }
 
 public final class StepSearch {
     let model: Transformer
     let settings: SearchSettings
-    let scorer: StepScorer
+    let scoring: StepScoring
 
-    public init(policy: Transformer, settings: SearchSettings, scorer: @escaping StepScorer) {
+    public init(policy: Transformer, settings: SearchSettings, scoring: StepScoring) {
         model = policy
         self.settings = settings
-        self.scorer = scorer
+        self.scoring = scoring
+    }
+
+    public convenience init(policy: Transformer, settings: SearchSettings, scorer: @escaping StepScorer) {
+        self.init(policy: policy, settings: settings, scoring: WholeCandidateScoring(scorer))
     }
 
     /// The live state of one search: the cache, each row's pending next-token logits.
     final class Rows {
         let cache: KVCache
         var pending: [[Float]]
-        init(cache: KVCache, pending: [[Float]]) {
+        let scoring: StepScoring
+        init(cache: KVCache, pending: [[Float]], scoring: StepScoring) {
             self.cache = cache
             self.pending = pending
+            self.scoring = scoring
         }
         func fork(_ from: Int, to: Int) {
             cache.copyRow(from: from, to: to)
             pending[to] = pending[from]
+            scoring.fork(from: from, to: to)
         }
     }
 
@@ -111,10 +150,11 @@ public final class StepSearch {
         }
         precondition(n >= 1, "N must be at least 1")
         nextID = 0
-        self.prompt = prompt
         let cache = KVCache(model: model, batch: n, capacity: model.config.context)
         let first = try model.prefill(prompt, row: 0, cache: cache)
-        let rows = Rows(cache: cache, pending: Array(repeating: first, count: n))
+        let scoredBefore = scoring.tokens
+        try scoring.start(prompt: prompt)
+        let rows = Rows(cache: cache, pending: Array(repeating: first, count: n), scoring: scoring)
         var outcome = SearchOutcome()
         outcome.prefillTokens = prompt.count
         for r in 1..<n { rows.fork(0, to: r) }
@@ -123,11 +163,11 @@ public final class StepSearch {
         case let .beam(_, m): try beam(n, m, rows, &outcome, &rng)
         case let .dvts(_, m): try dvts(n, m, rows, &outcome, &rng)
         }
+        outcome.scoredTokens = scoring.tokens - scoredBefore
         return outcome
     }
 
     private var nextID = 0
-    private var prompt: [Int32] = []
     private func node(parent: SearchNode?, subtree: Int, round: Int) -> SearchNode {
         defer { nextID += 1 }
         return SearchNode(
@@ -185,9 +225,8 @@ public final class StepSearch {
             }
             writing = continuing
         }
-        for i in nodes.indices {
-            nodes[i].scores = try scorer(prompt, nodes[i].tokens, nodes[i].stepEnds)
-        }
+        let scores = try scoring.score(nodes.indices.map { (rowOf[$0], nodes[$0].tokens, nodes[$0].stepEnds) })
+        for i in nodes.indices { nodes[i].scores = scores[i] }
     }
 
     private func value(_ n: SearchNode) -> Double { settings.aggregation.apply(n.scores) }

@@ -54,6 +54,21 @@ extension Transformer {
         return applyUpdate(loss: value, lr: lr, clip: clip, optimizer: optimizer)
     }
 
+    /// One step with a loss of the final hidden states (`Transformer.backward(logits:hidden:)`; a
+    /// process reward model's value head): forward without targets, `hidden` reads the hidden
+    /// states, adds its gradient into the second buffer and returns the loss; then clipping and
+    /// AdamW as in the cross-entropy step. The head's own parameters are the caller's.
+    @discardableResult
+    public func trainStep(
+        inputs: [Int32], B: Int, T: Int, lr: Float, clip: Float, optimizer: OptimizerState, segments: [Int32]? = nil,
+        hidden: (_ hidden: UnsafePointer<Float>, _ dhidden: FPtr, _ N: Int, _ C: Int) throws -> Float
+    ) throws -> StepStats {
+        zeroGrads()
+        try forward(inputs: inputs, B: B, T: T, segments: segments)
+        let value = try backward(logits: nil, hidden: hidden)
+        return applyUpdate(loss: value, lr: lr, clip: clip, optimizer: optimizer)
+    }
+
     /// Clips the gradient, takes one AdamW step and reports it.
     func applyUpdate(loss: Float, lr: Float, clip: Float, optimizer: OptimizerState) -> StepStats {
         let norm = clipGradNorm(grads.base, N: layout.count, maxNorm: clip, pool: pool)

@@ -153,3 +153,33 @@ private func checkAccounting(_ o: SearchOutcome) {
         }
     }
 }
+
+/// The KV-cached PRM (RewardScorer: forked with its search's rows, fed only the tokens a
+/// candidate added) gives every node the scores a full forward pass over prompt + candidate
+/// gives, in every method, and runs fewer tokens than rescoring whole candidates would.
+@Test func incrementalRewardScoringEqualsWholeSequenceScoring() throws {
+    let model = try policy()
+    var hr = SeededRNG(seed: 3)
+    let head = RewardHead(dModel: model.config.dModel, rng: &hr)
+    let prm = try Transformer(config: model.config, pool: ThreadPool(threads: 1), rng: &hr)
+    prm.params.load(model.params.array())
+    let scorer = RewardScorer(model: prm, head: head, rows: 8, capacity: model.config.context)
+    let search = StepSearch(policy: model, settings: settings(temperature: 1), scoring: scorer)
+    let prompt: [Int32] = [1]
+    for method in [SearchMethod.bestOfN(n: 8), .beam(n: 8, m: 2), .dvts(n: 8, m: 4)] {
+        var rng = SeededRNG(seed: 21)
+        let o = try search.run(method, prompt: prompt, rng: &rng)
+        let reference = try prm.rewardScores(
+            o.nodes.map { prompt + $0.tokens }, positions: o.nodes.map { $0.stepEnds.map { $0 + prompt.count } },
+            head: head)
+        for (n, want) in zip(o.nodes, reference) {
+            #expect(n.scores.count == want.count)
+            for (a, b) in zip(n.scores, want) {
+                #expect(abs(a - b) < 1e-4, "\(String(describing: method)) node \(n.id): \(a) vs \(b)")
+            }
+        }
+        let whole = o.nodes.reduce(0) { $0 + prompt.count + $1.tokens.count }
+        #expect(o.scoredTokens > 0 && o.scoredTokens <= whole)
+        if case .beam = method { #expect(o.scoredTokens < whole) }
+    }
+}
