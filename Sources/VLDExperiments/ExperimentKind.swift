@@ -122,6 +122,7 @@ public enum Kinds {
     static let registry: [KindEntry] = [
         KindEntry(TrainKind.self),
         KindEntry(DistillKind.self),
+        KindEntry(PRMKind.self),
     ]
 
     /// Kinds that are planned: a manifest asking for one gets "not available yet", not "unknown".

@@ -42,8 +42,9 @@ public struct Candidate: Equatable, Sendable {
     }
 }
 
-/// The answer `rule` picks from `candidates` (nil when none has an answer).
-public func select(_ candidates: [Candidate], rule: SelectionRule, aggregation: StepAggregation = .last) -> Int? {
+/// The answer `rule` picks from `candidates` (nil when none has an answer). (Not `select`: that
+/// name is also Glibc's, which Foundation brings into every file.)
+public func selectAnswer(_ candidates: [Candidate], rule: SelectionRule, aggregation: StepAggregation = .last) -> Int? {
     let valid = candidates.compactMap { c in c.answer.map { (answer: $0, score: aggregation.apply(c.scores)) } }
     guard !valid.isEmpty else { return nil }
     var order: [Int] = []

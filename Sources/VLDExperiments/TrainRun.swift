@@ -126,8 +126,16 @@ protocol TrainingHooks: AnyObject {
     ) throws -> StepStats
     /// Scalars added to every evaluation (metrics.jsonl, results.json `metrics`, summaries).
     func evaluate(_ model: Transformer) throws -> [(String, Double)]
-    /// Top-level fields of results.json that the kind adds or replaces, after `steps` steps.
+    /// Fields of results.json that the kind adds or replaces, after `steps` steps; a key with dots
+    /// ("flops.labelling") names a nested field.
     func results(steps: Int) -> [(String, JSONValue)]
+    /// Files saved in every checkpoint beside the model (a PRM's value head), read back by the
+    /// hooks when the trial resumes.
+    func checkpointFiles() -> [String: Data]
+}
+
+extension TrainingHooks {
+    func checkpointFiles() -> [String: Data] { [:] }
 }
 
 public enum TrainRunner {
@@ -280,7 +288,9 @@ public enum TrainRunner {
             ])
             try Checkpoint.save(
                 model, to: ckpt, optimizer: opt, state: state,
-                extraFiles: ["tokenizer.json": tokenizerData, "run.json": Data(run.serialized().utf8)])
+                extraFiles: ["tokenizer.json": tokenizerData, "run.json": Data(run.serialized().utf8)].merging(
+                    hooks?.checkpointFiles() ?? [:]
+                ) { a, _ in a })
         }
 
         while state.step < steps {
@@ -368,7 +378,11 @@ public enum TrainRunner {
             var results = resultsJSON(
                 trial: trial, body: m, config: cfg, mixture: mixture, state: state, threads: threads,
                 trainLoss: lastTrainLoss, evaluation: e, wallSeconds: wall)
-            if let hooks { for (k, v) in hooks.results(steps: state.step) { results.set(path: [k], to: v) } }
+            if let hooks {
+                for (k, v) in hooks.results(steps: state.step) {
+                    results.set(path: k.split(separator: ".").map(String.init), to: v)
+                }
+            }
             try writeAtomically(
                 TrialReport.html(trial: trial, results: results, metrics: dir.readMetrics()),
                 to: dir.report)

@@ -37,6 +37,13 @@ public struct LabeledSolution: Equatable, Sendable {
     public var labels: [Double]
     /// The checker's verdict on the whole candidate.
     public var check: ChainCheck
+
+    public init(words: [String], positions: [Int], labels: [Double], check: ChainCheck) {
+        self.words = words
+        self.positions = positions
+        self.labels = labels
+        self.check = check
+    }
 }
 
 /// What labelling cost: policy rollouts and the words they generated.

@@ -15,21 +15,22 @@ import Testing
         Candidate(answer: 1, scores: [0.95]),
     ]
     // Majority: 3 and 5 twice each; 3 occurs first.
-    #expect(select(set, rule: .majority) == 3)
+    #expect(selectAnswer(set, rule: .majority) == 3)
     // PRM-max by the last score: 1 (0.95); by the minimum: 1 (0.95) again; by the mean: 1.
-    #expect(select(set, rule: .prmMax, aggregation: .last) == 1)
-    #expect(select(set, rule: .prmMax, aggregation: .min) == 1)
+    #expect(selectAnswer(set, rule: .prmMax, aggregation: .last) == 1)
+    #expect(selectAnswer(set, rule: .prmMax, aggregation: .min) == 1)
     // PRM-vote by the last score: 3 -> 0.2 + 0.3 = 0.5, 5 -> 0.6 + 0.5 = 1.1, 1 -> 0.95.
-    #expect(select(set, rule: .prmVote, aggregation: .last) == 5)
+    #expect(selectAnswer(set, rule: .prmVote, aggregation: .last) == 5)
     // by the first-step-heavy product: 3 -> 0.18 + 0.09 = 0.27, 5 -> 0.30 + 0.20 = 0.50, 1 -> 0.95.
-    #expect(select(set, rule: .prmVote, aggregation: .prod) == 1)
+    #expect(selectAnswer(set, rule: .prmVote, aggregation: .prod) == 1)
     // Ties in PRM-max go to the first candidate.
-    #expect(select([Candidate(answer: 4, scores: [0.5]), Candidate(answer: 2, scores: [0.5])], rule: .prmMax) == 4)
+    #expect(
+        selectAnswer([Candidate(answer: 4, scores: [0.5]), Candidate(answer: 2, scores: [0.5])], rule: .prmMax) == 4)
     // A candidate without scores aggregates to -1.
-    #expect(select([Candidate(answer: 4), Candidate(answer: 2, scores: [0.1])], rule: .prmMax) == 2)
+    #expect(selectAnswer([Candidate(answer: 4), Candidate(answer: 2, scores: [0.1])], rule: .prmMax) == 2)
     // Nothing to choose from.
-    #expect(select([Candidate(answer: nil, scores: [0.9])], rule: .majority) == nil)
-    #expect(select([], rule: .prmVote) == nil)
+    #expect(selectAnswer([Candidate(answer: nil, scores: [0.9])], rule: .majority) == nil)
+    #expect(selectAnswer([], rule: .prmVote) == nil)
     #expect(StepAggregation.mean.apply([0.2, 0.4, 0.9]) == (0.2 + 0.4 + 0.9) / 3)
     #expect(StepAggregation.min.apply([]) == -1)
 }
