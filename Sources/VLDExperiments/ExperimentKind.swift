@@ -123,10 +123,11 @@ public enum Kinds {
         KindEntry(TrainKind.self),
         KindEntry(DistillKind.self),
         KindEntry(PRMKind.self),
+        KindEntry(TTSKind.self),
     ]
 
     /// Kinds that are planned: a manifest asking for one gets "not available yet", not "unknown".
-    public static let planned = ["tts", "phase"]
+    public static let planned = ["phase"]
 
     /// The names of the kinds this build runs.
     public static var names: [String] { registry.map(\.name) }

@@ -166,6 +166,22 @@ public enum TrainRunner {
         model.params.load(source.params.array())
     }
 
+    /// Creates (or reopens) a trial's directory: manifest.json is written, or checked against the
+    /// trial when it is there (a directory holds one trial's run), and log.txt opened for appending.
+    static func openTrial(_ trial: Trial, in dir: TrialDirectory) throws -> LogFile {
+        try FileManager.default.createDirectory(at: dir.url, withIntermediateDirectories: true)
+        let resolved = trial.manifest.json.serialized() + "\n"
+        if let existing = try? String(contentsOf: dir.manifest, encoding: .utf8) {
+            guard existing == resolved else {
+                throw TrialError(
+                    "\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
+            }
+        } else {
+            try writeAtomically(resolved, to: dir.manifest)
+        }
+        return try LogFile(dir.log)
+    }
+
     static func brief(_ c: ModelConfig) -> String {
         "\(c.arch.rawValue) d=\(c.dModel) L=\(c.layers) heads \(c.heads)/\(c.kvHeads) ffn \(c.ffnHidden) context \(c.context) vocab \(c.vocab)\(c.tiedEmbeddings ? " tied" : " untied")"
     }
@@ -187,19 +203,8 @@ public enum TrainRunner {
     ) throws -> TrialOutcome {
         let h = trial.manifest
         let fm = FileManager.default
-        try fm.createDirectory(at: dir.url, withIntermediateDirectories: true)
         let threads = context.threads ?? h.threads
-        let resolved = h.json.serialized() + "\n"
-        let manifestFile = dir.manifest
-        if let existing = try? String(contentsOf: manifestFile, encoding: .utf8) {
-            guard existing == resolved else {
-                throw TrialError(
-                    "\(dir.path) holds a run of a different manifest; remove it or choose another output directory")
-            }
-        } else {
-            try writeAtomically(resolved, to: manifestFile)
-        }
-        let logFile = try LogFile(dir.log)
+        let logFile = try openTrial(trial, in: dir)
         func log(_ line: String) {
             logFile.write(line)
             context.log(line)

@@ -348,13 +348,16 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 }
 
 @Test func theRegistryNamesEveryRunnableKindAndThePlannedOnes() {
-    #expect(Kinds.names == ["train", "distill"])
-    #expect(Kinds.planned == ["tts", "phase"])
+    #expect(Kinds.names == ["train", "distill", "prm", "tts"])
+    #expect(Kinds.planned == ["phase"])
 }
 
 @Test func aKindThisBuildCannotRunIsReportedAloneWithItsBodyUnread() {
-    let found = issues(manifest(#", "kind": "tts", "policy": "@x""#, task: #"{"type": "nonsense"}"#))
-    #expect(found == [#"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train, distill"#])
+    let found = issues(manifest(#", "kind": "phase", "ladder": "@x""#, task: #"{"type": "nonsense"}"#))
+    #expect(
+        found == [
+            #"kind: "phase" experiments are not available in vld 0.1.0 yet; expected one of train, distill, prm, tts"#
+        ])
 }
 
 @Test func theResolvedTrialIsTheHeaderThenItsKindsBody() throws {
