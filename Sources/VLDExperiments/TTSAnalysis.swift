@@ -320,18 +320,7 @@ struct TTSAnalysis {
         let greedyFlops = zip(records, P).reduce(0.0) {
             $0 + policy.generationFlops(prompt: $1.1, generated: $1.0.greedy?.tokens ?? 0)
         }
-        var difficultyPolicy = 0.0, difficultyPRM = 0.0
-        for r in records {
-            // One prefill shared by the samples (they are best-of-N candidates of one search).
-            guard let d = r.difficulty, !d.tokens.isEmpty else { continue }
-            let P = r.promptTokens
-            difficultyPolicy += policy.generationFlops(prompt: P, generated: 0)
-            if let prm, !d.prmLast.isEmpty { difficultyPRM += prm.scoringFlops(tokens: P, scored: 0) }
-            for t in d.tokens {
-                difficultyPolicy += policy.generationFlops(cached: P, prompt: 0, generated: t)
-                if let prm, !d.prmLast.isEmpty { difficultyPRM += prm.scoringFlops(cached: P, tokens: t, scored: 1) }
-            }
-        }
+        let (difficultyPolicy, difficultyPRM) = difficultyFlops()
         let n = Double(max(1, records.count))
         if spec.greedy {
             cost.insert(
@@ -372,6 +361,7 @@ struct TTSAnalysis {
                     ),
                 ])
             ),
+            ("selector", selector(table: table, samples: samples)),
             ("metrics", .object(scalars(table).map { ($0.0, JSONValue($0.1)) })),
         ])
     }

@@ -4,7 +4,7 @@
 
 import Foundation
 
-enum TTSReport {
+public enum TTSReport {
     static func pct(_ v: Double?) -> String {
         guard let v, v.isFinite else { return "—" }
         return formatNumber(100 * v, significant: 3)
@@ -149,6 +149,17 @@ enum TTSReport {
                 }, numericColumns: Set(2...6),
                 caption: "a − b on the same problems; the interval is a 95% bootstrap over problems.")
         }
+        if let t = selectorTable(results) {
+            r.heading("Compute-optimal selection")
+            r.table(
+                headers: t.headers, rows: t.rows, numericColumns: [0, 4, 6, 7, 8, 9, 10],
+                caption:
+                    "Per budget of N generations, the strategy chosen for each \(results["selector"]?["bins"]?.stringValue ?? "") "
+                    + "difficulty bin (fitted on all problems), and accuracies (%) with 95% bootstrap intervals: the "
+                    + "selector and the best single strategy by 2-fold cross-validation, best-of-N majority and PRM-vote "
+                    + "at N, and Liu et al.'s rule (best-of-N on easy problems, beam search on the others). The "
+                    + "last column adds the difficulty samples the selector's bins cost.")
+        }
         r.heading("Compute per problem")
         var costRows: [[String]] = []
         for label in keys(results["cost"]) {
@@ -179,6 +190,26 @@ enum TTSReport {
                 "Means per problem (specs/tts.md 8.5): the prompt's prefill, every node's added tokens after its cached prefix, pruned branches included."
         )
         return r.render()
+    }
+
+    /// The compute-optimal selector's table (results.json `selector`): per budget, the strategy
+    /// deployed per bin, and the cross-validated accuracies of the selector and its baselines.
+    public static func selectorTable(_ results: JSONValue) -> (headers: [String], rows: [[String]])? {
+        guard case let .array(budgets)? = results["selector"]?["budgets"], !budgets.isEmpty else { return nil }
+        let headers = [
+            "budget N", "easy", "medium", "hard", "selector (CV)", "best single", "single (CV)", "majority",
+            "bon vote", "Liu's rule", "generations +difficulty",
+        ]
+        let rows = budgets.map { b -> [String] in
+            [
+                formatNumber(b["budget"]?.doubleValue ?? .nan), b["table"]?["easy"]?.stringValue ?? "—",
+                b["table"]?["medium"]?.stringValue ?? "—", b["table"]?["hard"]?.stringValue ?? "—",
+                cell(b["selectorAccuracy"]), b["single"]?.stringValue ?? "—", cell(b["singleAccuracy"]),
+                cell(b["majorityAccuracy"]), cell(b["bonVoteAccuracy"]), cell(b["liuRuleAccuracy"]),
+                formatNumber(b["selectorGenerations"]?["withDifficulty"]?.doubleValue ?? .nan),
+            ]
+        }
+        return (headers, rows)
     }
 
     /// The summary report's section: each condition's headline accuracies.

@@ -86,7 +86,8 @@ public struct TTSSpec: Equatable, Sendable {
                 r.sub("nMax"), "\(s.nMax) is not a power of 2; expected 1, 2, 4, ... (every N is a power of 2)")
         }
         s.m = r.intList("m", default: s.m, in: 1...4096, maxCount: 8)
-        for m in s.m where s.nMax % m != 0 {
+        // Best-of-N alone has no beams: M is not checked then.
+        for m in s.m where s.nMax % m != 0 && s.methods != [.bon] {
             r.issues.add(
                 r.sub("m"), "M = \(m) does not divide nMax = \(s.nMax); beam search and DVTS need N/M whole beams")
         }

@@ -351,13 +351,27 @@ enum DaemonCommands {
     static func results(_ args: [String]) throws -> Int32 {
         if help(
             args,
-            "usage: vldctl results ID [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended."
+            "usage: vldctl results ID|DIR [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended. DIR reads a finished trial's\ndirectory instead (vldctl run's output, or an outbox directory). A tts trial adds its\ncompute-optimal selector: the strategy per budget and difficulty bin."
         ) {
             return 0
         }
         let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--json", "--csv"])
-        guard p.positional.count == 1, let id = Int(p.positional[0]) else {
-            throw UsageError(message: "results needs one job id")
+        guard p.positional.count == 1 else { throw UsageError(message: "results needs one job id or trial directory") }
+        guard let id = Int(p.positional[0]) else {
+            let dir = TrialDirectory(URL(fileURLWithPath: p.positional[0]))
+            guard dir.isComplete, let results = dir.readResults() else {
+                throw UsageError(
+                    message:
+                        "\(DisplayText.escaped(p.positional[0])) is neither a job id nor a finished trial's directory (no results.json)"
+                )
+            }
+            if p.flags.contains("--json") {
+                printJSON(results)
+                return 0
+            }
+            printResults(results)
+            print("report: \(DisplayText.escaped(dir.report.path))")
+            return 0
         }
         guard
             let response = try DaemonTarget.resolve(p.values).call([
@@ -380,6 +394,13 @@ enum DaemonCommands {
         let results: JSONValue = response["results"] ?? [:]
         print("job \(id): \(shown(response["outbox"]))")
         if let s = response["summary"]?.stringValue { print("grid summary: \(DisplayText.escaped(s))/report.html") }
+        printResults(results)
+        print("report: \(shown(response["outbox"]))/report.html")
+        return 0
+    }
+
+    /// A finished trial's metrics as a table, and a tts trial's selector table.
+    static func printResults(_ results: JSONValue) {
         var metrics: [String: JSONValue] = [:]
         if case let .object(fields)? = results["metrics"] { for (k, v) in fields { metrics[k] = v } }
         let training: JSONValue = results["training"] ?? [:]
@@ -397,8 +418,11 @@ enum DaemonCommands {
             return [DisplayText.escaped(key), DisplayText.escaped(v.stringValue ?? v.serialized(pretty: false))]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
-        print("report: \(shown(response["outbox"]))/report.html")
-        return 0
+        if let t = TTSReport.selectorTable(results) {
+            print(
+                "\ncompute-optimal selector (\(shown(results["selector"]?["bins"])) bins; accuracy %, 95% bootstrap):")
+            print(table(t.headers.map { $0.uppercased() }, t.rows.map { $0.map { DisplayText.escaped($0) } }))
+        }
     }
 
     // MARK: status

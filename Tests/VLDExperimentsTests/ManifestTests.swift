@@ -58,8 +58,8 @@ struct BadManifest: CustomStringConvertible, Sendable {
         text: manifest(task: #"{"type": "gsm8k"}"#),
         expected: #"task.type: "gsm8k" is not accepted; expected one of igsm, bios, random-tokens"#),
     BadManifest(
-        text: manifest(#", "kind": "tts""#),
-        expected: #"kind: "tts" experiments are not available in vld 0.1.0 yet; expected one of train"#),
+        text: manifest(#", "kind": "phase""#),
+        expected: #"kind: "phase" experiments are not available in vld 0.1.0 yet; expected one of train"#),
     BadManifest(
         text: manifest(#", "kind": "bake""#),
         expected: #"kind: "bake" is not an experiment kind; expected one of train"#),
