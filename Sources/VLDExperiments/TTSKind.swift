@@ -261,6 +261,12 @@ final class TTSRunner {
                 ])
             ),
             ("records", .string(TTSRunner.recordsFile)),
+            (
+                "endToEnd",
+                TTSRunner.endToEnd(
+                    policyDir: policyDir, prmDir: prm?.dir, inference: results["flops"]?["total"]?.doubleValue ?? 0,
+                    problems: records.count)
+            ),
         ]
         if case let .object(f) = results { results = .object(header + f) }
         results.set(path: ["timing"], to: .object([("wallSeconds", JSONValue((wall * 10).rounded() / 10))]))
@@ -268,6 +274,32 @@ final class TTSRunner {
         try writeAtomically(results.serialized() + "\n", to: dir.results)
         log("done in \(formatDuration(wall)): " + analysis.headline())
         return .completed
+    }
+
+    /// The study's compute end to end (specs/tts.md 8.5): the policy's pretraining and the PRM's
+    /// training, labelling rollouts and held-out evaluation, read from the results.json beside
+    /// each checkpoint (a published trial's), plus this trial's inference. A checkpoint without
+    /// one (a directory given by path) leaves its part null and the total out.
+    static func endToEnd(policyDir: URL, prmDir: URL?, inference total: Double, problems: Int) -> JSONValue {
+        func flops(_ dir: URL, _ keys: [String]) -> Double? {
+            let file = dir.deletingLastPathComponent().appendingPathComponent(TrialDirectory.commitMarker)
+            guard let r = try? JSONValue.parse(Data(contentsOf: file)) else { return nil }
+            return keys.reduce(0.0) { $0 + (r["flops"]?[$1]?.doubleValue ?? 0) }
+        }
+        let pretrain = flops(policyDir, ["train"])
+        let prmTrain = prmDir.flatMap { flops($0, ["train"]) }
+        let prmData = prmDir.flatMap { flops($0, ["labelling", "prmEvaluation"]) }
+        var f: [(String, JSONValue)] = [
+            ("policyPretraining", pretrain.map { JSONValue($0) } ?? .null),
+            ("prmTraining", prmDir == nil ? JSONValue(0) : prmTrain.map { JSONValue($0) } ?? .null),
+            ("prmLabellingAndEvaluation", prmDir == nil ? JSONValue(0) : prmData.map { JSONValue($0) } ?? .null),
+            ("inference", JSONValue(total)),
+            ("inferencePerProblem", JSONValue(total / Double(max(1, problems)))),
+        ]
+        if let pretrain, prmDir == nil || (prmTrain != nil && prmData != nil) {
+            f.append(("total", JSONValue(pretrain + (prmTrain ?? 0) + (prmData ?? 0) + total)))
+        }
+        return .object(f)
     }
 
     static func describe(_ ref: CheckpointRef, _ dir: URL, _ c: ModelConfig) -> JSONValue {

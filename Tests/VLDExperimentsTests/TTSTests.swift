@@ -155,6 +155,15 @@ private func readRecords(_ dir: TrialDirectory) throws -> [JSONValue] {
     #expect(results["byBin"]?["oracle"]?["easy"]?["problems"] != nil)
     #expect((results["cost"]?["beam2"]?["4"]?["prmFlops"]?.doubleValue ?? 0) > 0)
     #expect(FileManager.default.fileExists(atPath: dir.report.path))
+    // End to end: the policy's pretraining, the PRM's training, labelling and evaluation, and inference.
+    let policy = try JSONValue.parse(Data(contentsOf: layout.published(e.trials[0]).results))
+    let prm = try JSONValue.parse(Data(contentsOf: layout.published(e.trials[1]).results))
+    let parts = [
+        policy["flops"]?["train"], prm["flops"]?["train"], prm["flops"]?["labelling"], prm["flops"]?["prmEvaluation"],
+        results["flops"]?["total"],
+    ].map { $0?.doubleValue ?? .nan }
+    let total = try #require(results["endToEnd"]?["total"]?.doubleValue)
+    #expect(abs(total - parts.reduce(0, +)) < 1e-9 * total && parts.allSatisfy { $0 > 0 })
     let summary = try String(contentsOf: layout.report, encoding: .utf8)
     #expect(summary.contains("Test-time scaling"))
 }
