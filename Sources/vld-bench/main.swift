@@ -12,11 +12,19 @@ BLAS.reexecWithSupportedKernelsIfNeeded()
 let usage = """
     usage: vld-bench [--config tiny|small|medium|small_loop2] [--arch gpt2|llama] [--threads N] [--all]
                      [--min-seconds S] [--no-sample] [--no-train]
+           vld-bench --search [--config NAME] [--arch gpt2|llama] [--threads N] [--min-seconds S]
            vld-bench --data MANIFEST... [--threads N] [--min-seconds S]
 
     Prints one JSON object per line: config, arch, threads, params, train_tokens_per_s, train_gflops,
     sample_b1_tokens_per_s, sample_b32_tokens_per_s, peak_rss_mib.
     --all runs every config for both architectures.
+
+    --search measures test-time search on the config's model (random weights): best-of-64 and beam
+    search (N = 16, M = 4) from a 16-token prompt, steps of up to 16 tokens, 4 rounds (64 new tokens
+    per candidate at most: compare with bench/torch_gpt_bench.py --sample-batches 64), and a
+    KV-cached PRM scoring 64 candidates of 64 tokens: search_bon64_tokens_per_s,
+    search_bon64_candidates_per_s, search_beam16x4_tokens_per_s, search_beam_over_bon_per_token
+    (seconds per generated token, beam over best-of-N) and prm_scored_tokens_per_s.
 
     --data measures each manifest's data pipeline against the training it feeds, one JSON object
     per distinct trial: per task generator docs_per_s and tokens_per_s (generation and encoding,
@@ -27,6 +35,7 @@ let usage = """
 
 var options = BenchOptions()
 var runAll = false
+var search = false
 var dataManifests: [String] = []
 var args = Array(CommandLine.arguments.dropFirst())
 func fail(_ message: String) -> Never {
@@ -49,6 +58,7 @@ while !args.isEmpty {
     case "--no-sample": options.sample = false
     case "--no-train": options.train = false
     case "--all": runAll = true
+    case "--search": search = true
     case "--data":
         dataManifests.append(value())
         while let next = args.first, !next.hasPrefix("--") { dataManifests.append(args.removeFirst()) }
@@ -72,6 +82,16 @@ if !dataManifests.isEmpty {
             FileHandle.standardError.write(Data("vld-bench: \(path): \(error)\n".utf8))
             exit(1)
         }
+    }
+    exit(0)
+}
+if search {
+    do {
+        let fields = try SearchBenchmark.run(
+            config: options.config, arch: options.arch, threads: options.threads, minSeconds: options.minSeconds)
+        print(JSONValue.object(fields + [("blas_core", .string(BLAS.coreName))]).serialized(pretty: false))
+    } catch {
+        fail("\(error)")
     }
     exit(0)
 }
