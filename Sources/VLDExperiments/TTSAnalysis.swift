@@ -409,6 +409,18 @@ struct TTSAnalysis {
         var out: [(String, Double)] = []
         if let g = table["greedy"] { out.append(("tts.greedy", mean(g))) }
         let agg = spec.searchAggregation.rawValue
+        // Inference FLOPs per problem (policy + PRM), for the summary's accuracy-against-compute chart.
+        if spec.greedy {
+            out.append(
+                (
+                    "tts.flops.greedy",
+                    records.reduce(0.0) {
+                        $0 + policy.generationFlops(prompt: $1.promptTokens, generated: $1.greedy?.tokens ?? 0)
+                    }
+                        / Double(max(1, records.count))
+                ))
+        }
+        for (key, f) in meanFlops().sorted(by: { $0.key < $1.key }) { out.append(("tts.flops.\(key)", f)) }
         for s in strategies {
             for key in ["majority", "prm_vote.\(agg)", "prm_max.\(agg)"] + (s.method == "bon" ? ["pass"] : []) {
                 for n in s.ns {

@@ -219,11 +219,51 @@ public enum TTSReport {
         var unique: [String] = []
         for k in keys where !unique.contains(k) { unique.append(k) }
         let largest = unique.compactMap { k in k.split(separator: ".").last.flatMap { Int($0.dropFirst()) } }.max() ?? 0
-        let shown = unique.filter { $0 == "tts.greedy" || $0.hasSuffix(".N\(largest)") }
+        let shown = unique.filter {
+            !$0.hasPrefix("tts.flops.") && ($0 == "tts.greedy" || $0.hasSuffix(".N\(largest)"))
+        }
         r.table(
             headers: ["condition"] + shown.map { String($0.dropFirst(4)) },
             rows: conditions.map { c in [c.label] + shown.map { SummaryReport.cell(c.stat($0), percent: true) } },
             numericColumns: Set(1...max(1, shown.count)),
             caption: "Accuracy at the largest N (each trial's report has every N, bin and interval).")
+        // Accuracy against inference FLOPs per problem: each condition's best-of-N over N (PRM-vote
+        // at `last` where there is a PRM, else majority) and its greedy point.
+        var series: [ChartSeries] = []
+        for c in conditions {
+            let labels = Set(
+                c.stats.map(\.0).filter { $0.hasPrefix("tts.flops.") && $0 != "tts.flops.greedy" }
+                    .compactMap { $0.dropFirst("tts.flops.".count).split(separator: ".").first.map(String.init) }
+            ).sorted()
+            // Best-of-N only here (every trial's report has its searches), so the chart stays legible.
+            for label in labels where label == "bon" {
+                let rule = c.stat("tts.\(label).prm_vote.last.N1") != nil ? "prm_vote.last" : "majority"
+                var points: [ChartPoint] = []
+                var n = 1
+                while n <= 4096 {
+                    if let f = c.stat("tts.flops.\(label).N\(n)")?.mean,
+                        let a = c.stat("tts.\(label).\(rule).N\(n)")?.mean
+                    {
+                        points.append(ChartPoint(x: f, y: 100 * a))
+                    }
+                    n *= 2
+                }
+                if !points.isEmpty { series.append(ChartSeries(name: "\(c.label): \(label) \(rule)", points: points)) }
+            }
+            if let f = c.stat("tts.flops.greedy")?.mean, let a = c.stat("tts.greedy")?.mean {
+                series.append(ChartSeries(name: "\(c.label): greedy", points: [ChartPoint(x: f, y: 100 * a)]))
+            }
+        }
+        if !series.isEmpty {
+            var chart = LineChart(
+                title: "Accuracy against inference FLOPs per problem", xLabel: "FLOPs per problem (policy + PRM)",
+                yLabel: "accuracy (%)", series: series)
+            chart.logX = true
+            r.chart(
+                chart.svg(width: 900, height: 480),
+                caption:
+                    "Each line is one condition's best-of-N over N = 1, 2, 4, ...; single points are greedy decoding. "
+                    + "Training costs (pretraining, the PRM's training and labelling) are in each trial's endToEnd.")
+        }
     }
 }
