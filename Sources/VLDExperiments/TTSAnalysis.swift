@@ -361,7 +361,7 @@ struct TTSAnalysis {
                     ),
                 ])
             ),
-            ("selector", selector(table: table, samples: samples)),
+            ("selector", selectors(table: table, samples: samples)),
             ("metrics", .object(scalars(table).map { ($0.0, JSONValue($0.1)) })),
         ])
     }

@@ -149,16 +149,16 @@ public enum TTSReport {
                 }, numericColumns: Set(2...6),
                 caption: "a − b on the same problems; the interval is a 95% bootstrap over problems.")
         }
-        if let t = selectorTable(results) {
-            r.heading("Compute-optimal selection")
+        for bins in ["predicted", "oracle"] {
+            guard let t = selectorTable(results, bins: bins) else { continue }
+            r.heading("Compute-optimal selection (\(bins) bins)")
             r.table(
                 headers: t.headers, rows: t.rows, numericColumns: [0, 4, 6, 7, 8, 9, 10],
-                caption:
-                    "Per budget of N generations, the strategy chosen for each \(results["selector"]?["bins"]?.stringValue ?? "") "
+                caption: "Per budget of N generations, the strategy chosen for each \(bins) "
                     + "difficulty bin (fitted on all problems), and accuracies (%) with 95% bootstrap intervals: the "
                     + "selector and the best single strategy by 2-fold cross-validation, best-of-N majority and PRM-vote "
                     + "at N, and Liu et al.'s rule (best-of-N on easy problems, beam search on the others). The "
-                    + "last column adds the difficulty samples the selector's bins cost.")
+                    + "last column adds the difficulty samples the bins cost.")
         }
         r.heading("Compute per problem")
         var costRows: [[String]] = []
@@ -194,8 +194,8 @@ public enum TTSReport {
 
     /// The compute-optimal selector's table (results.json `selector`): per budget, the strategy
     /// deployed per bin, and the cross-validated accuracies of the selector and its baselines.
-    public static func selectorTable(_ results: JSONValue) -> (headers: [String], rows: [[String]])? {
-        guard case let .array(budgets)? = results["selector"]?["budgets"], !budgets.isEmpty else { return nil }
+    public static func selectorTable(_ results: JSONValue, bins: String) -> (headers: [String], rows: [[String]])? {
+        guard case let .array(budgets)? = results["selector"]?[bins]?["budgets"], !budgets.isEmpty else { return nil }
         let headers = [
             "budget N", "easy", "medium", "hard", "selector (CV)", "best single", "single (CV)", "majority",
             "bon vote", "Liu's rule", "generations +difficulty",

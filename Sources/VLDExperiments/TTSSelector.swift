@@ -6,9 +6,10 @@
 // best accuracy on the bin's fitting problems (ties: fewer FLOPs, then the earlier strategy). Its
 // accuracy is estimated by 2-fold cross-validation over the problems (even and odd indices): fit on
 // one half, apply on the other with each problem's bin, and the other way round, so no problem is
-// judged by a choice fitted on itself (Snell et al.'s protocol). The bins are those the PRM
-// predicts (its mean last score on the difficulty samples) when there is a PRM, else the
-// oracle's; the difficulty samples are the selector's extra cost, reported with and without it.
+// judged by a choice fitted on itself (Snell et al.'s protocol). Two selectors: one on the bins
+// the PRM predicts (its mean last score on the difficulty samples; what a deployment can use), one
+// on the oracle's (the policy's pass@1 on them; Snell et al.'s bins, an upper bound on binning);
+// the difficulty samples are the selector's extra cost, reported with and without it.
 //
 // Compared at each budget, on the same problems: the best single θ (fitted the same way, without
 // bins), best-of-N majority and PRM-vote at N = B, and Liu et al.'s rule translated to these
@@ -67,13 +68,25 @@ extension TTSAnalysis {
         return bestTheta
     }
 
-    func selector(table: [String: [Double]], samples: [[Int]]) -> JSONValue {
+    /// The selector with the PRM's predicted bins (what a deployment can use) and with the oracle's
+    /// (the bins Snell et al. report; an upper bound on what binning gives).
+    func selectors(table: [String: [Double]], samples: [[Int]]) -> JSONValue {
+        var f: [(String, JSONValue)] = []
+        let predicted = records.map(predictedBin)
+        if predicted.contains(where: { $0 != nil }) {
+            f.append(("predicted", selector(table: table, samples: samples, bins: predicted, name: "predicted")))
+        }
+        let oracle = records.map(oracleBin)
+        if oracle.contains(where: { $0 != nil }) {
+            f.append(("oracle", selector(table: table, samples: samples, bins: oracle, name: "oracle")))
+        }
+        return .object(f)
+    }
+
+    func selector(table: [String: [Double]], samples: [[Int]], bins: [String?], name: String) -> JSONValue {
         let all = thetas(table)
         guard !all.isEmpty, !records.isEmpty else { return .null }
         let flops = meanFlops()
-        let predicted = records.map(predictedBin)
-        let usePredicted = predicted.contains { $0 != nil }
-        let bins = usePredicted ? predicted : records.map(oracleBin)
         let folds = [records.indices.filter { $0 % 2 == 0 }, records.indices.filter { $0 % 2 == 1 }]
         let agg = spec.searchAggregation.rawValue
         let difficulty = difficultyFlopsPerProblem()
@@ -145,7 +158,7 @@ extension TTSAnalysis {
             rows.append(.object(f))
         }
         return .object([
-            ("bins", .string(usePredicted ? "predicted" : "oracle")),
+            ("bins", .string(name)),
             ("difficultySamples", JSONValue(spec.difficultySamples)),
             ("difficultyFlopsPerProblem", JSONValue(difficulty)),
             ("budgets", .array(rows)),

@@ -418,9 +418,11 @@ enum DaemonCommands {
             return [DisplayText.escaped(key), DisplayText.escaped(v.stringValue ?? v.serialized(pretty: false))]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
-        if let t = TTSReport.selectorTable(results) {
+        for bins in ["predicted", "oracle"] {
+            guard let t = TTSReport.selectorTable(results, bins: bins) else { continue }
             print(
-                "\ncompute-optimal selector (\(shown(results["selector"]?["bins"])) bins; accuracy %, 95% bootstrap):")
+                "\ncompute-optimal selector, \(bins) difficulty bins (accuracy %, 95% bootstrap; selector and single 2-fold CV):"
+            )
             print(table(t.headers.map { $0.uppercased() }, t.rows.map { $0.map { DisplayText.escaped($0) } }))
         }
     }
