@@ -223,9 +223,12 @@ final class TTSRunner {
             }
             let problem = try problems.problem(i, task: task, seed: h.seed)
             var rng = SeededRNG(seed: h.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(i) &+ 0x77)
-            let record = try solve(
+            let t0 = Date()
+            var record = try solve(
                 problem, index: i, policy: policy, prm: prm.map { ($0.model, $0.head) }, search: search,
                 tokenizer: tokenizer, task: task, rng: &rng)
+            // Seconds this problem took: the trial's wall time survives a resume as their sum.
+            record.set(path: ["seconds"], to: JSONValue((Date().timeIntervalSince(t0) * 1000).rounded() / 1000))
             tokensSince += TTSRecord.policyTokens(record)
             try handle.write(contentsOf: Data((record.serialized(pretty: false) + "\n").utf8))
             try handle.synchronize()
@@ -241,9 +244,9 @@ final class TTSRunner {
                 log("problem \(i + 1)/\(spec.problems) eta=\(formatDuration(eta))")
             }
         }
+        let loopEnd = Date()
         let analysis = TTSAnalysis(
             records: records, spec: spec, policy: policy.config, prm: prm?.model.config)
-        let wall = Date().timeIntervalSince(start)
         var results = analysis.results()
         let header: [(String, JSONValue)] = [
             ("vldVersion", .string(VLD.version)), ("name", .string(h.name)), ("kind", .string(h.kind)),
@@ -269,7 +272,17 @@ final class TTSRunner {
             ),
         ]
         if case let .object(f) = results { results = .object(header + f) }
-        results.set(path: ["timing"], to: .object([("wallSeconds", JSONValue((wall * 10).rounded() / 10))]))
+        // The problems' own seconds (summed over every process that ran them) and the analysis.
+        let solving = records.reduce(0.0) { $0 + ($1["seconds"]?.doubleValue ?? 0) }
+        let analysisSeconds = Date().timeIntervalSince(loopEnd)
+        let wall = Date().timeIntervalSince(start)
+        func tenths(_ x: Double) -> JSONValue { JSONValue((x * 10).rounded() / 10) }
+        results.set(
+            path: ["timing"],
+            to: .object([
+                ("wallSeconds", tenths(solving + analysisSeconds)), ("problemSeconds", tenths(solving)),
+                ("analysisSeconds", tenths(analysisSeconds)), ("thisProcessSeconds", tenths(wall)),
+            ]))
         try writeAtomically(TTSReport.trialHTML(trial: trial, results: results), to: dir.report)
         try writeAtomically(results.serialized() + "\n", to: dir.results)
         log("done in \(formatDuration(wall)): " + analysis.headline())
