@@ -131,6 +131,8 @@ final class PRMTrainer: TrainingHooks {
     var lastMetrics: PRMMetrics?
     var selection: [(String, Double)] = []
     var evaluationFlops = 0.0
+    /// The init checkpoint and the FLOPs that trained it (nil when its results are not beside it).
+    var initAccount: (path: String, flops: Double?)?
 
     static let momentsFile = "value_head_optimizer.safetensors"
 
@@ -142,6 +144,13 @@ final class PRMTrainer: TrainingHooks {
         tokenizer = setup.mixture.tokenizer
         let t = body.trainer.train
         adamW = AdamWConfig(beta1: Float(t.beta1), beta2: Float(t.beta2), weightDecay: 0)
+        // The weights the PRM starts from were trained by someone: their FLOPs belong to the study's
+        // end-to-end account (the tts kind adds them unless they are the policy's own).
+        if let ref = body.trainer.initFrom, let dir = try? setup.context.checkpoint(ref) {
+            let file = dir.deletingLastPathComponent().appendingPathComponent(TrialDirectory.commitMarker)
+            let trained = (try? JSONValue.parse(Data(contentsOf: file)))?["flops"]?["train"]?.doubleValue
+            initAccount = (dir.standardizedFileURL.path, trained)
+        }
         guard let task = setup.mixture.tasks.first as? ChainTask else {
             throw TrialError("a prm trial needs a chain cot task")
         }
@@ -496,6 +505,12 @@ final class PRMTrainer: TrainingHooks {
             ),
             ("flops.labelling", JSONValue(data.flops)),
             ("flops.prmEvaluation", JSONValue(evaluationFlops)),
+            (
+                "init",
+                initAccount.map {
+                    .object([("checkpoint", .string($0.path)), ("trainFlops", $0.flops.map { JSONValue($0) } ?? .null)])
+                } ?? .null
+            ),
         ]
     }
 }

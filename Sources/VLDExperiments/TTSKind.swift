@@ -290,8 +290,9 @@ final class TTSRunner {
     }
 
     /// The study's compute end to end (specs/tts.md 8.5): the policy's pretraining and the PRM's
-    /// training, labelling rollouts and held-out evaluation, read from the results.json beside
-    /// each checkpoint (a published trial's), plus this trial's inference. A checkpoint without
+    /// training, labelling rollouts and held-out evaluation (and the pretraining of the weights it
+    /// started from, when they are not the policy's), read from the results.json beside each
+    /// checkpoint (a published trial's), plus this trial's inference. A checkpoint without
     /// one (a directory given by path) leaves its part null and the total out.
     static func endToEnd(policyDir: URL, prmDir: URL?, inference total: Double, problems: Int) -> JSONValue {
         func flops(_ dir: URL, _ keys: [String]) -> Double? {
@@ -302,15 +303,26 @@ final class TTSRunner {
         let pretrain = flops(policyDir, ["train"])
         let prmTrain = prmDir.flatMap { flops($0, ["train"]) }
         let prmData = prmDir.flatMap { flops($0, ["labelling", "prmEvaluation"]) }
+        // A PRM started from another checkpoint than the policy's carries that checkpoint's training.
+        var prmInit = 0.0
+        if let prmDir,
+            let r = try? JSONValue.parse(
+                Data(contentsOf: prmDir.deletingLastPathComponent().appendingPathComponent(TrialDirectory.commitMarker))
+            ),
+            case let .string(path)? = r["init"]?["checkpoint"], path != policyDir.standardizedFileURL.path
+        {
+            prmInit = r["init"]?["trainFlops"]?.doubleValue ?? .nan
+        }
         var f: [(String, JSONValue)] = [
             ("policyPretraining", pretrain.map { JSONValue($0) } ?? .null),
             ("prmTraining", prmDir == nil ? JSONValue(0) : prmTrain.map { JSONValue($0) } ?? .null),
             ("prmLabellingAndEvaluation", prmDir == nil ? JSONValue(0) : prmData.map { JSONValue($0) } ?? .null),
+            ("prmInitPretraining", prmInit.isNaN ? .null : JSONValue(prmInit)),
             ("inference", JSONValue(total)),
             ("inferencePerProblem", JSONValue(total / Double(max(1, problems)))),
         ]
-        if let pretrain, prmDir == nil || (prmTrain != nil && prmData != nil) {
-            f.append(("total", JSONValue(pretrain + (prmTrain ?? 0) + (prmData ?? 0) + total)))
+        if let pretrain, prmDir == nil || (prmTrain != nil && prmData != nil), !prmInit.isNaN {
+            f.append(("total", JSONValue(pretrain + (prmTrain ?? 0) + (prmData ?? 0) + prmInit + total)))
         }
         return .object(f)
     }

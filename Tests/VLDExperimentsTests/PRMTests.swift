@@ -79,6 +79,9 @@ private func pipeline(labels: [String] = ["oracle"], prmSteps: Int = 40, rollout
         #expect((held["candidates"]?.doubleValue ?? 0) == 20)
         #expect(held["auc"] != nil && held["f1"] != nil && held["ece"] != nil && held["reliability"] != nil)
         #expect((results["flops"]?["labelling"]?.doubleValue ?? 0) > 0)
+        // The weights it started from, and what training them cost (for the study's end-to-end account).
+        let policyResults = try JSONValue.parse(Data(contentsOf: layout.published(e.trials[0]).results))
+        #expect(results["init"]?["trainFlops"] == policyResults["flops"]?["train"])
         #expect((results["metrics"]?["prm.firstErrorAccuracy"]?.doubleValue).map { (0...1).contains($0) } == true)
         // The head is in the checkpoint under its documented names, and loads.
         let head = try RewardHead.load(from: dir.checkpoint, dModel: 32)
