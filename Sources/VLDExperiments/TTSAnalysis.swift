@@ -51,6 +51,28 @@ struct ProblemRecord {
     var difficulty: (answers: [Int?], tokens: [Int], prmLast: [Double])?
     var runs: [Run]
 
+    /// A run's nodes with their whole candidates: each entry holds what it added to its parent
+    /// (an earlier entry), so tokens and scores accumulate down the tree.
+    static func nodes(_ list: [JSONValue]) throws -> [Node] {
+        var byID: [Int: Node] = [:]
+        return try list.map { v in
+            guard case let .string(added)? = v["added"], case let .number(id)? = v["id"] else {
+                throw TrialError("a node has no id or added words")
+            }
+            let parent = v["parent"]?.doubleValue.map(Int.init)
+            let base = parent.flatMap { byID[$0] }
+            guard parent == nil || base != nil else { throw TrialError("node \(Int(id)) comes before its parent") }
+            var scores = base?.scores ?? []
+            if case let .array(s)? = v["scores"] { scores += s.compactMap(\.doubleValue) }
+            let node = Node(
+                id: Int(id), parent: parent, subtree: v["subtree"]?.doubleValue.map(Int.init) ?? 0,
+                tokens: (base?.tokens ?? 0) + added.split(separator: " ").count, scores: scores,
+                answer: v["answer"]?.doubleValue.map(Int.init))
+            byID[node.id] = node
+            return node
+        }
+    }
+
     init(_ r: JSONValue) throws {
         func int(_ v: JSONValue?, _ what: String) throws -> Int {
             guard case let .number(n)? = v else { throw TrialError("a record has no \(what)") }
@@ -80,19 +102,7 @@ struct ProblemRecord {
                 runs.append(
                     Run(
                         method: method, n: try int(run["n"], "n"), m: optInt(run["m"]), outputs: ints(run["outputs"]),
-                        nodes: try nodes.map { v in
-                            guard case let .string(words)? = v["words"] else { throw TrialError("a node has no words") }
-                            let scores: [Double]
-                            if case let .array(s)? = v["scores"] {
-                                scores = s.compactMap(\.doubleValue)
-                            } else {
-                                scores = []
-                            }
-                            return Node(
-                                id: try int(v["id"], "node id"), parent: optInt(v["parent"]),
-                                subtree: optInt(v["subtree"]) ?? 0,
-                                tokens: words.split(separator: " ").count, scores: scores, answer: optInt(v["answer"]))
-                        }))
+                        nodes: try ProblemRecord.nodes(nodes)))
             }
         }
     }

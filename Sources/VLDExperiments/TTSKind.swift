@@ -14,8 +14,9 @@
 //   dvts        DVTS (nMax, M) for every M; every smaller N is its first N/M subtrees.
 //
 // Every search shares prefixes in one KV cache (Search.swift) and the PRM scores incrementally
-// (RewardScorer). Each problem's record (every candidate: words, step scores, answer, kept or
-// pruned, round, subtree; the greedy solution; the difficulty samples) is one line of
+// (RewardScorer). Each problem's record (every candidate: the words, step ends and step scores it
+// added to its parent, its answer, kept or pruned, round, subtree; the greedy solution; the
+// difficulty samples) is one line of
 // records.jsonl, appended durably, so a stopped trial resumes after its last whole problem.
 // results.json, the summary's scalars and the report are computed from those records alone
 // (TTSAnalysis.swift), with the FLOPs of every node from specs/tts.md 8.5.
@@ -386,6 +387,7 @@ final class TTSRunner {
         }
         var runs: [JSONValue] = []
         func record(_ method: String, n: Int, m: Int?, _ o: SearchOutcome) {
+            let byID = Dictionary(uniqueKeysWithValues: o.nodes.map { ($0.id, $0) })
             runs.append(
                 .object([
                     ("method", .string(method)), ("n", JSONValue(n)), ("m", m.map { JSONValue($0) } ?? .null),
@@ -395,14 +397,17 @@ final class TTSRunner {
                         "nodes",
                         .array(
                             o.nodes.map { n in
-                                let w = words(n.tokens)
+                                // What the node added to its parent: its words, step ends and scores
+                                // (the parent's are in the parent's entry; a root's are all its own).
+                                let parent = n.parent.flatMap { byID[$0] }
+                                let (t0, s0) = (parent?.tokens.count ?? 0, parent?.scores.count ?? 0)
                                 return .object([
                                     ("id", JSONValue(n.id)), ("parent", n.parent.map { JSONValue($0) } ?? .null),
                                     ("subtree", JSONValue(n.subtree)), ("round", JSONValue(n.round)),
-                                    ("words", .string(w.joined(separator: " "))),
-                                    ("stepEnds", .array(n.stepEnds.map { JSONValue($0) })),
-                                    ("scores", .array(n.scores.map { JSONValue(($0 * 1e6).rounded() / 1e6) })),
-                                    ("answer", TTSRecord.answerJSON(w)), ("done", .bool(n.done)),
+                                    ("added", .string(words(Array(n.tokens[t0...])).joined(separator: " "))),
+                                    ("stepEnds", .array(n.stepEnds[s0...].map { JSONValue($0) })),
+                                    ("scores", .array(n.scores[s0...].map { JSONValue(($0 * 1e6).rounded() / 1e6) })),
+                                    ("answer", TTSRecord.answerJSON(words(n.tokens))), ("done", .bool(n.done)),
                                     ("kept", .bool(n.kept)),
                                 ])
                             })

@@ -60,7 +60,8 @@ private func pipeline(tts: String = #"{"problems": 6, "nMax": 4, "m": [2], "diff
 
 /// An independent recomputation of the accuracies from records.jsonl: majority with ties to the
 /// first answer, PRM-vote as the largest sum of last scores (ties to the first), PRM-max as the
-/// first highest last score; bon's N is its first N candidates, DVTS's its first N/M subtrees.
+/// first highest last score; bon's N is its first N candidates, DVTS's its first N/M subtrees. (A
+/// node's `scores` are those it added; every node adds a step, so its last is the candidate's.)
 private func recompute(_ records: [JSONValue], method: String, rule: String, n: Int, m: Int?) -> Double {
     var right = 0
     for r in records {
@@ -147,7 +148,7 @@ private func readRecords(_ dir: TrialDirectory) throws -> [JSONValue] {
             }
             return nil
         }())
-    for field in ["id", "parent", "subtree", "round", "words", "stepEnds", "scores", "answer", "done", "kept"] {
+    for field in ["id", "parent", "subtree", "round", "added", "stepEnds", "scores", "answer", "done", "kept"] {
         #expect(node[field] != nil, "a node lacks \(field)")
     }
     // The greedy reference, the difficulty bins and the compute are reported.
@@ -236,8 +237,8 @@ private func readRecords(_ dir: TrialDirectory) throws -> [JSONValue] {
         schedule: try LayerSchedule(parsing: "base"))
     let record = try JSONValue.parse(
         #"{"problem": 0, "k": 1, "gold": 3, "promptTokens": 10, "runs": [{"method": "beam", "n": 2, "m": 2, "outputs": [1], "nodes": ["#
-            + #"{"id": 0, "parent": null, "subtree": 0, "words": "a b | c", "scores": [0.5, 0.4], "answer": null},"#
-            + #"{"id": 1, "parent": 0, "subtree": 0, "words": "a b | c d answer 3", "scores": [0.5, 0.4, 0.9], "answer": 3}]}]}"#
+            + #"{"id": 0, "parent": null, "subtree": 0, "added": "a b | c", "scores": [0.5, 0.4], "answer": null},"#
+            + #"{"id": 1, "parent": 0, "subtree": 0, "added": "d answer 3", "scores": [0.9], "answer": 3}]}]}"#
     )
     var spec = TTSSpec()
     spec.methods = [.beam]

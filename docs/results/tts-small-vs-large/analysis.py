@@ -67,7 +67,12 @@ def candidates(record, method, n, m=None):
         if method == "beam" and run["n"] != n:
             continue
         outs = set(run["outputs"])
-        nodes = [x for x in run["nodes"] if x["id"] in outs]
+        # Each node holds the scores it added to its parent's: rebuild every candidate's list.
+        full = {}
+        for x in run["nodes"]:
+            base = full[x["parent"]]["scores"] if x["parent"] is not None else []
+            full[x["id"]] = {"id": x["id"], "subtree": x["subtree"], "answer": x["answer"], "scores": base + x["scores"]}
+        nodes = [full[x["id"]] for x in run["nodes"] if x["id"] in outs]
         if method == "bon":
             nodes = nodes[:n]
         elif method == "dvts":
