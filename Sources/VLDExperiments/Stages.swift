@@ -17,6 +17,8 @@
 // `stages.a.needs: a -> b -> a is a cycle`.
 
 import Foundation
+import VLDModel
+import VLDTasks
 
 /// Where a trial reads a checkpoint from.
 public enum CheckpointRef: Equatable, Hashable, Sendable, CustomStringConvertible {
@@ -276,6 +278,69 @@ extension Experiment {
                     axes: e.axes))
         }
         let name = trials.first?.manifest.name ?? "unnamed"
-        return Experiment(name: name, trials: trials, axes: [], source: value, stages: stages)
+        let experiment = Experiment(name: name, trials: trials, axes: [], source: value, stages: stages)
+        let later = experiment.searchChecks()
+        if !later.isEmpty { throw ManifestError(later) }
+        return experiment
+    }
+
+    /// The model and vocabulary a stage trial trains (train, distill's student, a PRM), if any.
+    func trainedModel(_ trial: Trial) -> (config: ModelConfig, tokenizer: WordTokenizer)? {
+        let body: TrainBody?
+        switch trial.manifest.body {
+        case let b as TrainBody: body = b
+        case let b as DistillBody: body = b.student
+        case let b as PRMBody: body = b.trainer
+        default: body = nil
+        }
+        guard let body, let tokenizer = try? body.makeMixture().tokenizer else { return nil }
+        return (body.modelConfig(vocab: tokenizer.vocabSize), tokenizer)
+    }
+
+    /// What a tts or prm trial can be told before anything runs when its policy and PRM are
+    /// stages of this manifest: a vocabulary that differs from its task's, and (tts) searches whose
+    /// KV caches do not fit `resources.memoryMiB`.
+    func searchChecks() -> [ManifestIssue] {
+        var out: [ManifestIssue] = []
+        var said = Set<String>()
+        func add(_ path: String, _ message: String) {
+            if said.insert(path + message).inserted { out.append(ManifestIssue(path: path, message: message)) }
+        }
+        for trial in trials {
+            let prefix = trial.stage.map { joinPath("stages", $0) + "." } ?? ""
+            let refs: [(path: String, ref: CheckpointRef)]
+            let tasks: [TaskSpec]
+            switch trial.manifest.body {
+            case let b as TTSBody: (refs, tasks) = (b.checkpointRefs, b.tasks)
+            case let b as PRMBody: (refs, tasks) = ([("policy", b.policy)], b.trainer.tasks)
+            default: continue
+            }
+            guard
+                let mine = try? TrainBody(tasks: tasks, model: ModelSpec(), train: TrainSpec()).makeMixture().tokenizer
+            else { continue }
+            var models: [String: ModelConfig] = [:]
+            for (path, ref) in refs {
+                guard let source = self.trial(for: ref), let (cfg, tokenizer) = trainedModel(source) else { continue }
+                models[path] = cfg
+                if tokenizer != mine {
+                    add(
+                        prefix + path,
+                        "\(ref) learned another vocabulary (\(tokenizer.vocabSize) words) than this trial's task "
+                            + "(\(mine.vocabSize)); the policy, the PRM and the task need one tokenizer (the same task)"
+                    )
+                }
+            }
+            if let b = trial.manifest.body as? TTSBody, let policy = models["policy"] {
+                let need = TTSBody.memoryMiB(policy: policy, prm: models["prm"], rows: b.rows)
+                if need > Double(trial.manifest.memoryMiB) {
+                    add(
+                        prefix + "tts.nMax",
+                        "searches of \(b.tts.nMax) candidates need about \(Int(need.rounded(.up))) MiB (the models and "
+                            + "their KV caches); resources.memoryMiB is \(trial.manifest.memoryMiB): raise it or lower nMax"
+                    )
+                }
+            }
+        }
+        return out
     }
 }

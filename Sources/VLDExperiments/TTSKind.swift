@@ -50,6 +50,21 @@ public struct TTSBody: KindBody, Equatable {
             parameters: 0, memoryMiB: 256, flops: 0, progressTotal: progress.total, progressUnit: progress.unit)
     }
 
+    /// Rows of the searches' KV caches: nMax candidates, or the difficulty samples if more.
+    var rows: Int { max(tts.nMax, tts.difficultySamples) }
+
+    /// Peak memory of a trial in MiB: the policy's and the PRM's weights, a KV cache of `rows`
+    /// sequences of the full context for each (every schedule position keeps its keys and values),
+    /// their decode buffers and the logits kept per row, and 64 MiB for the rest.
+    public static func memoryMiB(policy: ModelConfig, prm: ModelConfig?, rows: Int) -> Double {
+        func model(_ c: ModelConfig) -> Double {
+            let kv = 2.0 * Double(c.applications * rows * c.kvHeads * c.context * c.headSize)
+            let scratch = Double(rows) * Double(4 * c.dModel + c.qkvWidth + c.fcWidth + c.ffnHidden + 2 * c.vocab)
+            return 4 * (Double(c.totalParams) + kv + scratch)
+        }
+        return (model(policy) + (prm.map(model) ?? 0)) / 1_048_576 + 64
+    }
+
     public func summaryScalars(_ results: JSONValue) -> [(String, Double)] {
         var out: [(String, Double)] = []
         if case let .object(f)? = results["metrics"] {
@@ -106,12 +121,6 @@ enum TTSKind: ExperimentKind {
                     "missing; \(searches.map(\.rawValue).joined(separator: " and ")) rank candidates by a PRM's scores: "
                         + "expected the PRM's checkpoint (\(CheckpointRef.accepted)), or methods [\"bon\"] alone")
             }
-        }
-        // Rows of the KV caches: nMax sequences of the policy (and of the PRM) at a time.
-        if body.tts.nMax > 1024 && header.memoryMiB < 4096 {
-            issues.add(
-                "resources.memoryMiB",
-                "\(header.memoryMiB) is too little for searches of \(body.tts.nMax) candidates; expected at least 4096")
         }
     }
 
@@ -189,6 +198,12 @@ final class TTSRunner {
         }
         let settings = try body.settings(task, tokenizer: tokenizer)
         let spec = body.tts
+        let need = TTSBody.memoryMiB(policy: policy.config, prm: prm?.model.config, rows: body.rows)
+        guard need <= Double(h.memoryMiB) else {
+            throw TrialError(
+                "tts.nMax: searches of \(spec.nMax) candidates need about \(Int(need.rounded(.up))) MiB (the models and "
+                    + "their KV caches); resources.memoryMiB is \(h.memoryMiB): raise it or lower nMax")
+        }
         let scorer: StepScoring =
             prm.map {
                 RewardScorer(

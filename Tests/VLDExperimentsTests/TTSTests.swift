@@ -213,19 +213,26 @@ private func readRecords(_ dir: TrialDirectory) throws -> [JSONValue] {
     #expect(refused?.message.contains("has no value head") == true, "\(String(describing: refused))")
 }
 
-@Test func aPolicyWithAnotherVocabularyIsRefused() throws {
+@Test func aPolicyWithAnotherVocabularyOrSearchesTooBigForMemoryAreRefusedBeforeAnythingRuns() throws {
     // The policy learned chain problems over 4 variables: a smaller vocabulary than the task's.
     let text =
         #"{"name": "v", "seed": 3, "resources": {"threads": 1}, "stages": {"#
         + #""policy": {"task": {"type": "chain", "format": "cot", "variables": 4, "minK": 1, "maxK": 2, "statements": 3}, \#(model), "train": {"steps": 2, "batch": 4}}, "#
         + #""search": {"kind": "tts", "policy": "@policy", \#(chainTask), "tts": {"problems": 2, "methods": ["bon"], "nMax": 2}}}}"#
-    let e = try Experiment.parse(Data(text.utf8), cores: 2)
-    let error = #expect(throws: TrialError.self) {
-        try ExperimentRunner.run(
-            e, source: Data(text.utf8), out: freshDirectory(), threads: 1, log: { _ in }, progress: { _ in },
-            shouldStop: { false })
-    }
-    #expect(error?.message.contains("its tokenizer differs from the task's") == true, "\(String(describing: error))")
+    #expect(
+        issues(text).contains {
+            $0.hasPrefix("stages.search.policy: @policy learned another vocabulary (")
+                && $0.contains("the policy, the PRM and the task need one tokenizer")
+        })
+    // A search whose KV caches exceed resources.memoryMiB.
+    let big = pipeline(tts: #"{"problems": 2, "nMax": 4096, "m": [4]}"#).replacingOccurrences(
+        of: #""resources": {"threads": 1}"#, with: #""resources": {"threads": 1, "memoryMiB": 128}"#)
+    #expect(
+        issues(big).contains {
+            $0.hasPrefix("stages.search.tts.nMax: searches of 4096 candidates need about")
+                && $0.contains("resources.memoryMiB is 128: raise it or lower nMax")
+        }, "\(issues(big))")
+    #expect(issues(pipeline()).isEmpty)
 }
 
 /// Specs/tts.md 8.5 on a hand-built record: a prompt of 10 tokens, a root node of 4 tokens (two
