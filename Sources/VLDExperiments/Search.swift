@@ -123,19 +123,24 @@ public final class StepSearch {
         self.init(policy: policy, settings: settings, scoring: WholeCandidateScoring(scorer))
     }
 
-    /// The live state of one search: the cache, each row's pending next-token logits.
+    /// The live state of one search: the cache, each row's pending next-token logits (one flat
+    /// buffer, V per row, so that a decode step copies into it without allocating).
     final class Rows {
         let cache: KVCache
-        var pending: [[Float]]
+        var pending: [Float]
+        let V: Int
         let scoring: StepScoring
-        init(cache: KVCache, pending: [[Float]], scoring: StepScoring) {
+        init(cache: KVCache, first: [Float], scoring: StepScoring) {
             self.cache = cache
-            self.pending = pending
+            V = first.count
+            pending = Array((0..<cache.batch).map { _ in first }.joined())
             self.scoring = scoring
         }
         func fork(_ from: Int, to: Int) {
             cache.copyRow(from: from, to: to)
-            pending[to] = pending[from]
+            pending.withUnsafeMutableBufferPointer { p in
+                (p.baseAddress! + to * V).update(from: p.baseAddress! + from * V, count: V)
+            }
             scoring.fork(from: from, to: to)
         }
     }
@@ -154,7 +159,7 @@ public final class StepSearch {
         let first = try model.prefill(prompt, row: 0, cache: cache)
         let scoredBefore = scoring.tokens
         try scoring.start(prompt: prompt)
-        let rows = Rows(cache: cache, pending: Array(repeating: first, count: n), scoring: scoring)
+        let rows = Rows(cache: cache, first: first, scoring: scoring)
         var outcome = SearchOutcome()
         outcome.prefillTokens = prompt.count
         for r in 1..<n { rows.fork(0, to: r) }
@@ -192,8 +197,9 @@ public final class StepSearch {
             var continuing: [Int] = []
             for i in writing {
                 let r = rowOf[i]
-                let t = rows.pending[r].withUnsafeBufferPointer {
-                    sampleToken(logits: $0, options: options, rng: &rng)
+                let t = rows.pending.withUnsafeBufferPointer {
+                    sampleToken(
+                        logits: UnsafeBufferPointer(rebasing: $0[(r * V)..<((r + 1) * V)]), options: options, rng: &rng)
                 }
                 nodes[i].tokens.append(t)
                 stepLength[i] += 1
@@ -221,7 +227,11 @@ public final class StepSearch {
             }
             if advancing.contains(true) {
                 let logits = try model.decode(tokens: feed, cache: cache, advancing: advancing)
-                for r in 0..<cache.batch where advancing[r] { rows.pending[r] = Array(logits[(r * V)..<((r + 1) * V)]) }
+                rows.pending.withUnsafeMutableBufferPointer { p in
+                    for r in 0..<cache.batch where advancing[r] {
+                        (p.baseAddress! + r * V).update(from: logits.baseAddress! + r * V, count: V)
+                    }
+                }
             }
             writing = continuing
         }

@@ -4,11 +4,13 @@
 // tokens per candidate, the shape of the sampling benchmark and of bench/torch_gpt_bench.py
 // --sample-batches 64), and a KV-cached PRM (the same model with a value head) scoring 64
 // candidates of 64 tokens. Each is run once to warm up, then repeated for at least `minSeconds`
-// (3 times at least); the median time is reported.
+// (3 times at least); rates are the work of all timed runs over their time (candidates differ in
+// length from run to run).
 //
 //   search_bon64_tokens_per_s, search_bon64_candidates_per_s    generated tokens (and candidates) / s
-//   search_beam16x4_tokens_per_s                                all branches, pruned ones included
-//   search_beam_over_bon_per_token                              beam's seconds per token / bon's
+//   search_bon16_tokens_per_s                                   best-of-16: beam search's rows
+//   search_beam16x4_tokens_per_s, ..._candidates_per_s          all branches, pruned ones included
+//   search_beam_over_bon16_per_token, ..._bon64_per_token       beam's seconds per token / bon's
 //   prm_scored_tokens_per_s                                     candidate tokens the PRM ran / s
 
 import Foundation
@@ -22,19 +24,20 @@ public enum SearchBenchmark {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    /// Median seconds of `body` (one warm-up, then at least 3 runs and `minSeconds`), and what
-    /// the last run returned.
-    static func time<T>(_ minSeconds: Double, _ body: () throws -> T) rethrows -> (Double, T) {
-        var last = try body()
-        var times: [Double] = []
+    /// Runs `body` once to warm up, then at least 3 times and for `minSeconds`; returns the
+    /// seconds and the amount of work (`body`'s result, e.g. tokens) summed over the timed runs,
+    /// so that a rate is total work over total time even when each run draws a different length.
+    static func measure(_ minSeconds: Double, _ body: () throws -> Double) rethrows -> (seconds: Double, work: Double) {
+        _ = try body()
+        var seconds = 0.0, work = 0.0, runs = 0
         let start = now()
-        while times.count < 3 || (now() - start < minSeconds && times.count < 1000) {
+        while runs < 3 || (now() - start < minSeconds && runs < 1000) {
             let t0 = now()
-            last = try body()
-            times.append(now() - t0)
+            work += try body()
+            seconds += now() - t0
+            runs += 1
         }
-        times.sort()
-        return (times[times.count / 2], last)
+        return (seconds, work)
     }
 
     public static func run(config: String, arch: Arch, threads: Int, minSeconds: Double) throws -> [(String, JSONValue)]
@@ -65,29 +68,41 @@ public enum SearchBenchmark {
         let free = StepSearch(
             policy: model, settings: settings, scoring: WholeCandidateScoring { _, _, ends in ends.map { _ in 0 } })
         var srng = SeededRNG(seed: 1241)
-        let (bon, bonOut) = try time(minSeconds) { try free.run(.bestOfN(n: 64), prompt: prompt, rng: &srng) }
-        let (beam, beamOut) = try time(minSeconds) { try free.run(.beam(n: 16, m: 4), prompt: prompt, rng: &srng) }
-        let bonTokens = Double(bonOut.generatedTokens), beamTokens = Double(beamOut.generatedTokens)
+        func search(_ method: SearchMethod) throws -> (tokens: Double, candidates: Double, seconds: Double) {
+            var candidates = 0.0
+            let (seconds, tokens) = try measure(minSeconds) {
+                let o = try free.run(method, prompt: prompt, rng: &srng)
+                candidates += Double(o.outputs.count)
+                return Double(o.generatedTokens)
+            }
+            return (tokens, candidates, seconds)
+        }
+        let bon64 = try search(.bestOfN(n: 64))
+        let bon16 = try search(.bestOfN(n: 16))
+        let beam = try search(.beam(n: 16, m: 4))
         // The PRM: 64 rows of 64 candidate tokens after the prompt, scored at every 16th token.
         var hrng = SeededRNG(seed: 7)
         let scorer = RewardScorer(
             model: model, head: RewardHead(dModel: cfg.dModel, rng: &hrng), rows: 64, capacity: cfg.context)
         let candidates = (0..<64).map { _ in (0..<64).map { _ in Int32(hrng.nextInt(cfg.vocab)) } }
-        let (prm, _) = try time(minSeconds) {
+        let prm = try measure(minSeconds) {
             try scorer.start(prompt: prompt)
             for r in 1..<64 { scorer.fork(from: 0, to: r) }
-            return try scorer.score(candidates.enumerated().map { ($0, $1, [15, 31, 47, 63]) })
+            _ = try scorer.score(candidates.enumerated().map { ($0, $1, [15, 31, 47, 63]) })
+            return Double(64 * 64)
         }
+        func perToken(_ x: (tokens: Double, candidates: Double, seconds: Double)) -> Double { x.seconds / x.tokens }
         return [
             ("config", .string(config)), ("arch", .string(arch.rawValue)), ("threads", JSONValue(threads)),
             ("params", JSONValue(model.parameterCount)),
-            ("search_bon64_tokens_per_s", JSONValue(bonTokens / bon)),
-            ("search_bon64_candidates_per_s", JSONValue(64 / bon)),
-            ("search_bon64_tokens", JSONValue(bonTokens)),
-            ("search_beam16x4_tokens_per_s", JSONValue(beamTokens / beam)),
-            ("search_beam16x4_tokens", JSONValue(beamTokens)),
-            ("search_beam_over_bon_per_token", JSONValue((beam / beamTokens) / (bon / bonTokens))),
-            ("prm_scored_tokens_per_s", JSONValue(Double(64 * 64) / prm)),
+            ("search_bon64_tokens_per_s", JSONValue(bon64.tokens / bon64.seconds)),
+            ("search_bon64_candidates_per_s", JSONValue(bon64.candidates / bon64.seconds)),
+            ("search_bon16_tokens_per_s", JSONValue(bon16.tokens / bon16.seconds)),
+            ("search_beam16x4_tokens_per_s", JSONValue(beam.tokens / beam.seconds)),
+            ("search_beam16x4_candidates_per_s", JSONValue(beam.candidates / beam.seconds)),
+            ("search_beam_over_bon16_per_token", JSONValue(perToken(beam) / perToken(bon16))),
+            ("search_beam_over_bon64_per_token", JSONValue(perToken(beam) / perToken(bon64))),
+            ("prm_scored_tokens_per_s", JSONValue(prm.work / prm.seconds)),
         ]
     }
 }

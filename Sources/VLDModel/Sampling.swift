@@ -105,40 +105,62 @@ extension Transformer {
     /// Appends one token per sequence and returns the next-token logits (B rows of V, flat; valid
     /// until the next call). A sequence whose cache is already full is not extended: its row is
     /// computed at its last position and should be ignored (`generate` has stopped it). With
-    /// `advancing`, only those rows take their token; the others are computed on theirs (a
-    /// placeholder) without keeping it: their length stays, and the keys written past it are
-    /// overwritten before anything reads them.
+    /// `advancing`, only those rows take their token and only they are computed (packed into the
+    /// first rows of the work buffers, their results moved back to their own rows afterwards):
+    /// the other rows' logits and hidden states are left as they were and should be ignored, and
+    /// their lengths stay. A search whose candidates end at different times pays only for the
+    /// ones still writing.
     public func decode(tokens: [Int32], cache: KVCache, advancing: [Bool]? = nil) throws -> UnsafeBufferPointer<Float> {
-        let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity
+        let cfg = config, B = cache.batch, C = cfg.dModel, S = cache.capacity, V = cfg.vocab
         require(tokens.count == B, "one token per sequence")
-        try checkTokens(tokens)
+        require(advancing.map { $0.count == B } ?? true, "one advancing flag per sequence")
+        let rows: [Int32] = (0..<B).filter { advancing?[$0] ?? true }.map(Int32.init)
+        let active = rows.map { tokens[Int($0)] }
+        try checkTokens(active)
+        let n = rows.count
+        if n == 0 { return UnsafeBufferPointer(start: cache.logits.base, count: B * V) }
         let p = params
-        let clamped = cache.lengths.map { min($0, Int32(S - 1)) }
-        tokens.withUnsafeBufferPointer { tok in
+        let clamped = rows.map { min(cache.lengths[Int($0)], Int32(S - 1)) }
+        active.withUnsafeBufferPointer { tok in
             clamped.withUnsafeBufferPointer { lens in
-                let pos = lens.baseAddress!
-                embeddingForward(
-                    out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
-                    wpe: layout.wpe.map { p[$0] }, N: B, C: C, pool: pool)
-                for (v, l) in schedule.enumerated() {
-                    decodeBlock(v: v, block: layout.blocks[l], cache: cache, positions: pos)
-                    if let hook = residualHook {
-                        hook(ResidualSite(position: v, hidden: cache.x.base, B: B, T: 1, C: C, tokenPositions: pos))
+                rows.withUnsafeBufferPointer { map in
+                    let pos = lens.baseAddress!
+                    embeddingForward(
+                        out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
+                        wpe: layout.wpe.map { p[$0] }, N: n, C: C, pool: pool)
+                    for (v, l) in schedule.enumerated() {
+                        decodeBlock(
+                            v: v, block: layout.blocks[l], cache: cache, positions: pos, rows: map.baseAddress!, n: n)
+                        if let hook = residualHook {
+                            hook(ResidualSite(position: v, hidden: cache.x.base, B: n, T: 1, C: C, tokenPositions: pos))
+                        }
                     }
+                    let st = cache.stats
+                    finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: n)
+                    linearForward(
+                        out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: n, C: C,
+                        OC: V, pool: pool)
                 }
-                let st = cache.stats
-                finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: B)
-                linearForward(
-                    out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: B, C: C,
-                    OC: cfg.vocab, pool: pool)
             }
         }
-        for b in 0..<B where Int(cache.lengths[b]) < S && advancing?[b] ?? true { cache.lengths[b] += 1 }
-        return UnsafeBufferPointer(start: cache.logits.base, count: B * cfg.vocab)
+        // Packed row i belongs to cache row rows[i] >= i: moved from the last down, nothing is
+        // overwritten before it is read.
+        for i in stride(from: n - 1, through: 0, by: -1) where Int(rows[i]) != i {
+            let r = Int(rows[i])
+            cache.logits[r * V].update(from: cache.logits[i * V], count: V)
+            cache.ln[r * C].update(from: cache.ln[i * C], count: C)
+        }
+        for r in rows where Int(cache.lengths[Int(r)]) < S { cache.lengths[Int(r)] += 1 }
+        return UnsafeBufferPointer(start: cache.logits.base, count: B * V)
     }
 
-    func decodeBlock(v: Int, block s: BlockSlots, cache k: KVCache, positions: UnsafePointer<Int32>) {
-        let cfg = config, B = k.batch, C = cfg.dModel, HS = cfg.headSize, QKV = cfg.qkvWidth, S = k.capacity
+    /// One block application for `n` packed rows: packed row i is cache row rows[i] at position
+    /// positions[i].
+    func decodeBlock(
+        v: Int, block s: BlockSlots, cache k: KVCache, positions: UnsafePointer<Int32>, rows: UnsafePointer<Int32>,
+        n B: Int
+    ) {
+        let cfg = config, C = cfg.dModel, HS = cfg.headSize, QKV = cfg.qkvWidth, S = k.capacity
         let p = params, st = k.stats
         norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.x.base, w: s.norm1W, b: s.norm1B, N: B)
         linearForward(
@@ -149,18 +171,18 @@ extension Transformer {
                 qkv: k.qkv.base, positions: positions, table: rope, N: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS,
                 inverse: false, pool: pool)
         }
-        for b in 0..<B where Int(k.lengths[b]) < S {
-            let t = Int(positions[b])
+        for b in 0..<B where Int(k.lengths[Int(rows[b])]) < S {
+            let t = Int(positions[b]), r = Int(rows[b])
             for kvh in 0..<cfg.kvHeads {
                 let src = k.qkv[b * QKV]
-                let dst = ((b * cfg.kvHeads + kvh) * S + t) * HS
+                let dst = ((r * cfg.kvHeads + kvh) * S + t) * HS
                 k.keys[v][dst].update(from: src + (cfg.heads + kvh) * HS, count: HS)
                 k.values[v][dst].update(from: src + (cfg.heads + cfg.kvHeads + kvh) * HS, count: HS)
             }
         }
         attentionDecode(
             out: k.atty.base, q: k.qkv.base, qStride: QKV, kCache: k.keys[v].base, vCache: k.values[v].base,
-            lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool)
+            lengths: positions, B: B, NH: cfg.heads, KVH: cfg.kvHeads, HS: HS, S: S, pool: pool, rows: rows)
         linearForward(
             out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
             OC: C, pool: pool)
@@ -271,7 +293,8 @@ extension Transformer {
         }
         for b in 0..<B where !done[b] { first[b].withUnsafeBufferPointer { pick(b, $0) } }
         while done.contains(false) {
-            let logits = try decode(tokens: next, cache: cache)
+            // Finished sequences are not computed.
+            let logits = try decode(tokens: next, cache: cache, advancing: done.map { !$0 })
             for b in 0..<B where !done[b] { pick(b, UnsafeBufferPointer(rebasing: logits[(b * V)..<((b + 1) * V)])) }
         }
         return out

@@ -105,11 +105,12 @@ public func attentionBackward(
 
 /// One decoding step against a KV cache: for each sequence b, the single query token attends to
 /// cache positions 0...lengths[b] (its own key/value already written at lengths[b]).
-/// q (B, qStride) with the NH query heads first in each row; kCache, vCache (B,KVH,S,HS);
-/// out (B,NH*HS).
+/// q (B, qStride) with the NH query heads first in each row; kCache, vCache (rows, KVH, S, HS);
+/// out (B,NH*HS). Sequence b reads cache row rows[b] (b itself without `rows`): a batch of
+/// packed rows can decode against any of the cache's rows.
 public func attentionDecode(
     out: FPtr, q: CFPtr, qStride: Int, kCache: CFPtr, vCache: CFPtr, lengths: UnsafePointer<Int32>,
-    B: Int, NH: Int, KVH: Int, HS: Int, S: Int, pool: ThreadPool
+    B: Int, NH: Int, KVH: Int, HS: Int, S: Int, pool: ThreadPool, rows: UnsafePointer<Int32>? = nil
 ) {
     let group = NH / KVH, C = NH * HS
     let scale = 1 / Float(HS).squareRoot()
@@ -122,7 +123,8 @@ public func attentionDecode(
             let b = item / NH, h = item % NH, kvh = h / group
             let n = Int(lengths[b]) + 1
             let qh = q + b * qStride + h * HS
-            let kc = kCache + (b * KVH + kvh) * S * HS, vc = vCache + (b * KVH + kvh) * S * HS
+            let r = rows.map { Int($0[b]) } ?? b
+            let kc = kCache + (r * KVH + kvh) * S * HS, vc = vCache + (r * KVH + kvh) * S * HS
             for j in 0..<n {
                 let kr = kc + j * HS
                 p[j] = dot8(qh, kr, HS) * scale

@@ -125,3 +125,33 @@ func aForkedCacheRowContinuesAsItsParent(_ arch: Arch, _ schedule: String) throw
     let again = model.logits(row: 5)
     #expect(zip(Array(next[(2 * V)..<(3 * V)]), again).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
 }
+
+/// Decoding only some rows (`advancing`) computes just those, each against its own cache row:
+/// their logits and hidden states are those of decoding every row, their lengths advance, and the
+/// other rows' lengths stay.
+@Test(arguments: [(Arch.gpt2, "cyc(1)"), (.llama, "base")])
+func decodingSomeRowsGivesWhatDecodingAllGivesForThem(_ arch: Arch, _ schedule: String) throws {
+    let pool = ThreadPool(threads: 2)
+    let model = try trainedReverser(arch, schedule: try LayerSchedule(parsing: schedule), steps: 20, pool: pool)
+    let V = model.config.vocab, C = model.config.dModel
+    let prompts: [[Int32]] = [[5, 6, 7, 1], [9, 3, 2], [2, 2, 8, 2, 6], [4, 5]]
+    let all = KVCache(model: model, batch: 4, capacity: 12)
+    let some = KVCache(model: model, batch: 4, capacity: 12)
+    _ = try model.prefill(prompts: prompts, cache: all)
+    _ = try model.prefill(prompts: prompts, cache: some)
+    let tokens: [Int32] = [8, 7, 3, 9]
+    let full = Array(try model.decode(tokens: tokens, cache: all))
+    let fullHidden = (0..<(4 * C)).map { all.hidden[$0] }
+    let part = Array(try model.decode(tokens: tokens, cache: some, advancing: [false, true, false, true]))
+    for r in [1, 3] {
+        #expect(zip(part[(r * V)..<((r + 1) * V)], full[(r * V)..<((r + 1) * V)]).allSatisfy { abs($0 - $1) <= 1e-5 })
+        #expect((0..<C).allSatisfy { abs(some.hidden[r * C + $0] - fullHidden[r * C + $0]) <= 1e-5 })
+    }
+    #expect(some.lengths == [4, 4, 5, 3])
+    // The rows left behind continue later exactly as if they had waited in a full decode.
+    let later = Array(try model.decode(tokens: tokens, cache: some, advancing: [true, false, true, false]))
+    for r in [0, 2] {
+        #expect(zip(later[(r * V)..<((r + 1) * V)], full[(r * V)..<((r + 1) * V)]).allSatisfy { abs($0 - $1) <= 1e-5 })
+    }
+    #expect(some.lengths == [5, 4, 6, 3])
+}
