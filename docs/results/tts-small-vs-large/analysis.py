@@ -10,6 +10,8 @@ large policy's greedy answers pair with the small policy's searches problem by p
 the small policy's oracle bins (its pass@1 on 16 difficulty samples: easy >= 0.5, medium >= 0.1).
 
 usage: analysis.py EXPERIMENT_DIR [--json OUT]
+  e.g. python3 docs/results/tts-small-vs-large/analysis.py docs/results/tts-small-vs-large/trials \
+           --json docs/results/tts-small-vs-large/analysis.json > docs/results/tts-small-vs-large/analysis.md
 """
 import json
 import os
@@ -18,6 +20,11 @@ import sys
 
 
 def load_records(path):
+    """records.jsonl, or records.jsonl.gz as committed under docs/results."""
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        import gzip
+        with gzip.open(path + ".gz", "rt") as f:
+            return [json.loads(line) for line in f if line.strip()]
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
