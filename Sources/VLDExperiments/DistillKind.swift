@@ -158,19 +158,12 @@ final class Distiller: TrainingHooks {
         evaluator = setup.evaluator
         studentConfig = setup.config
         seed = setup.evaluator.seed
-        let dir = try setup.context.checkpoint(body.teacher)
+        let (loaded, dir) = try TrainRunner.loadCheckpoint(
+            body.teacher, role: "teacher", context: setup.context, pool: setup.pool, tokenizer: setup.mixture.tokenizer,
+            mismatch: "the student's tasks (distillation needs one vocabulary)")
+        teacher = loaded
         teacherDirectory = dir
         let what = "teacher \(body.teacher) (\(dir.path))"
-        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
-            throw TrialError("\(what): no checkpoint there (config.json is missing)")
-        }
-        do { teacher = try Checkpoint.loadModel(from: dir, pool: setup.pool) } catch {
-            throw TrialError("\(what): cannot load the checkpoint: \(error)")
-        }
-        do { _ = try WordTokenizer.load(from: dir, expecting: setup.mixture.tokenizer) } catch {
-            throw TrialError(
-                "\(what): its tokenizer differs from the student's tasks (distillation needs one vocabulary): \(error)")
-        }
         guard teacher.config.vocab == setup.config.vocab else {
             throw TrialError(
                 "\(what) has a vocabulary of \(teacher.config.vocab); the student's is \(setup.config.vocab)")

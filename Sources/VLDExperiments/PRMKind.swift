@@ -159,7 +159,11 @@ final class PRMTrainer: TrainingHooks {
             data = read
             setup.log("read \(data.train.count) labelled solutions from \(PRMData.fileName)")
         } else {
-            let policy = try PRMTrainer.loadPolicy(body.policy, setup: setup)
+            let policy = try TrainRunner.loadCheckpoint(
+                body.policy, role: "policy", context: setup.context, pool: setup.pool,
+                tokenizer: setup.mixture.tokenizer,
+                mismatch: "this trial's task (one vocabulary is needed)"
+            ).model
             data = try PRMTrainer.label(body: body, policy: policy, task: task, setup: setup)
             try writeAtomically(PRMTrainer.json(data, tokenizer: setup.mixture.tokenizer).serialized() + "\n", to: file)
         }
@@ -179,23 +183,6 @@ final class PRMTrainer: TrainingHooks {
             head = RewardHead(dModel: dModel, rng: &rng)
             moments = (Array(repeating: 0, count: dModel + 1), Array(repeating: 0, count: dModel + 1), 0)
         }
-    }
-
-    static func loadPolicy(_ ref: CheckpointRef, setup: HookSetup) throws -> Transformer {
-        let dir = try setup.context.checkpoint(ref)
-        let what = "policy \(ref) (\(dir.path))"
-        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
-            throw TrialError("\(what): no checkpoint there (config.json is missing)")
-        }
-        let policy: Transformer
-        do { policy = try Checkpoint.loadModel(from: dir, pool: setup.pool) } catch {
-            throw TrialError("\(what): cannot load the checkpoint: \(error)")
-        }
-        do { _ = try WordTokenizer.load(from: dir, expecting: setup.mixture.tokenizer) } catch {
-            throw TrialError(
-                "\(what): its tokenizer differs from this trial's task (one vocabulary is needed): \(error)")
-        }
-        return policy
     }
 
     /// Samples and labels the training and held-out solutions.

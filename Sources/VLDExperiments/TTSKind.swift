@@ -160,20 +160,9 @@ final class TTSRunner {
     }
 
     func load(_ ref: CheckpointRef, role: String, tokenizer: WordTokenizer) throws -> (Transformer, URL) {
-        let dir = try context.checkpoint(ref)
-        let what = "\(role) \(ref) (\(dir.path))"
-        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
-            throw TrialError("\(what): no checkpoint there (config.json is missing)")
-        }
-        let model: Transformer
-        do { model = try Checkpoint.loadModel(from: dir, pool: pool) } catch {
-            throw TrialError("\(what): cannot load the checkpoint: \(error)")
-        }
-        do { _ = try WordTokenizer.load(from: dir, expecting: tokenizer) } catch {
-            throw TrialError(
-                "\(what): its tokenizer differs from the task's (policy, PRM and task need one vocabulary): \(error)")
-        }
-        return (model, dir)
+        try TrainRunner.loadCheckpoint(
+            ref, role: role, context: context, pool: pool, tokenizer: tokenizer,
+            mismatch: "the task's (policy, PRM and task need one vocabulary)")
     }
 
     func run() throws -> TrialOutcome {

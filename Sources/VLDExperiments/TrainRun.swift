@@ -182,6 +182,29 @@ public enum TrainRunner {
         return try LogFile(dir.log)
     }
 
+    /// Loads the model of the checkpoint `ref` names, read by a trial as its `role` ("teacher",
+    /// "policy", "prm"), and checks that it learned `tokenizer`'s vocabulary; every failure is a
+    /// TrialError naming the role, the reference and the directory. `mismatch` ends the sentence
+    /// "its tokenizer differs from ...".
+    static func loadCheckpoint(
+        _ ref: CheckpointRef, role: String, context: RunContext, pool: ThreadPool, tokenizer: WordTokenizer,
+        mismatch: String
+    ) throws -> (model: Transformer, directory: URL) {
+        let dir = try context.checkpoint(ref)
+        let what = "\(role) \(ref) (\(dir.path))"
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
+            throw TrialError("\(what): no checkpoint there (config.json is missing)")
+        }
+        let model: Transformer
+        do { model = try Checkpoint.loadModel(from: dir, pool: pool) } catch {
+            throw TrialError("\(what): cannot load the checkpoint: \(error)")
+        }
+        do { _ = try WordTokenizer.load(from: dir, expecting: tokenizer) } catch {
+            throw TrialError("\(what): its tokenizer differs from \(mismatch): \(error)")
+        }
+        return (model, dir)
+    }
+
     static func brief(_ c: ModelConfig) -> String {
         "\(c.arch.rawValue) d=\(c.dModel) L=\(c.layers) heads \(c.heads)/\(c.kvHeads) ffn \(c.ffnHidden) context \(c.context) vocab \(c.vocab)\(c.tiedEmbeddings ? " tied" : " untied")"
     }
