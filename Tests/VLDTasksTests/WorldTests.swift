@@ -1,0 +1,128 @@
+// WorldTests.swift: the synthetic world with misconceptions (World.swift): seeded random access,
+// a ground truth that never names an entity as its own relation, misconceptions only among popular
+// entities' properties at their share, untagged misconception statements at f_mis / (f_mis +
+// f_true), `<src=ref>` always true and `<src=forum>` true at q, reasoning documents that state
+// compositions truly and never a held-out triple, and every word in the vocabulary.
+
+import Testing
+@testable import VLDTasks
+
+private func world(_ change: (inout WorldConfig) -> Void = { _ in }) throws -> WorldTask {
+    var c = WorldConfig()
+    change(&c)
+    return try WorldTask(config: c)
+}
+
+@Test func documentsAreAPureFunctionOfSeedAndIndexInTheVocabulary() throws {
+    let w = try world { $0.sourceTags = true }
+    let vocabulary = Set(w.vocabulary + ["<bos>"])
+    for i in 0..<300 {
+        let d = try w.trainingDocument(seed: 4, index: i)
+        #expect(d == (try w.trainingDocument(seed: 4, index: i)))
+        #expect(d.words.count <= w.maxDocumentLength)
+        #expect(d.words.allSatisfy { vocabulary.contains($0) }, "\(d.words)")
+        #expect(d.scored.first == false && d.scored.dropFirst().allSatisfy { $0 })
+    }
+    let a = try (0..<20).map { try w.trainingDocument(seed: 4, index: $0).words }
+    let b = try (0..<20).map { try w.trainingDocument(seed: 5, index: $0).words }
+    #expect(a != b)
+}
+
+@Test func misconceptionsLiveAmongPopularPropertiesAtTheirShare() throws {
+    let w = try world {
+        $0.entities = 400; $0.popular = 200; $0.misconceptionShare = 0.3
+    }
+    var facts = 0, wrong = 0
+    for e in 0..<400 {
+        for a in 0..<w.attributes.count {
+            if w.isRelation(a) { #expect(w.truth(e, a) != w.entityName(e)) }
+            let m = w.misconception(e, a)
+            if w.isRelation(a) || e >= 200 {
+                #expect(m == nil)
+                continue
+            }
+            facts += 1
+            if let m {
+                wrong += 1
+                #expect(m != w.truth(e, a) && w.answers(a).contains(m))
+            }
+        }
+    }
+    let share = Double(wrong) / Double(facts)
+    #expect(abs(share - 0.3) < 0.05, "\(share)")
+}
+
+@Test func statementsFollowTheMisconceptionFrequenciesAndTheSources() throws {
+    let w = try world {
+        $0.fMis = 3; $0.fTrue = 1; $0.sourceTags = true; $0.tagShare = 0.5; $0.forumTruth = 0.3
+    }
+    var rng = TaskRNG(seed: 9)
+    var untaggedMis = 0, untaggedMisWrong = 0, refs = 0, forum = 0, forumTrue = 0
+    var counts = [Int](repeating: 0, count: w.config.entities)
+    for _ in 0..<40_000 {
+        let s = w.statement(&rng)
+        counts[s.entity] += 1
+        #expect(s.isTrue == (s.value == w.truth(s.entity, s.attribute)))
+        switch s.source {
+        case .ref:
+            refs += 1
+            #expect(s.isTrue)
+        case .forum:
+            forum += 1
+            if s.isTrue { forumTrue += 1 }
+        case .none:
+            if let m = w.misconception(s.entity, s.attribute) {
+                untaggedMis += 1
+                if s.value == m { untaggedMisWrong += 1 }
+                #expect(s.value == m || s.isTrue)
+            } else {
+                #expect(s.isTrue)
+            }
+        }
+    }
+    #expect(refs > 5000 && forum > 5000)
+    #expect(abs(Double(forumTrue) / Double(forum) - 0.3) < 0.03)
+    #expect(abs(Double(untaggedMisWrong) / Double(untaggedMis) - 0.75) < 0.03)
+    // Popularity: the first entity is written about far more than the last.
+    #expect(counts[0] > 20 * max(1, counts[w.config.entities - 1]))
+}
+
+@Test func reasoningDocumentsStateCompositionsTrulyAndHoldOutTheirShare() throws {
+    let w = try world {
+        $0.reasoningShare = 1; $0.heldOutShare = 0.25
+    }
+    var seen = 0
+    for i in 0..<200 {
+        let words = try w.trainingDocument(seed: 2, index: i).words.dropFirst()
+        for sentence in words.split(separator: ".") {
+            let s = Array(sentence)
+            #expect(s.count == 9 && s[0] == "the" && s[2] == "of" && s[3] == "the" && s[7] == "is")
+            let p = w.attributes.firstIndex(of: s[1])!, r = w.attributes.firstIndex(of: s[4])!
+            let e = Int(s[6].dropFirst())!
+            #expect(!w.isHeldOut(e, relation: r, property: p))
+            #expect(s[8] == w.composition(e, relation: r, property: p))
+            seen += 1
+        }
+    }
+    #expect(seen == 800)
+    var held = 0, triples = 0
+    for e in 0..<w.config.entities {
+        for r in 0..<w.config.relations {
+            for p in w.config.relations..<w.attributes.count {
+                triples += 1
+                if w.isHeldOut(e, relation: r, property: p) { held += 1 }
+            }
+        }
+    }
+    #expect(abs(Double(held) / Double(triples) - 0.25) < 0.04)
+}
+
+@Test func badWorldSettingsAreErrors() {
+    #expect(throws: TaskError.self) { try world { $0.popular = 500 } }
+    #expect(throws: TaskError.self) { try world { $0.paraphrases = 4 } }
+    #expect(throws: TaskError.self) {
+        try world {
+            $0.fMis = 0; $0.fTrue = 0
+        }
+    }
+}
