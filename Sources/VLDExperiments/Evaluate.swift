@@ -60,6 +60,10 @@ struct Evaluator {
                 let r = try evaluateChain(model, task as! ChainTask, problems: problems, ks: ks)
                 scalars += r.scalars
                 tasks.append(("chain", r.json))
+            case let .world(_, _, items):
+                let r = try evaluateWorld(model, task as! WorldTask, items: items)
+                scalars += r.scalars
+                tasks.append(("world", r.json))
             }
         }
         return Evaluation(loss: loss, scalars: scalars, tasks: tasks)

@@ -40,8 +40,9 @@ public enum TaskSpec: Equatable, Sendable {
     case bios(BiosConfig, weight: Double, evalNames: Bool)
     case randomTokens(RandomTokensConfig, weight: Double)
     case chain(ChainConfig, weight: Double, evalProblems: Int, evalK: [Int])
+    case world(WorldConfig, weight: Double, evalItems: Int)
 
-    public static let types = ["igsm", "bios", "random-tokens", "chain"]
+    public static let types = ["igsm", "bios", "random-tokens", "chain", "world"]
 
     public var type: String {
         switch self {
@@ -49,12 +50,15 @@ public enum TaskSpec: Equatable, Sendable {
         case .bios: return "bios"
         case .randomTokens: return "random-tokens"
         case .chain: return "chain"
+        case .world: return "world"
         }
     }
 
     public var weight: Double {
         switch self {
-        case let .igsm(_, w, _, _), let .bios(_, w, _), let .randomTokens(_, w), let .chain(_, w, _, _): return w
+        case let .igsm(_, w, _, _), let .bios(_, w, _), let .randomTokens(_, w), let .chain(_, w, _, _),
+            let .world(_, w, _):
+            return w
         }
     }
 }
@@ -315,6 +319,7 @@ extension TrainBody {
         case "bios": spec = parseBios(&r, weight: weight)
         case "random-tokens": spec = parseRandomTokens(&r, weight: weight)
         case "chain": spec = parseChain(&r, weight: weight)
+        case "world": spec = parseWorld(&r, weight: weight)
         default: return nil
         }
         r.finish()

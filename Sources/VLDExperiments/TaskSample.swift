@@ -69,6 +69,12 @@ public enum TaskSample {
                         ("split", .string("train")), ("person", JSONValue(index % c.people)),
                         ("text", .string(doc.words.joined(separator: " "))), ("words", JSONValue(doc.words.count)),
                     ]
+                case let .world(c, _, _):
+                    let doc = try WorldTask(config: c).trainingDocument(seed: seed, index: index)
+                    f += [
+                        ("split", .string("train")), ("text", .string(doc.words.joined(separator: " "))),
+                        ("words", JSONValue(doc.words.count)),
+                    ]
                 case let .randomTokens(c, _):
                     let doc = try RandomTokensTask(config: c, window: window).trainingDocument(seed: seed, index: index)
                     f += [

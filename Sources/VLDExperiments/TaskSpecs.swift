@@ -119,6 +119,29 @@ extension TrainBody {
         return .chain(c, weight: weight, evalProblems: problems, evalK: ks)
     }
 
+    static func parseWorld(_ r: inout FieldReader, weight: Double) -> TaskSpec {
+        var c = WorldConfig()
+        c.entities = r.int("entities", default: c.entities, in: WorldConfig.entityRange)
+        c.relations = r.int("relations", default: c.relations, in: WorldConfig.relationRange)
+        c.properties = r.int("properties", default: c.properties, in: WorldConfig.propertyRange)
+        c.values = r.int("values", default: c.values, in: WorldConfig.valueRange)
+        c.popular = r.int("popular", default: min(c.popular, c.entities), in: 0...WorldConfig.entityRange.upperBound)
+        c.misconceptionShare = r.double("misconceptionShare", default: c.misconceptionShare, in: 0...1)
+        c.fMis = r.double("fMis", default: c.fMis, in: 0...1000)
+        c.fTrue = r.double("fTrue", default: c.fTrue, in: 0...1000)
+        c.zipf = r.double("zipf", default: c.zipf, in: 0...4)
+        c.sourceTags = r.bool("sourceTags", default: c.sourceTags)
+        c.tagShare = r.double("tagShare", default: c.tagShare, in: 0...1)
+        c.forumTruth = r.double("forumTruth", default: c.forumTruth, in: 0...1)
+        c.paraphrases = r.int("paraphrases", default: c.paraphrases, in: 1...3)
+        c.statements = r.int("statements", default: c.statements, in: 1...64)
+        c.reasoningShare = r.double("reasoningShare", default: c.reasoningShare, in: 0...1)
+        c.heldOutShare = r.double("heldOutShare", default: c.heldOutShare, in: 0...0.9)
+        do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
+        let items = r.int("evalItems", default: 200, in: 1...100_000)
+        return .world(c, weight: weight, evalItems: items)
+    }
+
     /// Builds the task objects of the trial (their constructors check what depends on the model,
     /// e.g. the random-token window is the model context).
     public func makeTasks() throws -> [any SyntheticTask] {
@@ -128,6 +151,7 @@ extension TrainBody {
             case let .bios(c, _, _): return try BiosTask(config: c)
             case let .randomTokens(c, _): return try RandomTokensTask(config: c, window: model.context)
             case let .chain(c, _, _, _): return try ChainTask(config: c)
+            case let .world(c, _, _): return try WorldTask(config: c)
             }
         }
     }
@@ -284,6 +308,17 @@ extension TrainBody {
                 ]
                 // Only cot solutions have steps; direct manifests normalise as before.
                 if c.format == .cot { f.append(("cotSteps", .string(c.cotSteps.rawValue))) }
+            case let .world(c, _, items):
+                f += [
+                    ("entities", JSONValue(c.entities)), ("relations", JSONValue(c.relations)),
+                    ("properties", JSONValue(c.properties)), ("values", JSONValue(c.values)),
+                    ("popular", JSONValue(c.popular)), ("misconceptionShare", JSONValue(c.misconceptionShare)),
+                    ("fMis", JSONValue(c.fMis)), ("fTrue", JSONValue(c.fTrue)), ("zipf", JSONValue(c.zipf)),
+                    ("sourceTags", .bool(c.sourceTags)), ("tagShare", JSONValue(c.tagShare)),
+                    ("forumTruth", JSONValue(c.forumTruth)), ("paraphrases", JSONValue(c.paraphrases)),
+                    ("statements", JSONValue(c.statements)), ("reasoningShare", JSONValue(c.reasoningShare)),
+                    ("heldOutShare", JSONValue(c.heldOutShare)), ("evalItems", JSONValue(items)),
+                ]
             }
             taskValues.append(.object(f))
         }

@@ -268,6 +268,94 @@ public struct WorldTask: SyntheticTask {
     public var maxDocumentLength: Int { 1 + config.statements * 10 }
 }
 
+/// One forced-choice probe of the world (specs/phase.md 5(a), "Scores"): the model reads `prefix`
+/// and its next-word distribution, restricted to `choices`, is the answer.
+public struct WorldProbe: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        /// K: a fact without a misconception, every answer of its attribute a choice.
+        case knowledge
+        /// T and I: a misconception fact, choices {truth, misconception, two other values}.
+        case truth
+        /// The same with the `<src=ref>` tag before it (G, knows-vs-says).
+        case truthRef
+        /// R: a held-out 2-hop composition, every answer of its property a choice.
+        case reasoning
+        /// A knowledge probe of one part of a reasoning probe (conditions R; not in K).
+        case part
+    }
+    public var kind: Kind
+    public var prefix: [String]
+    public var choices: [String]
+    /// Index of the truth in `choices`, and of the misconception for truth probes.
+    public var answer: Int
+    public var misconception: Int?
+    /// Reasoning probes: the indices (in the probe list) of the part probes of their two hops.
+    public var parts: [Int] = []
+}
+
+extension WorldTask {
+    /// The evaluation's probes for `seed`: up to `count` knowledge, truth (and, with source tags,
+    /// truth-with-`<src=ref>`) and reasoning probes, with the part probes reasoning needs. A pure
+    /// function of the world, the seed and the count.
+    public func probes(seed: UInt64, count: Int) -> [WorldProbe] {
+        var rng = TaskRNG(seed: seed, stream: 0x7E57, index: 0)
+        var out: [WorldProbe] = []
+        func factProbe(_ e: Int, _ a: Int, kind: WorldProbe.Kind) -> WorldProbe {
+            let choices = answers(a).filter { !isRelation(a) || $0 != entityName(e) }
+            return WorldProbe(
+                kind: kind, prefix: ["<bos>", entityName(e), attributes[a], "is"], choices: choices,
+                answer: choices.firstIndex(of: truth(e, a))!)
+        }
+        var k = 0, tries = 0
+        while k < count && tries < 100 * count {
+            tries += 1
+            let e = rng.int(config.entities), a = rng.int(attributes.count)
+            if misconception(e, a) != nil { continue }
+            out.append(factProbe(e, a, kind: .knowledge))
+            k += 1
+        }
+        var facts: [(Int, Int)] = []
+        for e in 0..<config.popular {
+            for a in config.relations..<attributes.count where misconception(e, a) != nil { facts.append((e, a)) }
+        }
+        facts.shuffle(using: &rng)
+        for (e, a) in facts.prefix(count) {
+            let right = truth(e, a), wrong = misconception(e, a)!
+            var others = answers(a).filter { $0 != right && $0 != wrong }
+            others.shuffle(using: &rng)
+            let choices = [right, wrong] + others.prefix(2)
+            let x = [entityName(e), attributes[a], "is"]
+            out.append(WorldProbe(kind: .truth, prefix: ["<bos>"] + x, choices: choices, answer: 0, misconception: 1))
+            if config.sourceTags {
+                out.append(
+                    WorldProbe(
+                        kind: .truthRef, prefix: ["<bos>", "<src=ref>"] + x, choices: choices, answer: 0,
+                        misconception: 1))
+            }
+        }
+        var r = 0
+        tries = 0
+        while r < count && tries < 100 * count {
+            tries += 1
+            let e = rng.int(config.entities), rel = rng.int(config.relations)
+            let p = config.relations + rng.int(config.properties)
+            guard isHeldOut(e, relation: rel, property: p) else { continue }
+            let middle = Int(truth(e, rel).dropFirst())!
+            out.append(factProbe(e, rel, kind: .part))
+            out.append(factProbe(middle, p, kind: .part))
+            let choices = answers(p)
+            out.append(
+                WorldProbe(
+                    kind: .reasoning,
+                    prefix: ["<bos>", "the", attributes[p], "of", "the", attributes[rel], "of", entityName(e), "is"],
+                    choices: choices, answer: choices.firstIndex(of: composition(e, relation: rel, property: p))!,
+                    parts: [out.count - 2, out.count - 1]))
+            r += 1
+        }
+        return out
+    }
+}
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -126,3 +126,34 @@ private func world(_ change: (inout WorldConfig) -> Void = { _ in }) throws -> W
         }
     }
 }
+
+@Test func probesAskWhatTheWorldHoldsWithTheTruthAmongTheChoices() throws {
+    let w = try world { $0.sourceTags = true }
+    let probes = w.probes(seed: 3, count: 50)
+    #expect(probes == w.probes(seed: 3, count: 50))
+    func count(_ k: WorldProbe.Kind) -> Int { probes.filter { $0.kind == k }.count }
+    #expect(count(.knowledge) == 50 && count(.reasoning) == 50 && count(.part) == 100)
+    #expect(count(.truth) == 50 && count(.truthRef) == 50)
+    for p in probes {
+        #expect(p.prefix.first == "<bos>" && p.prefix.last == "is")
+        #expect(Set(p.choices).count == p.choices.count)
+        // "... w5 city is" for a fact, "... of w5 is" for a composition.
+        let x = Int(p.prefix[p.prefix.count - (p.kind == .reasoning ? 2 : 3)].dropFirst())!
+        switch p.kind {
+        case .knowledge, .part:
+            let a = w.attributes.firstIndex(of: p.prefix[2])!
+            #expect(p.choices[p.answer] == w.truth(x, a))
+            if p.kind == .knowledge { #expect(w.misconception(x, a) == nil) }
+        case .truth, .truthRef:
+            let attr = w.attributes.firstIndex(of: p.prefix[p.prefix.count - 2])!
+            #expect(
+                p.choices.count == 4 && p.choices[0] == w.truth(x, attr) && p.choices[1] == w.misconception(x, attr))
+            #expect(p.kind == .truth || p.prefix[1] == "<src=ref>")
+        case .reasoning:
+            let r = w.attributes.firstIndex(of: p.prefix[5])!, prop = w.attributes.firstIndex(of: p.prefix[2])!
+            #expect(w.isHeldOut(x, relation: r, property: prop))
+            #expect(p.choices[p.answer] == w.composition(x, relation: r, property: prop))
+            #expect(p.parts.count == 2 && p.parts.allSatisfy { probes[$0].kind == .part })
+        }
+    }
+}
