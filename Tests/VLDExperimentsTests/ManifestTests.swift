@@ -104,7 +104,7 @@ struct BadManifest: CustomStringConvertible, Sendable {
     BadManifest(
         text: #"{"name": "x"}"#,
         expected:
-            #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain) or a list of them with weights"#
+            #"task: missing; expected a task object with "type" (igsm, bios, random-tokens, chain, world) or a list of them with weights"#
     ),
     BadManifest(
         text: #"{"name": "x", "name": "y"}"#, expected: #"not valid JSON: line 1, column 15: duplicate key "name""#),
