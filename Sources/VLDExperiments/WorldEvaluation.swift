@@ -9,10 +9,14 @@
 //   world.R        reasoning: accuracy on held-out 2-hop compositions whose two parts the model
 //                  answers right (world.R_all: on all of them; world.R_items: how many count)
 //   world.G        knows-vs-says (with source tags): T_MC1 after `<src=ref>` minus T_MC1 without
+//
+// results.json's tasks.world adds `ci95`: a 95% percentile-bootstrap interval over the probes of
+// each score (the summary's intervals are over seeds).
 
 import Foundation
 import VLDModel
 import VLDTasks
+import VLDTensor
 
 extension Evaluator {
     func evaluateWorld(_ model: Transformer, _ task: WorldTask, items: Int) throws -> (
@@ -50,6 +54,28 @@ extension Evaluator {
         ]
         let ref = mean(.truthRef, right)
         if ref.1 > 0 { scalars.append(("world.G", ref.0 - t1.0)) }
+        // 95% percentile-bootstrap intervals over the probes of each score (seeded: reproducible).
+        func interval(_ values: [Double]) -> JSONValue {
+            guard !values.isEmpty else { return .null }
+            var rng = SeededRNG(seed: 0xB007)
+            var means: [Double] = []
+            for _ in 0..<1000 {
+                var sum = 0.0
+                for _ in values.indices { sum += values[rng.nextInt(values.count)] }
+                means.append(sum / Double(values.count))
+            }
+            means.sort()
+            return .array([JSONValue(means[24]), JSONValue(means[974])])
+        }
+        func values(_ kind: WorldProbe.Kind, _ value: (Int) -> Double) -> [Double] {
+            probes.indices.filter { probes[$0].kind == kind }.map(value)
+        }
+        let intervals: [(String, JSONValue)] = [
+            ("world.K", interval(values(.knowledge, right))), ("world.T_MC1", interval(values(.truth, right))),
+            ("world.T_MC2", interval(values(.truth) { truthShare[$0] })),
+            ("world.I", interval(values(.truth) { picked[$0] == probes[$0].misconception ? 1 : 0 })),
+            ("world.R", interval(known.map(right))), ("world.R_all", interval(values(.reasoning, right))),
+        ]
         let json = JSONValue.object(
             [
                 (
@@ -60,6 +86,7 @@ extension Evaluator {
                     ])
                 ),
                 ("scoring", .string("forced choice: next-word probability restricted to each probe's choices")),
+                ("ci95", .object(intervals)),
             ] + scalars.map { ($0.0, JSONValue($0.1)) })
         return (scalars, json)
     }

@@ -45,4 +45,12 @@ private func manifest(_ task: String, steps: Int = 600) -> String {
     #expect(metric("world.T_MC1") + metric("world.I") <= 1 + 1e-9)
     #expect((0...1).contains(metric("world.T_MC2")))
     #expect(results["tasks"]?["world"]?["probes"]?["reasoning"] == .number(100))
+    // Each score has its interval over the probes, around its mean.
+    guard case let .array(ci)? = results["tasks"]?["world"]?["ci95"]?["world.K"], ci.count == 2,
+        let lo = ci[0].doubleValue, let hi = ci[1].doubleValue
+    else {
+        Issue.record("tasks.world.ci95 has no interval for world.K")
+        return
+    }
+    #expect(lo <= metric("world.K") && metric("world.K") <= hi)
 }
