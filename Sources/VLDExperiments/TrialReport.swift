@@ -106,6 +106,33 @@ enum TrialReport {
                         + "the floor a model reaches without binding names to their statements.")
             }
         }
+        if keys.contains("world.K") {
+            r.heading("World: knowledge, truthfulness, reasoning")
+            r.chart(
+                LineChart(
+                    title: "Forced-choice scores during training", xLabel: "step", yLabel: "share of probes",
+                    series: [
+                        series("world.K", name: "K (facts)"), series("world.T_MC1", name: "T (MC1)"),
+                        series("world.I", name: "I (misconception wins)"), series("world.R", name: "R (known parts)"),
+                        series("world.R_all", name: "R (all held-out)"),
+                    ] + (keys.contains("world.G") ? [series("world.G", name: "G (ref - neutral)")] : [])
+                ).svg(),
+                caption:
+                    "specs/phase.md 5(a): each probe's answer is the model's next word restricted to its choices.")
+            if case let .object(ci)? = results["tasks"]?["world"]?["ci95"] {
+                r.table(
+                    headers: ["score", "final", "95% interval over probes"],
+                    rows: ci.map { key, v in
+                        let interval: String
+                        if case let .array(b) = v, b.count == 2 {
+                            interval = "[\(number(b[0])), \(number(b[1]))]"
+                        } else {
+                            interval = "—"
+                        }
+                        return [key, number(results["metrics"]?[key]), interval]
+                    }, numericColumns: [1])
+            }
+        }
         if keys.contains("bios.bitsAttributes") {
             r.heading("bioS-lite knowledge")
             r.chart(
