@@ -289,11 +289,11 @@ final class PRMTrainer: TrainingHooks {
         var prmMax = 0.0, majority = 0.0, mean = 0.0, any = 0.0
         for (_, idx) in byProblem {
             let cands = idx.map { i in
-                Candidate(answer: answer(data.heldOut[i].solution.words), scores: scoresByItem[i])
+                Candidate(answer: TTSRecord.answer(data.heldOut[i].solution.words), scores: scoresByItem[i])
             }
             let right = idx.map { data.heldOut[$0].solution.check.answerCorrect }
             let gold = idx.first { data.heldOut[$0].solution.check.answerCorrect }.flatMap {
-                answer(data.heldOut[$0].solution.words)
+                TTSRecord.answer(data.heldOut[$0].solution.words)
             }
             if let a = selectAnswer(cands, rule: .prmMax), a == gold { prmMax += 1 }
             if let a = selectAnswer(cands, rule: .majority), a == gold { majority += 1 }
@@ -309,11 +309,6 @@ final class PRMTrainer: TrainingHooks {
             ("prm.auc", m.auc ?? .nan), ("prm.f1", m.f1), ("prm.firstErrorAccuracy", m.firstErrorAccuracy),
             ("prm.ece", m.ece),
         ] + selection
-    }
-
-    func answer(_ words: [String]) -> Int? {
-        guard let a = words.firstIndex(of: "answer"), a + 1 < words.count else { return nil }
-        return Int(words[a + 1])
     }
 
     func results(steps: Int) -> [(String, JSONValue)] {

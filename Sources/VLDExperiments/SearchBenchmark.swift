@@ -18,23 +18,17 @@ import VLDModel
 import VLDTensor
 
 public enum SearchBenchmark {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
     /// Runs `body` once to warm up, then at least 3 times and for `minSeconds`; returns the
     /// seconds and the amount of work (`body`'s result, e.g. tokens) summed over the timed runs,
     /// so that a rate is total work over total time even when each run draws a different length.
     static func measure(_ minSeconds: Double, _ body: () throws -> Double) rethrows -> (seconds: Double, work: Double) {
         _ = try body()
         var seconds = 0.0, work = 0.0, runs = 0
-        let start = now()
-        while runs < 3 || (now() - start < minSeconds && runs < 1000) {
-            let t0 = now()
+        let start = monotonicSeconds()
+        while runs < 3 || (monotonicSeconds() - start < minSeconds && runs < 1000) {
+            let t0 = monotonicSeconds()
             work += try body()
-            seconds += now() - t0
+            seconds += monotonicSeconds() - t0
             runs += 1
         }
         return (seconds, work)

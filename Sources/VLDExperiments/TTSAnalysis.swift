@@ -264,6 +264,7 @@ struct TTSAnalysis {
     func results() -> JSONValue {
         let table = correctness()
         let samples = resamples()
+        let flops = meanFlops()
         func cell(_ v: [Double], _ mask: [Bool]?) -> JSONValue {
             let i = TTSAnalysis.interval(v, mask, samples)
             return .object([("mean", JSONValue(i.mean)), ("lo", JSONValue(i.lo)), ("hi", JSONValue(i.hi))])
@@ -371,8 +372,8 @@ struct TTSAnalysis {
                     ),
                 ])
             ),
-            ("selector", selectors(table: table, samples: samples)),
-            ("metrics", .object(scalars(table).map { ($0.0, JSONValue($0.1)) })),
+            ("selector", selectors(table: table, samples: samples, flops: flops)),
+            ("metrics", .object(scalars(table, flops: flops).map { ($0.0, JSONValue($0.1)) })),
         ])
     }
 
@@ -414,7 +415,7 @@ struct TTSAnalysis {
 
     /// The summary's scalars: greedy, each strategy's majority and PRM rules at the search
     /// aggregation, and bon's pass@N, per N.
-    func scalars(_ table: [String: [Double]]) -> [(String, Double)] {
+    func scalars(_ table: [String: [Double]], flops: [String: Double]) -> [(String, Double)] {
         func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
         var out: [(String, Double)] = []
         if let g = table["greedy"] { out.append(("tts.greedy", mean(g))) }
@@ -430,7 +431,7 @@ struct TTSAnalysis {
                         / Double(max(1, records.count))
                 ))
         }
-        for (key, f) in meanFlops().sorted(by: { $0.key < $1.key }) { out.append(("tts.flops.\(key)", f)) }
+        for (key, f) in flops.sorted(by: { $0.key < $1.key }) { out.append(("tts.flops.\(key)", f)) }
         for s in strategies {
             for key in ["majority", "prm_vote.\(agg)", "prm_max.\(agg)"] + (s.method == "bon" ? ["pass"] : []) {
                 for n in s.ns {
@@ -441,14 +442,15 @@ struct TTSAnalysis {
         return out
     }
 
-    func headline() -> String {
-        let table = correctness()
-        func mean(_ k: String) -> String {
-            guard let v = table[k], !v.isEmpty else { return "—" }
-            return formatNumber(100 * v.reduce(0, +) / Double(v.count), significant: 3) + "%"
+    /// The log's summary line, read from `results()`'s metrics.
+    func headline(_ results: JSONValue) -> String {
+        func pct(_ k: String) -> String {
+            guard let v = results["metrics"]?[k]?.doubleValue, v.isFinite else { return "—" }
+            return formatNumber(100 * v, significant: 3) + "%"
         }
         let n = spec.nMax, agg = spec.searchAggregation.rawValue
-        return "\(records.count) problems: greedy \(mean("greedy")), bon majority@\(n) \(mean("bon.majority.N\(n)")), "
-            + "bon prm_vote@\(n) \(mean("bon.prm_vote.\(agg).N\(n)")), pass@\(n) \(mean("bon.pass.N\(n)"))"
+        return
+            "\(records.count) problems: greedy \(pct("tts.greedy")), bon majority@\(n) \(pct("tts.bon.majority.N\(n)")), "
+            + "bon prm_vote@\(n) \(pct("tts.bon.prm_vote.\(agg).N\(n)")), pass@\(n) \(pct("tts.bon.pass.N\(n)"))"
     }
 }

@@ -290,7 +290,7 @@ final class TTSRunner {
             ]))
         try writeAtomically(TTSReport.trialHTML(trial: trial, results: results), to: dir.report)
         try writeAtomically(results.serialized() + "\n", to: dir.results)
-        log("done in \(formatDuration(wall)): " + analysis.headline())
+        log("done in \(formatDuration(wall)): " + analysis.headline(results))
         return .completed
     }
 

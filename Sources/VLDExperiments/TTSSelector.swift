@@ -70,23 +70,28 @@ extension TTSAnalysis {
 
     /// The selector with the PRM's predicted bins (what a deployment can use) and with the oracle's
     /// (the bins Snell et al. report; an upper bound on what binning gives).
-    func selectors(table: [String: [Double]], samples: [[Int]]) -> JSONValue {
+    func selectors(table: [String: [Double]], samples: [[Int]], flops: [String: Double]) -> JSONValue {
         var f: [(String, JSONValue)] = []
         let predicted = records.map(predictedBin)
         if predicted.contains(where: { $0 != nil }) {
-            f.append(("predicted", selector(table: table, samples: samples, bins: predicted, name: "predicted")))
+            f.append(
+                (
+                    "predicted",
+                    selector(table: table, samples: samples, bins: predicted, name: "predicted", flops: flops)
+                ))
         }
         let oracle = records.map(oracleBin)
         if oracle.contains(where: { $0 != nil }) {
-            f.append(("oracle", selector(table: table, samples: samples, bins: oracle, name: "oracle")))
+            f.append(("oracle", selector(table: table, samples: samples, bins: oracle, name: "oracle", flops: flops)))
         }
         return .object(f)
     }
 
-    func selector(table: [String: [Double]], samples: [[Int]], bins: [String?], name: String) -> JSONValue {
+    func selector(
+        table: [String: [Double]], samples: [[Int]], bins: [String?], name: String, flops: [String: Double]
+    ) -> JSONValue {
         let all = thetas(table)
         guard !all.isEmpty, !records.isEmpty else { return .null }
-        let flops = meanFlops()
         let folds = [records.indices.filter { $0 % 2 == 0 }, records.indices.filter { $0 % 2 == 1 }]
         let agg = spec.searchAggregation.rawValue
         let difficulty = difficultyFlopsPerProblem()

@@ -39,7 +39,8 @@ public enum BenchConfig {
     }
 }
 
-func now() -> Double {
+/// Seconds on the monotonic clock (for timing benchmarks).
+public func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
@@ -74,16 +75,16 @@ public func runBenchmark(_ o: BenchOptions) -> [(String, JSONValue)] {
                 inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0, optimizer: opt)
         }
         var times: [Double] = []
-        let start = now()
+        let start = monotonicSeconds()
         var i = 0
         var loss: Float = 0
-        while (i < 10 || now() - start < o.minSeconds) && i < 1000 {
-            let t0 = now()
+        while (i < 10 || monotonicSeconds() - start < o.minSeconds) && i < 1000 {
+            let t0 = monotonicSeconds()
             loss = try! model.trainStep(
                 inputs: batches[i % 4].0, targets: batches[i % 4].1, B: B, T: T, lr: 3e-4, clip: 0,
                 optimizer: opt
             ).loss
-            times.append(now() - t0)
+            times.append(monotonicSeconds() - t0)
             i += 1
         }
         let med = median(times)
@@ -98,10 +99,10 @@ public func runBenchmark(_ o: BenchOptions) -> [(String, JSONValue)] {
             var srng = SeededRNG(seed: 1241)
             func once() -> Double {
                 let prompts = (0..<batch).map { _ in (0..<16).map { _ in Int32(srng.nextInt(cfg.vocab)) } }
-                let t0 = now()
+                let t0 = monotonicSeconds()
                 let out = try! model.generate(prompts: prompts, options: SamplingOptions(maxNewTokens: 64), rng: &srng)
                 require(out.allSatisfy { $0.count == 64 }, "benchmark sampling must produce 64 tokens per sequence")
-                return now() - t0
+                return monotonicSeconds() - t0
             }
             _ = once()
             let t = median((0..<3).map { _ in once() })

@@ -118,3 +118,31 @@ func scratch() -> URL {
     let wrongLevel = try vldctl(["task", "sample", spec, "--ops", "3"])
     #expect(wrongLevel.status == 64 && wrongLevel.stderr.contains("--ops applies to igsm tasks"))
 }
+
+/// A policy -> PRM -> search pipeline through `vldctl run`, then `vldctl results` on the search
+/// trial's directory: its metrics and the compute-optimal selector's budget -> strategy tables.
+@Test func resultsOfASearchTrialPrintTheSelectorTable() throws {
+    let task =
+        #""task": {"type": "chain", "format": "cot", "modulus": 5, "minK": 1, "maxK": 2, "statements": 3, "evalProblems": 4, "evalK": [1]}"#
+    let model = #""model": {"arch": "llama", "dModel": 32, "layers": 1, "heads": 2, "context": 48}"#
+    let text =
+        #"{"name": "t", "seed": 3, "resources": {"threads": 1}, "stages": {"#
+        + #""policy": {\#(task), \#(model), "train": {"steps": 100, "batch": 16, "lr": 0.01}}, "#
+        + #""prm": {"kind": "prm", "policy": "@policy", "init": "@policy", \#(task), \#(model), "#
+        + #""train": {"steps": 20, "batch": 8, "lr": 0.003}, "prm": {"labels": "oracle", "problems": 16, "samples": 2, "heldOutProblems": 4}}, "#
+        + #""search": {"kind": "tts", "policy": "@policy", "prm": "@prm", \#(task), "tts": {"problems": 6, "nMax": 4, "m": [2], "difficultySamples": 4}}}}"#
+    let dir = scratch()
+    let manifest = dir.appendingPathComponent("t.json")
+    try Data(text.utf8).write(to: manifest)
+    let run = try vldctl(["run", manifest.path, "--out", dir.appendingPathComponent("out").path, "--threads", "1"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let trial = dir.appendingPathComponent("out/t/002-search-seed3")
+    let shown = try vldctl(["results", trial.path])
+    #expect(shown.status == 0, "\(shown.stderr)")
+    #expect(shown.stdout.contains("tts.bon.prm_vote.last.N4"))
+    #expect(shown.stdout.contains("compute-optimal selector, predicted difficulty bins"))
+    #expect(shown.stdout.contains("compute-optimal selector, oracle difficulty bins"))
+    #expect(shown.stdout.contains("BUDGET N") && shown.stdout.contains("LIU'S RULE"))
+    let missing = try vldctl(["results", dir.path])
+    #expect(missing.status != 0 && missing.stderr.contains("neither a job id nor a finished trial's directory"))
+}
