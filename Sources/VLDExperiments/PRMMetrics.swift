@@ -39,20 +39,8 @@ public struct PRMMetrics: Equatable, Sendable {
         let pairs = candidates.flatMap { zip($0.scores, $0.labels).map { (s: $0, right: $1 >= 0.5) } }
         steps = pairs.count
         self.candidates = candidates.count
-        // AUC by the rank-sum (Mann-Whitney U) with average ranks for ties.
-        let sorted = pairs.sorted { $0.s < $1.s }
-        var rankSum = 0.0
-        var i = 0
-        while i < sorted.count {
-            var j = i
-            while j + 1 < sorted.count && sorted[j + 1].s == sorted[i].s { j += 1 }
-            let rank = Double(i + j) / 2 + 1
-            for k in i...j where sorted[k].right { rankSum += rank }
-            i = j + 1
-        }
-        let positives = Double(pairs.filter(\.right).count), negatives = Double(pairs.count) - positives
-        auc =
-            positives > 0 && negatives > 0 ? (rankSum - positives * (positives + 1) / 2) / (positives * negatives) : nil
+        let positives = Double(pairs.filter(\.right).count)
+        auc = Stats.auc(scores: pairs.map(\.s), labels: pairs.map(\.right))
         let tp = Double(pairs.filter { $0.right && $0.s >= threshold }.count)
         let predicted = Double(pairs.filter { $0.s >= threshold }.count)
         precision = predicted > 0 ? tp / predicted : 0
