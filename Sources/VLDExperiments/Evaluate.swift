@@ -90,13 +90,39 @@ struct Evaluator {
         _ model: Transformer, rows: [[Int32]], positions: (Int) -> [Int],
         visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void
     ) throws {
-        let B = body.train.batch, T = body.model.context
+        try Evaluator.forEachRow(
+            model, rows: rows, B: body.train.batch, T: body.model.context, positions: positions, visit: visit)
+    }
+
+    /// Runs rows through the model in batches of B rows of T tokens (padded) and hands each row's
+    /// logits at the requested positions to `visit`; with `residual`, also the residual stream
+    /// after every schedule position v at those positions (C floats, valid during the call).
+    static func forEachRow(
+        _ model: Transformer, rows: [[Int32]], B: Int, T: Int, positions: (Int) -> [Int],
+        visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void,
+        residual: ((_ row: Int, _ position: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil
+    ) throws {
         var start = 0
+        defer { model.residualHook = nil }
         while start < rows.count {
             let n = min(B, rows.count - start)
             var inputs = [Int32](repeating: WordTokenizer.pad, count: B * T)
             for r in 0..<n {
                 for (j, t) in rows[start + r].prefix(T).enumerated() { inputs[r * T + j] = t }
+            }
+            if let residual {
+                // The positions of this batch's rows, read by the hook during the forward pass.
+                let wanted = (0..<n).map { r in positions(start + r).filter { $0 < T } }
+                let first = start
+                model.residualHook = { site in
+                    for r in 0..<n {
+                        for p in wanted[r] {
+                            residual(
+                                first + r, p, site.position,
+                                UnsafeBufferPointer(start: site.hidden + (r * T + p) * site.C, count: site.C))
+                        }
+                    }
+                }
             }
             try model.forward(inputs: inputs, B: B, T: T)
             for r in 0..<n {

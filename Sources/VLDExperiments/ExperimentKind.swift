@@ -124,10 +124,11 @@ public enum Kinds {
         KindEntry(DistillKind.self),
         KindEntry(PRMKind.self),
         KindEntry(TTSKind.self),
+        KindEntry(PhaseKind.self),
     ]
 
     /// Kinds that are planned: a manifest asking for one gets "not available yet", not "unknown".
-    public static let planned = ["phase"]
+    public static let planned = ["steer"]
 
     /// The names of the kinds this build runs.
     public static var names: [String] { registry.map(\.name) }

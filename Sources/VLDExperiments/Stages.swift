@@ -195,7 +195,9 @@ extension Experiment {
         // Expand every stage's grid; each stage's problems are reported under its path.
         var expanded: [String: (trials: [Trial], axes: [String])] = [:]
         var total = 0
-        for (name, body) in bodies {
+        for (name, written) in bodies {
+            // "@stage/*" in a list is every trial of a stage written before this one.
+            let body = expandStageWildcards(written, path: joinPath("stages", name), expanded: expanded)
             do {
                 let e = try expand(body, limits: limits, cores: cores)
                 total += e.trials.count
@@ -285,6 +287,36 @@ extension Experiment {
     }
 
     /// The model and vocabulary a stage trial trains (train, distill's student, a PRM), if any.
+    /// Replaces each "@stage/*" in a list of `value` with "@stage/0", "@stage/1", ... for every
+    /// trial of that stage (one written before this one; others are left for the kind to report).
+    static func expandStageWildcards(
+        _ value: JSONValue, path: String, expanded: [String: (trials: [Trial], axes: [String])]
+    ) -> JSONValue {
+        switch value {
+        case let .object(fields):
+            return .object(
+                fields.map { ($0.0, expandStageWildcards($0.1, path: joinPath(path, $0.0), expanded: expanded)) })
+        case let .array(items):
+            var out: [JSONValue] = []
+            for (i, item) in items.enumerated() {
+                guard case let .string(s) = item, s.hasPrefix("@"), s.hasSuffix("/*") else {
+                    out.append(expandStageWildcards(item, path: "\(path)[\(i)]", expanded: expanded))
+                    continue
+                }
+                let name = String(s.dropFirst().dropLast(2))
+                // Not an earlier stage: the kind reports the string where it reads it.
+                guard let stage = expanded[name] else {
+                    out.append(item)
+                    continue
+                }
+                out += stage.trials.indices.map { .string("@\(name)/\($0)") }
+            }
+            return .array(out)
+        default:
+            return value
+        }
+    }
+
     func trainedModel(_ trial: Trial) -> (config: ModelConfig, tokenizer: WordTokenizer)? {
         let body: TrainBody?
         switch trial.manifest.body {

@@ -137,6 +137,7 @@ extension TrainBody {
         c.statements = r.int("statements", default: c.statements, in: 1...64)
         c.reasoningShare = r.double("reasoningShare", default: c.reasoningShare, in: 0...1)
         c.heldOutShare = r.double("heldOutShare", default: c.heldOutShare, in: 0...0.9)
+        c.premise = r.bool("premise", default: c.premise)
         do { try c.validate() } catch { r.issues.add(r.path, "\(error)") }
         let items = r.int("evalItems", default: 200, in: 1...100_000)
         return .world(c, weight: weight, evalItems: items)
@@ -317,7 +318,8 @@ extension TrainBody {
                     ("sourceTags", .bool(c.sourceTags)), ("tagShare", JSONValue(c.tagShare)),
                     ("forumTruth", JSONValue(c.forumTruth)), ("paraphrases", JSONValue(c.paraphrases)),
                     ("statements", JSONValue(c.statements)), ("reasoningShare", JSONValue(c.reasoningShare)),
-                    ("heldOutShare", JSONValue(c.heldOutShare)), ("evalItems", JSONValue(items)),
+                    ("heldOutShare", JSONValue(c.heldOutShare)), ("premise", .bool(c.premise)),
+                    ("evalItems", JSONValue(items)),
                 ]
             }
             taskValues.append(.object(f))

@@ -18,42 +18,65 @@ import VLDModel
 import VLDTasks
 import VLDTensor
 
+/// The world probes' item-level outcomes, in probe order by kind (ProbeOutcomes' arrays).
+struct WorldOutcomes {
+    var items: ProbeOutcomes
+    /// Per reasoning probe: right or not, its parts known or not (R_all).
+    var reasoningAll: [Double]
+    /// With source tags: per truth probe, the truth ranks first after `<src=ref>`.
+    var truthRef: [Double]
+
+    /// Scores `probes` on `model` (rows of B x T, forced choice); `residual` also receives the
+    /// residual stream after each schedule position at each probe's last token.
+    static func score(
+        _ model: Transformer, probes: [WorldProbe], tokenizer: WordTokenizer, B: Int, T: Int,
+        residual: ((_ probe: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil
+    ) throws -> WorldOutcomes {
+        let rows = probes.map { tokenizer.encode($0.prefix.joined(separator: " ")) }
+        var picked = [Int](repeating: -1, count: probes.count)
+        var truthShare = [Double](repeating: 0, count: probes.count)
+        var pair = [Double](repeating: 0, count: probes.count)
+        let choiceIDs = probes.map { $0.choices.map { tokenizer.id(of: $0) ?? WordTokenizer.unknown } }
+        try Evaluator.forEachRow(
+            model, rows: rows, B: B, T: T, positions: { [rows[$0].count - 1] },
+            visit: { r, _, logits in
+                let scores = choiceIDs[r].map { Double(logits[Int($0)]) }
+                let m = scores.max()!
+                let z = scores.reduce(0) { $0 + exp($1 - m) }
+                picked[r] = scores.firstIndex(of: m)!
+                truthShare[r] = exp(scores[probes[r].answer] - m) / z
+                if let mis = probes[r].misconception { pair[r] = scores[probes[r].answer] > scores[mis] ? 1 : 0 }
+            }, residual: residual.map { f in { r, _, v, h in f(r, v, h) } })
+        func of(_ kind: WorldProbe.Kind) -> [Int] { probes.indices.filter { probes[$0].kind == kind } }
+        let right: (Int) -> Double = { picked[$0] == probes[$0].answer ? 1 : 0 }
+        let truth = of(.truth), reasoning = of(.reasoning)
+        return WorldOutcomes(
+            items: ProbeOutcomes(
+                knowledge: of(.knowledge).map(right), truthMC1: truth.map(right),
+                truthMC2: truth.map { truthShare[$0] },
+                imitation: truth.map { picked[$0] == probes[$0].misconception ? 1 : 0 },
+                truthPair: truth.map { pair[$0] },
+                reasoning: reasoning.map { i in probes[i].parts.allSatisfy { right($0) == 1 } ? right(i) : nil }),
+            reasoningAll: reasoning.map(right), truthRef: of(.truthRef).map(right))
+    }
+}
+
 extension Evaluator {
     func evaluateWorld(_ model: Transformer, _ task: WorldTask, items: Int) throws -> (
         scalars: [(String, Double)], json: JSONValue
     ) {
         let probes = task.probes(seed: seed, count: items)
-        let rows = probes.map { tokenizer.encode($0.prefix.joined(separator: " ")) }
-        var picked = [Int](repeating: -1, count: probes.count)
-        var truthShare = [Double](repeating: 0, count: probes.count)
-        let choiceIDs = probes.map { $0.choices.map { tokenizer.id(of: $0) ?? WordTokenizer.unknown } }
-        try forEachRow(model, rows: rows, positions: { [rows[$0].count - 1] }) { r, _, logits in
-            let scores = choiceIDs[r].map { Double(logits[Int($0)]) }
-            let m = scores.max()!
-            let z = scores.reduce(0) { $0 + exp($1 - m) }
-            picked[r] = scores.firstIndex(of: m)!
-            truthShare[r] = exp(scores[probes[r].answer] - m) / z
-        }
-        func mean(_ kind: WorldProbe.Kind, _ value: (Int) -> Double) -> (Double, Int) {
-            let idx = probes.indices.filter { probes[$0].kind == kind }
-            return (idx.isEmpty ? .nan : idx.reduce(0) { $0 + value($1) } / Double(idx.count), idx.count)
-        }
-        let right: (Int) -> Double = { picked[$0] == probes[$0].answer ? 1 : 0 }
-        let k = mean(.knowledge, right)
-        let t1 = mean(.truth, right)
-        let t2 = mean(.truth) { truthShare[$0] }
-        let imitation = mean(.truth) { picked[$0] == probes[$0].misconception ? 1 : 0 }
-        let rAll = mean(.reasoning, right)
-        let known = probes.indices.filter {
-            probes[$0].kind == .reasoning && probes[$0].parts.allSatisfy { right($0) == 1 }
-        }
-        let r = known.isEmpty ? Double.nan : known.reduce(0) { $0 + right($1) } / Double(known.count)
+        let o = try WorldOutcomes.score(
+            model, probes: probes, tokenizer: tokenizer, B: body.train.batch, T: body.model.context)
+        let w = o.items
+        let known = w.reasoning.compactMap { $0 }
         var scalars: [(String, Double)] = [
-            ("world.K", k.0), ("world.T_MC1", t1.0), ("world.T_MC2", t2.0), ("world.I", imitation.0),
-            ("world.R", r), ("world.R_all", rAll.0), ("world.R_items", Double(known.count)),
+            ("world.K", Stats.mean(w.knowledge)), ("world.T_MC1", Stats.mean(w.truthMC1)),
+            ("world.T_MC2", Stats.mean(w.truthMC2)), ("world.I", Stats.mean(w.imitation)),
+            ("world.R", Stats.mean(known)), ("world.R_all", Stats.mean(o.reasoningAll)),
+            ("world.R_items", Double(known.count)),
         ]
-        let ref = mean(.truthRef, right)
-        if ref.1 > 0 { scalars.append(("world.G", ref.0 - t1.0)) }
+        if !o.truthRef.isEmpty { scalars.append(("world.G", Stats.mean(o.truthRef) - Stats.mean(w.truthMC1))) }
         // 95% percentile-bootstrap intervals over the probes of each score (seeded: reproducible).
         func interval(_ values: [Double]) -> JSONValue {
             guard !values.isEmpty else { return .null }
@@ -67,22 +90,20 @@ extension Evaluator {
             means.sort()
             return .array([JSONValue(means[24]), JSONValue(means[974])])
         }
-        func values(_ kind: WorldProbe.Kind, _ value: (Int) -> Double) -> [Double] {
-            probes.indices.filter { probes[$0].kind == kind }.map(value)
-        }
         let intervals: [(String, JSONValue)] = [
-            ("world.K", interval(values(.knowledge, right))), ("world.T_MC1", interval(values(.truth, right))),
-            ("world.T_MC2", interval(values(.truth) { truthShare[$0] })),
-            ("world.I", interval(values(.truth) { picked[$0] == probes[$0].misconception ? 1 : 0 })),
-            ("world.R", interval(known.map(right))), ("world.R_all", interval(values(.reasoning, right))),
+            ("world.K", interval(w.knowledge)), ("world.T_MC1", interval(w.truthMC1)),
+            ("world.T_MC2", interval(w.truthMC2)), ("world.I", interval(w.imitation)),
+            ("world.R", interval(known)), ("world.R_all", interval(o.reasoningAll)),
         ]
         let json = JSONValue.object(
             [
                 (
                     "probes",
                     .object([
-                        ("knowledge", JSONValue(k.1)), ("truth", JSONValue(t1.1)), ("reasoning", JSONValue(rAll.1)),
-                        ("reasoningWithKnownParts", JSONValue(known.count)), ("truthRef", JSONValue(ref.1)),
+                        ("knowledge", JSONValue(w.knowledge.count)), ("truth", JSONValue(w.truthMC1.count)),
+                        ("reasoning", JSONValue(w.reasoning.count)),
+                        ("reasoningWithKnownParts", JSONValue(known.count)),
+                        ("truthRef", JSONValue(o.truthRef.count)),
                     ])
                 ),
                 ("scoring", .string("forced choice: next-word probability restricted to each probe's choices")),

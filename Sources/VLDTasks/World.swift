@@ -21,7 +21,11 @@
 // reasoning documents instead: 2-hop compositions ("the city of the employer of w5 is city2 .",
 // the city of w5's employer, stated truly) over (entity, relation, property) triples outside the
 // held-out set: a hash of the triple keeps `heldOutShare` of them for the evaluation's reasoning
-// probe (R), which asks them of a model that has only seen their parts.
+// probe (R), which asks them of a model that has only seen their parts. With `premise` (the
+// default) each composition follows its first hop stated as a fact ("w5 employer is w9 ."), in
+// training and in the probe alike: R then asks the model to read a premise and recall the second
+// hop, a composition the pilots' small models learn (2-hop composition purely in the weights,
+// without the premise, stayed at chance).
 
 public struct WorldConfig: Codable, Equatable, Sendable {
     public var entities = 200
@@ -50,6 +54,12 @@ public struct WorldConfig: Codable, Equatable, Sendable {
     public var reasoningShare = 0.2
     /// The share of 2-hop triples held out of training for the reasoning probe.
     public var heldOutShare = 0.2
+    /// Each 2-hop sentence follows its first hop stated as a premise ("w5 employer is w9 . the
+    /// city of the employer of w5 is city2 ."): the composition reads the premise and recalls the
+    /// second hop. Without it, a held-out composition must be composed from two facts in the
+    /// weights, which the world pilots' models (d 16-256, 10M tokens) did not learn: R stayed at
+    /// chance (docs/results/pilots/world-ladder.md).
+    public var premise = true
 
     public init() {}
 
@@ -248,6 +258,7 @@ public struct WorldTask: SyntheticTask {
                     let p = config.relations + rng.int(config.properties)
                     tries += 1
                     if !isHeldOut(e, relation: r, property: p) || tries > 64 {
+                        if config.premise { words += sentence(e, r, value: truth(e, r), template: 0) }
                         words += compositionSentence(
                             e, relation: r, property: p, value: composition(e, relation: r, property: p))
                         break
@@ -264,8 +275,8 @@ public struct WorldTask: SyntheticTask {
         return Document(words: words, scored: [false] + Array(repeating: true, count: words.count - 1))
     }
 
-    /// The longest sentence is a composition (10 words) or a tagged fact (9).
-    public var maxDocumentLength: Int { 1 + config.statements * 10 }
+    /// The longest sentence is a composition (10 words, 15 with its premise) or a tagged fact (9).
+    public var maxDocumentLength: Int { 1 + config.statements * (config.premise ? 15 : 10) }
 }
 
 /// One forced-choice probe of the world (specs/phase.md 5(a), "Scores"): the model reads `prefix`
@@ -344,10 +355,13 @@ extension WorldTask {
             out.append(factProbe(e, rel, kind: .part))
             out.append(factProbe(middle, p, kind: .part))
             let choices = answers(p)
+            let premise = config.premise ? sentence(e, rel, value: truth(e, rel), template: 0) : []
             out.append(
                 WorldProbe(
                     kind: .reasoning,
-                    prefix: ["<bos>", "the", attributes[p], "of", "the", attributes[rel], "of", entityName(e), "is"],
+                    prefix: ["<bos>"] + premise + [
+                        "the", attributes[p], "of", "the", attributes[rel], "of", entityName(e), "is",
+                    ],
                     choices: choices, answer: choices.firstIndex(of: composition(e, relation: rel, property: p))!,
                     parts: [out.count - 2, out.count - 1]))
             r += 1

@@ -21,7 +21,7 @@ enum ExampleCommand {
         // the values shown are the defaults unless the comment says otherwise. Unknown keys are errors.
         {
           "name": "cyc-vs-base",          // required; [A-Za-z0-9._-]{1,64}; names the output directory
-          "kind": "train",                // train or distill (tts and phase are planned)
+          "kind": "train",                // train, distill, prm, tts or phase
           "seed": 1,                      // model initialisation and data; 0...2147483647
           "priority": 0,                  // -100...100, higher runs first in the daemon
           "resources": {

@@ -348,15 +348,15 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
 }
 
 @Test func theRegistryNamesEveryRunnableKindAndThePlannedOnes() {
-    #expect(Kinds.names == ["train", "distill", "prm", "tts"])
-    #expect(Kinds.planned == ["phase"])
+    #expect(Kinds.names == ["train", "distill", "prm", "tts", "phase"])
+    #expect(Kinds.planned == ["steer"])
 }
 
 @Test func aKindThisBuildCannotRunIsReportedAloneWithItsBodyUnread() {
-    let found = issues(manifest(#", "kind": "phase", "ladder": "@x""#, task: #"{"type": "nonsense"}"#))
+    let found = issues(manifest(#", "kind": "steer", "vectors": "@x""#, task: #"{"type": "nonsense"}"#))
     #expect(
         found == [
-            #"kind: "phase" experiments are not available in vld 0.1.0 yet; expected one of train, distill, prm, tts"#
+            #"kind: "steer" experiments are not available in vld 0.1.0 yet; expected one of train, distill, prm, tts, phase"#
         ])
 }
 

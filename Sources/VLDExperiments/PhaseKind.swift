@@ -1,0 +1,449 @@
+// PhaseKind.swift: the `phase` kind (issue 14, part 4; specs/phase.md 5(a), 5(c)). A trial reads
+// ladders of checkpoints (usually the trials of training stages in the same manifest), asks each
+// the world's forced-choice probes and reads its residual stream, and estimates how reasoning and
+// truthfulness move together across the ladder, with intervals and null controls:
+//
+//   {"kind": "phase", "ladders": {"raw": ["@raw/*"], "clean": ["@clean/*"]}, "orderBy": "dModel",
+//    "task": {"type": "world", ...}, "phase": {"items": 300, "truth": "T_MC2"}}
+//
+// A ladder (a family) is a list of checkpoints; those with the same value of `orderBy` (dModel,
+// layers, params, step or tokens) are one ladder point, and their seeds its replicates.
+// "@stage/*" lists every trial of a stage. Each checkpoint's item-level outcomes and per-layer
+// representation measures are one line of outcomes.jsonl, appended durably (a stopped trial
+// resumes after its last whole checkpoint); results.json and the report (PhaseReport.swift) are
+// computed from those lines alone (PhaseAnalysis.swift).
+
+import Foundation
+import VLDModel
+import VLDTasks
+import VLDTensor
+
+/// The `phase` section: how many probes, which truthfulness score, and the estimators' settings.
+public struct PhaseSpec: Equatable, Sendable {
+    /// Probes of each kind (knowledge, truth, reasoning), drawn from the trial's seed.
+    public var items = 300
+    /// The truthfulness score gamma and the correlations use (T_MC2 is continuous: less noisy).
+    public var truth = TruthScore.mc2
+    /// Gamma is undefined where R moves less than epsilon (0.5 percentage points, as the
+    /// paper's dashboard code).
+    public var epsilon = 0.005
+    /// The dead band of TRANSITION around gamma = 0.
+    public var band = 0.1
+    /// Bootstrap replicates (items and seeds) and permutations of the width-normalization null.
+    public var resamples = 1000
+    public var permutations = 10_000
+    /// R: "known" counts the reasoning probes whose two parts the model answers right (the
+    /// spec's R), "all" every reasoning probe (R_all: when too few parts are known to count).
+    public var reasoning = "known"
+    /// Rows per forward pass.
+    public var batch = 32
+
+    var json: JSONValue {
+        .object([
+            ("items", JSONValue(items)), ("truth", .string(truth.rawValue)), ("epsilon", JSONValue(epsilon)),
+            ("band", JSONValue(band)), ("resamples", JSONValue(resamples)), ("permutations", JSONValue(permutations)),
+            ("reasoning", .string(reasoning)), ("batch", JSONValue(batch)),
+        ])
+    }
+
+    static func parse(_ r: FieldReader) -> PhaseSpec {
+        var r = r
+        var s = PhaseSpec()
+        s.items = r.int("items", default: s.items, in: 10...100_000)
+        s.truth =
+            TruthScore(
+                rawValue: r.choice("truth", default: s.truth.rawValue, from: TruthScore.allCases.map(\.rawValue)))
+            ?? .mc2
+        s.epsilon = r.double("epsilon", default: s.epsilon, in: 0...1)
+        s.band = r.double("band", default: s.band, in: 0...10)
+        s.resamples = r.int("resamples", default: s.resamples, in: 100...100_000)
+        s.permutations = r.int("permutations", default: s.permutations, in: 100...1_000_000)
+        s.reasoning = r.choice("reasoning", default: s.reasoning, from: ["known", "all"])
+        s.batch = r.int("batch", default: s.batch, in: 1...1024)
+        r.finish()
+        return s
+    }
+}
+
+/// What orders a ladder's points.
+public enum LadderOrder: String, Sendable, CaseIterable {
+    case dModel, layers, params, step, tokens
+}
+
+/// The body of a `phase` manifest.
+public struct PhaseBody: KindBody, Equatable {
+    public struct Family: Equatable, Sendable {
+        public var name: String
+        public var refs: [CheckpointRef]
+    }
+    public var ladders: [Family]
+    public var orderBy: LadderOrder
+    public var tasks: [TaskSpec]
+    public var phase: PhaseSpec
+
+    public var resolvedFields: [(String, JSONValue)] {
+        let task = TrainBody(tasks: tasks, model: ModelSpec(), train: TrainSpec()).resolvedFields[0]
+        return [
+            ("ladders", .object(ladders.map { ($0.name, .array($0.refs.map { .string($0.description) })) })),
+            ("orderBy", .string(orderBy.rawValue)), task, ("phase", phase.json),
+        ]
+    }
+    public var progress: (total: Int, unit: String) { (ladders.reduce(0) { $0 + $1.refs.count }, "checkpoints") }
+    public var checkpointRefs: [(path: String, ref: CheckpointRef)] {
+        ladders.flatMap { f in f.refs.enumerated().map { ("ladders.\(f.name)[\($0.offset)]", $0.element) } }
+    }
+
+    /// No model is trained; the forward passes depend on the checkpoints.
+    public func estimate(_ header: ManifestHeader) throws -> TrialEstimate {
+        TrialEstimate(
+            parameters: 0, memoryMiB: 256, flops: 0, progressTotal: progress.total, progressUnit: progress.unit)
+    }
+
+    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] {
+        var out: [(String, Double)] = []
+        if case let .object(f)? = results["metrics"] {
+            for (k, v) in f { if case let .number(n) = v { out.append((k, n)) } }
+        }
+        return out
+    }
+
+    func worldTask() throws -> WorldTask {
+        guard
+            let t = try TrainBody(tasks: tasks, model: ModelSpec(), train: TrainSpec()).makeMixture().tasks.first
+                as? WorldTask
+        else { throw TrialError("task: a phase trial asks the probes of a world task") }
+        return t
+    }
+}
+
+enum PhaseKind: ExperimentKind {
+    static let name = "phase"
+
+    static func parse(_ root: inout FieldReader, header: ManifestHeader, limits: Limits) -> PhaseBody? {
+        var families: [PhaseBody.Family] = []
+        switch root.value("ladders") {
+        case let .object(fields)?:
+            for (name, v) in fields {
+                let p = root.sub("ladders") + "." + name
+                guard case let .array(items) = v else {
+                    root.issues.add(p, "\(v.brief) is not a list; expected checkpoint references, e.g. [\"@ladder/*\"]")
+                    continue
+                }
+                var refs: [CheckpointRef] = []
+                for (i, item) in items.enumerated() {
+                    if case let .string(s) = item, s.hasPrefix("@"), s.hasSuffix("/*") {
+                        root.issues.add(
+                            "\(p)[\(i)]",
+                            "\(item.brief) names no stage written before this one; \"@stage/*\" lists every trial of an earlier stage of this manifest"
+                        )
+                        continue
+                    }
+                    guard case let .string(s) = item, let ref = CheckpointRef(parsing: s) else {
+                        root.issues.add(
+                            "\(p)[\(i)]",
+                            "\(item.brief) is not a checkpoint reference; expected \(CheckpointRef.accepted), or \"@stage/*\""
+                        )
+                        continue
+                    }
+                    refs.append(ref)
+                }
+                if refs.count < 3 && refs.count == items.count {
+                    root.issues.add(
+                        p,
+                        "a ladder of \(refs.count) checkpoint\(refs.count == 1 ? "" : "s"); expected at least 3 points")
+                }
+                families.append(PhaseBody.Family(name: name, refs: refs))
+            }
+            if fields.isEmpty {
+                root.issues.add(root.sub("ladders"), "is empty; expected {\"<family>\": [checkpoints], ...}")
+            }
+        case let v?:
+            root.issues.add(
+                root.sub("ladders"), "\(v.brief) is not an object; expected {\"<family>\": [\"@stage/*\"], ...}")
+        case nil:
+            root.issues.add(
+                root.sub("ladders"),
+                "missing; expected {\"<family>\": [checkpoints], ...}, e.g. {\"raw\": [\"@raw/*\"]}")
+        }
+        let order =
+            LadderOrder(
+                rawValue: root.choice("orderBy", default: "params", from: LadderOrder.allCases.map(\.rawValue)))
+            ?? .params
+        let tasks = TrainBody.parseTasks(root.value("task"), issues: root.issues)
+        let spec = PhaseSpec.parse(root.object("phase"))
+        guard !families.isEmpty, !tasks.isEmpty else { return nil }
+        return PhaseBody(ladders: families, orderBy: order, tasks: tasks, phase: spec)
+    }
+
+    static func crossCheck(_ body: PhaseBody, header: ManifestHeader, issues: IssueList, limits: Limits) {
+        guard body.tasks.count == 1, case .world = body.tasks[0] else {
+            issues.add("task", "a phase trial asks the probes of one world task; expected {\"type\": \"world\", ...}")
+            return
+        }
+    }
+
+    static func run(_ trial: Trial, body: PhaseBody, in dir: TrialDirectory, context: RunContext) throws -> TrialOutcome
+    {
+        try PhaseRunner(trial: trial, body: body, dir: dir, context: context).run()
+    }
+}
+
+/// One phase trial in progress.
+final class PhaseRunner {
+    let trial: Trial
+    let body: PhaseBody
+    let dir: TrialDirectory
+    let context: RunContext
+    let log: (String) -> Void
+    let pool: ThreadPool
+
+    static let recordsFile = "outcomes.jsonl"
+
+    init(trial: Trial, body: PhaseBody, dir: TrialDirectory, context: RunContext) throws {
+        self.trial = trial
+        self.body = body
+        self.dir = dir
+        self.context = context
+        pool = ThreadPool(threads: context.threads ?? trial.manifest.threads)
+        let logFile = try TrainRunner.openTrial(trial, in: dir)
+        log = { line in
+            logFile.write(line)
+            context.log(line)
+        }
+    }
+
+    func run() throws -> TrialOutcome {
+        let h = trial.manifest
+        let start = Date()
+        let world = try body.worldTask()
+        let tokenizer = try TaskMixture(tasks: [world], weights: [1]).tokenizer
+        let probes = world.probes(seed: h.seed, count: body.phase.items)
+        let refs = body.ladders.flatMap { f in
+            f.refs.enumerated().map { (family: f.name, index: $0.offset, ref: $0.element) }
+        }
+        let url = dir.url.appendingPathComponent(PhaseRunner.recordsFile)
+        var records = PhaseRunner.readRecords(url)
+        if !records.isEmpty { log("resuming after \(records.count) of \(refs.count) checkpoints") }
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        let first = records.count
+        for n in records.count..<refs.count {
+            if context.shouldStop() {
+                log("stopped after \(n) checkpoints; run again to resume")
+                return .stopped(step: n)
+            }
+            let (family, index, ref) = refs[n]
+            let field = "ladders.\(family)[\(index)]"
+            let (model, ckpt) = try TrainRunner.loadCheckpoint(
+                ref, role: field, context: context, pool: pool, tokenizer: tokenizer,
+                mismatch: "the phase trial's world task (every ladder point must learn the same world)")
+            let origin = try PhaseRunner.origin(of: ckpt, field: field, ref: ref, world: world.config)
+            let record = try PhaseRunner.measure(
+                model, probes: probes, tokenizer: tokenizer, batch: body.phase.batch, seed: h.seed)
+            var line = JSONValue.object(
+                [
+                    ("family", .string(family)), ("index", JSONValue(index)), ("ref", .string(ref.description)),
+                    ("checkpoint", .string(ckpt.path)),
+                ] + origin + PhaseRunner.describe(model.config))
+            if case let .object(f) = record, case let .object(l) = line { line = .object(l + f) }
+            try handle.write(contentsOf: Data((line.serialized(pretty: false) + "\n").utf8))
+            try handle.synchronize()
+            records.append(line)
+            let elapsed = Date().timeIntervalSince(start)
+            let eta = elapsed / Double(n + 1 - first) * Double(refs.count - n - 1)
+            context.progress(
+                TrainProgress(
+                    step: n + 1, steps: refs.count, loss: .nan, tokensPerSecond: 0, etaSeconds: eta, evalLoss: nil))
+            log("checkpoint \(n + 1)/\(refs.count) \(field) \(ref) d=\(model.config.dModel) eta=\(formatDuration(eta))")
+        }
+        let analysis = try PhaseAnalysis(records: records, body: body)
+        var results = analysis.results()
+        let header: [(String, JSONValue)] = [
+            ("vldVersion", .string(VLD.version)), ("name", .string(h.name)), ("kind", .string(h.kind)),
+            ("trial", JSONValue(trial.index)), ("condition", .string(trial.condition)),
+            ("assignments", .object(trial.assignments)), ("seed", JSONValue(Int(h.seed))),
+            ("records", .string(PhaseRunner.recordsFile)),
+        ]
+        if case let .object(f) = results { results = .object(header + f) }
+        results.set(
+            path: ["timing"],
+            to: .object([("wallSeconds", JSONValue((Date().timeIntervalSince(start) * 10).rounded() / 10))]))
+        try writeAtomically(PhaseReport.html(trial: trial, results: results, analysis: analysis), to: dir.report)
+        try writeAtomically(results.serialized() + "\n", to: dir.results)
+        log("done: " + analysis.headline)
+        return .completed
+    }
+
+    static func readRecords(_ url: URL) -> [JSONValue] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
+        // A line cut short by a crash is dropped (it is measured again).
+        return text.split(separator: "\n").compactMap { try? JSONValue.parse(Data($0.utf8)) }
+    }
+
+    static func describe(_ c: ModelConfig) -> [(String, JSONValue)] {
+        [
+            ("dModel", JSONValue(c.dModel)), ("layers", JSONValue(c.applications)),
+            ("params", JSONValue(c.totalParams)),
+        ]
+    }
+
+    /// What a checkpoint's trial directory says about it (a published trial: manifest.json and
+    /// results.json beside the checkpoint): seed, step, tokens, held-out loss and the world
+    /// scores over training. A checkpoint trained on another world is refused.
+    static func origin(of ckpt: URL, field: String, ref: CheckpointRef, world: WorldConfig) throws -> [(
+        String, JSONValue
+    )] {
+        let trialDir = ckpt.deletingLastPathComponent()
+        var out: [(String, JSONValue)] = []
+        let state = (try? Data(contentsOf: ckpt.appendingPathComponent("state.json"))).flatMap {
+            try? JSONValue.parse($0)
+        }
+        out.append(("step", state?["step"] ?? .null))
+        let manifest = (try? Data(contentsOf: trialDir.appendingPathComponent("manifest.json"))).flatMap {
+            try? JSONValue.parse($0)
+        }
+        if let task = manifest?["task"] {
+            // The ground truth: which facts exist, their values and which are misconceptions.
+            let defaults = WorldConfig()
+            func number(_ key: String, _ d: Double) -> Double { task[key]?.doubleValue ?? d }
+            let theirs: [(String, Double, Double)] = [
+                ("entities", number("entities", Double(defaults.entities)), Double(world.entities)),
+                ("relations", number("relations", Double(defaults.relations)), Double(world.relations)),
+                ("properties", number("properties", Double(defaults.properties)), Double(world.properties)),
+                ("values", number("values", Double(defaults.values)), Double(world.values)),
+                ("popular", number("popular", Double(defaults.popular)), Double(world.popular)),
+                (
+                    "misconceptionShare", number("misconceptionShare", defaults.misconceptionShare),
+                    world.misconceptionShare
+                ),
+                ("heldOutShare", number("heldOutShare", defaults.heldOutShare), world.heldOutShare),
+            ]
+            if task["type"] != .string("world") {
+                throw TrialError("\(field): \(ref) was not trained on a world task")
+            }
+            for (key, a, b) in theirs where a != b {
+                throw TrialError(
+                    "\(field): \(ref) was trained on another world (task.\(key) \(formatNumber(a)), not \(formatNumber(b)))"
+                )
+            }
+        }
+        out.append(("seed", manifest?["seed"] ?? .null))
+        let results = (try? Data(contentsOf: trialDir.appendingPathComponent("results.json"))).flatMap {
+            try? JSONValue.parse($0)
+        }
+        out.append(("tokens", results?["training"]?["tokensSeen"] ?? .null))
+        out.append(("evalLoss", results?["training"]?["evalLoss"] ?? .null))
+        // The world scores at every evaluation of its training (metrics.jsonl).
+        var traces: [JSONValue] = []
+        if let text = try? String(contentsOf: trialDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let m = try? JSONValue.parse(Data(line.utf8)), let step = m["step"], m["world.K"] != nil else {
+                    continue
+                }
+                traces.append(
+                    .object(
+                        [("step", step)]
+                            + ["world.K", "world.R", "world.T_MC1", "world.T_MC2", "world.I", "evalLoss"].map {
+                                ($0, m[$0] ?? .null)
+                            }))
+            }
+        }
+        out.append(("traces", .array(traces)))
+        return out
+    }
+
+    static func formatNumber(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+
+    /// One checkpoint's measurements: the probes' item-level outcomes, and per layer (the
+    /// residual stream after each schedule position, read at the answer word of true and false
+    /// statements) the coupling of the reasoning and truth directions and the mass-mean probes.
+    static func measure(
+        _ model: Transformer, probes: [WorldProbe], tokenizer: WordTokenizer, batch: Int, seed: UInt64
+    ) throws -> JSONValue {
+        let T = model.config.context
+        let o = try WorldOutcomes.score(model, probes: probes, tokenizer: tokenizer, B: batch, T: T)
+        // Statements: each probe's prefix with its true answer and with a false one (the
+        // misconception for truth probes, a seeded other choice otherwise).
+        var rng = TaskRNG(seed: seed, stream: 0x57A7, index: 0)
+        var rows: [[Int32]] = []
+        var tags: [(kind: WorldProbe.Kind, positive: Bool)] = []
+        for p in probes where p.kind != .part && p.kind != .truthRef {
+            var wrong = p.misconception ?? rng.int(p.choices.count - 1)
+            if p.misconception == nil && wrong >= p.answer { wrong += 1 }
+            for (choice, positive) in [(p.answer, true), (wrong, false)] {
+                rows.append(tokenizer.encode((p.prefix + [p.choices[choice]]).joined(separator: " ")))
+                tags.append((p.kind, positive))
+            }
+        }
+        let D = model.config.applications
+        var hidden = [[[Double]]](repeating: [], count: D)
+        for v in 0..<D { hidden[v] = [[Double]](repeating: [], count: rows.count) }
+        try Evaluator.forEachRow(
+            model, rows: rows, B: batch, T: T, positions: { [rows[$0].count - 1] }, visit: { _, _, _ in },
+            residual: { r, _, v, h in hidden[v][r] = h.map(Double.init) })
+        var layers: [JSONValue] = []
+        for v in 0..<D {
+            func set(_ kind: WorldProbe.Kind, _ positive: Bool) -> [[Double]] {
+                tags.indices.filter { tags[$0].kind == kind && tags[$0].positive == positive }.map { hidden[v][$0] }
+            }
+            let rPos = set(.reasoning, true), rNeg = set(.reasoning, false)
+            let tPos = set(.truth, true), tNeg = set(.truth, false)
+            let kPos = set(.knowledge, true), kNeg = set(.knowledge, false)
+            let c = PhaseStats.coupling(
+                reasoningPositive: rPos, reasoningNegative: rNeg, truthPositive: tPos, truthNegative: tNeg)
+            // The null of the centered cosine: labels shuffled within each set (200 times).
+            var nullRng = TaskRNG(seed: seed, stream: 0xC051, index: v)
+            var nulls: [Double] = []
+            for _ in 0..<200 {
+                func shuffled(_ a: [[Double]], _ b: [[Double]]) -> ([[Double]], [[Double]]) {
+                    var all = a + b
+                    all.shuffle(using: &nullRng)
+                    return (Array(all.prefix(a.count)), Array(all.dropFirst(a.count)))
+                }
+                let (ra, rb) = shuffled(rPos, rNeg), (ta, tb) = shuffled(tPos, tNeg)
+                nulls.append(
+                    abs(
+                        PhaseStats.coupling(
+                            reasoningPositive: ra, reasoningNegative: rb, truthPositive: ta, truthNegative: tb
+                        ).centered))
+            }
+            // Mass-mean truth probes fitted on facts without misconceptions: held-out facts (even
+            // items fit, odd items test), and the misconception items (the truth against the
+            // misconception: does the model's truth direction know what it does not say?).
+            let even = { (a: [[Double]]) in a.enumerated().filter { $0.offset % 2 == 0 }.map(\.element) }
+            let odd = { (a: [[Double]]) in a.enumerated().filter { $0.offset % 2 == 1 }.map(\.element) }
+            let aucK = PhaseStats.massMeanAUROC(
+                fitPositive: even(kPos), fitNegative: even(kNeg), testPositive: odd(kPos), testNegative: odd(kNeg))
+            let aucM = PhaseStats.massMeanAUROC(
+                fitPositive: kPos, fitNegative: kNeg, testPositive: tPos, testNegative: tNeg)
+            let aucR = PhaseStats.massMeanAUROC(
+                fitPositive: kPos, fitNegative: kNeg, testPositive: rPos, testNegative: rNeg)
+            layers.append(
+                .object([
+                    ("v", JSONValue(v)), ("centered", JSONValue(c.centered)), ("uncentered", JSONValue(c.uncentered)),
+                    ("centeredNull95", JSONValue(Stats.quantile(sorted: nulls.sorted(), 0.95))),
+                    ("aucKnowledge", aucK.map { JSONValue($0) } ?? .null),
+                    ("aucMisconception", aucM.map { JSONValue($0) } ?? .null),
+                    ("aucReasoning", aucR.map { JSONValue($0) } ?? .null),
+                ]))
+        }
+        let w = o.items
+        func list(_ a: [Double]) -> JSONValue { .array(a.map { JSONValue($0) }) }
+        return .object([
+            (
+                "outcomes",
+                .object([
+                    ("knowledge", list(w.knowledge)), ("truthMC1", list(w.truthMC1)), ("truthMC2", list(w.truthMC2)),
+                    ("imitation", list(w.imitation)), ("truthPair", list(w.truthPair)),
+                    ("reasoning", .array(w.reasoning.map { $0.map { JSONValue($0) } ?? .null })),
+                    ("reasoningAll", list(o.reasoningAll)), ("truthRef", list(o.truthRef)),
+                ])
+            ),
+            ("layerMeasures", .array(layers)),
+        ])
+    }
+}
