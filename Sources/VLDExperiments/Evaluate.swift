@@ -103,7 +103,7 @@ struct Evaluator {
         residual: ((_ row: Int, _ position: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil
     ) throws {
         var start = 0
-        defer { model.residualHook = nil }
+        defer { model.siteHook = nil }
         while start < rows.count {
             let n = min(B, rows.count - start)
             var inputs = [Int32](repeating: WordTokenizer.pad, count: B * T)
@@ -114,7 +114,8 @@ struct Evaluator {
                 // The positions of this batch's rows, read by the hook during the forward pass.
                 let wanted = (0..<n).map { r in positions(start + r).filter { $0 < T } }
                 let first = start
-                model.residualHook = { site in
+                model.siteHook = { site in
+                    guard site.kind == .residPost else { return }
                     for r in 0..<n {
                         for p in wanted[r] {
                             residual(

@@ -129,11 +129,10 @@ extension Transformer {
                         out: cache.x.base, tokens: tok.baseAddress!, positions: pos, wte: p[layout.wte],
                         wpe: layout.wpe.map { p[$0] }, N: n, C: C, pool: pool)
                     for (v, l) in schedule.enumerated() {
+                        site(.residPre, v, cache.x.base, B: n, T: 1, positions: pos, rows: map.baseAddress!)
                         decodeBlock(
                             v: v, block: layout.blocks[l], cache: cache, positions: pos, rows: map.baseAddress!, n: n)
-                        if let hook = residualHook {
-                            hook(ResidualSite(position: v, hidden: cache.x.base, B: n, T: 1, C: C, tokenPositions: pos))
-                        }
+                        site(.residPost, v, cache.x.base, B: n, T: 1, positions: pos, rows: map.baseAddress!)
                     }
                     let st = cache.stats
                     finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: n)
@@ -186,6 +185,7 @@ extension Transformer {
         linearForward(
             out: k.res2.base, inp: k.atty.base, weight: p[s.projW], bias: s.projB.map { p[$0] }, M: B, C: C,
             OC: C, pool: pool)
+        site(.attnOut, v, k.res2.base, B: B, T: 1, positions: positions, rows: rows)
         addInPlace(k.res2.base, k.x.base, B * C)
         norm(out: k.ln.base, mean: st.base, rstd: st[B], inp: k.res2.base, w: s.norm2W, b: s.norm2B, N: B)
         linearForward(
@@ -199,6 +199,7 @@ extension Transformer {
         linearForward(
             out: k.x.base, inp: k.fchAct.base, weight: p[s.fcProjW], bias: s.fcProjB.map { p[$0] }, M: B,
             C: cfg.ffnHidden, OC: C, pool: pool)
+        site(.mlpOut, v, k.x.base, B: B, T: 1, positions: positions, rows: rows)
         addInPlace(k.x.base, k.res2.base, B * C)
     }
 }

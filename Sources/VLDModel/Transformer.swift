@@ -12,15 +12,29 @@
 
 import VLDTensor
 
-/// Read/write access to the residual stream after one block application (see `residualHook`).
-public struct ResidualSite {
-    /// Schedule position v (0..<D) whose block output this is.
+/// Where in a block application an activation site is (specs/phase.md 5(b)): the residual stream
+/// entering the block, the attention output and the MLP output (each before it is added to the
+/// stream), and the residual stream leaving the block.
+public enum SiteKind: String, Sendable, CaseIterable {
+    case residPre = "resid_pre", attnOut = "attn_out", mlpOut = "mlp_out", residPost = "resid_post"
+}
+
+/// Read/write access to the activations at one site of one block application (see `siteHook`).
+public struct ActivationSite {
+    public let kind: SiteKind
+    /// Schedule position v (0..<D) of the block application.
     public let position: Int
-    /// The hidden states (B,T,C), row n = b*T + t. Writes change the rest of the forward pass.
+    /// The activations (B,T,C), row n = b*T + t. Writes change the rest of the forward pass.
     public let hidden: FPtr
     public let B: Int, T: Int, C: Int
     /// Absolute position of each row (B*T), e.g. the cache length during decoding.
     public let tokenPositions: UnsafePointer<Int32>
+    /// While decoding, the KV-cache row of each of the B (packed) rows; nil in a forward pass
+    /// (row n is sequence n / T there).
+    public let cacheRows: UnsafePointer<Int32>?
+
+    /// The sequence row n belongs to.
+    public func sequence(_ n: Int) -> Int { cacheRows.map { Int($0[n]) } ?? n / T }
 }
 
 /// Per-position activation slices of a (B,T) forward pass.
@@ -71,9 +85,10 @@ public final class Transformer {
     public let params: FloatBuffer
     public let grads: FloatBuffer
     public let pool: ThreadPool
-    /// Called after each block application with the residual stream (forward passes only; what
-    /// a hook adds is a constant to the backward pass).
-    public var residualHook: ((ResidualSite) -> Void)?
+    /// Called at every activation site of every block application, in forward passes and while
+    /// decoding alike (reading activations, or steering them by writing). Inference only: the
+    /// backward pass does not see what a hook writes.
+    public var siteHook: ((ActivationSite) -> Void)?
 
     let rope: RopeTable?
     var acts: FloatBuffer?
@@ -197,15 +212,12 @@ public final class Transformer {
                     wte: p[layout.wte], wpe: layout.wpe.map { p[$0] }, N: N, C: C, pool: pool)
                 var input = a[L.res0]
                 for (v, l) in schedule.enumerated() {
+                    site(.residPre, v, input, B: B, T: T, positions: pos.baseAddress!)
                     blockForward(
                         L.positions[v], input: input, block: layout.blocks[l], B: B, T: T,
-                        positions: pos.baseAddress!)
+                        positions: pos.baseAddress!, v: v)
                     input = a[L.positions[v].resOut]
-                    if let hook = residualHook {
-                        hook(
-                            ResidualSite(position: v, hidden: input, B: B, T: T, C: C, tokenPositions: pos.baseAddress!)
-                        )
-                    }
+                    site(.residPost, v, input, B: B, T: T, positions: pos.baseAddress!)
                 }
                 finalNorm(out: a[L.lnf], mean: a[L.lnfMean], rstd: a[L.lnfRstd], inp: input, N: N)
                 linearForward(
@@ -252,9 +264,22 @@ public final class Transformer {
     }
 
     /// One block application: res2 = x + attn(norm1(x)); out = res2 + mlp(norm2(res2)).
+    /// Calls the site hook, if any.
+    @inline(__always)
+    func site(
+        _ kind: SiteKind, _ v: Int, _ hidden: FPtr, B: Int, T: Int, positions: UnsafePointer<Int32>,
+        rows: UnsafePointer<Int32>? = nil
+    ) {
+        guard let hook = siteHook else { return }
+        hook(
+            ActivationSite(
+                kind: kind, position: v, hidden: hidden, B: B, T: T, C: config.dModel, tokenPositions: positions,
+                cacheRows: rows))
+    }
+
     func blockForward(
         _ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int,
-        positions: UnsafePointer<Int32>
+        positions: UnsafePointer<Int32>, v: Int = 0
     ) {
         let cfg = config, N = B * T, C = cfg.dModel, a = acts!, p = params
         norm(out: a[P.ln1], mean: a[P.ln1Mean], rstd: a[P.ln1Rstd], inp: x, w: s.norm1W, b: s.norm1B, N: N)
@@ -274,9 +299,11 @@ public final class Transformer {
         linearForward(
             out: a[P.res2], inp: a[P.atty], weight: p[s.projW], bias: s.projB.map { p[$0] }, M: N, C: C,
             OC: C, pool: pool)
+        site(.attnOut, v, a[P.res2], B: B, T: T, positions: positions)
         addInPlace(a[P.res2], x, N * C)
         norm(out: a[P.ln2], mean: a[P.ln2Mean], rstd: a[P.ln2Rstd], inp: a[P.res2], w: s.norm2W, b: s.norm2B, N: N)
         mlpForward(P, block: s, N: N)
+        site(.mlpOut, v, a[P.resOut], B: B, T: T, positions: positions)
         addInPlace(a[P.resOut], a[P.res2], N * C)
     }
 

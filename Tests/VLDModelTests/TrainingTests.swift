@@ -68,7 +68,7 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
     #expect(m1.params.array() == m3.params.array())
 }
 
-@Test func residualHookReadsAndSteersTheStream() throws {
+@Test func theSiteHookReadsAndSteersEverySite() throws {
     let pool = ThreadPool(threads: 1)
     var rng = SeededRNG(seed: 5)
     let model = try Transformer(config: tinyConfig(.gpt2, schedule: .cyc(1)), pool: pool, rng: &rng)
@@ -76,22 +76,67 @@ func resumedTrainingIsBitwiseIdentical(_ arch: Arch) throws {
     try model.forward(inputs: tokens, B: 1, T: 5)
     let base = (0..<5).map { model.logits(row: $0) }
 
-    var visited: [Int] = []
-    model.residualHook = { site in visited.append(site.position) }
+    var visited: [String] = []
+    model.siteHook = { site in visited.append("\(site.kind.rawValue)\(site.position)") }
     try model.forward(inputs: tokens, B: 1, T: 5)
-    #expect(visited == [0, 1, 2, 3])
+    #expect(visited == (0..<4).flatMap { v in SiteKind.allCases.map { "\($0.rawValue)\(v)" } })
     #expect((0..<5).map { model.logits(row: $0) } == base, "a read-only hook changes nothing")
 
-    // Steer token 2 at schedule position 0: earlier tokens are untouched (causality), token 2
-    // and later ones change.
-    model.residualHook = { site in
-        guard site.position == 0 else { return }
-        for c in 0..<site.C { site.hidden[2 * site.C + c] += 3 }
+    // Steer token 2 at each site of schedule position 0: earlier tokens are untouched
+    // (causality), token 2 and later ones change.
+    for kind in SiteKind.allCases {
+        model.siteHook = { site in
+            guard site.kind == kind, site.position == 0 else { return }
+            for c in 0..<site.C { site.hidden[2 * site.C + c] += 3 }
+        }
+        try model.forward(inputs: tokens, B: 1, T: 5)
+        let steered = (0..<5).map { model.logits(row: $0) }
+        #expect(steered[0] == base[0] && steered[1] == base[1], "\(kind)")
+        #expect(steered[2] != base[2] && steered[4] != base[4], "\(kind)")
     }
-    try model.forward(inputs: tokens, B: 1, T: 5)
-    let steered = (0..<5).map { model.logits(row: $0) }
-    #expect(steered[0] == base[0] && steered[1] == base[1])
-    #expect(steered[2] != base[2] && steered[4] != base[4])
+    model.siteHook = nil
+}
+
+/// Steering while decoding with the KV cache gives the logits of steering the whole sequence
+/// recomputed: every site, a vector added from token position 3 on (the first generated token
+/// included), two sequences of different lengths in one cache.
+@Test(arguments: SiteKind.allCases)
+func steeredCachedDecodingEqualsSteeredRecomputation(_ kind: SiteKind) throws {
+    let pool = ThreadPool(threads: 1)
+    var rng = SeededRNG(seed: 8)
+    let model = try Transformer(config: tinyConfig(.llama, schedule: .cyc(1)), pool: pool, rng: &rng)
+    let C = model.config.dModel
+    let vector = (0..<C).map { Float(($0 * 7) % 5) - 2 }
+    model.siteHook = { site in
+        guard site.kind == kind, site.position == 1 else { return }
+        for n in 0..<(site.B * site.T) where site.tokenPositions[n] >= 3 {
+            for c in 0..<C { site.hidden[n * C + c] += 0.5 * vector[c] }
+        }
+    }
+    let prompts: [[Int32]] = [[3, 9, 4], [5, 1]]
+    let continuation: [[Int32]] = [[7, 2, 6], [8, 8, 3]]
+    let cache = KVCache(model: model, batch: 2, capacity: 8)
+    _ = try model.prefill(prompts: prompts, cache: cache)
+    var cached: [[[Float]]] = [[], []]
+    for step in 0..<3 {
+        let out = try model.decode(tokens: [continuation[0][step], continuation[1][step]], cache: cache)
+        let V = model.config.vocab
+        for b in 0..<2 { cached[b].append(Array(out[(b * V)..<((b + 1) * V)])) }
+    }
+    for b in 0..<2 {
+        let full = prompts[b] + continuation[b]
+        try model.forward(inputs: full, B: 1, T: full.count)
+        for step in 0..<3 {
+            let recomputed = model.logits(row: prompts[b].count + step)
+            let diff = zip(recomputed, cached[b][step]).map { abs($0 - $1) }.max()!
+            #expect(diff < 1e-4, "\(kind) row \(b) step \(step): \(diff)")
+        }
+    }
+    // And the steering mattered: without it the logits differ.
+    model.siteHook = nil
+    let full = prompts[0] + continuation[0]
+    try model.forward(inputs: full, B: 1, T: full.count)
+    #expect(zip(model.logits(row: 4), cached[0][1]).map { abs($0 - $1) }.max()! > 1e-3)
 }
 
 /// The training step with a loss closure is the cross-entropy step when the closure is
