@@ -95,12 +95,15 @@ struct Evaluator {
     }
 
     /// Runs rows through the model in batches of B rows of T tokens (padded) and hands each row's
-    /// logits at the requested positions to `visit`; with `residual`, also the residual stream
-    /// after every schedule position v at those positions (C floats, valid during the call).
+    /// logits at the requested positions to `visit`; with `residual`, also the activations at
+    /// `site` (the residual stream after each block by default) of every schedule position v at
+    /// those positions (C floats, valid during the call); `steer` gives each batch (told its first
+    /// row) a site hook that runs before anything is read.
     static func forEachRow(
         _ model: Transformer, rows: [[Int32]], B: Int, T: Int, positions: (Int) -> [Int],
         visit: (_ row: Int, _ position: Int, _ logits: [Float]) -> Void,
-        residual: ((_ row: Int, _ position: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil
+        residual: ((_ row: Int, _ position: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil,
+        site readSite: SiteKind = .residPost, steer: ((_ firstRow: Int) -> (ActivationSite) -> Void)? = nil
     ) throws {
         var start = 0
         defer { model.siteHook = nil }
@@ -110,12 +113,16 @@ struct Evaluator {
             for r in 0..<n {
                 for (j, t) in rows[start + r].prefix(T).enumerated() { inputs[r * T + j] = t }
             }
+            // A steering hook for this batch (told its first row) runs before any reading.
+            let steering = steer?(start)
+            model.siteHook = steering
             if let residual {
                 // The positions of this batch's rows, read by the hook during the forward pass.
                 let wanted = (0..<n).map { r in positions(start + r).filter { $0 < T } }
                 let first = start
                 model.siteHook = { site in
-                    guard site.kind == .residPost else { return }
+                    steering?(site)
+                    guard site.kind == readSite else { return }
                     for r in 0..<n {
                         for p in wanted[r] {
                             residual(

@@ -125,10 +125,11 @@ public enum Kinds {
         KindEntry(PRMKind.self),
         KindEntry(TTSKind.self),
         KindEntry(PhaseKind.self),
+        KindEntry(SteerKind.self),
     ]
 
     /// Kinds that are planned: a manifest asking for one gets "not available yet", not "unknown".
-    public static let planned = ["steer"]
+    public static let planned: [String] = []
 
     /// The names of the kinds this build runs.
     public static var names: [String] { registry.map(\.name) }

@@ -25,17 +25,21 @@ struct WorldOutcomes {
     var reasoningAll: [Double]
     /// With source tags: per truth probe, the truth ranks first after `<src=ref>`.
     var truthRef: [Double]
+    /// Per truth probe: the truth's logit minus the misconception's.
+    var truthMargin: [Double]
 
     /// Scores `probes` on `model` (rows of B x T, forced choice); `residual` also receives the
     /// residual stream after each schedule position at each probe's last token.
     static func score(
         _ model: Transformer, probes: [WorldProbe], tokenizer: WordTokenizer, B: Int, T: Int,
-        residual: ((_ probe: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil
+        residual: ((_ probe: Int, _ v: Int, _ hidden: UnsafeBufferPointer<Float>) -> Void)? = nil,
+        steer: ((_ firstRow: Int) -> (ActivationSite) -> Void)? = nil
     ) throws -> WorldOutcomes {
         let rows = probes.map { tokenizer.encode($0.prefix.joined(separator: " ")) }
         var picked = [Int](repeating: -1, count: probes.count)
         var truthShare = [Double](repeating: 0, count: probes.count)
         var pair = [Double](repeating: 0, count: probes.count)
+        var margin = [Double](repeating: 0, count: probes.count)
         let choiceIDs = probes.map { $0.choices.map { tokenizer.id(of: $0) ?? WordTokenizer.unknown } }
         try Evaluator.forEachRow(
             model, rows: rows, B: B, T: T, positions: { [rows[$0].count - 1] },
@@ -45,8 +49,11 @@ struct WorldOutcomes {
                 let z = scores.reduce(0) { $0 + exp($1 - m) }
                 picked[r] = scores.firstIndex(of: m)!
                 truthShare[r] = exp(scores[probes[r].answer] - m) / z
-                if let mis = probes[r].misconception { pair[r] = scores[probes[r].answer] > scores[mis] ? 1 : 0 }
-            }, residual: residual.map { f in { r, _, v, h in f(r, v, h) } })
+                if let mis = probes[r].misconception {
+                    pair[r] = scores[probes[r].answer] > scores[mis] ? 1 : 0
+                    margin[r] = scores[probes[r].answer] - scores[mis]
+                }
+            }, residual: residual.map { f in { r, _, v, h in f(r, v, h) } }, steer: steer)
         func of(_ kind: WorldProbe.Kind) -> [Int] { probes.indices.filter { probes[$0].kind == kind } }
         let right: (Int) -> Double = { picked[$0] == probes[$0].answer ? 1 : 0 }
         let truth = of(.truth), reasoning = of(.reasoning)
@@ -57,7 +64,8 @@ struct WorldOutcomes {
                 imitation: truth.map { picked[$0] == probes[$0].misconception ? 1 : 0 },
                 truthPair: truth.map { pair[$0] },
                 reasoning: reasoning.map { i in probes[i].parts.allSatisfy { right($0) == 1 } ? right(i) : nil }),
-            reasoningAll: reasoning.map(right), truthRef: of(.truthRef).map(right))
+            reasoningAll: reasoning.map(right), truthRef: of(.truthRef).map(right),
+            truthMargin: truth.map { margin[$0] })
     }
 }
 
