@@ -33,6 +33,20 @@ public struct ActivationSite {
     /// (row n is sequence n / T there).
     public let cacheRows: UnsafePointer<Int32>?
 
+    public init(
+        kind: SiteKind, position: Int, hidden: FPtr, B: Int, T: Int, C: Int, tokenPositions: UnsafePointer<Int32>,
+        cacheRows: UnsafePointer<Int32>?
+    ) {
+        self.kind = kind
+        self.position = position
+        self.hidden = hidden
+        self.B = B
+        self.T = T
+        self.C = C
+        self.tokenPositions = tokenPositions
+        self.cacheRows = cacheRows
+    }
+
     /// The sequence row n belongs to.
     public func sequence(_ n: Int) -> Int { cacheRows.map { Int($0[n]) } ?? n / T }
 }
