@@ -74,6 +74,10 @@ public struct ModelSpec: Equatable, Sendable {
     public var schedule = LayerSchedule.base
     /// Default: tied for gpt2, untied for llama (as the Hugging Face classes).
     public var tiedEmbeddings: Bool?
+    /// The output head: full, rank(r) or wide(k) (ModelConfig.OutputHead); vld-only when not full.
+    public var head = OutputHead.full
+    /// Logits multiplier (muP's d_base / d: "muP(<d_base>)" in a manifest); 1 is off.
+    public var outputMultiplier = 1.0
 }
 
 public struct TrainSpec: Equatable, Sendable {
@@ -248,6 +252,34 @@ extension TrainBody {
             s.tiedEmbeddings = r.bool("tiedEmbeddings", default: true)
         } else {
             _ = r.value("tiedEmbeddings")
+        }
+        if let text = r.string("head", default: nil) {
+            if let h = OutputHead(parsing: text) {
+                s.head = h
+            } else {
+                r.issues.add(
+                    r.sub("head"),
+                    "\(JSONValue.string(text).brief) is not a head; expected full, rank(<r>) or wide(<k>)")
+            }
+        }
+        switch r.value("outputMultiplier") {
+        case nil, .null?: break
+        case let .number(m)?:
+            if m > 0 && m <= 1000 {
+                s.outputMultiplier = m
+            } else {
+                r.issues.add(r.sub("outputMultiplier"), "\(m) is not in (0, 1000]")
+            }
+        case let .string(text)?:
+            if text.hasPrefix("muP("), text.hasSuffix(")"), let base = Int(text.dropFirst(4).dropLast()), base >= 1 {
+                s.outputMultiplier = Double(base) / Double(s.dModel)
+            } else {
+                r.issues.add(
+                    r.sub("outputMultiplier"),
+                    "\(JSONValue.string(text).brief) is not accepted; expected a number or \"muP(<base width>)\"")
+            }
+        case let v?:
+            r.issues.add(r.sub("outputMultiplier"), "\(v.brief) is not a number or \"muP(<base width>)\"")
         }
         r.finish()
         return (s, true)

@@ -164,10 +164,14 @@ extension TrainBody {
 
     /// The model configuration (the vocabulary comes from the task mixture).
     public func modelConfig(vocab: Int) -> ModelConfig {
-        ModelConfig(
+        var c = ModelConfig(
             arch: model.arch, dModel: model.dModel, layers: model.layers, heads: model.heads, kvHeads: model.kvHeads,
-            ffnHidden: model.ffnHidden, context: model.context, vocab: vocab, tiedEmbeddings: model.tiedEmbeddings,
-            schedule: model.schedule)
+            ffnHidden: model.ffnHidden, context: model.context, vocab: vocab,
+            // A head with its own vocabulary matrix is untied unless the manifest says otherwise.
+            tiedEmbeddings: model.tiedEmbeddings ?? (model.head == .full ? nil : false), schedule: model.schedule)
+        c.head = model.head
+        c.outputMultiplier = Float(model.outputMultiplier)
+        return c
     }
 
     /// Rough peak memory of training in MiB: parameters, gradients and AdamW moments, plus the
@@ -335,6 +339,9 @@ extension TrainBody {
             ("context", JSONValue(model.context)), ("schedule", .string(model.schedule.description)),
             ("tiedEmbeddings", JSONValue(cfg.tiedEmbeddings)),
         ]
+        // Written only when set, so manifests without them resolve as they always have.
+        if model.head != .full { modelFields.append(("head", .string(model.head.description))) }
+        if model.outputMultiplier != 1 { modelFields.append(("outputMultiplier", JSONValue(model.outputMultiplier))) }
         let t = train
         let trainFields: [(String, JSONValue)] = [
             ("steps", JSONValue(t.steps)), ("batch", JSONValue(t.batch)), ("lr", JSONValue(t.lr)),

@@ -140,7 +140,7 @@ extension TrainingHooks {
 
 public enum TrainRunner {
     static func brief(_ c: ModelConfig) -> String {
-        "\(c.arch.rawValue) d=\(c.dModel) L=\(c.layers) heads \(c.heads)/\(c.kvHeads) ffn \(c.ffnHidden) context \(c.context) vocab \(c.vocab)\(c.tiedEmbeddings ? " tied" : " untied")"
+        "\(c.arch.rawValue) d=\(c.dModel) L=\(c.layers) heads \(c.heads)/\(c.kvHeads) ffn \(c.ffnHidden) context \(c.context) vocab \(c.vocab)\(c.tiedEmbeddings ? " tied" : " untied")\(c.head == .full ? "" : " head \(c.head)")\(c.outputMultiplier == 1 ? "" : " output x\(c.outputMultiplier)")"
     }
 
     /// Runs (or resumes) `trial` in `dir`.

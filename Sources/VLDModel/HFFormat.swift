@@ -31,6 +31,8 @@ enum HFFormat {
             one("wte", "transformer.wte.weight")
             one("wpe", "transformer.wpe.weight")
             one("lm_head", "lm_head.weight")
+            one("lm_head.down", "lm_head.down.weight")
+            one("lm_head.hidden", "lm_head.hidden.weight")
             for l in 0..<cfg.layers {
                 let h = "transformer.h.\(l)."
                 one("h.\(l).norm1.weight", h + "ln_1.weight"); one("h.\(l).norm1.bias", h + "ln_1.bias")
@@ -48,6 +50,8 @@ enum HFFormat {
         case .llama:
             one("wte", "model.embed_tokens.weight")
             one("lm_head", "lm_head.weight")
+            one("lm_head.down", "lm_head.down.weight")
+            one("lm_head.hidden", "lm_head.hidden.weight")
             for l in 0..<cfg.layers {
                 let h = "model.layers.\(l)."
                 one("h.\(l).norm1.weight", h + "input_layernorm.weight")
@@ -202,6 +206,18 @@ enum HFFormat {
                 ("rope_scaling", .null), ("attention_dropout", .number(0)), ("pretraining_tp", JSONValue(1)),
             ]
         }
+        if !cfg.isHuggingFaceCompatible {
+            // A factorised or wider head, or an output multiplier: no transformers class holds
+            // it, so the model type is vld's own and transformers refuses the checkpoint with
+            // "does not recognize this architecture" instead of loading wrong logits.
+            let (type, cls) = cfg.arch == .gpt2 ? ("gpt2", "GPT2LMHeadModel") : ("llama", "LlamaForCausalLM")
+            j.removeAll { $0.0 == "model_type" || $0.0 == "architectures" }
+            j += [
+                ("model_type", .string("vld_\(type)")), ("architectures", .array([.string("VLD\(cls)")])),
+                ("vld_head", .string(cfg.head.description)),
+                ("vld_output_multiplier", JSONValue(Double(cfg.outputMultiplier))),
+            ]
+        }
         // Sorted keys, as Hugging Face's own files (and the files earlier vld versions wrote).
         return .object(j.sorted { $0.0 < $1.0 })
     }
@@ -239,8 +255,21 @@ enum HFFormat {
                 throw fail("vld_schedule must be a string or a list of layer indices")
             }
         }
-        let modelType = j["model_type"]?.stringValue
-        let cfg: ModelConfig
+        var modelType = j["model_type"]?.stringValue
+        // vld's own model types: a gpt2 or llama body with a head transformers cannot hold.
+        var head = OutputHead.full
+        var multiplier: Float = 1
+        if let t = modelType, t == "vld_gpt2" || t == "vld_llama" {
+            modelType = String(t.dropFirst(4))
+            if let h = j["vld_head"] {
+                guard let text = h.stringValue, let parsed = OutputHead(parsing: text) else {
+                    throw fail("vld_head must be \"full\", \"rank(<r>)\" or \"wide(<k>)\", got \(h.brief)")
+                }
+                head = parsed
+            }
+            multiplier = Float(try double("vld_output_multiplier", default: 1))
+        }
+        var cfg: ModelConfig
         switch modelType {
         case "gpt2":
             try require(
@@ -289,6 +318,8 @@ enum HFFormat {
             throw fail(
                 "unsupported model_type \(modelType.map { "\"\($0)\"" } ?? "(missing)"): vld loads gpt2 and llama")
         }
+        cfg.head = head
+        cfg.outputMultiplier = multiplier
         do { try cfg.validate() } catch let e as ConfigError { throw fail(e.message) }
         return cfg
     }

@@ -8,6 +8,38 @@ public enum Arch: String, Codable, Sendable, CaseIterable {
     case llama
 }
 
+/// The output head (issue 14, part 3; specs/phase.md 5(c) "model-side width levers"): the usual
+/// vocab x d matrix, a rank-r factorisation W_U = A B (A vocab x r, B r x d: a bottleneck on
+/// purpose), or a wider trained head W_U GELU(W_h h) with W_h (k d x d) and W_U (vocab x k d).
+public enum OutputHead: Codable, Equatable, Sendable, CustomStringConvertible {
+    case full
+    case rank(Int)
+    case wide(Int)
+
+    public var description: String {
+        switch self {
+        case .full: return "full"
+        case let .rank(r): return "rank(\(r))"
+        case let .wide(k): return "wide(\(k))"
+        }
+    }
+
+    /// "full", "rank(<r>)" or "wide(<k>)".
+    public init?(parsing s: String) {
+        if s == "full" {
+            self = .full
+            return
+        }
+        for (prefix, make) in [("rank(", OutputHead.rank), ("wide(", OutputHead.wide)] {
+            if s.hasPrefix(prefix), s.hasSuffix(")"), let n = Int(s.dropFirst(prefix.count).dropLast()), n >= 1 {
+                self = make(n)
+                return
+            }
+        }
+        return nil
+    }
+}
+
 /// A decoder-only transformer: `layers` physical blocks applied in the order of `schedule`.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var arch: Arch
@@ -24,6 +56,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var normEps: Float
     public var ropeTheta: Double
     public var schedule: LayerSchedule
+    /// The output head (full, a rank-r factorisation, or a wider trained head).
+    public var head: OutputHead = .full
+    /// A muP-style output multiplier: logits = m W_U h (m = d_base / d under muP; 1 is off).
+    public var outputMultiplier: Float = 1
 
     public init(
         arch: Arch, dModel: Int, layers: Int, heads: Int, kvHeads: Int? = nil, ffnHidden: Int? = nil,
@@ -50,6 +86,21 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     public var headSize: Int { dModel / heads }
+    /// The input width of the vocabulary matrix: d, r (rank head) or k d (wide head).
+    public var headWidth: Int {
+        switch head {
+        case .full: return dModel
+        case let .rank(r): return r
+        case let .wide(k): return k * dModel
+        }
+    }
+    /// Parameters of the head's first matrix (rank: r x d; wide: k d x d; full: none).
+    public var headInnerParams: Int { head == .full ? 0 : headWidth * dModel }
+    /// Weight parameters of the output head as applied per token (the tied embedding counted).
+    public var headMatrixParams: Int { vocab * headWidth + headInnerParams }
+    /// Whether a Hugging Face GPT2LMHeadModel / LlamaForCausalLM can hold the model: not with a
+    /// factorised or wider head or an output multiplier (their checkpoints are vld-only).
+    public var isHuggingFaceCompatible: Bool { head == .full && outputMultiplier == 1 }
     /// Width of the fused q,k,v projection: (heads + 2 kvHeads) * headSize.
     public var qkvWidth: Int { (heads + 2 * kvHeads) * headSize }
     /// Output width of the first MLP matrix: ffnHidden (GELU) or 2 ffnHidden (SwiGLU gate+up).
@@ -79,6 +130,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard vocab >= 2 else { throw fail("vocab must be >= 2, got \(vocab)") }
         guard normEps > 0 else { throw fail("normEps must be > 0") }
         guard ropeTheta > 0 else { throw fail("ropeTheta must be > 0") }
+        switch head {
+        case .full: break
+        case let .rank(r):
+            guard r >= 1 && r <= 65536 else { throw fail("head: rank must be in 1...65536, got \(r)") }
+        case let .wide(k):
+            guard k >= 1 && k <= 16 else { throw fail("head: wide(k) needs k in 1...16, got \(k)") }
+        }
+        if head != .full && tiedEmbeddings {
+            throw fail(
+                "head \(head) has its own vocabulary matrix; it cannot be tied to the embedding (tiedEmbeddings false)")
+        }
+        guard outputMultiplier > 0, outputMultiplier.isFinite else {
+            throw fail("outputMultiplier must be > 0, got \(outputMultiplier)")
+        }
         do { _ = try schedule.indices(layers: layers) } catch let e as ScheduleError {
             throw fail("schedule: \(e.message)")
         }
@@ -101,7 +166,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Token embedding, learned positions (gpt2), and an untied output head.
     public var embeddingParams: Int {
-        vocab * dModel + (arch == .gpt2 ? context * dModel : 0) + (tiedEmbeddings ? 0 : vocab * dModel)
+        vocab * dModel + (arch == .gpt2 ? context * dModel : 0) + (tiedEmbeddings ? 0 : headMatrixParams)
     }
 
     /// P_total: every stored parameter, counted once (a reused block counts once).
@@ -116,14 +181,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// D_VLD = D - L: applications added by reuse.
     public var vldDepth: Int { applications - layers }
 
-    /// N_applied = D * (block matrix params) + V d: matrix parameters as applied per token.
-    public var appliedMatrixParams: Int { applications * blockMatrixParams + vocab * dModel }
+    /// N_applied = D * (block matrix params) + the head's (V d for a full head): matrix parameters
+    /// as applied per token.
+    public var appliedMatrixParams: Int { applications * blockMatrixParams + headMatrixParams }
 
     /// Forward FLOPs for one token attending to `t` positions (specs/tts.md 8.5):
-    /// D * (2 * blockMatrixParams + 4 t d) + 2 d V.
+    /// D * (2 * blockMatrixParams + 4 t d) + 2 d V (2 times the head's matrices in general).
     public func forwardFlopsPerToken(attending t: Int) -> Double {
         Double(applications) * (2 * Double(blockMatrixParams) + 4 * Double(t) * Double(dModel))
-            + 2 * Double(dModel) * Double(vocab)
+            + 2 * Double(headMatrixParams)
     }
 
     /// Training FLOPs of one step of B sequences of T tokens, with the convention of

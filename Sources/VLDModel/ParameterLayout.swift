@@ -29,8 +29,10 @@ public struct ParameterLayout: Sendable {
     public private(set) var blocks: [BlockSlots]
     public private(set) var wte = 0
     public private(set) var wpe: Int?
-    /// The output head: the token embedding when tied.
+    /// The output head's vocabulary matrix (vocab x headWidth): the token embedding when tied.
     public private(set) var head = 0
+    /// A rank head's down-projection (r x d) or a wide head's hidden matrix (k d x d).
+    public private(set) var headInner: Int?
     public private(set) var normFW = 0
     public private(set) var normFB: Int?
     /// Parameters [0, decayedCount) are matrices (weight decay applies), the rest vectors.
@@ -49,7 +51,12 @@ public struct ParameterLayout: Sendable {
         }
         wte = add("wte", [cfg.vocab, C])
         if gpt2 { wpe = add("wpe", [cfg.context, C]) }
-        head = cfg.tiedEmbeddings ? wte : add("lm_head", [cfg.vocab, C])
+        head = cfg.tiedEmbeddings ? wte : add("lm_head", [cfg.vocab, cfg.headWidth])
+        switch cfg.head {
+        case .full: break
+        case .rank: headInner = add("lm_head.down", [cfg.headWidth, C])
+        case .wide: headInner = add("lm_head.hidden", [cfg.headWidth, C])
+        }
         for l in 0..<cfg.layers {
             blocks[l].qkvW = add("h.\(l).qkv.weight", [cfg.qkvWidth, C])
             blocks[l].projW = add("h.\(l).proj.weight", [C, C])

@@ -18,6 +18,8 @@ public final class KVCache {
     // decode scratch, (B, ...) each
     let x: FloatBuffer, ln: FloatBuffer, qkv: FloatBuffer, atty: FloatBuffer, res2: FloatBuffer
     let fch: FloatBuffer, fchAct: FloatBuffer, stats: FloatBuffer, logits: FloatBuffer
+    /// A rank or wide head's inner activations (B x headWidth; empty for a full head).
+    let headPre: FloatBuffer, headAct: FloatBuffer
 
     public init(model: Transformer, batch: Int, capacity: Int) {
         let cfg = model.config
@@ -37,6 +39,9 @@ public final class KVCache {
         fchAct = FloatBuffer(count: batch * cfg.ffnHidden)
         stats = FloatBuffer(count: 2 * batch)
         logits = FloatBuffer(count: batch * cfg.vocab)
+        let inner = cfg.head == .full ? 1 : batch * cfg.headWidth
+        headPre = FloatBuffer(count: inner)
+        headAct = FloatBuffer(count: inner)
     }
 
     /// Makes row `to` a copy of row `from`: the same tokens held, the same keys and values at every
@@ -136,9 +141,9 @@ extension Transformer {
                     }
                     let st = cache.stats
                     finalNorm(out: cache.ln.base, mean: st.base, rstd: st[B], inp: cache.x.base, N: n)
-                    linearForward(
-                        out: cache.logits.base, inp: cache.ln.base, weight: p[layout.head], bias: nil, M: n, C: C,
-                        OC: V, pool: pool)
+                    headForward(
+                        logits: cache.logits.base, hidden: cache.ln.base, pre: cache.headPre.base,
+                        act: cache.headAct.base, tanh: nil, N: n)
                 }
             }
         }

@@ -62,6 +62,9 @@ struct ActivationLayout {
     var positions: [PositionActs] = []
     var res0 = 0, lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
     var dres = 0, dln = 0, dqkv = 0, datty = 0, dfch = 0, dfchAct = 0
+    /// A rank or wide head's inner activations (N x headWidth): before and after GELU (wide),
+    /// GELU's tanh cache, and two gradient buffers.
+    var headPre = 0, headAct = 0, headTanh = 0, dheadIn = 0, dheadPre = 0
     var count = 0
 
     init(_ cfg: ModelConfig, D: Int, B: Int, T: Int) {
@@ -82,6 +85,10 @@ struct ActivationLayout {
             positions.append(p)
         }
         lnf = take(N * C); lnfMean = take(N); lnfRstd = take(N)
+        if cfg.head != .full {
+            let W = N * cfg.headWidth
+            headPre = take(W); headAct = take(W); headTanh = take(W); dheadIn = take(W); dheadPre = take(W)
+        }
         logits = take(N * cfg.vocab); losses = take(N)
         dres = take(N * C); dln = take(N * C); dqkv = take(N * cfg.qkvWidth); datty = take(N * C)
         dfch = take(N * cfg.fcWidth); dfchAct = take(N * cfg.ffnHidden)
@@ -234,9 +241,9 @@ public final class Transformer {
                     site(.residPost, v, input, B: B, T: T, positions: pos.baseAddress!)
                 }
                 finalNorm(out: a[L.lnf], mean: a[L.lnfMean], rstd: a[L.lnfRstd], inp: input, N: N)
-                linearForward(
-                    out: a[L.logits], inp: a[L.lnf], weight: p[layout.head], bias: nil, M: N, C: C, OC: V,
-                    pool: pool)
+                headForward(
+                    logits: a[L.logits], hidden: a[L.lnf], pre: a[L.headPre], act: a[L.headAct], tanh: a[L.headTanh],
+                    N: N)
             }
         }
         guard let targets else { return nil }
@@ -249,6 +256,28 @@ public final class Transformer {
         }
         lastCount = count
         return loss
+    }
+
+    /// The output head: logits (N x V) from the final hidden states, through a rank head's
+    /// down-projection or a wide head's GELU layer (their activations in `pre` and `act`, GELU's
+    /// tanh cache in `tanh`), times the output multiplier.
+    func headForward(logits: FPtr, hidden: CFPtr, pre: FPtr, act: FPtr, tanh: FPtr?, N: Int) {
+        let cfg = config, p = params, W = cfg.headWidth
+        var input = hidden
+        if let inner = layout.headInner {
+            linearForward(out: pre, inp: hidden, weight: p[inner], bias: nil, M: N, C: cfg.dModel, OC: W, pool: pool)
+            if case .wide = cfg.head {
+                geluForward(out: act, inp: pre, N: N * W, pool: pool, tanhCache: tanh)
+                input = UnsafePointer(act)
+            } else {
+                input = UnsafePointer(pre)
+            }
+        }
+        linearForward(out: logits, inp: input, weight: p[layout.head], bias: nil, M: N, C: W, OC: cfg.vocab, pool: pool)
+        if cfg.outputMultiplier != 1 {
+            let m = cfg.outputMultiplier
+            for i in 0..<(N * cfg.vocab) { logits[i] *= m }
+        }
     }
 
     func finalNorm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, N: Int) {
@@ -417,10 +446,33 @@ public final class Transformer {
     /// into dln (overwritten).
     func headBackward() {
         let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
-        let N = L.B * L.T
+        let N = L.B * L.T, W = cfg.headWidth
+        if cfg.outputMultiplier != 1 {
+            let m = cfg.outputMultiplier, d = a[L.logits]
+            for i in 0..<(N * cfg.vocab) { d[i] *= m }
+        }
+        guard let inner = layout.headInner else {
+            linearBackward(
+                dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
+                weight: p[layout.head], M: N, C: cfg.dModel, OC: cfg.vocab, pool: pool, overwriteInput: true)
+            return
+        }
+        let wide: Bool
+        if case .wide = cfg.head { wide = true } else { wide = false }
         linearBackward(
-            dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
-            weight: p[layout.head], M: N, C: cfg.dModel, OC: cfg.vocab, pool: pool, overwriteInput: true)
+            dinp: a[L.dheadIn], dweight: g[layout.head], dbias: nil, dout: a[L.logits],
+            inp: a[wide ? L.headAct : L.headPre], weight: p[layout.head], M: N, C: W, OC: cfg.vocab, pool: pool,
+            overwriteInput: true)
+        var dpre = a[L.dheadIn]
+        if wide {
+            a.zero(L.dheadPre, N * W)
+            geluBackward(
+                dinp: a[L.dheadPre], inp: a[L.headPre], cached: a[L.headTanh], dout: a[L.dheadIn], N: N * W, pool: pool)
+            dpre = a[L.dheadPre]
+        }
+        linearBackward(
+            dinp: a[L.dln], dweight: g[inner], dbias: nil, dout: dpre, inp: a[L.lnf], weight: p[inner], M: N,
+            C: cfg.dModel, OC: W, pool: pool, overwriteInput: true)
     }
 
     /// Backward from the gradient of the final hidden states (dln) through the final norm, the

@@ -361,3 +361,31 @@ func badManifestsAreRejectedWithTheirPath(_ c: BadManifest) {
     #expect(fields.map(\.0) == ["name", "kind", "seed", "priority", "resources", "task", "model", "train"])
     #expect(m.body.summaryScalars(.object([("metrics", .object([("x", .number(2))]))])).map(\.0) == ["x"])
 }
+
+@Test func theHeadLeversResolveAndTheirMistakesAreNamed() throws {
+    let llama =
+        #"{"arch": "llama", "dModel": 32, "layers": 2, "heads": 2, "context": 128, "head": "rank(8)", "outputMultiplier": "muP(16)"}"#
+    let m = try Experiment.parse(Data(manifest(model: llama).utf8), cores: 2).trials[0].manifest
+    #expect(m.json["model"]?["head"] == .string("rank(8)"))
+    #expect(m.json["model"]?["outputMultiplier"] == .number(0.5))
+    #expect(m.json["model"]?["tiedEmbeddings"] == .bool(false))
+    // Without them the model section resolves as it always has.
+    let plain = try Experiment.parse(Data(manifest().utf8), cores: 2).trials[0].manifest
+    #expect(plain.json["model"]?["head"] == nil && plain.json["model"]?["outputMultiplier"] == nil)
+    #expect(
+        issues(manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "head": "narrow(2)"}"#))
+            .contains { $0.hasPrefix("model.head: \"narrow(2)\" is not a head; expected full, rank(<r>) or wide(<k>)") }
+    )
+    #expect(
+        issues(
+            manifest(model: #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "outputMultiplier": "muP(x)"}"#)
+        )
+        .contains { $0.hasPrefix("model.outputMultiplier: \"muP(x)\" is not accepted") })
+    #expect(
+        issues(
+            manifest(
+                model:
+                    #"{"dModel": 32, "layers": 2, "heads": 2, "context": 128, "head": "wide(2)", "tiedEmbeddings": true}"#
+            )
+        ).contains { $0.contains("cannot be tied to the embedding") })
+}

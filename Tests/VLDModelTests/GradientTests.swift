@@ -11,7 +11,13 @@ struct GradCase: CustomStringConvertible, Sendable {
     let kvHeads: Int
     /// Rows packed with several documents (segments), as training batches are.
     var packed = false
-    var description: String { "\(arch.rawValue) \(schedule) kv=\(kvHeads)\(packed ? " packed" : "")" }
+    /// The output head and multiplier (issue 14, part 3).
+    var head = OutputHead.full
+    var multiplier: Float = 1
+    var description: String {
+        "\(arch.rawValue) \(schedule) kv=\(kvHeads)\(packed ? " packed" : "")"
+            + (head == .full ? "" : " head \(head)") + (multiplier == 1 ? "" : " x\(multiplier)")
+    }
 }
 
 /// A model with larger weights than the 0.02 init so every path carries a visible gradient; norms
@@ -35,11 +41,19 @@ func perturbedModel(_ cfg: ModelConfig, rng: inout SeededRNG) throws -> (Transfo
     GradCase(arch: .llama, schedule: "[1,0,1,1]", kvHeads: 1),
     GradCase(arch: .gpt2, schedule: "cyc(1)", kvHeads: 2, packed: true),
     GradCase(arch: .llama, schedule: "inv(1)", kvHeads: 1, packed: true),
+    GradCase(arch: .llama, schedule: "base", kvHeads: 1, head: .rank(3)),
+    GradCase(arch: .gpt2, schedule: "base", kvHeads: 2, head: .rank(5), multiplier: 0.5),
+    GradCase(arch: .llama, schedule: "cyc(1)", kvHeads: 2, head: .wide(2)),
+    GradCase(arch: .gpt2, schedule: "base", kvHeads: 2, head: .wide(3)),
+    GradCase(arch: .llama, schedule: "base", kvHeads: 1, multiplier: 0.25),
 ])
 func wholeModelGradientMatchesFiniteDifferences(_ c: GradCase) throws {
-    let cfg = ModelConfig(
+    var cfg = ModelConfig(
         arch: c.arch, dModel: 8, layers: 2, heads: 2, kvHeads: c.kvHeads, ffnHidden: 12, context: 6,
-        vocab: 7, schedule: try LayerSchedule(parsing: c.schedule))
+        vocab: 7, tiedEmbeddings: c.head == .full ? nil : false, schedule: try LayerSchedule(parsing: c.schedule))
+    cfg.head = c.head
+    cfg.outputMultiplier = c.multiplier
+    try cfg.validate()
     var rng = SeededRNG(seed: 42)
     let (model, p) = try perturbedModel(cfg, rng: &rng)
     let B = 2, T = 5

@@ -46,7 +46,14 @@ func referenceLoss(
         x = zip(res2, mlpOut).map { $0 + $1 }
     }
     let final = norm(x, layout.normFW, layout.normFB)
-    let logits = linear(final, layout.head, nil, C, cfg.vocab)
+    // The head: a rank head's down-projection or a wide head's GELU layer, then the vocabulary
+    // matrix, times the output multiplier.
+    var headInput = final
+    if let inner = layout.headInner {
+        let pre = linear(final, inner, nil, C, cfg.headWidth)
+        if case .wide = cfg.head { headInput = Reference.gelu(pre) } else { headInput = pre }
+    }
+    let logits = linear(headInput, layout.head, nil, cfg.headWidth, cfg.vocab).map { $0 * Double(cfg.outputMultiplier) }
     let lm = Reference.crossEntropy(logits: logits, targets: targets, V: cfg.vocab)
     guard let value else { return lm }
     let bce = Reference.valueHeadLoss(

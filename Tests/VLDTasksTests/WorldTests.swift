@@ -87,9 +87,28 @@ private func world(_ change: (inout WorldConfig) -> Void = { _ in }) throws -> W
     #expect(counts[0] > 20 * max(1, counts[w.config.entities - 1]))
 }
 
+@Test func eachCompositionFollowsItsPremiseStatedTruly() throws {
+    let w = try world { $0.reasoningShare = 1 }
+    for i in 0..<100 {
+        let sentences = try w.trainingDocument(seed: 3, index: i).words.dropFirst().split(separator: ".").map(
+            Array.init)
+        #expect(sentences.count == 2 * w.config.statements)
+        for j in stride(from: 0, to: sentences.count, by: 2) {
+            let premise = sentences[j], c = sentences[j + 1]
+            // "w5 employer is w9" then "the city of the employer of w5 is city2".
+            #expect(premise.count == 4 && c.count == 9 && premise[0] == c[6] && premise[1] == c[4])
+            let e = Int(premise[0].dropFirst())!, r = w.attributes.firstIndex(of: premise[1])!
+            #expect(premise[3] == w.truth(e, r))
+        }
+    }
+    // The reasoning probe carries the premise too.
+    let probe = try #require(w.probes(seed: 1, count: 20).first { $0.kind == .reasoning })
+    #expect(probe.prefix.count == 14 && probe.prefix[3] == "is" && probe.prefix[5] == "." && probe.prefix[6] == "the")
+}
+
 @Test func reasoningDocumentsStateCompositionsTrulyAndHoldOutTheirShare() throws {
     let w = try world {
-        $0.reasoningShare = 1; $0.heldOutShare = 0.25
+        $0.reasoningShare = 1; $0.heldOutShare = 0.25; $0.premise = false
     }
     var seen = 0
     for i in 0..<200 {
