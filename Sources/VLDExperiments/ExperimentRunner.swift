@@ -45,10 +45,32 @@ public enum ExperimentRunner {
         try fm.createDirectory(at: layout.partial, withIntermediateDirectories: true)
         let sourceFile = layout.source
         if let existing = try? Data(contentsOf: sourceFile) {
-            guard let old = try? JSONValue.parse(existing), old == experiment.source else {
-                throw TrialError(
-                    "\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it"
+            guard let old = try? JSONValue.parse(existing) else {
+                throw TrialError("\(sourceFile.path) is not JSON; remove it or use another --out")
+            }
+            if old != experiment.source {
+                // A manifest that keeps every trial that has run (published or in progress) as
+                // it was, at the same directory, continues the directory: one that appends stages
+                // (the analysis of a finished grid, say), or changes stages that have not started.
+                // Any other change is a different experiment.
+                let fresh = Dictionary(
+                    experiment.trials.map { ($0.directoryName, $0.manifest.json) }, uniquingKeysWith: { a, _ in a })
+                guard let previous = try? Experiment.parse(existing, limits: .unbounded),
+                    previous.trials.allSatisfy({ t in
+                        let ran =
+                            fm.fileExists(atPath: layout.published(t).path)
+                            || fm.fileExists(atPath: layout.work(t).path)
+                        return !ran || fresh[t.directoryName] == t.manifest.json
+                    })
+                else {
+                    throw TrialError(
+                        "\(root.path) holds results of a different manifest named \(experiment.name); use another --out or remove it"
+                    )
+                }
+                log(
+                    "\(experiment.name): the manifest keeps every trial that ran and now has \(experiment.trials.count) trials (\(previous.trials.count) before); continuing"
                 )
+                try writeAtomically(String(decoding: source, as: UTF8.self), to: sourceFile)
             }
         } else {
             try writeAtomically(String(decoding: source, as: UTF8.self), to: sourceFile)

@@ -50,7 +50,7 @@ public struct WorldConfig: Codable, Equatable, Sendable {
     public var forumTruth = 0.3
     /// Templates per attribute (1 to 3), statements per document, reasoning documents' share.
     public var paraphrases = 3
-    public var statements = 4
+    public var statements = 3
     public var reasoningShare = 0.2
     /// The share of 2-hop triples held out of training for the reasoning probe.
     public var heldOutShare = 0.2

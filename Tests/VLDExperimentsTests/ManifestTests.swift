@@ -59,7 +59,7 @@ struct BadManifest: CustomStringConvertible, Sendable {
         expected: #"task.type: "gsm8k" is not accepted; expected one of igsm, bios, random-tokens"#),
     BadManifest(
         text: manifest(#", "kind": "phase""#),
-        expected: #"kind: "phase" experiments are not available in vld 0.1.0 yet; expected one of train"#),
+        expected: #"ladders: missing; expected {"<family>": [checkpoints], ...}, e.g. {"raw": ["@raw/*"]}"#),
     BadManifest(
         text: manifest(#", "kind": "bake""#),
         expected: #"kind: "bake" is not an experiment kind; expected one of train"#),

@@ -161,3 +161,29 @@ private func pipeline(_ stages: String, header: String = #""name": "p", "seed": 
     }
     #expect(missing?.message.contains("no checkpoint there (config.json is missing)") == true)
 }
+
+@Test func aManifestThatAppendsStagesContinuesItsOutputAndAnyOtherChangeIsRefused() throws {
+    let first = pipeline(#""pre": \#(stage(#", "grid": {"seed": [1, 2]}"#))"#)
+    let out = freshDirectory()
+    func run(_ text: String) throws -> (ExperimentRunner.Outcome, [String]) {
+        var lines: [String] = []
+        let outcome = try ExperimentRunner.run(
+            try Experiment.parse(Data(text.utf8), cores: 2), source: Data(text.utf8), out: out, threads: 1,
+            log: { lines.append($0) }, progress: { _ in }, shouldStop: { false })
+        return (outcome, lines)
+    }
+    #expect(try run(first).0.completed == 2)
+    // Appended: a stage that reads the first one; only its trial runs.
+    let appended = pipeline(
+        #""pre": \#(stage(#", "grid": {"seed": [1, 2]}"#)), "tune": \#(stage(#", "init": "@pre/0""#))"#)
+    let (outcome, lines) = try run(appended)
+    #expect(outcome.completed == 3)
+    #expect(lines.contains { $0.contains("the manifest keeps every trial that ran and now has 3 trials (2 before)") })
+    #expect(
+        !lines.contains { $0.contains("[1/3] vld") || $0.contains("[2/3] vld") }, "finished trials do not run again")
+    // A change to a trial that ran is another experiment.
+    let changed = pipeline(#""pre": \#(stage(#", "grid": {"seed": [1, 3]}"#))"#)
+    #expect {
+        try run(changed)
+    } throws: { "\($0)".contains("holds results of a different manifest named p") }
+}
