@@ -32,16 +32,23 @@ struct PhaseAnalysis {
         /// The world scores at each evaluation of its training.
         var traces: [Trace]
         var scores: Scores
+        /// A distilled student's loss settings (its manifest's `distill`) and KL to its teacher.
+        var distill: JSONValue? = nil
+        var klToTeacher: Double? = nil
+
+        /// G (with source tags): T_MC1 after `<src=ref>` minus without.
+        var gap: Double? { truthRef.isEmpty ? nil : Stats.mean(truthRef) - Stats.mean(outcomes.truthMC1) }
 
         /// The G probe variant: the misconception AUROC of the mass-mean truth probe at the
         /// layer whose held-out-fact AUROC is best, minus the model's pairwise truth accuracy
-        /// (both have chance 1/2).
+        /// (both have chance 1/2). Nil when the probe does not separate even held-out true and
+        /// false facts (best AUROC below 0.6): a probe at chance knows nothing, and its 0.5 minus
+        /// an imitating model's accuracy would read as a large gap.
         var probeGap: Double? {
             guard
                 let best = layerMeasures.filter({ $0.aucKnowledge != nil }).max(by: {
                     $0.aucKnowledge! < $1.aucKnowledge!
-                }),
-                let m = best.aucMisconception
+                }), best.aucKnowledge! >= 0.6, let m = best.aucMisconception
             else { return nil }
             return m - Stats.mean(outcomes.truthPair)
         }
@@ -54,6 +61,8 @@ struct PhaseAnalysis {
         var scores: Scores
         var intervals: [String: (Double, Double)]
         var evalLoss: Double?
+        /// Means over the point's checkpoints (nil where none has it).
+        var g: Double?, gProbe: Double?, klToTeacher: Double?, tokens: Double?
     }
 
     struct Step {
@@ -85,6 +94,8 @@ struct PhaseAnalysis {
     var partialR = Double.nan
     var withinFamilyR = Double.nan
     var width: PhaseStats.WidthNormalization?
+    /// A steer trial's results, shown beside the ladders (PhaseBody.steering).
+    var steering: JSONValue?
 
     init(records: [JSONValue], body: PhaseBody) throws {
         spec = body.phase
@@ -138,11 +149,16 @@ struct PhaseAnalysis {
                 "T": Stats.interval95(reps.map { $0[j].t }), "I": Stats.interval95(reps.map { $0[j].i }),
             ].compactMapValues { $0 }
             let losses = g.compactMap { checkpoints[$0].evalLoss }
+            func mean(_ v: (Checkpoint) -> Double?) -> Double? {
+                let x = g.compactMap { v(checkpoints[$0]) }.filter(\.isFinite)
+                return x.isEmpty ? nil : Stats.mean(x)
+            }
             points.append(
                 Point(
                     order: values[j], members: g, params: Stats.mean(g.map { Double(checkpoints[$0].params) }),
                     dModel: Stats.mean(g.map { Double(checkpoints[$0].dModel) }), scores: scores[j], intervals: ci,
-                    evalLoss: losses.isEmpty ? nil : Stats.mean(losses)))
+                    evalLoss: losses.isEmpty ? nil : Stats.mean(losses), g: mean(\.gap), gProbe: mean(\.probeGap),
+                    klToTeacher: mean(\.klToTeacher), tokens: mean(\.tokens)))
         }
         var steps: [Step] = []
         for j in 0..<(groups.count - 1) {
@@ -226,7 +242,8 @@ struct PhaseAnalysis {
             evalLoss: j["evalLoss"]?.doubleValue, outcomes: o,
             reasoningAll: (j["outcomes"]?["reasoningAll"]?.arrayValue ?? []).map { $0.doubleValue ?? .nan },
             truthRef: (j["outcomes"]?["truthRef"]?.arrayValue ?? []).map { $0.doubleValue ?? .nan },
-            layerMeasures: layers, traces: traces, scores: Scores(k: .nan, r: .nan, t: .nan, i: .nan))
+            layerMeasures: layers, traces: traces, scores: Scores(k: .nan, r: .nan, t: .nan, i: .nan),
+            distill: j["distill"], klToTeacher: j["klToTeacher"]?.doubleValue)
     }
 
     // MARK: results.json
@@ -251,8 +268,10 @@ struct PhaseAnalysis {
                 ("T_MC1", num(Stats.mean(c.outcomes.truthMC1))), ("T_MC2", num(Stats.mean(c.outcomes.truthMC2))),
                 ("T_pair", num(Stats.mean(c.outcomes.truthPair))), ("I", num(c.scores.i)),
             ]
-            if !c.truthRef.isEmpty { f.append(("G", num(Stats.mean(c.truthRef) - Stats.mean(c.outcomes.truthMC1)))) }
+            if let g = c.gap { f.append(("G", num(g))) }
             f.append(("G_probe", num(c.probeGap)))
+            if let d = c.distill { f.append(("distill", d)) }
+            if let kl = c.klToTeacher { f.append(("klToTeacher", num(kl))) }
             f.append(
                 (
                     "layerMeasures",
@@ -274,6 +293,8 @@ struct PhaseAnalysis {
                         ("order", num(p.order)), ("params", num(p.params)), ("dModel", num(p.dModel)),
                         ("seeds", JSONValue(p.members.count)), ("evalLoss", num(p.evalLoss)),
                         ("K", num(p.scores.k)), ("R", num(p.scores.r)), ("T", num(p.scores.t)), ("I", num(p.scores.i)),
+                        ("G", num(p.g)), ("G_probe", num(p.gProbe)), ("klToTeacher", num(p.klToTeacher)),
+                        ("tokens", num(p.tokens)),
                     ] + ["K", "R", "T", "I"].map { ("ci95." + $0, pair(p.intervals[$0])) })
             }
             let steps: [JSONValue] = f.steps.map { s in
@@ -339,18 +360,40 @@ struct PhaseAnalysis {
         for f in families {
             for s in f.steps { metrics.append(("phase.\(f.name).gamma\(s.from)", num(s.gamma))) }
         }
-        return .object([
-            ("orderBy", .string(orderBy.rawValue)), ("truth", .string(spec.truth.rawValue)),
-            ("epsilon", JSONValue(spec.epsilon)), ("band", JSONValue(spec.band)),
-            ("checkpoints", .array(checkpointJSON)), ("families", .object(familyJSON)),
-            (
-                "panel",
+        return .object(
+            [
+                ("orderBy", .string(orderBy.rawValue)), ("truth", .string(spec.truth.rawValue)),
+                ("epsilon", JSONValue(spec.epsilon)), ("band", JSONValue(spec.band)),
+                ("checkpoints", .array(checkpointJSON)), ("families", .object(familyJSON)),
+                (
+                    "panel",
+                    .object([
+                        ("r", num(panelR)), ("ci95", pair(panelInterval)), ("partialRGivenLogNLogD", num(partialR)),
+                        ("withinFamilyR", num(withinFamilyR)), ("widthNormalization", widthJSON),
+                    ])
+                ),
+                ("metrics", .object(metrics)),
+            ]
+                + (steering.map { s in
+                    [
+                        (
+                            "steering",
+                            .object([("results", s["name"] ?? .null), ("models", PhaseAnalysis.steeringSummary(s))])
+                        )
+                    ]
+                } ?? []))
+    }
+
+    /// Per steered model: its size, the best T setting on test beside the random direction, C
+    /// and kappa (the full sweep stays in the steer trial's results.json).
+    static func steeringSummary(_ s: JSONValue) -> JSONValue {
+        .array(
+            (s["models"]?.arrayValue ?? []).map { m in
                 .object([
-                    ("r", num(panelR)), ("ci95", pair(panelInterval)), ("partialRGivenLogNLogD", num(partialR)),
-                    ("withinFamilyR", num(withinFamilyR)), ("widthNormalization", widthJSON),
+                    ("ref", m["ref"] ?? .null), ("dModel", m["dModel"] ?? .null), ("params", m["params"] ?? .null),
+                    ("best", m["best"] ?? .null), ("C", m["C"] ?? .null), ("kappa", m["kappa"] ?? .null),
+                    ("antiSteerable", m["slopes"]?["antiSteerable"] ?? .null),
                 ])
-            ),
-            ("metrics", .object(metrics)),
-        ])
+            })
     }
 }

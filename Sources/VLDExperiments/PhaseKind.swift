@@ -80,17 +80,20 @@ public struct PhaseBody: KindBody, Equatable {
     public var orderBy: LadderOrder
     public var tasks: [TaskSpec]
     public var phase: PhaseSpec
+    /// A steer trial whose results the dashboard shows beside the ladders (optional).
+    public var steering: CheckpointRef? = nil
 
     public var resolvedFields: [(String, JSONValue)] {
         let task = TrainBody(tasks: tasks, model: ModelSpec(), train: TrainSpec()).resolvedFields[0]
         return [
             ("ladders", .object(ladders.map { ($0.name, .array($0.refs.map { .string($0.description) })) })),
             ("orderBy", .string(orderBy.rawValue)), task, ("phase", phase.json),
-        ]
+        ] + (steering.map { [("steering", .string($0.description))] } ?? [])
     }
     public var progress: (total: Int, unit: String) { (ladders.reduce(0) { $0 + $1.refs.count }, "checkpoints") }
     public var checkpointRefs: [(path: String, ref: CheckpointRef)] {
         ladders.flatMap { f in f.refs.enumerated().map { ("ladders.\(f.name)[\($0.offset)]", $0.element) } }
+            + (steering.map { [("steering", $0)] } ?? [])
     }
 
     /// No model is trained; the forward passes depend on the checkpoints.
@@ -171,8 +174,9 @@ enum PhaseKind: ExperimentKind {
             ?? .params
         let tasks = TrainBody.parseTasks(root.value("task"), issues: root.issues)
         let spec = PhaseSpec.parse(root.object("phase"))
+        let steering = root.checkpointRef("steering")
         guard !families.isEmpty, !tasks.isEmpty else { return nil }
-        return PhaseBody(ladders: families, orderBy: order, tasks: tasks, phase: spec)
+        return PhaseBody(ladders: families, orderBy: order, tasks: tasks, phase: spec, steering: steering)
     }
 
     static func crossCheck(_ body: PhaseBody, header: ManifestHeader, issues: IssueList, limits: Limits) {
@@ -231,6 +235,7 @@ final class PhaseRunner {
         defer { try? handle.close() }
         try handle.seekToEnd()
         let first = records.count
+        var teachers: [String: Transformer] = [:]
         for n in records.count..<refs.count {
             if context.shouldStop() {
                 log("stopped after \(n) checkpoints; run again to resume")
@@ -242,8 +247,15 @@ final class PhaseRunner {
                 ref, role: field, context: context, pool: pool, tokenizer: tokenizer,
                 mismatch: "the phase trial's world task (every ladder point must learn the same world)")
             let origin = try PhaseRunner.origin(of: ckpt, field: field, ref: ref, world: world.config)
-            let record = try PhaseRunner.measure(
+            var record = try PhaseRunner.measure(
                 model, probes: probes, tokenizer: tokenizer, batch: body.phase.batch, seed: h.seed)
+            // A distilled student: its KL to its teacher on held-out text.
+            if let path = origin.first(where: { $0.0 == "teacherPath" })?.1.stringValue {
+                let kl = try PhaseRunner.teacherKL(
+                    student: model, teacherPath: path, world: world, tokenizer: tokenizer, batch: body.phase.batch,
+                    pool: pool, cache: &teachers)
+                record.set(path: ["klToTeacher"], to: JSONValue(kl))
+            }
             var line = JSONValue.object(
                 [
                     ("family", .string(family)), ("index", JSONValue(index)), ("ref", .string(ref.description)),
@@ -260,7 +272,19 @@ final class PhaseRunner {
                     step: n + 1, steps: refs.count, loss: .nan, tokensPerSecond: 0, etaSeconds: eta, evalLoss: nil))
             log("checkpoint \(n + 1)/\(refs.count) \(field) \(ref) d=\(model.config.dModel) eta=\(formatDuration(eta))")
         }
-        let analysis = try PhaseAnalysis(records: records, body: body)
+        var analysis = try PhaseAnalysis(records: records, body: body)
+        if let ref = body.steering {
+            // The steer trial's results (its directory holds no checkpoint: the one a reference
+            // resolves to is a sibling of its results.json).
+            let url = try context.checkpoint(ref)
+            let dir = url.lastPathComponent == "checkpoint" ? url.deletingLastPathComponent() : url
+            guard let data = try? Data(contentsOf: dir.appendingPathComponent("results.json")),
+                let steer = try? JSONValue.parse(data), steer["kind"] == .string("steer")
+            else {
+                throw TrialError("steering: \(ref) (\(dir.path)) holds no finished steer trial's results.json")
+            }
+            analysis.steering = steer
+        }
         var results = analysis.results()
         let header: [(String, JSONValue)] = [
             ("vldVersion", .string(VLD.version)), ("name", .string(h.name)), ("kind", .string(h.kind)),
@@ -332,10 +356,13 @@ final class PhaseRunner {
             }
         }
         out.append(("seed", manifest?["seed"] ?? .null))
+        out.append(("trialKind", manifest?["kind"] ?? .null))
+        if manifest?["kind"] == .string("distill") { out.append(("distill", manifest?["distill"] ?? .null)) }
         let results = (try? Data(contentsOf: trialDir.appendingPathComponent("results.json"))).flatMap {
             try? JSONValue.parse($0)
         }
         out.append(("tokens", results?["training"]?["tokensSeen"] ?? .null))
+        if let teacher = results?["teacher"]?["path"] { out.append(("teacherPath", teacher)) }
         out.append(("evalLoss", results?["training"]?["evalLoss"] ?? .null))
         // The world scores at every evaluation of its training (metrics.jsonl).
         var traces: [JSONValue] = []
@@ -357,6 +384,42 @@ final class PhaseRunner {
     }
 
     static func formatNumber(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+
+    /// Mean KL(teacher || student) per next-word prediction over 16 held-out documents (another
+    /// seed than any trial's data); teachers are loaded once per path.
+    static func teacherKL(
+        student: Transformer, teacherPath: String, world: WorldTask, tokenizer: WordTokenizer, batch: Int,
+        pool: ThreadPool, cache: inout [String: Transformer]
+    ) throws -> Double {
+        let teacher: Transformer
+        if let t = cache[teacherPath] {
+            teacher = t
+        } else {
+            do { teacher = try Checkpoint.loadModel(from: URL(fileURLWithPath: teacherPath), pool: pool) } catch {
+                throw TrialError("the teacher at \(teacherPath): \(error)")
+            }
+            cache[teacherPath] = teacher
+        }
+        let docs = try (0..<16).map {
+            tokenizer.encode(try world.trainingDocument(seed: 0xFEED_7E57, index: $0).words.joined(separator: " "))
+        }
+        func logProbs(_ m: Transformer) throws -> [[Double]] {
+            var out: [[Double]] = []
+            try Evaluator.forEachRow(
+                m, rows: docs, B: batch, T: min(m.config.context, student.config.context),
+                positions: { Array(0..<(docs[$0].count - 1)) },
+                visit: { _, _, logits in
+                    let mx = Double(logits.max()!)
+                    let z = logits.reduce(0.0) { $0 + exp(Double($1) - mx) }
+                    out.append(logits.map { Double($0) - mx - Foundation.log(z) })
+                })
+            return out
+        }
+        let t = try logProbs(teacher), s = try logProbs(student)
+        var kl = 0.0
+        for (a, b) in zip(t, s) { for j in a.indices { kl += exp(a[j]) * (a[j] - b[j]) } }
+        return kl / Double(max(1, t.count))
+    }
 
     /// One checkpoint's measurements: the probes' item-level outcomes, and per layer (the
     /// residual stream after each schedule position, read at the answer word of true and false

@@ -35,32 +35,31 @@ enum PhaseReport {
         ])
 
         r.heading("Phase diagram")
-        var diagram = LineChart(
-            title: "Truthfulness against reasoning along each ladder (points in ladder order)",
-            xLabel: "R (reasoning accuracy, parts known)", yLabel: "\(truth)",
-            series: a.families.map { f in
-                ChartSeries(name: f.name, points: f.points.map { ChartPoint(x: $0.scores.r, y: $0.scores.t) })
-            })
-        diagram.logX = false
         r.chart(
-            diagram,
-            caption: "Each point is a ladder point (mean over its seeds); the table below gives its size and phase.")
+            phaseDiagram(a),
+            caption:
+                "One line per ladder in ladder order (mean over seeds); each point is coloured by the phase of the step that reaches it and labelled with its parameter count. The tables below give the intervals."
+        )
         for f in a.families {
             r.subheading("Ladder \(f.name)")
             let rows: [[String]] = f.points.enumerated().map { j, p in
                 let step = j < f.steps.count ? f.steps[j] : nil
                 return [
-                    num(p.order, 6), num(p.params, 6), "\(p.members.count)", num(p.evalLoss),
+                    num(p.order, 6), size(p.params), "\(p.members.count)", num(p.evalLoss),
                     num(p.scores.k) + interval(p.intervals["K"]), num(p.scores.r) + interval(p.intervals["R"]),
                     num(p.scores.t) + interval(p.intervals["T"]), num(p.scores.i) + interval(p.intervals["I"]),
+                    num(p.g, 2) + " / " + num(p.gProbe, 2),
                     step.map { "\(num($0.gamma)) \(interval($0.interval)) \($0.phase.rawValue)" } ?? "",
                 ]
             }
             r.table(
                 headers: [
-                    a.orderBy.rawValue, "params", "seeds", "eval loss", "K", "R", truth, "I",
+                    a.orderBy.rawValue, "params", "seeds", "eval loss", "K", "R", truth, "I", "G / G_probe",
                     "γ to the next point, phase",
-                ], rows: rows, numericColumns: [0, 1, 2, 3])
+                ], rows: rows, numericColumns: [0, 1, 2, 3],
+                caption:
+                    "G: T_MC1 after <src=ref> minus without (knows vs says, with source tags); G_probe: the mass-mean truth probe's AUROC on the misconception items minus the model's pairwise truth accuracy (— where the probe does not separate held-out facts, AUROC below 0.6)."
+            )
             let dist = f.criticalDistribution.sorted { $0.key < $1.key }.map { k, n in
                 (k < 0 ? "none" : "point \(k + 1) (\(num(f.points[k].params, 6)) params)") + ": "
                     + num(100 * Double(n) / Double(max(1, a.spec.resamples))) + "%"
@@ -140,7 +139,7 @@ enum PhaseReport {
                     seriesNames: ["permutation null"],
                     groups: bins.enumerated().map { i, n in
                         BarGroup(
-                            label: String(format: "%.1f", -1 + (Double(i) + 0.5) / 10),
+                            label: String(format: "%.2f", -1 + (Double(i) + 0.5) / 10),
                             bars: [ChartPoint(x: 0, y: Double(n))])
                     }, xLabel: "r (bin centre)"),
                 caption:
@@ -160,30 +159,101 @@ enum PhaseReport {
                 ])
             }
         }
-        var layerChart = LineChart(
-            title: "Centered cos(v_R, v_T) and the uncentered cosine of mean activations, last layer",
-            xLabel: "parameters",
-            yLabel: "cosine", series: [])
         for f in a.families {
-            let pts = f.points.map { p -> (Double, Double, Double) in
-                let last = p.members.compactMap { a.checkpoints[$0].layerMeasures.last }
-                return (p.params, Stats.mean(last.map(\.centered)), Stats.mean(last.map(\.uncentered)))
+            let D = f.points.flatMap { p in p.members.map { a.checkpoints[$0].layerMeasures.count } }.max() ?? 0
+            func series(_ name: String, _ v: @escaping (PhaseAnalysis.LayerMeasure) -> Double?) -> [ChartSeries] {
+                (0..<D).map { l in
+                    ChartSeries(
+                        name: "layer \(l) \(name)",
+                        points: f.points.map { p in
+                            let x = p.members.compactMap { m -> Double? in
+                                let ms = a.checkpoints[m].layerMeasures
+                                return l < ms.count ? v(ms[l]) : nil
+                            }.filter(\.isFinite)
+                            return ChartPoint(x: p.params, y: x.isEmpty ? .nan : Stats.mean(x))
+                        })
+                }
             }
-            layerChart.series.append(
-                ChartSeries(name: "\(f.name) centered", points: pts.map { ChartPoint(x: $0.0, y: $0.1) }))
-            layerChart.series.append(
-                ChartSeries(name: "\(f.name) uncentered", points: pts.map { ChartPoint(x: $0.0, y: $0.2) }))
+            var cos = LineChart(
+                title: "\(f.name): cos(v_R, v_T) per layer, centered and uncentered", xLabel: "parameters",
+                yLabel: "cosine",
+                series: series("centered") { $0.centered } + series("uncentered") { $0.uncentered }
+                    + series("null 95%") { $0.null95 })
+            cos.logX = true
+            r.chart(cos)
+            var auc = LineChart(
+                title: "\(f.name): mass-mean truth probe AUROC per layer", xLabel: "parameters", yLabel: "AUROC",
+                series: series("held-out facts") { $0.aucKnowledge } + series("misconceptions") { $0.aucMisconception })
+            auc.logX = true
+            r.chart(auc)
         }
-        layerChart.logX = true
-        r.chart(layerChart)
-        r.table(
-            headers: [
-                "ladder", "d", "seed", "layer", "centered cos", "null 95%", "uncentered cos", "AUROC facts",
-                "AUROC misconceptions",
-            ], rows: rows, numericColumns: [1, 2, 3, 4, 5, 6, 7, 8],
-            caption:
-                "Directions read at the answer word of true and false statements (residual stream after each block). Centered: cos of the two difference-of-means directions, with the 95th percentile of |cos| under shuffled labels; uncentered: cos of the two statement sets' raw mean activations. AUROC: a mass-mean truth probe fitted on facts without misconceptions, tested on held-out facts and on the truth against the misconception."
+        r.paragraph(
+            "Directions are read at the answer word of true and false statements (the residual stream after each block). Centered: the cosine of the two difference-of-means directions, beside the 95th percentile of its absolute value under shuffled labels; uncentered: the cosine of the two statement sets' raw mean activations. AUROC: a mass-mean truth probe fitted on facts without misconceptions, tested on held-out facts and on the truth against the misconception. Every checkpoint's values per layer are in results.json (checkpoints[].layerMeasures)."
         )
+
+        let students = a.families.filter { f in
+            f.points.contains { p in p.members.contains { a.checkpoints[$0].distill != nil } }
+        }
+        if !students.isEmpty {
+            r.heading("Distilled students")
+            var rows: [[String]] = []
+            for f in students {
+                for (j, p) in f.points.enumerated() {
+                    let d = p.members.compactMap { a.checkpoints[$0].distill }.first
+                    let loss =
+                        d.map { cfg -> String in
+                            guard case let .object(fields) = cfg else { return "?" }
+                            return fields.filter { $0.0 != "cacheTeacher" }
+                                .map { "\($0.0) \($0.1.serialized(pretty: false))" }.joined(separator: ", ")
+                        } ?? "—"
+                    rows.append([
+                        f.name, loss, size(p.params), num(p.scores.k), num(p.scores.r), num(p.scores.t),
+                        num(p.gProbe, 2), j > 0 ? "\(num(f.steps[j - 1].gamma)) \(f.steps[j - 1].phase.rawValue)" : "—",
+                        num(p.klToTeacher), p.tokens.map { num($0 / p.params, 3) } ?? "—",
+                    ])
+                }
+            }
+            r.table(
+                headers: [
+                    "ladder", "loss", "params", "K", "R", truth, "G_probe", "γ from the previous size", "KL to teacher",
+                    "tokens / param",
+                ], rows: rows, numericColumns: [2, 3, 4, 5, 6, 8, 9],
+                caption: "KL(teacher ‖ student) per next-word prediction on 16 held-out documents.")
+        }
+        if let steering = a.steering {
+            r.heading("Steering along the truth direction")
+            let models = steering["models"]?.arrayValue ?? []
+            func line(_ name: String, _ v: (JSONValue) -> Double?) -> ChartSeries {
+                ChartSeries(
+                    name: name,
+                    points: models.compactMap { m in
+                        m["params"]?.doubleValue.map { ChartPoint(x: $0, y: v(m) ?? .nan) }
+                    }.sorted { $0.x < $1.x })
+            }
+            var effects = LineChart(
+                title: "Best steering (chosen on dev) on test, beside a random direction of the same size",
+                xLabel: "parameters", yLabel: "change (test)",
+                series: [
+                    line("ΔT, truth direction") { $0["best"]?["test"]?["deltaT"]?.doubleValue },
+                    line("ΔT, random direction") { $0["best"]?["T-random"]?["deltaT"]?.doubleValue },
+                    line("ΔT, shuffled labels") { $0["best"]?["T-shuffled"]?["deltaT"]?.doubleValue },
+                    line("ΔR, truth direction") { $0["best"]?["test"]?["deltaR"]?.doubleValue },
+                    line("ΔK, truth direction") { $0["best"]?["test"]?["deltaK"]?.doubleValue },
+                ])
+            effects.logX = true
+            r.chart(effects)
+            var cross = LineChart(
+                title: "Cross-effects: C_TR (steer T, effect on R) and C_RT (steer R, effect on T)",
+                xLabel: "parameters", yLabel: "∂S/∂α",
+                series: [
+                    line("C_TR") { $0["C"]?["T"]?["R"]?.doubleValue },
+                    line("C_RT") { $0["C"]?["R"]?["T"]?.doubleValue },
+                    line("C_TT") { $0["C"]?["T"]?["T"]?.doubleValue },
+                ])
+            cross.logX = true
+            r.chart(cross, caption: "Antagonism is C_TR < 0 or C_RT < 0. Heatmaps per model follow.")
+            for m in models { SteerReport.modelSections(&r, model: m) }
+        }
 
         r.heading("Over training")
         for f in a.families {
@@ -208,5 +278,78 @@ enum PhaseReport {
             r.chart(chart)
         }
         return r.render()
+    }
+    static let phaseColors: [Phase: String] = [
+        .tax: "#c0392b", .bonus: "#1e8449", .transition: "#7f8c8d", .undefined: "#bdc3c7",
+    ]
+
+    static func size(_ n: Double) -> String {
+        n >= 1e6 ? "\(num(n / 1e6, 3))M" : (n >= 1e3 ? "\(num(n / 1e3, 3))k" : num(n, 3))
+    }
+
+    /// R against T per ladder (the paper's Fig. 1a analogue): points coloured by the phase of the
+    /// step into them, labelled by size.
+    static func phaseDiagram(_ a: PhaseAnalysis) -> String {
+        let W = 760.0, H = 460.0, left = 64.0, right = 180.0, top = 34.0, bottom = 52.0
+        let pts = a.families.flatMap { $0.points.map(\.scores) }.filter { $0.r.isFinite && $0.t.isFinite }
+        let rs = pts.map(\.r), ts = pts.map(\.t)
+        let (xa, xb) = ChartAxis.widen(max(0, (rs.min() ?? 0) - 0.02), min(1, (rs.max() ?? 1) + 0.02))
+        let (ya, yb) = ChartAxis.widen((ts.min() ?? 0) - 0.01, (ts.max() ?? 1) + 0.01)
+        let xTicks = ChartAxis.niceTicks(xa, xb), yTicks = ChartAxis.niceTicks(ya, yb)
+        let x0 = xTicks.first ?? xa, x1 = xTicks.last ?? xb, y0 = yTicks.first ?? ya, y1 = yTicks.last ?? yb
+        func px(_ v: Double) -> Double { left + (v - x0) / max(x1 - x0, 1e-9) * (W - left - right) }
+        func py(_ v: Double) -> Double { H - bottom - (v - y0) / max(y1 - y0, 1e-9) * (H - top - bottom) }
+        var svg = SVGWriter(width: W, height: H, title: "phase diagram")
+        svg.text(
+            left, 20, "Truthfulness (\(a.spec.truth.rawValue)) against reasoning (R) along each ladder", size: 14,
+            weight: "bold")
+        for t in xTicks {
+            svg.line(px(t), top, px(t), H - bottom, stroke: "#eeeeee")
+            svg.text(px(t), H - bottom + 16, num(t, 2), size: 11, anchor: .middle)
+        }
+        for t in yTicks {
+            svg.line(left, py(t), W - right, py(t), stroke: "#eeeeee")
+            svg.text(left - 6, py(t), num(t, 2), size: 11, anchor: .end, vcenter: true)
+        }
+        svg.line(left, H - bottom, W - right, H - bottom, stroke: "#555555")
+        svg.line(left, top, left, H - bottom, stroke: "#555555")
+        svg.text((left + W - right) / 2, H - 12, "R (reasoning accuracy, parts known)", anchor: .middle)
+        svg.text(16, (top + H - bottom) / 2, a.spec.truth.rawValue, anchor: .middle, rotate: true)
+        for (i, f) in a.families.enumerated() {
+            let color = ChartPalette.color(i)
+            let p = f.points.filter { $0.scores.r.isFinite && $0.scores.t.isFinite }
+            for j in p.indices.dropFirst() {
+                svg.line(
+                    px(p[j - 1].scores.r), py(p[j - 1].scores.t), px(p[j].scores.r), py(p[j].scores.t), stroke: color,
+                    width: 1.5, dash: ChartPalette.dash(i))
+            }
+            for (j, point) in f.points.enumerated() where point.scores.r.isFinite && point.scores.t.isFinite {
+                let phase = j == 0 ? nil : f.steps[j - 1].phase
+                let fill = phase.map { phaseColors[$0]! } ?? "#ffffff"
+                svg.raw(
+                    "<circle cx=\"\(svgCoord(px(point.scores.r)))\" cy=\"\(svgCoord(py(point.scores.t)))\" r=\"5\" fill=\"\(fill)\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+                )
+                svg.text(px(point.scores.r) + 7, py(point.scores.t) - 7, size(point.params), size: 10, halo: true)
+            }
+            // Legend: the ladder's line.
+            let ly = top + 10 + Double(i) * 18
+            svg.line(W - right + 14, ly, W - right + 38, ly, stroke: color, width: 2, dash: ChartPalette.dash(i))
+            svg.text(W - right + 44, ly, f.name, size: 12, vcenter: true)
+        }
+        var ly = top + 10 + Double(a.families.count) * 18 + 12
+        for (phase, label) in [
+            (Phase.tax, "TAX"), (.bonus, "BONUS"), (.transition, "TRANSITION"), (.undefined, "undefined"),
+        ] {
+            svg.raw(
+                "<circle cx=\"\(svgCoord(W - right + 26))\" cy=\"\(svgCoord(ly))\" r=\"5\" fill=\"\(phaseColors[phase]!)\"/>\n"
+            )
+            svg.text(W - right + 44, ly, label, size: 12, vcenter: true)
+            ly += 18
+        }
+        svg.raw(
+            "<circle cx=\"\(svgCoord(W - right + 26))\" cy=\"\(svgCoord(ly))\" r=\"5\" fill=\"#ffffff\" stroke=\"#555\"/>\n"
+        )
+        svg.text(W - right + 44, ly, "first point", size: 12, vcenter: true)
+        return svg.finish()
     }
 }

@@ -204,7 +204,7 @@ public struct HTMLReport: Sendable {
         html { -webkit-print-color-adjust: exact; print-color-adjust: exact; -webkit-text-size-adjust: 100%; }
         body { margin: 0; background: #ffffff; color: #1a1a1a;
           font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Liberation Sans", "DejaVu Sans", sans-serif; }
-        main { max-width: 940px; margin: 0 auto; padding: 36px 28px 48px; }
+        main { max-width: 1180px; margin: 0 auto; padding: 36px 28px 48px; }
         header { border-bottom: 2px solid #1a1a1a; padding-bottom: 12px; margin-bottom: 20px; }
         h1 { font-size: 26px; line-height: 1.25; margin: 0 0 4px; font-weight: 700; letter-spacing: -0.01em; }
         .subtitle { margin: 0; color: #555555; font-size: 15px; }

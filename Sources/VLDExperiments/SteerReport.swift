@@ -56,75 +56,78 @@ enum SteerReport {
         var r = HTMLReport(
             title: "\(m.name): steer trial \(trial.index)",
             subtitle: "\(trial.condition), seed \(m.seed) — vld \(results["vldVersion"]?.stringValue ?? "?")")
-        for model in results["models"]?.arrayValue ?? [] {
-            let steered = model["steered"]
-            r.heading(
-                "\(model["ref"]?.stringValue ?? "?"): d = \(model["dModel"]?.intValue ?? 0), \(model["params"]?.intValue ?? 0) parameters"
-            )
-            r.keyValues([
-                ("site", steered?["site"]?.stringValue ?? "?"),
-                ("positions", steered?["positions"]?.stringValue ?? "?"),
-                ("tokens steered", steered?["tokens"]?.stringValue ?? "?"),
-                ("mode", steered?["mode"]?.stringValue ?? "?"),
-                ("scale of alpha", steered?["scale"]?.stringValue ?? "?"),
-                (
-                    "direction",
-                    "\(steered?["method"]?.stringValue ?? "?"), read at the \(steered?["read"]?.stringValue ?? "?")"
-                ),
-                ("model hash", model["modelHash"]?.stringValue ?? "?"),
-            ])
-            let sweep = model["sweep"]?.arrayValue ?? []
-            let layers = Array(Set(sweep.compactMap { $0["layer"]?.intValue })).sorted()
-            let alphas = Array(Set(sweep.compactMap { $0["alpha"]?.doubleValue })).sorted()
-            func value(_ direction: String, _ key: String) -> (Int, Double) -> Double? {
-                { l, a in
-                    sweep.first {
-                        $0["direction"]?.stringValue == direction && $0["layer"]?.intValue == l
-                            && $0["alpha"]?.doubleValue == a
-                    }?[key]?.doubleValue
-                }
-            }
-            for direction in ["T", "T-random"]
-            where sweep.contains(where: { $0["direction"]?.stringValue == direction }) {
-                r.subheading(
-                    direction == "T"
-                        ? "Steering along the truth direction (test split)"
-                        : "Control: a random direction of the same size")
-                for (key, label) in [
-                    ("deltaT", "ΔT (T_MC2)"), ("deltaR", "ΔR"), ("deltaK", "ΔK"), ("kl", "KL to the unsteered model"),
-                ] {
-                    r.chart(
-                        heatmap(
-                            title: "\(label), \(direction)", layers: layers, alphas: alphas,
-                            value: value(direction, key), sequential: key == "kl"))
-                }
-            }
-            let best = model["best"]
-            func row(_ name: String, _ v: JSONValue?) -> [String] {
-                [name] + ["deltaT", "deltaR", "deltaK", "kl"].map { PhaseReport.num(v?[$0]?.doubleValue) }
-            }
-            var rows = [row("T direction", best?["test"])]
-            for c in ["T-random", "T-shuffled"] { if best?[c] != nil { rows.append(row(c, best?[c])) } }
-            if let cape = best?["capeLayer"] {
-                rows.append(row("T direction at layer ⌊L/4⌋ = \(cape["layer"]?.intValue ?? 0)", cape["test"]))
-            }
-            r.table(
-                headers: ["at the best dev setting", "ΔT", "ΔR", "ΔK", "KL"], rows: rows, numericColumns: [1, 2, 3, 4],
-                caption:
-                    "Best layer \(best?["layer"]?.intValue ?? -1), alpha \(PhaseReport.num(best?["alpha"]?.doubleValue)) (chosen on the dev half, reported on the test half). Out of template ΔT: \(PhaseReport.num(best?["outOfTemplateDeltaT"]?.doubleValue)). Anti-steerable items: \(PhaseReport.num(model["slopes"]?["antiSteerable"]?.doubleValue.map { 100 * $0 }))%."
-            )
-            if case let .object(cRows)? = model["C"] {
-                r.table(
-                    headers: ["steer along", "layer", "∂R/∂α", "∂T/∂α", "∂K/∂α"],
-                    rows: cRows.map { i, v in
-                        ["v_\(i)", "\(v["layer"]?.intValue ?? 0)"]
-                            + ["R", "T", "K"].map { PhaseReport.num(v[$0]?.doubleValue) }
-                    }, numericColumns: [1, 2, 3, 4],
-                    caption:
-                        "Cross-effects C_ij = (S_j(+α) − S_j(−α)) / 2α; κ = C_RT / √|C_RR C_TT| = \(PhaseReport.num(model["kappa"]?.doubleValue))."
-                )
+        for model in results["models"]?.arrayValue ?? [] { modelSections(&r, model: model) }
+        return r.render()
+    }
+
+    /// One steered model's sections: its heatmaps, the best setting beside its controls, C.
+    static func modelSections(_ r: inout HTMLReport, model: JSONValue) {
+        let steered = model["steered"]
+        r.heading(
+            "\(model["ref"]?.stringValue ?? "?"): d = \(model["dModel"]?.intValue ?? 0), \(model["params"]?.intValue ?? 0) parameters"
+        )
+        r.keyValues([
+            ("site", steered?["site"]?.stringValue ?? "?"),
+            ("positions", steered?["positions"]?.stringValue ?? "?"),
+            ("tokens steered", steered?["tokens"]?.stringValue ?? "?"),
+            ("mode", steered?["mode"]?.stringValue ?? "?"),
+            ("scale of alpha", steered?["scale"]?.stringValue ?? "?"),
+            (
+                "direction",
+                "\(steered?["method"]?.stringValue ?? "?"), read at the \(steered?["read"]?.stringValue ?? "?")"
+            ),
+            ("model hash", model["modelHash"]?.stringValue ?? "?"),
+        ])
+        let sweep = model["sweep"]?.arrayValue ?? []
+        let layers = Array(Set(sweep.compactMap { $0["layer"]?.intValue })).sorted()
+        let alphas = Array(Set(sweep.compactMap { $0["alpha"]?.doubleValue })).sorted()
+        func value(_ direction: String, _ key: String) -> (Int, Double) -> Double? {
+            { l, a in
+                sweep.first {
+                    $0["direction"]?.stringValue == direction && $0["layer"]?.intValue == l
+                        && $0["alpha"]?.doubleValue == a
+                }?[key]?.doubleValue
             }
         }
-        return r.render()
+        for direction in ["T", "T-random"]
+        where sweep.contains(where: { $0["direction"]?.stringValue == direction }) {
+            r.subheading(
+                direction == "T"
+                    ? "Steering along the truth direction (test split)"
+                    : "Control: a random direction of the same size")
+            for (key, label) in [
+                ("deltaT", "ΔT (T_MC2)"), ("deltaR", "ΔR"), ("deltaK", "ΔK"), ("kl", "KL to the unsteered model"),
+            ] {
+                r.chart(
+                    heatmap(
+                        title: "\(label), \(direction)", layers: layers, alphas: alphas,
+                        value: value(direction, key), sequential: key == "kl"))
+            }
+        }
+        let best = model["best"]
+        func row(_ name: String, _ v: JSONValue?) -> [String] {
+            [name] + ["deltaT", "deltaR", "deltaK", "kl"].map { PhaseReport.num(v?[$0]?.doubleValue) }
+        }
+        var rows = [row("T direction", best?["test"])]
+        for c in ["T-random", "T-shuffled"] { if best?[c] != nil { rows.append(row(c, best?[c])) } }
+        if let cape = best?["capeLayer"] {
+            rows.append(row("T direction at layer ⌊L/4⌋ = \(cape["layer"]?.intValue ?? 0)", cape["test"]))
+        }
+        r.table(
+            headers: ["at the best dev setting", "ΔT", "ΔR", "ΔK", "KL"], rows: rows, numericColumns: [1, 2, 3, 4],
+            caption:
+                "Best layer \(best?["layer"]?.intValue ?? -1), alpha \(PhaseReport.num(best?["alpha"]?.doubleValue)) (chosen on the dev half, reported on the test half). Out of template ΔT: \(PhaseReport.num(best?["outOfTemplateDeltaT"]?.doubleValue)). Anti-steerable items: \(PhaseReport.num(model["slopes"]?["antiSteerable"]?.doubleValue.map { 100 * $0 }))%."
+        )
+        if case let .object(cRows)? = model["C"] {
+            r.table(
+                headers: ["steer along", "layer", "∂R/∂α", "∂T/∂α", "∂K/∂α"],
+                rows: cRows.map { i, v in
+                    ["v_\(i)", "\(v["layer"]?.intValue ?? 0)"]
+                        + ["R", "T", "K"].map { PhaseReport.num(v[$0]?.doubleValue) }
+                }, numericColumns: [1, 2, 3, 4],
+                caption:
+                    "Cross-effects C_ij = (S_j(+α) − S_j(−α)) / 2α; κ = C_RT / √|C_RR C_TT| = \(PhaseReport.num(model["kappa"]?.doubleValue))."
+            )
+        }
     }
 }

@@ -123,7 +123,7 @@ private func world(_ change: (inout WorldConfig) -> Void = { _ in }) throws -> W
             seen += 1
         }
     }
-    #expect(seen == 800)
+    #expect(seen == 200 * w.config.statements)
     var held = 0, triples = 0
     for e in 0..<w.config.entities {
         for r in 0..<w.config.relations {
@@ -169,7 +169,11 @@ private func world(_ change: (inout WorldConfig) -> Void = { _ in }) throws -> W
                 p.choices.count == 4 && p.choices[0] == w.truth(x, attr) && p.choices[1] == w.misconception(x, attr))
             #expect(p.kind == .truth || p.prefix[1] == "<src=ref>")
         case .reasoning:
-            let r = w.attributes.firstIndex(of: p.prefix[5])!, prop = w.attributes.firstIndex(of: p.prefix[2])!
+            // "[premise] the <p> of the <r> of <e> is", read from the end.
+            let n = p.prefix.count
+            let r = w.attributes.firstIndex(of: p.prefix[n - 4])!, prop = w.attributes.firstIndex(of: p.prefix[n - 7])!
+            // The premise states the first hop truly.
+            #expect(p.prefix[1] == w.entityName(x) && p.prefix[4] == w.truth(x, r))
             #expect(w.isHeldOut(x, relation: r, property: prop))
             #expect(p.choices[p.answer] == w.composition(x, relation: r, property: prop))
             #expect(p.parts.count == 2 && p.parts.allSatisfy { probes[$0].kind == .part })
