@@ -67,6 +67,16 @@ public protocol KindBody: Sendable {
 
 extension KindBody {
     public var checkpointRefs: [(path: String, ref: CheckpointRef)] { [] }
+
+    /// The numbers of a results.json's `metrics` object, in order: the summary scalars of a kind
+    /// whose results keep them there.
+    func metricScalars(_ results: JSONValue) -> [(String, Double)] {
+        var out: [(String, Double)] = []
+        if case let .object(f)? = results["metrics"] {
+            for (k, v) in f { if case let .number(n) = v { out.append((k, n)) } }
+        }
+        return out
+    }
 }
 
 /// An experiment kind (kinds live in this module: they read manifests with its field reader).

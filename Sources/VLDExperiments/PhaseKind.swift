@@ -102,13 +102,7 @@ public struct PhaseBody: KindBody, Equatable {
             parameters: 0, memoryMiB: 256, flops: 0, progressTotal: progress.total, progressUnit: progress.unit)
     }
 
-    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] {
-        var out: [(String, Double)] = []
-        if case let .object(f)? = results["metrics"] {
-            for (k, v) in f { if case let .number(n) = v { out.append((k, n)) } }
-        }
-        return out
-    }
+    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] { metricScalars(results) }
 
     func worldTask() throws -> WorldTask {
         guard
@@ -209,11 +203,7 @@ final class PhaseRunner {
         self.dir = dir
         self.context = context
         pool = ThreadPool(threads: context.threads ?? trial.manifest.threads)
-        let logFile = try TrainRunner.openTrial(trial, in: dir)
-        log = { line in
-            logFile.write(line)
-            context.log(line)
-        }
+        log = try TrainRunner.openTrialLog(trial, in: dir, context: context)
     }
 
     func run() throws -> TrialOutcome {

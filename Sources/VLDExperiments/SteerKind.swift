@@ -134,13 +134,7 @@ public struct SteerBody: KindBody, Equatable {
         TrialEstimate(
             parameters: 0, memoryMiB: 256, flops: 0, progressTotal: progress.total, progressUnit: progress.unit)
     }
-    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] {
-        var out: [(String, Double)] = []
-        if case let .object(f)? = results["metrics"] {
-            for (k, v) in f { if case let .number(n) = v { out.append((k, n)) } }
-        }
-        return out
-    }
+    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] { metricScalars(results) }
 }
 
 enum SteerKind: ExperimentKind {

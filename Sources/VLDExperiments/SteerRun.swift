@@ -26,11 +26,7 @@ final class SteerRunner {
         self.dir = dir
         self.context = context
         pool = ThreadPool(threads: context.threads ?? trial.manifest.threads)
-        let logFile = try TrainRunner.openTrial(trial, in: dir)
-        log = { line in
-            logFile.write(line)
-            context.log(line)
-        }
+        log = try TrainRunner.openTrialLog(trial, in: dir, context: context)
     }
 
     /// Scores of one setting on a split: T (T_MC2), T_MC1, R (every held-out composition), K.

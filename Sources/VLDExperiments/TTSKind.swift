@@ -65,13 +65,7 @@ public struct TTSBody: KindBody, Equatable {
         return (model(policy) + (prm.map(model) ?? 0)) / 1_048_576 + 64
     }
 
-    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] {
-        var out: [(String, Double)] = []
-        if case let .object(f)? = results["metrics"] {
-            for (k, v) in f { if case let .number(n) = v { out.append((k, n)) } }
-        }
-        return out
-    }
+    public func summaryScalars(_ results: JSONValue) -> [(String, Double)] { metricScalars(results) }
 
     /// The task's chain configuration (checked by crossCheck).
     func chainTask() throws -> ChainTask {
@@ -152,11 +146,7 @@ final class TTSRunner {
         self.context = context
         threads = context.threads ?? trial.manifest.threads
         pool = ThreadPool(threads: threads)
-        let logFile = try TrainRunner.openTrial(trial, in: dir)
-        log = { line in
-            logFile.write(line)
-            context.log(line)
-        }
+        log = try TrainRunner.openTrialLog(trial, in: dir, context: context)
     }
 
     func load(_ ref: CheckpointRef, role: String, tokenizer: WordTokenizer) throws -> (Transformer, URL) {

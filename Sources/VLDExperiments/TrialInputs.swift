@@ -52,6 +52,16 @@ extension TrainRunner {
         return try LogFile(dir.log)
     }
 
+    /// Opens a trial (as `openTrial`) and returns a logger that writes each line to its log.txt
+    /// and to the run's own log.
+    static func openTrialLog(_ trial: Trial, in dir: TrialDirectory, context: RunContext) throws -> (String) -> Void {
+        let logFile = try openTrial(trial, in: dir)
+        return { line in
+            logFile.write(line)
+            context.log(line)
+        }
+    }
+
     /// Loads the model of the checkpoint `ref` names, read by a trial as its `role` ("teacher",
     /// "policy", "prm"), and checks that it learned `tokenizer`'s vocabulary; every failure is a
     /// TrialError naming the role, the reference and the directory. `mismatch` ends the sentence
