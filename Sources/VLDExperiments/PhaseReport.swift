@@ -6,7 +6,7 @@
 
 import Foundation
 
-enum PhaseReport {
+public enum PhaseReport {
     static func num(_ v: Double?, _ digits: Int = 3) -> String {
         guard let v, v.isFinite else { return "—" }
         return formatNumber(v, significant: digits)
@@ -351,5 +351,68 @@ enum PhaseReport {
         )
         svg.text(W - right + 44, ly, "first point", size: 12, vcenter: true)
         return svg.finish()
+    }
+}
+
+extension PhaseReport {
+    /// The tables `vldctl results` prints for a phase or steer trial, read from its results.json:
+    /// per ladder its points with gamma and phase, the panel's correlations and the width
+    /// normalization's verdict; per steered model its best setting beside the random direction.
+    public static func textTables(_ results: JSONValue) -> [(title: String, headers: [String], rows: [[String]])] {
+        var out: [(String, [String], [[String]])] = []
+        func n(_ v: JSONValue?) -> String { num(v?.doubleValue) }
+        if case let .object(families)? = results["families"] {
+            for (name, f) in families {
+                let points = f["points"]?.arrayValue ?? [], steps = f["steps"]?.arrayValue ?? []
+                let rows: [[String]] = points.enumerated().map { j, p in
+                    let s = j < steps.count ? steps[j] : nil
+                    return [
+                        n(p["order"]), n(p["params"]), n(p["K"]), n(p["R"]), n(p["T"]), n(p["I"]),
+                        s.map {
+                            "\(n($0["gamma"])) [\(n($0["ci95"]?.arrayValue?.first)), \(n($0["ci95"]?.arrayValue?.last))]"
+                        }
+                            ?? "",
+                        s?["phase"]?.stringValue ?? "",
+                    ]
+                }
+                let nc = f["N_c"]?.doubleValue.map { "N_c \(num($0, 6)) parameters" } ?? "no N_c"
+                out.append(
+                    (
+                        "ladder \(name) (\(nc))", ["order", "params", "K", "R", "T", "I", "gamma to next", "phase"],
+                        rows
+                    ))
+            }
+            let panel = results["panel"], w = panel?["widthNormalization"]
+            out.append(
+                (
+                    "panel", ["measure", "value"],
+                    [
+                        ["r(R, T)", n(panel?["r"])], ["partial r | log N, log d", n(panel?["partialRGivenLogNLogD"])],
+                        ["r within ladders", n(panel?["withinFamilyR"])], ["width-normalized r", n(w?["normalizedR"])],
+                        ["its permutation null, 95th percentile", n(w?["nullR95"])],
+                        ["verdict", w?["informative"]?.boolValue == true ? "informative" : "uninformative"],
+                    ]
+                ))
+        }
+        let models =
+            results["kind"] == .string("steer")
+            ? results["models"]?.arrayValue : results["steering"]?["models"]?.arrayValue
+        if let models, !models.isEmpty {
+            out.append(
+                (
+                    "steering along the truth direction (best on dev, reported on test)",
+                    ["model", "d", "layer", "alpha", "dT", "dT random", "dR", "dK", "KL", "C_TR", "C_RT"],
+                    models.map { m in
+                        let b = m["best"]
+                        return [
+                            m["ref"]?.stringValue ?? "?", n(m["dModel"]), n(b?["layer"]), n(b?["alpha"]),
+                            n(b?["test"]?["deltaT"]), n(b?["T-random"]?["deltaT"]), n(b?["test"]?["deltaR"]),
+                            n(b?["test"]?["deltaK"]), n(b?["test"]?["kl"]), n(m["C"]?["T"]?["R"]),
+                            n(m["C"]?["R"]?["T"]),
+                        ]
+                    }
+                ))
+        }
+        return out
     }
 }

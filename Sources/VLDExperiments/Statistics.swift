@@ -74,9 +74,12 @@ enum Stats {
         return y.indices.map { i in y[i] - b[0] - columns.indices.reduce(0) { $0 + b[$1 + 1] * columns[$1][i] } }
     }
 
-    /// Partial correlation of x and y given the columns: the r of their residuals.
+    /// Partial correlation of x and y given the columns: the r of their residuals. NaN unless
+    /// the residuals keep at least 3 degrees of freedom over distinct rows (with fewer, r is
+    /// +-1 or nearly so whatever the data).
     static func partialR(_ x: [Double], _ y: [Double], given columns: [[Double]]) -> Double {
-        guard x.count > columns.count + 2, let rx = residuals(x, on: columns), let ry = residuals(y, on: columns)
+        let distinct = Set(x.indices.map { i in [x[i], y[i]] + columns.map { $0[i] } }).count
+        guard distinct >= columns.count + 4, let rx = residuals(x, on: columns), let ry = residuals(y, on: columns)
         else { return .nan }
         return pearson(rx, ry)
     }

@@ -13,7 +13,7 @@ extension DaemonCommands {
     static func results(_ args: [String]) throws -> Int32 {
         if help(
             args,
-            "usage: vldctl results ID|DIR [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended. DIR reads a finished trial's\ndirectory instead (vldctl run's output, or an outbox directory). A tts trial adds its\ncompute-optimal selector: the strategy per budget and difficulty bin."
+            "usage: vldctl results ID|DIR [--json | --csv]\n\nThe final metrics of a succeeded job and where its outbox directory is; for a grid trial,\n--csv prints the grid's summary.csv once every trial has ended. DIR reads a finished trial's\ndirectory instead (vldctl run's output, or an outbox directory). A tts trial adds its\ncompute-optimal selector: the strategy per budget and difficulty bin; a phase trial its ladders\n(gamma and phase per step), the panel's correlations and the width normalization's verdict; a\nsteer trial the best steering per model beside the random direction."
         ) {
             return 0
         }
@@ -80,6 +80,10 @@ extension DaemonCommands {
             return [DisplayText.escaped(key), DisplayText.escaped(v.stringValue ?? v.serialized(pretty: false))]
         }
         if !rows.isEmpty { print(table(["METRIC", "VALUE"], rows)) }
+        for t in PhaseReport.textTables(results) {
+            print("\n\(DisplayText.escaped(t.title)):")
+            print(table(t.headers.map { $0.uppercased() }, t.rows.map { $0.map { DisplayText.escaped($0) } }))
+        }
         for bins in ["predicted", "oracle"] {
             guard let t = TTSReport.selectorTable(results, bins: bins) else { continue }
             print(

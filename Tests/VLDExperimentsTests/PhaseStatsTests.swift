@@ -34,6 +34,9 @@ private func table(k: Double, t: Double, r: Double, items: Int = 200, jitter: In
     let x = z.map { $0 + rng.unit() - 0.5 }, y = z.map { $0 + rng.unit() - 0.5 }
     #expect(Stats.pearson(x, y) > 0.95)
     #expect(abs(Stats.partialR(x, y, given: [z])) < 0.15)
+    // Too few distinct rows for the covariates: no partial r (it would be +-1 whatever the data).
+    #expect(
+        Stats.partialR([1, 2, 3, 4, 1, 2], [4, 1, 3, 2, 4, 1], given: [[1, 2, 3, 5, 1, 2], [0, 1, 1, 0, 0, 1]]).isNaN)
     // Two groups with opposite within-group slopes around shifted means: the pooled r is set
     // by the means, the within-group r by the slopes.
     let gx: [Double] = [0, 1, 2, 10, 11, 12], gy: [Double] = [2, 1, 0, 12, 11, 10]
