@@ -96,6 +96,17 @@ public enum PhaseReport {
                 ChartSeries(
                     name: "−band", points: [ChartPoint(x: lo, y: -a.spec.band), ChartPoint(x: hi, y: -a.spec.band)]))
         }
+        // N_c of each ladder as a vertical line over the gammas' range.
+        let ys =
+            a.families.flatMap { f in f.steps.flatMap { [$0.gamma, $0.interval?.0, $0.interval?.1].compactMap { $0 } } }
+            .filter(\.isFinite) + [a.spec.band, -a.spec.band]
+        for f in a.families {
+            guard let c = f.critical, let lo = ys.min(), let hi = ys.max() else { continue }
+            gamma.series.append(
+                ChartSeries(
+                    name: "N_c \(f.name)",
+                    points: [ChartPoint(x: f.points[c].params, y: lo), ChartPoint(x: f.points[c].params, y: hi)]))
+        }
         gamma.logX = true
         r.chart(gamma)
 

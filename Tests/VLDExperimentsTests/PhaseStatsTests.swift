@@ -143,3 +143,53 @@ private func table(k: Double, t: Double, r: Double, items: Int = 200, jitter: In
             testNegative: cluster(0, 200)))
     #expect(abs(none - 0.5) < 0.1)
 }
+
+@Test func anAnalysisOfPlantedRecordsFindsItsCriticalPointAndDrawsIt() throws {
+    // Four widths, two seeds: R rises, T falls then rises: TAX, TAX, BONUS; N_c at the third point.
+    let rs = [0.2, 0.45, 0.7, 0.95], ts = [0.6, 0.45, 0.3, 0.5]
+    var records: [JSONValue] = []
+    for (j, d) in [16, 32, 64, 128].enumerated() {
+        for seed in 1...2 {
+            let o = table(k: 0.9, t: ts[j], r: rs[j], jitter: seed - 1)
+            func list(_ a: [Double]) -> JSONValue { .array(a.map { JSONValue($0) }) }
+            records.append(
+                .object([
+                    ("family", .string("w")), ("index", JSONValue(records.count)),
+                    ("ref", .string("@w/\(records.count)")),
+                    ("seed", JSONValue(seed)), ("dModel", JSONValue(d)), ("layers", JSONValue(2)),
+                    ("params", JSONValue(d * d * 30)),
+                    (
+                        "outcomes",
+                        .object([
+                            ("knowledge", list(o.knowledge)), ("truthMC1", list(o.truthMC1)),
+                            ("truthMC2", list(o.truthMC2)),
+                            ("imitation", list(o.imitation)), ("truthPair", list(o.truthPair)),
+                            ("reasoning", .array(o.reasoning.map { JSONValue($0!) })),
+                            ("reasoningAll", list(o.reasoning.map { $0! })),
+                            ("truthRef", .array([])),
+                        ])
+                    ),
+                ]))
+        }
+    }
+    var spec = PhaseSpec()
+    spec.resamples = 300
+    spec.permutations = 500
+    let body = PhaseBody(
+        ladders: [PhaseBody.Family(name: "w", refs: [])], orderBy: .dModel,
+        tasks: [.world(WorldConfig(), weight: 1, evalItems: 10)], phase: spec)
+    let analysis = try PhaseAnalysis(records: records, body: body)
+    let results = analysis.results()
+    #expect(
+        results["families"]?["w"]?["steps"]?.arrayValue?.map { $0["phase"]?.stringValue } == ["TAX", "TAX", "BONUS"])
+    #expect(results["families"]?["w"]?["N_cPoint"] == .number(2))
+    #expect(results["families"]?["w"]?["N_c"] == .number(64 * 64 * 30))
+    #expect(results["families"]?["w"]?["quadratic"]?["shape"] == .string("dip then recovery"))
+    let e = try Experiment.parse(
+        Data(
+            #"{"name": "p", "kind": "phase", "ladders": {"w": ["/a", "/b", "/c"]}, "task": {"type": "world"}}"#.utf8),
+        cores: 2)
+    let html = PhaseReport.html(trial: e.trials[0], results: results, analysis: analysis)
+    #expect(html.contains("N_c w") && html.contains("TAX") && html.contains("BONUS"))
+    #expect(!html.contains("<script"))
+}
