@@ -12,7 +12,9 @@ enum ExampleCommand {
           vldctl example train > my.json && vldctl validate my.json && vldctl run my.json
 
         Kinds: train (training with a task mixture, optionally a grid of trials), distill (a
-        pipeline: a teacher trained in one stage, students distilled from it in the next).
+        pipeline: a teacher trained in one stage, students distilled from it in the next), phase (a
+        pipeline: a width ladder on the world task, truth steering, and the phase analysis with
+        its dashboard).
         The shipped study manifests are in examples/ (vld-quick.json, vld-knowledge.json, ...).
         """
 
@@ -21,7 +23,7 @@ enum ExampleCommand {
         // the values shown are the defaults unless the comment says otherwise. Unknown keys are errors.
         {
           "name": "cyc-vs-base",          // required; [A-Za-z0-9._-]{1,64}; names the output directory
-          "kind": "train",                // train, distill, prm, tts or phase
+          "kind": "train",                // train, distill, prm, tts, phase or steer
           "seed": 1,                      // model initialisation and data; 0...2147483647
           "priority": 0,                  // -100...100, higher runs first in the daemon
           "resources": {
@@ -119,14 +121,57 @@ enum ExampleCommand {
         }
         """
 
+    static let phase = """
+        // vld pipeline manifest: a width ladder on the synthetic world with misconceptions, truth
+        // steering on its models, and the capability-phase analysis (kinds "steer" and "phase";
+        // specs/phase.md). The phase trial's report.html is the dashboard. About 5 minutes on 2 cores.
+        {
+          "name": "phase-demo",
+          "seed": 1,
+          "resources": {"threads": 2},
+          "stages": {
+            "ladder": {
+              // The world: entities with facts; among the popular ones misconceptions written
+              // fMis : fTrue against the truth; 2-hop compositions after their premise.
+              "task": {"type": "world", "entities": 200, "popular": 40, "fMis": 3, "fTrue": 1, "evalItems": 200},
+              "model": {"arch": "llama", "dModel": 16, "layers": 2, "heads": 4, "context": 48},
+              "train": {"steps": 1500, "batch": 32, "lr": 0.002, "warmup": 100, "evalEvery": 500},
+              // model.head may be "rank(r)" or "wide(k)", model.outputMultiplier a number or "muP(64)".
+              "grid": {"model.dModel": [16, 32, 64], "seed": [1, 2]}
+            },
+            "steer": {
+              "kind": "steer",
+              "models": ["@ladder/*"],    // "@stage/*": every trial of a stage written before
+              "task": {"type": "world", "entities": 200, "popular": 40},
+              // method diffMeans, pairedDiffMeans, pca or logistic; site resid_pre, attn_out, mlp_out or
+              // resid_post; scale raw, unit, sigma (ITI) or residNorm; mode add or projectOut;
+              // positions all, afterPrompt (CAA) or front(<tokens>) (ActAdd); "vectors": a saved
+              // vectors.safetensors to apply instead of building directions.
+              "steer": {"method": "diffMeans", "site": "resid_post", "scale": "sigma", "alphas": [-4, -1, 0, 1, 4], "items": 100}
+            },
+            "phase": {
+              "kind": "phase",
+              "ladders": {"raw": ["@ladder/*"]},   // families of checkpoints; at least 3 points each
+              "orderBy": "dModel",                 // dModel, layers, params, step or tokens
+              "steering": "@steer",                // optional: a steer trial shown in the dashboard
+              "task": {"type": "world", "entities": 200, "popular": 40},
+              // truth T_MC2 or T_MC1; gamma undefined where R moves less than epsilon; TAX and BONUS
+              // outside the dead band with intervals excluding 0; resamples (bootstrap) and
+              // permutations (the width-normalization null).
+              "phase": {"items": 200, "truth": "T_MC2", "epsilon": 0.005, "band": 0.1, "resamples": 1000, "permutations": 10000}
+            }
+          }
+        }
+        """
+
     static func run(_ args: [String]) throws -> Int32 {
         if args.contains("-h") || args.contains("--help") { print(usage); return 0 }
         let p = try CLI.parse(args, options: [], flags: [])
         let kind = p.positional.first ?? "train"
         guard p.positional.count <= 1 else { throw UsageError(message: "example takes at most one kind\n\(usage)") }
-        let examples = ["train": train, "distill": distill]
+        let examples = ["train": train, "distill": distill, "phase": phase]
         guard let text = examples[kind] else {
-            throw UsageError(message: "no example for kind '\(kind)'; kinds: train, distill")
+            throw UsageError(message: "no example for kind '\(kind)'; kinds: train, distill, phase")
         }
         print(text)
         return 0

@@ -52,7 +52,7 @@ func resultsWithoutTiming(_ url: URL) throws -> String {
     #expect(b.status == 1)
     #expect(b.stdout.contains(#"seed: expected an integer in 0...2147483647, got "one""#), "\(b.stdout)")
     #expect(b.stdout.contains("model.schedul: unknown key"), "\(b.stdout)")
-    for kind in ["train", "distill"] {
+    for kind in ["train", "distill", "phase"] {
         let example = try vldctl(["example", kind])
         #expect(example.status == 0)
         let saved = write(example.stdout, in: dir, as: "example-\(kind).json")
