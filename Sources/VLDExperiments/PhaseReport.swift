@@ -234,12 +234,21 @@ public enum PhaseReport {
         if let steering = a.steering {
             r.heading("Steering along the truth direction")
             let models = steering["models"]?.arrayValue ?? []
+            // Models of one size (its seeds) are averaged; the band is their range.
             func line(_ name: String, _ v: (JSONValue) -> Double?) -> ChartSeries {
-                ChartSeries(
+                var bySize: [Double: [Double]] = [:]
+                for m in models {
+                    guard let n = m["params"]?.doubleValue, let y = v(m), y.isFinite else { continue }
+                    bySize[n, default: []].append(y)
+                }
+                return ChartSeries(
                     name: name,
-                    points: models.compactMap { m in
-                        m["params"]?.doubleValue.map { ChartPoint(x: $0, y: v(m) ?? .nan) }
-                    }.sorted { $0.x < $1.x })
+                    points: bySize.keys.sorted().map { n in
+                        let ys = bySize[n]!
+                        return ChartPoint(
+                            x: n, y: Stats.mean(ys), lo: ys.count > 1 ? ys.min() : nil,
+                            hi: ys.count > 1 ? ys.max() : nil)
+                    })
             }
             var effects = LineChart(
                 title: "Best steering (chosen on dev) on test, beside a random direction of the same size",
@@ -262,7 +271,11 @@ public enum PhaseReport {
                     line("C_TT") { $0["C"]?["T"]?["T"]?.doubleValue },
                 ])
             cross.logX = true
-            r.chart(cross, caption: "Antagonism is C_TR < 0 or C_RT < 0. Heatmaps per model follow.")
+            r.chart(
+                cross,
+                caption:
+                    "Means over the models of each size (bands: their range). Antagonism is C_TR < 0 or C_RT < 0. Heatmaps per model follow."
+            )
             for m in models { SteerReport.modelSections(&r, model: m) }
         }
 

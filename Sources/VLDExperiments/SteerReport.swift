@@ -12,7 +12,7 @@ enum SteerReport {
     static func heatmap(
         title: String, layers: [Int], alphas: [Double], value: (Int, Double) -> Double?, sequential: Bool = false
     ) -> String {
-        let cell = 56.0, left = 70.0, top = 40.0, height = top + cell * Double(layers.count) + 44
+        let cell = 48.0, left = 64.0, top = 34.0, height = top + cell * Double(layers.count) + 44
         let width = left + cell * Double(alphas.count) + 20
         let values = layers.flatMap { l in alphas.compactMap { value(l, $0) } }.filter(\.isFinite)
         let extent = max(values.map(abs).max() ?? 1, 1e-9)
@@ -49,6 +49,27 @@ enum SteerReport {
         svg +=
             "<text x=\"\(left + cell * Double(alphas.count) / 2)\" y=\"\(yAxis + 18)\" text-anchor=\"middle\">alpha</text>"
         return svg + "</svg>"
+    }
+
+    /// Standalone SVGs laid out two per row in one SVG (each keeps its own size).
+    static func grid(_ panels: [String]) -> String {
+        func size(_ svg: String, _ key: String) -> Double {
+            guard let r = svg.range(of: "\(key)=\""), let end = svg[r.upperBound...].firstIndex(of: "\"") else {
+                return 0
+            }
+            return Double(svg[r.upperBound..<end]) ?? 0
+        }
+        let w = panels.map { size($0, "width") }.max() ?? 0, h = panels.map { size($0, "height") }.max() ?? 0
+        let rows = (panels.count + 1) / 2
+        var out =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(2 * w))\" height=\"\(Int(Double(rows) * h))\" viewBox=\"0 0 \(Int(2 * w)) \(Int(Double(rows) * h))\">"
+        for (i, p) in panels.enumerated() {
+            let x = Double(i % 2) * w, y = Double(i / 2) * h
+            out += p.replacingOccurrences(
+                of: "<svg xmlns=", with: "<svg x=\"\(Int(x))\" y=\"\(Int(y))\" xmlns=", options: [],
+                range: p.range(of: "<svg xmlns="))
+        }
+        return out + "</svg>"
     }
 
     static func html(trial: Trial, results: JSONValue) -> String {
@@ -95,14 +116,16 @@ enum SteerReport {
                 direction == "T"
                     ? "Steering along the truth direction (test split)"
                     : "Control: a random direction of the same size")
-            for (key, label) in [
-                ("deltaT", "ΔT (T_MC2)"), ("deltaR", "ΔR"), ("deltaK", "ΔK"), ("kl", "KL to the unsteered model"),
-            ] {
-                r.chart(
-                    heatmap(
-                        title: "\(label), \(direction)", layers: layers, alphas: alphas,
-                        value: value(direction, key), sequential: key == "kl"))
-            }
+            r.chart(
+                grid(
+                    [
+                        ("deltaT", "ΔT (T_MC2)"), ("deltaR", "ΔR"), ("deltaK", "ΔK"),
+                        ("kl", "KL to the unsteered model"),
+                    ].map { key, label in
+                        heatmap(
+                            title: "\(label), \(direction)", layers: layers, alphas: alphas,
+                            value: value(direction, key), sequential: key == "kl")
+                    }))
         }
         let best = model["best"]
         func row(_ name: String, _ v: JSONValue?) -> [String] {

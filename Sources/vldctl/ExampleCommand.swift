@@ -124,7 +124,7 @@ enum ExampleCommand {
     static let phase = """
         // vld pipeline manifest: a width ladder on the synthetic world with misconceptions, truth
         // steering on its models, and the capability-phase analysis (kinds "steer" and "phase";
-        // specs/phase.md). The phase trial's report.html is the dashboard. About 5 minutes on 2 cores.
+        // specs/phase.md). The phase trial's report.html is the dashboard. About 2 minutes on 1 core.
         {
           "name": "phase-demo",
           "seed": 1,
