@@ -288,7 +288,14 @@ final class SteerRunner {
             + (spec.controls ? [("T-random", controls["random"]!), ("T-shuffled", controls["shuffled"]!)] : [])
         {
             for l in layers {
-                let u = unit(table[l]!, l)
+                var u = unit(table[l]!, l)
+                if name.hasPrefix("T-") {
+                    // A control adds a vector of the same norm as the truth direction's at each
+                    // alpha (whatever its own spread along itself would give under sigma scaling).
+                    let size = Steering.norm(unit(directions["T"]![l]!, l).map(Double.init))
+                    let own = Steering.norm(u.map(Double.init))
+                    if own > 0 { u = u.map { $0 * Float(size / own) } }
+                }
                 for a in spec.alphas {
                     let e =
                         a == 0 && spec.mode == .add
@@ -302,6 +309,7 @@ final class SteerRunner {
                             ("deltaR", JSONValue(e.test.r - base.test.r)),
                             ("deltaK", JSONValue(e.test.k - base.test.k)), ("ce", JSONValue(e.ce)),
                             ("kl", JSONValue(e.kl)),
+                            ("vectorNorm", JSONValue(abs(a) * Steering.norm(u.map(Double.init)))),
                         ]))
                 }
             }

@@ -173,6 +173,17 @@ private func run(_ text: String) throws -> (Experiment, URL) {
     #expect(model["steered"]?["site"] == .string("resid_post") && model["steered"]?["positions"] == .string("all"))
     #expect(model["best"]?["test"]?["kl"] != nil && model["best"]?["T-random"] != nil)
     #expect(model["C"]?["T"]?["R"] != nil && model["slopes"]?["antiSteerable"] != nil)
+    // The controls add vectors of the truth direction's norm at every layer and alpha.
+    let sweep = model["sweep"]?.arrayValue ?? []
+    for row in sweep where row["direction"] == .string("T") {
+        for control in ["T-random", "T-shuffled"] {
+            let twin = sweep.first {
+                $0["direction"] == .string(control) && $0["layer"] == row["layer"] && $0["alpha"] == row["alpha"]
+            }
+            let a = try #require(row["vectorNorm"]?.doubleValue), b = try #require(twin?["vectorNorm"]?.doubleValue)
+            #expect(abs(a - b) <= 1e-4 * max(1, a), "\(control) layer \(row["layer"]!) alpha \(row["alpha"]!)")
+        }
+    }
     // Alpha 0 is the unsteered model: no change, no KL.
     for row in model["sweep"]?.arrayValue ?? [] where row["alpha"] == .number(0) {
         #expect(row["deltaT"] == .number(0) && row["kl"] == .number(0))
