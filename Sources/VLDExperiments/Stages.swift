@@ -342,9 +342,20 @@ extension Experiment {
             let prefix = trial.stage.map { joinPath("stages", $0) + "." } ?? ""
             let refs: [(path: String, ref: CheckpointRef)]
             let tasks: [TaskSpec]
+            let sameTokenizer: String
             switch trial.manifest.body {
-            case let b as TTSBody: (refs, tasks) = (b.checkpointRefs, b.tasks)
-            case let b as PRMBody: (refs, tasks) = ([("policy", b.policy)], b.trainer.tasks)
+            case let b as TTSBody:
+                (refs, tasks) = (b.checkpointRefs, b.tasks)
+                sameTokenizer = "the policy, the PRM and the task need one tokenizer (the same task)"
+            case let b as PRMBody:
+                (refs, tasks) = ([("policy", b.policy)], b.trainer.tasks)
+                sameTokenizer = "the policy, the PRM and the task need one tokenizer (the same task)"
+            case let b as PhaseBody:
+                (refs, tasks) = (b.checkpointRefs.filter { $0.path != "steering" }, b.tasks)
+                sameTokenizer = "every ladder point learns the world the probes ask about"
+            case let b as SteerBody:
+                (refs, tasks) = (b.checkpointRefs, b.tasks)
+                sameTokenizer = "a steered model learns the world the probes ask about"
             default: continue
             }
             guard
@@ -358,8 +369,17 @@ extension Experiment {
                     add(
                         prefix + path,
                         "\(ref) learned another vocabulary (\(tokenizer.vocabSize) words) than this trial's task "
-                            + "(\(mine.vocabSize)); the policy, the PRM and the task need one tokenizer (the same task)"
+                            + "(\(mine.vocabSize)); \(sameTokenizer)"
                     )
+                }
+                // Steering a layer the model does not have.
+                if let b = trial.manifest.body as? SteerBody, let layers = b.steer.layers {
+                    for l in layers where l >= cfg.applications {
+                        add(
+                            prefix + "steer.layers",
+                            "layer \(l) is outside \(ref), which has \(cfg.applications) schedule positions (0...\(cfg.applications - 1))"
+                        )
+                    }
                 }
             }
             if let b = trial.manifest.body as? TTSBody, let policy = models["policy"] {

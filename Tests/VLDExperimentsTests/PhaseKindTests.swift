@@ -90,6 +90,13 @@ private func pipeline(phase: String = "", ladder: String = #"["@ladder/*"]"#, ph
     #expect(
         issues(pipeline(phaseTask: #"{"type": "chain"}"#))
             .contains { $0.hasPrefix("stages.phase.task: a phase trial asks the probes of one world task") })
+    // A ladder of another vocabulary (41 entities, not 40): named at validation.
+    let other = #"{"type": "world", "entities": 41, "popular": 10, "statements": 3, "evalItems": 40}"#
+    #expect(
+        issues(pipeline(phaseTask: other)).contains {
+            $0.hasPrefix("stages.phase.ladders.w[0]: @ladder/0 learned another vocabulary")
+                && $0.hasSuffix("every ladder point learns the world the probes ask about")
+        })
     #expect(
         issues(pipeline(phase: #", "truth": "T_MC3""#))
             .contains { $0.hasPrefix("stages.phase.phase.truth: \"T_MC3\" is not accepted") })

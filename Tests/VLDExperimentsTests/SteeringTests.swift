@@ -214,8 +214,19 @@ private func run(_ text: String) throws -> (Experiment, URL) {
     #expect(
         issues(steerPipeline(#", "vectors": "relative.safetensors""#))
             .contains { $0.hasPrefix("stages.steer.steer.vectors: \"relative.safetensors\" is not an absolute path") })
-    // A layer the model does not have: at run time, named.
-    #expect {
-        try run(steerPipeline(#", "layers": [0, 5]"#))
-    } throws: { "\($0)".contains("steer.layers: layer 5 is outside @lm/0, which has 2 schedule positions") }
+    // A layer the model does not have: named at validation when the model is a stage's.
+    #expect(
+        issues(steerPipeline(#", "layers": [0, 5]"#))
+            .contains {
+                $0.hasPrefix("stages.steer.steer.layers: layer 5 is outside @lm/0, which has 2 schedule positions")
+            })
+    // A model of another world's vocabulary, likewise.
+    let other = steerPipeline("").replacingOccurrences(
+        of: #""steer": {"kind": "steer", "models": ["@lm/0"], "task": {"type": "world", "entities": 40"#,
+        with: #""steer": {"kind": "steer", "models": ["@lm/0"], "task": {"type": "world", "entities": 41"#)
+    #expect(
+        issues(other).contains {
+            $0.hasPrefix("stages.steer.models[0]: @lm/0 learned another vocabulary")
+                && $0.hasSuffix("a steered model learns the world the probes ask about")
+        })
 }
