@@ -140,6 +140,13 @@ struct Evaluator {
         }
     }
 
+    /// Natural-log softmax of one row of logits.
+    static func logSoftmax(_ logits: [Float]) -> [Double] {
+        let m = Double(logits.max() ?? 0)
+        let logZ = log(logits.reduce(0.0) { $0 + exp(Double($1) - m) }) + m
+        return logits.map { Double($0) - logZ }
+    }
+
     /// Natural-log softmax cross-entropy of `target` and the entropy of the distribution.
     static func crossEntropyAndEntropy(_ logits: [Float], target: Int32) -> (ce: Double, entropy: Double) {
         let m = Double(logits.max() ?? 0)

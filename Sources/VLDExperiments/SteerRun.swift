@@ -260,9 +260,7 @@ final class SteerRunner {
             try Evaluator.forEachRow(
                 model, rows: docs, B: spec.batch, T: T, positions: { Array(0..<(docs[$0].count - 1)) },
                 visit: { r, t, logits in
-                    let m = Double(logits.max()!)
-                    let z = logits.reduce(0.0) { $0 + exp(Double($1) - m) }
-                    let lp = logits.map { Double($0) - m - Foundation.log(z) }
+                    let lp = Evaluator.logSoftmax(logits)
                     ce -= lp[Int(docs[r][t + 1])]
                     if steering == nil {
                         logProbs.append(lp)

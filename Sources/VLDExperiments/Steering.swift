@@ -169,10 +169,10 @@ enum Steering {
 
     /// A site hook that steers schedule position `layer` at `site`: adds `vector` (add), or
     /// removes the component along it (projectOut), at the positions chosen. `promptLengths[s]`
-    /// is sequence s's prompt length (afterPrompt). The hook also counts the rows it touched.
+    /// is sequence s's prompt length (afterPrompt).
     static func hook(
         site: SiteKind, layer: Int, vector: [Float], mode: SteerMode, positions: SteerPositions,
-        promptLengths: @escaping (Int) -> Int, touched: UnsafeMutablePointer<Int>? = nil
+        promptLengths: @escaping (Int) -> Int
     ) -> (ActivationSite) -> Void {
         let C = vector.count
         let normSquared = vector.reduce(0) { $0 + $1 * $1 }
@@ -193,7 +193,6 @@ enum Steering {
                     let k = dot / normSquared
                     for c in 0..<C { h[c] -= k * vector[c] }
                 }
-                touched?.pointee += 1
             }
         }
     }

@@ -12,45 +12,6 @@
 
 import VLDTensor
 
-/// Where in a block application an activation site is (specs/phase.md 5(b)): the residual stream
-/// entering the block, the attention output and the MLP output (each before it is added to the
-/// stream), and the residual stream leaving the block.
-public enum SiteKind: String, Sendable, CaseIterable {
-    case residPre = "resid_pre", attnOut = "attn_out", mlpOut = "mlp_out", residPost = "resid_post"
-}
-
-/// Read/write access to the activations at one site of one block application (see `siteHook`).
-public struct ActivationSite {
-    public let kind: SiteKind
-    /// Schedule position v (0..<D) of the block application.
-    public let position: Int
-    /// The activations (B,T,C), row n = b*T + t. Writes change the rest of the forward pass.
-    public let hidden: FPtr
-    public let B: Int, T: Int, C: Int
-    /// Absolute position of each row (B*T), e.g. the cache length during decoding.
-    public let tokenPositions: UnsafePointer<Int32>
-    /// While decoding, the KV-cache row of each of the B (packed) rows; nil in a forward pass
-    /// (row n is sequence n / T there).
-    public let cacheRows: UnsafePointer<Int32>?
-
-    public init(
-        kind: SiteKind, position: Int, hidden: FPtr, B: Int, T: Int, C: Int, tokenPositions: UnsafePointer<Int32>,
-        cacheRows: UnsafePointer<Int32>?
-    ) {
-        self.kind = kind
-        self.position = position
-        self.hidden = hidden
-        self.B = B
-        self.T = T
-        self.C = C
-        self.tokenPositions = tokenPositions
-        self.cacheRows = cacheRows
-    }
-
-    /// The sequence row n belongs to.
-    public func sequence(_ n: Int) -> Int { cacheRows.map { Int($0[n]) } ?? n / T }
-}
-
 /// Per-position activation slices of a (B,T) forward pass.
 struct PositionActs {
     var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, atty = 0, res2 = 0
@@ -258,28 +219,6 @@ public final class Transformer {
         return loss
     }
 
-    /// The output head: logits (N x V) from the final hidden states, through a rank head's
-    /// down-projection or a wide head's GELU layer (their activations in `pre` and `act`, GELU's
-    /// tanh cache in `tanh`), times the output multiplier.
-    func headForward(logits: FPtr, hidden: CFPtr, pre: FPtr, act: FPtr, tanh: FPtr?, N: Int) {
-        let cfg = config, p = params, W = cfg.headWidth
-        var input = hidden
-        if let inner = layout.headInner {
-            linearForward(out: pre, inp: hidden, weight: p[inner], bias: nil, M: N, C: cfg.dModel, OC: W, pool: pool)
-            if case .wide = cfg.head {
-                geluForward(out: act, inp: pre, N: N * W, pool: pool, tanhCache: tanh)
-                input = UnsafePointer(act)
-            } else {
-                input = UnsafePointer(pre)
-            }
-        }
-        linearForward(out: logits, inp: input, weight: p[layout.head], bias: nil, M: N, C: W, OC: cfg.vocab, pool: pool)
-        if cfg.outputMultiplier != 1 {
-            let m = cfg.outputMultiplier
-            for i in 0..<(N * cfg.vocab) { logits[i] *= m }
-        }
-    }
-
     func finalNorm(out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, N: Int) {
         let p = params
         if config.arch == .gpt2 {
@@ -307,19 +246,6 @@ public final class Transformer {
     }
 
     /// One block application: res2 = x + attn(norm1(x)); out = res2 + mlp(norm2(res2)).
-    /// Calls the site hook, if any.
-    @inline(__always)
-    func site(
-        _ kind: SiteKind, _ v: Int, _ hidden: FPtr, B: Int, T: Int, positions: UnsafePointer<Int32>,
-        rows: UnsafePointer<Int32>? = nil
-    ) {
-        guard let hook = siteHook else { return }
-        hook(
-            ActivationSite(
-                kind: kind, position: v, hidden: hidden, B: B, T: T, C: config.dModel, tokenPositions: positions,
-                cacheRows: rows))
-    }
-
     func blockForward(
         _ P: PositionActs, input x: CFPtr, block s: BlockSlots, B: Int, T: Int,
         positions: UnsafePointer<Int32>, v: Int = 0
@@ -440,39 +366,6 @@ public final class Transformer {
     func backwardFromLogitGradient() {
         headBackward()
         trunkBackward()
-    }
-
-    /// The LM head's backward: its weight's gradient, and the gradient of the final hidden states
-    /// into dln (overwritten).
-    func headBackward() {
-        let cfg = config, L = actLayout!, a = acts!, g = grads, p = params
-        let N = L.B * L.T, W = cfg.headWidth
-        if cfg.outputMultiplier != 1 {
-            let m = cfg.outputMultiplier, d = a[L.logits]
-            for i in 0..<(N * cfg.vocab) { d[i] *= m }
-        }
-        guard let inner = layout.headInner else {
-            linearBackward(
-                dinp: a[L.dln], dweight: g[layout.head], dbias: nil, dout: a[L.logits], inp: a[L.lnf],
-                weight: p[layout.head], M: N, C: cfg.dModel, OC: cfg.vocab, pool: pool, overwriteInput: true)
-            return
-        }
-        let wide: Bool
-        if case .wide = cfg.head { wide = true } else { wide = false }
-        linearBackward(
-            dinp: a[L.dheadIn], dweight: g[layout.head], dbias: nil, dout: a[L.logits],
-            inp: a[wide ? L.headAct : L.headPre], weight: p[layout.head], M: N, C: W, OC: cfg.vocab, pool: pool,
-            overwriteInput: true)
-        var dpre = a[L.dheadIn]
-        if wide {
-            a.zero(L.dheadPre, N * W)
-            geluBackward(
-                dinp: a[L.dheadPre], inp: a[L.headPre], cached: a[L.headTanh], dout: a[L.dheadIn], N: N * W, pool: pool)
-            dpre = a[L.dheadPre]
-        }
-        linearBackward(
-            dinp: a[L.dln], dweight: g[inner], dbias: nil, dout: dpre, inp: a[L.lnf], weight: p[inner], M: N,
-            C: cfg.dModel, OC: W, pool: pool, overwriteInput: true)
     }
 
     /// Backward from the gradient of the final hidden states (dln) through the final norm, the
