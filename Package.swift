@@ -30,7 +30,9 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CLinux"),
 
-        .target(name: "VLDTensor", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
+        // The engine's SIMD kernels, built per instruction set and chosen at run time (CPUID).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
+        .target(name: "VLDTensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: fastMath),
         .target(name: "VLDModel", dependencies: ["VLDTensor", "VLDJSON", "CLinux"], swiftSettings: fastMath),
         // -enable-testing: their tests reach internals (the iGSM graph, the chart axes) in the
         // release configuration the suite runs in; neither module has hot loops.

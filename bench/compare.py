@@ -4,7 +4,9 @@ and prints a Markdown table with the ratios vld / PyTorch.
 
 usage: python3 bench/compare.py [--python PYTHON_WITH_TORCH] [--threads 2] [--configs tiny,small,...]
                                 [--archs gpt2,llama] [--vld .build/release/vld-bench] [--json out.jsonl]
-The two programs run one after the other (never at the same time) with the same thread count.
+The two programs run one after the other (never at the same time) with the same thread count; then
+`vld-bench --sgemm` measures OpenBLAS alone on the config's training matrix products, and the table
+gives vld's training rate as a share of it.
 """
 import argparse
 import json
@@ -40,6 +42,12 @@ def run_vld(exe, name, arch, threads):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def run_sgemm(exe, name, arch, threads):
+    out = subprocess.run([exe, "--sgemm", "--config", name, "--arch", arch, "--threads", str(threads)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--python", default=sys.executable)
@@ -51,19 +59,21 @@ def main():
     a = ap.parse_args()
     keys = ["train_tokens_per_s", "sample_b1_tokens_per_s", "sample_b32_tokens_per_s"]
     print("| config | arch | params vld/torch | train tok/s vld | torch | ratio | sample b1 vld | torch | ratio "
-          "| sample b32 vld | torch | ratio | vld train GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sample b32 vld | torch | ratio | vld train GFLOP/s | SGEMM GFLOP/s | train / SGEMM | BLAS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in a.configs.split(","):
         for arch in a.archs.split(","):
             v = run_vld(a.vld, name, arch, a.threads)
             t = run_torch(a.python, name, arch, a.threads)
-            rows.append({"config": name, "arch": arch, "vld": v, "torch": t})
+            g = run_sgemm(a.vld, name, arch, a.threads)
+            rows.append({"config": name, "arch": arch, "vld": v, "torch": t, "sgemm": g})
             cells = []
             for k in keys:
                 cells += [f"{v[k]:,.0f}", f"{t[k]:,.0f}", f"{v[k] / t[k]:.2f}x"]
             print(f"| {name} | {arch} | {v['params']:,}/{t['params']:,} | " + " | ".join(cells)
-                  + f" | {v['train_gflops']:.1f} |", flush=True)
+                  + f" | {v['train_gflops']:.1f} | {g['sgemm_gflops']:.0f} | {v['train_gflops'] / g['sgemm_gflops']:.0%}"
+                  + f" | {v['blas_core']} |", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             for r in rows:

@@ -119,3 +119,59 @@ public func peakRSSMiB() -> Double {
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
     return Double(ru.ru_maxrss) / 1024
 }
+
+/// The machine's matrix-product rate on the shapes one training step of `config` multiplies:
+/// for every linear layer (C -> OC) of a block and the output head, the forward product (M x OC,
+/// inner C), the input gradient (M x C, inner OC) and the weight gradient (OC x C, inner M), with
+/// M = B x T, each as one OpenBLAS call threaded by OpenBLAS itself over `threads` threads (the
+/// library at its best, with no pool around it). Attention's per-head products are left out (they
+/// are small and vld's own). Returns the JSON fields of `vld-bench --sgemm`: sgemm_gflops (total
+/// multiply-adds x 2 over the median time of one pass over the shapes).
+public func runSGEMMBenchmark(config name: String, arch: Arch, threads: Int, minSeconds: Double) -> [(
+    String, JSONValue
+)] {
+    let (cfg, B, T) = BenchConfig.named(name, arch: arch)!
+    let M = B * T, d = cfg.dModel
+    var layers: [(C: Int, OC: Int)] = [(d, cfg.qkvWidth), (d, d), (d, cfg.fcWidth), (cfg.ffnHidden, d)]
+    layers = Array(repeating: layers, count: cfg.applications).flatMap { $0 } + [(d, cfg.vocab)]
+    let biggest = layers.map { max($0.C, $0.OC) }.max()!
+    var rng = SeededRNG(seed: 7)
+    let a = FloatBuffer(count: M * biggest), b = FloatBuffer(count: M * biggest), c = FloatBuffer(count: M * biggest)
+    for i in 0..<(M * biggest) {
+        a.base[i] = Float(rng.nextNormal() * 0.1); b.base[i] = Float(rng.nextNormal() * 0.1)
+    }
+    BLAS.setThreads(threads)
+    defer { BLAS.useSingleThreadedCalls() }
+    var flops = 0.0
+    func pass() {
+        flops = 0
+        for (C, OC) in layers {
+            // forward: out (M,OC) = x (M,C) W (OC,C)^T
+            BLAS.sgemm(
+                transA: false, transB: true, M: M, N: OC, K: C, A: a.base, lda: C, B: b.base, ldb: C, beta: 0,
+                C: c.base, ldc: OC)
+            // input gradient: dx (M,C) += dout (M,OC) W (OC,C)
+            BLAS.sgemm(
+                transA: false, transB: false, M: M, N: C, K: OC, A: a.base, lda: OC, B: b.base, ldb: C, beta: 1,
+                C: c.base, ldc: C)
+            // weight gradient: dW (OC,C) += dout^T (OC,M) x (M,C)
+            BLAS.sgemm(
+                transA: true, transB: false, M: OC, N: C, K: M, A: a.base, lda: OC, B: b.base, ldb: C, beta: 1,
+                C: c.base, ldc: C)
+            flops += 3 * 2 * Double(M) * Double(C) * Double(OC)
+        }
+    }
+    pass()
+    var times: [Double] = []
+    let start = monotonicSeconds()
+    while times.count < 5 || (monotonicSeconds() - start < minSeconds && times.count < 1000) {
+        let t0 = monotonicSeconds()
+        pass()
+        times.append(monotonicSeconds() - t0)
+    }
+    return [
+        ("config", .string(name)), ("arch", .string(arch.rawValue)), ("threads", JSONValue(threads)),
+        ("sgemm_gflops", JSONValue(flops / median(times) / 1e9)), ("sgemm_calls_per_pass", JSONValue(3 * layers.count)),
+        ("sgemm_m", JSONValue(M)),
+    ]
+}

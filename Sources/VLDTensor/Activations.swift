@@ -1,58 +1,38 @@
 // Activations.swift: GELU (tanh approximation, GPT-2's "gelu_new") and SwiGLU, plus the
 // residual add, each forward and backward side by side.
 
-private let geluScale: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
-
 /// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). With `tanhCache`, also stores
 /// the tanh term for `geluBackward(cached:)`, which then needs no exponential.
 public func geluForward(out: FPtr, inp: CFPtr, N: Int, pool: ThreadPool, tanhCache: FPtr? = nil) {
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 16384) { r in
-        if let tc = tanhCache {
-            for i in r {
-                let x = inp[i]
-                let t = fastTanh(geluScale * (x + 0.044715 * x * x * x))
-                tc[i] = t
-                out[i] = 0.5 * x * (1 + t)
-            }
-        } else {
-            for i in r {
-                let x = inp[i]
-                out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + 0.044715 * x * x * x)))
-            }
-        }
+        k.geluForward(out + r.lowerBound, inp + r.lowerBound, tanhCache.map { $0 + r.lowerBound }, r.count)
     }
 }
 
 /// dinp += dout * gelu'(inp), with the tanh term cached by the forward pass.
 public func geluBackward(dinp: FPtr, inp: CFPtr, cached tanhCache: CFPtr, dout: CFPtr, N: Int, pool: ThreadPool) {
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 16384) { r in
-        for i in r {
-            let x = inp[i], t = tanhCache[i]
-            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * geluScale * (1 + 3 * 0.044715 * x * x)
-            dinp[i] += dout[i] * grad
-        }
+        let i = r.lowerBound
+        k.geluBackward(dinp + i, inp + i, tanhCache + i, dout + i, r.count)
     }
 }
 
 /// dinp += dout * gelu'(inp).
 public func geluBackward(dinp: FPtr, inp: CFPtr, dout: CFPtr, N: Int, pool: ThreadPool) {
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 16384) { r in
-        for i in r {
-            let x = inp[i], x2 = x * x
-            let t = fastTanh(geluScale * (x + 0.044715 * x2 * x))
-            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * geluScale * (1 + 3 * 0.044715 * x2)
-            dinp[i] += dout[i] * grad
-        }
+        let i = r.lowerBound
+        k.geluBackward(dinp + i, inp + i, nil, dout + i, r.count)
     }
 }
 
 /// out (M,F) = silu(gate) * up, where each row of inp (M,2F) is [gate (F), up (F)].
 public func swigluForward(out: FPtr, inp: CFPtr, M: Int, F: Int, pool: ThreadPool) {
     pool.parallelFor(M, minPerThread: max(1, 16384 / F)) { r in
-        for m in r {
-            let g = inp + m * 2 * F, u = g + F, o = out + m * F
-            for i in 0..<F { o[i] = g[i] * fastSigmoid(g[i]) * u[i] }
-        }
+        let k = Kernels.active
+        for m in r { k.swigluForward(out + m * F, inp + m * 2 * F, inp + m * 2 * F + F, F) }
     }
 }
 

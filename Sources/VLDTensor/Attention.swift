@@ -18,12 +18,7 @@
 #endif
 
 /// Numerically stable in-place softmax of p[0..<n].
-@inline(__always) public func softmaxInPlace(_ p: FPtr, _ n: Int) {
-    let mx = max8(p, n)
-    for j in 0..<n { p[j] = fastExp(p[j] - mx) }
-    let inv = 1 / sum8(p, n)
-    for j in 0..<n { p[j] *= inv }
-}
+@inline(__always) public func softmaxInPlace(_ p: FPtr, _ n: Int) { Kernels.active.softmax(p, n) }
 
 /// out (B,T,NH*HS) = softmax(mask(Q K^T / sqrt(HS))) V; caches att (B,NH,T,T). `starts` (B*T),
 /// when given, limits each token to its own document (see the header); nil is plain causal.
@@ -117,25 +112,16 @@ public func attentionDecode(
     let work = B * NH * (Int(lengths[0]) + 1) * HS
     let scratch = FPtr.allocate(capacity: pool.threads * S)
     defer { scratch.deallocate() }
+    let k = Kernels.active
     let body: (Int, Range<Int>) -> Void = { w, r in
         let p = scratch + w * S
         for item in r {
             let b = item / NH, h = item % NH, kvh = h / group
-            let n = Int(lengths[b]) + 1
-            let qh = q + b * qStride + h * HS
             let r = rows.map { Int($0[b]) } ?? b
-            let kc = kCache + (r * KVH + kvh) * S * HS, vc = vCache + (r * KVH + kvh) * S * HS
-            for j in 0..<n {
-                let kr = kc + j * HS
-                p[j] = dot8(qh, kr, HS) * scale
-            }
-            softmaxInPlace(p, n)
-            let o = out + b * C + h * HS
-            for d in 0..<HS { o[d] = 0 }
-            for j in 0..<n {
-                let pj = p[j], vr = vc + j * HS
-                for d in 0..<HS { o[d] += pj * vr[d] }
-            }
+            k.attentionDecode(
+                out: out + b * C + h * HS, q: q + b * qStride + h * HS, keys: kCache + (r * KVH + kvh) * S * HS,
+                values: vCache + (r * KVH + kvh) * S * HS, n: Int(lengths[b]) + 1, hs: HS, stride: HS, scale: scale,
+                scratch: p)
         }
     }
     if work < 32_768 || pool.threads == 1 {

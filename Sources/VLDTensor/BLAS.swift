@@ -11,6 +11,10 @@ public enum BLAS {
     /// (see ThreadPool), so BLAS threads would only oversubscribe the cores.
     public static func useSingleThreadedCalls() { openblas_set_num_threads(1) }
 
+    /// Lets OpenBLAS thread each call over `n` threads (only `vld-bench --sgemm` does, to measure
+    /// the library at its best; it restores single-threaded calls afterwards).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
     /// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, all row-major.
     /// `transA`: A is stored (K,M) and used transposed; likewise `transB` for B stored (N,K).
     @inline(__always)
@@ -54,16 +58,36 @@ extension BLAS {
         return nil
     }
 
-    /// OpenBLAS picks its kernels once, from CPUID, when the library loads. On virtual CPUs that
-    /// report an unknown model it falls back to its Prescott (SSE3) kernels, about 3x slower
-    /// than what the CPU can do (measured on the 2-core development machine: 30 vs 100 GFLOP/s
-    /// training `small`). The choice can only be overridden through OPENBLAS_CORETYPE before the
-    /// library loads, so executables call this first: when OpenBLAS chose Prescott, the variable
-    /// is unset and the CPU supports better kernels, it sets the variable and re-executes the
-    /// program with the same arguments. It returns (doing nothing) in every other case.
+    /// How wide the vectors of an OpenBLAS kernel family are: 2 for the AVX-512 families, 1 for
+    /// the AVX2+FMA ones, 0 for everything older or unknown.
+    public static func vectorLevel(ofCore name: String) -> Int {
+        switch name.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return 2
+        case "haswell", "zen", "excavator": return 1
+        default: return 0
+        }
+    }
+
+    /// The OPENBLAS_CORETYPE to re-execute with, or nil when OpenBLAS's own choice is as wide as
+    /// the CPU allows. OpenBLAS picks its kernels once, from CPUID, when the library loads: on
+    /// virtual CPUs that report an unknown model it falls back to its Prescott (SSE3) kernels, and
+    /// 0.3.21 maps AMD Zen 4 (AVX-512) to its Zen (AVX2) kernels. Both leave speed on the table:
+    /// Prescott ran `small` training 3x slower than Haswell on a virtual Xeon, and on an AMD EPYC
+    /// with AVX-512 the SkylakeX kernels trained `medium` 1.66x faster than Zen's (vld-bench
+    /// --config medium --threads 1, 2026-12-07: 5,703 against 3,428 tokens/s).
+    public static func betterCoreType(chosen: String, supported: String?) -> String? {
+        guard let supported, vectorLevel(ofCore: supported) > vectorLevel(ofCore: chosen) else { return nil }
+        return supported
+    }
+
+    /// The choice can only be overridden through OPENBLAS_CORETYPE before the library loads, so
+    /// executables call this first: when the variable is unset and the CPU supports wider kernels
+    /// than OpenBLAS chose (`betterCoreType`), it sets the variable and re-executes the program with
+    /// the same arguments. It returns (doing nothing) in every other case; VLD_NO_BLAS_REEXEC=1
+    /// turns it off.
     public static func reexecWithSupportedKernelsIfNeeded() {
         guard getenv("OPENBLAS_CORETYPE") == nil, getenv("VLD_NO_BLAS_REEXEC") == nil,
-            coreName.lowercased() == "prescott", let better = supportedCoreType()
+            let better = betterCoreType(chosen: coreName, supported: supportedCoreType())
         else { return }
         setenv("OPENBLAS_CORETYPE", better, 1)
         setenv("VLD_NO_BLAS_REEXEC", "1", 1)

@@ -26,15 +26,12 @@ public func adamWUpdate(
 ) {
     let b1 = config.beta1, b2 = config.beta2, eps = config.eps
     let c1 = 1 / (1 - powf(b1, Float(t))), c2 = 1 / (1 - powf(b2, Float(t)))
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 8192) { r in
-        for i in r {
-            let g = grads[i]
-            let mi = b1 * m[i] + (1 - b1) * g
-            let vi = b2 * v[i] + (1 - b2) * g * g
-            m[i] = mi
-            v[i] = vi
-            params[i] -= lr * ((mi * c1) / ((vi * c2).squareRoot() + eps) + weightDecay * params[i])
-        }
+        let i = r.lowerBound
+        k.adamW(
+            params: params + i, grads: grads + i, m: m + i, v: v + i, n: r.count, lr: lr, beta1: b1, beta2: b2, c1: c1,
+            c2: c2, eps: eps, weightDecay: weightDecay)
     }
 }
 

@@ -14,6 +14,7 @@ let usage = """
                      [--min-seconds S] [--no-sample] [--no-train]
            vld-bench --search [--config NAME] [--arch gpt2|llama] [--threads N] [--min-seconds S]
            vld-bench --data MANIFEST... [--threads N] [--min-seconds S]
+           vld-bench --sgemm [--config NAME] [--arch gpt2|llama] [--threads N] [--min-seconds S]
 
     Prints one JSON object per line: config, arch, threads, params, train_tokens_per_s, train_gflops,
     sample_b1_tokens_per_s, sample_b32_tokens_per_s, peak_rss_mib.
@@ -26,6 +27,11 @@ let usage = """
     search_bon64_candidates_per_s, search_beam16x4_tokens_per_s, search_beam_over_bon_per_token
     (seconds per generated token, beam over best-of-N) and prm_scored_tokens_per_s.
 
+    --sgemm measures OpenBLAS alone on the matrix products of one training step of the config
+    (each linear layer's forward, input-gradient and weight-gradient product and the output head's,
+    M = batch x context, OpenBLAS threading each call over N threads): sgemm_gflops, the rate that
+    train_gflops is measured against (the issue-15 target: medium training at 60% of it).
+
     --data measures each manifest's data pipeline against the training it feeds, one JSON object
     per distinct trial: per task generator docs_per_s and tokens_per_s (generation and encoding,
     one thread), pack_positions_per_s (packed B x T rows, padding included), train_positions_per_s
@@ -36,6 +42,7 @@ let usage = """
 var options = BenchOptions()
 var runAll = false
 var search = false
+var sgemm = false
 var dataManifests: [String] = []
 var args = Array(CommandLine.arguments.dropFirst())
 func fail(_ message: String) -> Never {
@@ -59,6 +66,7 @@ while !args.isEmpty {
     case "--no-train": options.train = false
     case "--all": runAll = true
     case "--search": search = true
+    case "--sgemm": sgemm = true
     case "--data":
         dataManifests.append(value())
         while let next = args.first, !next.hasPrefix("--") { dataManifests.append(args.removeFirst()) }
@@ -83,6 +91,15 @@ if !dataManifests.isEmpty {
             exit(1)
         }
     }
+    exit(0)
+}
+if sgemm {
+    guard BenchConfig.named(options.config, arch: options.arch) != nil else {
+        fail("unknown config \(options.config); expected \(BenchConfig.names.joined(separator: ", "))")
+    }
+    let fields = runSGEMMBenchmark(
+        config: options.config, arch: options.arch, threads: options.threads, minSeconds: options.minSeconds)
+    print(JSONValue.object(fields + [("blas_core", .string(BLAS.coreName))]).serialized(pretty: false))
     exit(0)
 }
 if search {

@@ -94,7 +94,7 @@ enum DoctorCommand {
             )
         }
         let core = BLAS.coreName
-        if let better = BLAS.supportedCoreType(), core.lowercased() != better.lowercased() {
+        if let better = BLAS.betterCoreType(chosen: core, supported: BLAS.supportedCoreType()) {
             warn(
                 "OpenBLAS uses \(core) kernels; this CPU supports \(better)",
                 "vld re-executes with OPENBLAS_CORETYPE=\(better) automatically; set it yourself if VLD_NO_BLAS_REEXEC is set"

@@ -42,3 +42,15 @@ func linearMatchesReference(threads: Int, shape: Int) {
     expectClose(dinp2, add(ref.dx, Double(prefill)), gradTol, "linear dinp (no dbias)")
     expectClose(dw2, add(ref.dw, Double(prefill)), gradTol, "linear dweight (no dbias)")
 }
+
+/// The executables re-execute with wider OpenBLAS kernels only when the CPU has them and OpenBLAS
+/// chose narrower ones: Prescott on a virtual Xeon, Zen's AVX2 kernels on an AVX-512 EPYC.
+@Test func blasReexecOnlyWidens() {
+    #expect(BLAS.betterCoreType(chosen: "Prescott", supported: "Haswell") == "Haswell")
+    #expect(BLAS.betterCoreType(chosen: "Zen", supported: "SkylakeX") == "SkylakeX")
+    #expect(BLAS.betterCoreType(chosen: "Haswell", supported: "SkylakeX") == "SkylakeX")
+    #expect(BLAS.betterCoreType(chosen: "SkylakeX", supported: "SkylakeX") == nil)
+    #expect(BLAS.betterCoreType(chosen: "Cooperlake", supported: "SkylakeX") == nil)
+    #expect(BLAS.betterCoreType(chosen: "Zen", supported: "Haswell") == nil)
+    #expect(BLAS.betterCoreType(chosen: "Prescott", supported: nil) == nil)
+}

@@ -1,0 +1,49 @@
+// vld_kernels.h: the engine's element-wise and small reduction kernels, compiled once per
+// instruction set (baseline SSE2, AVX2+FMA, AVX-512) and chosen at run time from CPUID, so one
+// amd64 build uses the vectors of the machine it runs on. VLD_KERNELS=generic|avx2|avx512 forces a
+// path (a path the CPU lacks falls back to the best it has, with a note on stderr).
+//
+// Each path is deterministic: reductions keep a fixed order of lanes and partial sums, so the same
+// path and thread count give bitwise the same numbers. Paths differ from one another in the last
+// bits (wider partial sums, fused multiply-adds); the tests hold every path the CPU has to the
+// naive references in VLDTensor/Reference.swift.
+#ifndef VLD_KERNELS_H
+#define VLD_KERNELS_H
+
+#include <stdint.h>
+
+enum { VLD_PATH_GENERIC = 0, VLD_PATH_AVX2 = 1, VLD_PATH_AVX512 = 2 };
+
+/// One instruction set's kernels. All lengths are element counts; pointers may be unaligned.
+typedef struct vld_kernel_table {
+    int path;
+    const char *name;
+    /// sum a[i] b[i]
+    float (*dot)(const float *a, const float *b, long n);
+    /// sum p[i]
+    float (*sum)(const float *p, long n);
+    /// y[i] += a x[i]
+    void (*axpy)(float *y, float a, const float *x, long n);
+    /// p = softmax(p) (max-subtracted)
+    void (*softmax)(float *p, long n);
+    /// out = gelu_tanh(inp); tanh_cache (nullable) receives the tanh term
+    void (*gelu_fwd)(float *out, const float *inp, float *tanh_cache, long n);
+    /// dinp += dout gelu'(inp); tanh_cache (nullable) from gelu_fwd saves the exponential
+    void (*gelu_bwd)(float *dinp, const float *inp, const float *tanh_cache, const float *dout, long n);
+    /// out[i] = silu(gate[i]) up[i]
+    void (*swiglu_fwd)(float *out, const float *gate, const float *up, long n);
+    /// One AdamW step: m, v updated; p -= lr (m c1 / (sqrt(v c2) + eps) + wd p)
+    void (*adamw)(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2, float c1,
+                  float c2, float eps, float wd);
+    /// One decode query against n cached keys and values of one head (rows of hs floats, stride
+    /// `stride` floats apart): out (hs) = softmax(scale K q) V; scratch holds n floats.
+    void (*attn_decode)(float *out, const float *q, const float *k, const float *v, long n, long hs, long stride,
+                        float scale, float *scratch);
+} vld_kernel_table;
+
+/// The table in use (chosen once, at load time).
+const vld_kernel_table *vld_kernels(void);
+/// The table of `path`, or NULL when this CPU cannot run it (tests run every path they get).
+const vld_kernel_table *vld_kernels_for(int path);
+
+#endif

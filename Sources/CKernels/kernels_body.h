@@ -1,0 +1,213 @@
+// kernels_body.h: the kernels of vld_kernels.h, written once over clang's vector extensions and
+// included by kernels.c once per path with VW (floats per vector), SFX (name suffix) and
+// VLD_TARGET (the function attribute that lets the compiler use that instruction set). Tails
+// shorter than a vector run as scalars. fastExp is the Cephes range reduction and degree-6
+// polynomial of VLDTensor/FastMath.swift, lane by lane.
+
+#define VCAT2(a, b) a##_##b
+#define VCAT(a, b) VCAT2(a, b)
+#define KN(name) VCAT(name, SFX)
+#define vf VCAT(vf, SFX)
+#define vfu VCAT(vfu, SFX)
+#define vi VCAT(vi, SFX)
+
+typedef float vf __attribute__((ext_vector_type(VW)));
+typedef float vfu __attribute__((ext_vector_type(VW), aligned(4)));
+typedef int32_t vi __attribute__((ext_vector_type(VW)));
+
+#define LD(p) (*(const vfu *)(p))
+#define ST(p, x) (*(vfu *)(p) = (x))
+
+static inline VLD_TARGET float KN(hsum)(vf x) {
+    float s = 0;
+    for (int l = 0; l < VW; l++) s += x[l];
+    return s;
+}
+
+static inline VLD_TARGET vf KN(vexp)(vf xin) {
+    vf x = __builtin_elementwise_min(__builtin_elementwise_max(xin, (vf)(-87.3f)), (vf)(88.3f));
+    vf t = x * 1.4426950408889634f + 12582912.0f;
+    vf n = t - 12582912.0f;
+    vf r = x - n * 0.693359375f;
+    r = r + n * 2.1219444005469058e-4f;
+    vf p = (vf)(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    vi ni = (vi)t - (vi)0x4B400000;
+    vf scale = (vf)((ni + 127) << 23);
+    return p * scale;
+}
+
+static inline VLD_TARGET float KN(sexp)(float xin) {
+    vf v = KN(vexp)((vf)(xin));
+    return v[0];
+}
+
+static VLD_TARGET float KN(dot)(const float *a, const float *b, long n) {
+    vf s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    long i = 0;
+    for (; i + 4 * VW <= n; i += 4 * VW) {
+        s0 += LD(a + i) * LD(b + i);
+        s1 += LD(a + i + VW) * LD(b + i + VW);
+        s2 += LD(a + i + 2 * VW) * LD(b + i + 2 * VW);
+        s3 += LD(a + i + 3 * VW) * LD(b + i + 3 * VW);
+    }
+    for (; i + VW <= n; i += VW) s0 += LD(a + i) * LD(b + i);
+    float s = KN(hsum)((s0 + s2) + (s1 + s3));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static VLD_TARGET float KN(sum)(const float *p, long n) {
+    vf s0 = 0, s1 = 0;
+    long i = 0;
+    for (; i + 2 * VW <= n; i += 2 * VW) {
+        s0 += LD(p + i);
+        s1 += LD(p + i + VW);
+    }
+    for (; i + VW <= n; i += VW) s0 += LD(p + i);
+    float s = KN(hsum)(s0 + s1);
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+static VLD_TARGET void KN(axpy)(float *y, float a, const float *x, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) ST(y + i, LD(y + i) + a * LD(x + i));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static VLD_TARGET void KN(softmax)(float *p, long n) {
+    if (n <= 0) return;
+    float mx = p[0];
+    long i = 0;
+    if (n >= VW) {
+        vf m = LD(p);
+        for (i = VW; i + VW <= n; i += VW) m = __builtin_elementwise_max(m, LD(p + i));
+        for (int l = 0; l < VW; l++) mx = m[l] > mx ? m[l] : mx;
+    }
+    for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
+    vf s = 0;
+    float st = 0;
+    for (i = 0; i + VW <= n; i += VW) {
+        vf e = KN(vexp)(LD(p + i) - mx);
+        ST(p + i, e);
+        s += e;
+    }
+    for (; i < n; i++) {
+        p[i] = KN(sexp)(p[i] - mx);
+        st += p[i];
+    }
+    float inv = 1.0f / (KN(hsum)(s) + st);
+    for (i = 0; i + VW <= n; i += VW) ST(p + i, LD(p + i) * inv);
+    for (; i < n; i++) p[i] *= inv;
+}
+
+#define GELU_K 0.7978845608028654f
+
+static inline VLD_TARGET vf KN(vtanh)(vf x) { return 1.0f - 2.0f / (KN(vexp)(2.0f * x) + 1.0f); }
+
+static VLD_TARGET void KN(gelu_fwd)(float *out, const float *inp, float *tc, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf x = LD(inp + i);
+        vf t = KN(vtanh)(GELU_K * (x + 0.044715f * x * x * x));
+        if (tc) ST(tc + i, t);
+        ST(out + i, 0.5f * x * (1.0f + t));
+    }
+    for (; i < n; i++) {
+        float x = inp[i];
+        float t = KN(vtanh)((vf)(GELU_K * (x + 0.044715f * x * x * x)))[0];
+        if (tc) tc[i] = t;
+        out[i] = 0.5f * x * (1.0f + t);
+    }
+}
+
+static VLD_TARGET void KN(gelu_bwd)(float *dinp, const float *inp, const float *tc, const float *dout, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf x = LD(inp + i), x2 = x * x;
+        vf t = tc ? LD(tc + i) : KN(vtanh)(GELU_K * (x + 0.044715f * x2 * x));
+        vf g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x2);
+        ST(dinp + i, LD(dinp + i) + LD(dout + i) * g);
+    }
+    for (; i < n; i++) {
+        float x = inp[i], x2 = x * x;
+        float t = tc ? tc[i] : KN(vtanh)((vf)(GELU_K * (x + 0.044715f * x2 * x)))[0];
+        float g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x2);
+        dinp[i] += dout[i] * g;
+    }
+}
+
+static VLD_TARGET void KN(swiglu_fwd)(float *out, const float *gate, const float *up, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf g = LD(gate + i);
+        ST(out + i, g / (1.0f + KN(vexp)(-g)) * LD(up + i));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + KN(sexp)(-gate[i])) * up[i];
+}
+
+static VLD_TARGET void KN(adamw)(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2,
+                                 float c1, float c2, float eps, float wd) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf gi = LD(g + i);
+        vf mi = b1 * LD(m + i) + (1.0f - b1) * gi;
+        vf vi_ = b2 * LD(v + i) + (1.0f - b2) * gi * gi;
+        ST(m + i, mi);
+        ST(v + i, vi_);
+        vf pi = LD(p + i);
+        ST(p + i, pi - lr * ((mi * c1) / (__builtin_elementwise_sqrt(vi_ * c2) + eps) + wd * pi));
+    }
+    for (; i < n; i++) {
+        float gi = g[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi_ = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi_;
+        p[i] -= lr * ((mi * c1) / (__builtin_sqrtf(vi_ * c2) + eps) + wd * p[i]);
+    }
+}
+
+static VLD_TARGET void KN(attn_decode)(float *out, const float *q, const float *k, const float *v, long n, long hs,
+                                       long stride, float scale, float *p) {
+    for (long j = 0; j < n; j++) p[j] = KN(dot)(q, k + j * stride, hs) * scale;
+    KN(softmax)(p, n);
+    long d = 0;
+    for (; d + VW <= hs; d += VW) {
+        vf acc = 0;
+        for (long j = 0; j < n; j++) acc += p[j] * LD(v + j * stride + d);
+        ST(out + d, acc);
+    }
+    for (; d < hs; d++) {
+        float acc = 0;
+        for (long j = 0; j < n; j++) acc += p[j] * v[j * stride + d];
+        out[d] = acc;
+    }
+}
+
+static const vld_kernel_table KN(table) = {
+    .path = PATH_ID,
+    .name = PATH_NAME,
+    .dot = KN(dot),
+    .sum = KN(sum),
+    .axpy = KN(axpy),
+    .softmax = KN(softmax),
+    .gelu_fwd = KN(gelu_fwd),
+    .gelu_bwd = KN(gelu_bwd),
+    .swiglu_fwd = KN(swiglu_fwd),
+    .adamw = KN(adamw),
+    .attn_decode = KN(attn_decode),
+};
+
+#undef vf
+#undef vfu
+#undef vi
+#undef LD
+#undef ST
+#undef GELU_K

@@ -1,0 +1,149 @@
+// KernelPathTests.swift: every instruction-set path of CKernels that this CPU can run, called
+// directly (not through the process-wide choice), against the naive Double references, on lengths
+// that exercise full vectors, the 4-vector unrolled reductions and scalar tails of each width.
+// A path the CPU lacks is reported as skipped, never passed.
+
+import Foundation
+import Testing
+import VLDTensor
+
+private let lengths = [1, 3, 15, 16, 17, 64, 100, 1000]
+
+/// Every path, with the table when this CPU can run it.
+private let paths = KernelPath.allCases
+
+private struct KernelPathUnavailable: Error, CustomStringConvertible {
+    let path: KernelPath
+    var description: String { "this CPU cannot run the \(path) kernels" }
+}
+
+@Test func activePathIsTheWidestAvailableUnlessForced() throws {
+    let widest = Kernels.available.last!
+    if let forced = ProcessInfo.processInfo.environment["VLD_KERNELS"], !forced.isEmpty,
+        let want = KernelPath.allCases.first(where: { $0.description == forced }), Kernels.available.contains(want)
+    {
+        #expect(Kernels.active.path == want)
+    } else {
+        #expect(Kernels.active.path == widest)
+    }
+    #expect(Kernels.available.contains(.generic))
+}
+
+@Test(arguments: paths)
+func kernelReductionsMatchReference(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        var rng = SeededRNG(seed: 901)
+        for n in lengths {
+            let a = randn(n, &rng), b = randn(n, &rng)
+            let refDot = zip(a.d, b.d).reduce(0) { $0 + $1.0 * $1.1 }
+            let refSum = a.d.reduce(0, +)
+            let gotDot = a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { k.dot(pa.baseAddress!, $0.baseAddress!, n) }
+            }
+            let gotSum = a.withUnsafeBufferPointer { k.sum($0.baseAddress!, n) }
+            let scale = Double(n).squareRoot()
+            expectClose(Double(gotDot), refDot, Tolerance(abs: 2e-6 * scale, rel: 1e-6), "\(path) dot n \(n)")
+            expectClose(Double(gotSum), refSum, Tolerance(abs: 2e-6 * scale, rel: 1e-6), "\(path) sum n \(n)")
+            var y = randn(n, &rng)
+            let refY = zip(y.d, a.d).map { $0 + 0.75 * $1 }
+            a.withUnsafeBufferPointer { k.axpy(&y, 0.75, $0.baseAddress!, n) }
+            expectClose(y, refY, Tolerance(abs: 1e-6, rel: 1e-6), "\(path) axpy n \(n)")
+        }
+    }
+}
+
+@Test(arguments: paths)
+func kernelSoftmaxAndActivationsMatchReference(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        var rng = SeededRNG(seed: 902)
+        for n in lengths {
+            // softmax, with a large offset (max subtraction) and a very negative entry (underflow)
+            var p = randn(n, &rng, scale: 3).map { $0 + 40 }
+            if n > 2 { p[1] = -200 }
+            let mx = p.d.max()!
+            let e = p.d.map { Foundation.exp($0 - mx) }
+            let z = e.reduce(0, +)
+            k.softmax(&p, n)
+            expectClose(p, e.map { $0 / z }, Tolerance(abs: 1e-7, rel: 2e-6), "\(path) softmax n \(n)")
+
+            let x = randn(n, &rng, scale: 2) + [9, -9, 0.5].prefix(max(0, min(3, n - 1)))
+            let m = x.count
+            var out = [Float](repeating: .nan, count: m), cache = [Float](repeating: .nan, count: m)
+            k.geluForward(&out, x, nil, m)
+            expectClose(out, Reference.gelu(x.d), Tolerance(abs: 1e-6, rel: 1e-5), "\(path) gelu n \(m)")
+            k.geluForward(&out, x, &cache, m)
+            expectClose(out, Reference.gelu(x.d), Tolerance(abs: 1e-6, rel: 1e-5), "\(path) gelu cached n \(m)")
+            let dout = randn(m, &rng)
+            let refGrad = zip(Reference.geluGrad(x.d), dout.d).map { Double(prefill) + $0 * $1 }
+            var dinp = [Float](repeating: prefill, count: m)
+            k.geluBackward(&dinp, x, nil, dout, m)
+            expectClose(dinp, refGrad, Tolerance(abs: 2e-6, rel: 1e-5), "\(path) gelu backward n \(m)")
+            dinp = [Float](repeating: prefill, count: m)
+            k.geluBackward(&dinp, x, cache, dout, m)
+            expectClose(dinp, refGrad, Tolerance(abs: 2e-6, rel: 1e-5), "\(path) gelu backward cached n \(m)")
+
+            let gate = randn(n, &rng, scale: 3), up = randn(n, &rng)
+            var sw = [Float](repeating: .nan, count: n)
+            k.swigluForward(&sw, gate, up, n)
+            expectClose(
+                sw, Reference.swiglu(gate.d + up.d, M: 1, F: n), Tolerance(abs: 1e-6, rel: 1e-5),
+                "\(path) swiglu n \(n)")
+        }
+    }
+}
+
+@Test(arguments: paths)
+func kernelAdamWMatchesReference(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        var rng = SeededRNG(seed: 903)
+        for n in lengths {
+            var p = randn(n, &rng), m = randn(n, &rng, scale: 0.1), v = uniform(n, &rng, 0, 0.01)
+            let g = randn(n, &rng)
+            let (rp, rm, rv) = Reference.adamW(
+                params: p.d, grads: g.d, m: m.d, v: v.d, lr: 1e-2, t: 3, beta1: 0.9, beta2: 0.95, eps: 1e-8,
+                weightDecay: 0.1)
+            let c1 = 1 / (1 - powf(0.9, 3)), c2 = 1 / (1 - powf(0.95, 3))
+            k.adamW(
+                params: &p, grads: g, m: &m, v: &v, n: n, lr: 1e-2, beta1: 0.9, beta2: 0.95, c1: c1, c2: c2, eps: 1e-8,
+                weightDecay: 0.1)
+            expectClose(m, rm, Tolerance(abs: 1e-7, rel: 1e-6), "\(path) adamw m n \(n)")
+            expectClose(v, rv, Tolerance(abs: 1e-9, rel: 1e-6), "\(path) adamw v n \(n)")
+            expectClose(p, rp, Tolerance(abs: 1e-6, rel: 1e-5), "\(path) adamw params n \(n)")
+        }
+    }
+}
+
+@Test(arguments: paths)
+func kernelDecodeAttentionMatchesReference(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        var rng = SeededRNG(seed: 904)
+        for (n, hs, stride) in [(1, 8, 8), (5, 16, 16), (33, 32, 48), (80, 64, 64), (7, 12, 12)] {
+            let q = randn(hs, &rng), keys = randn(n * stride, &rng), values = randn(n * stride, &rng)
+            let scale = 1 / Double(hs).squareRoot()
+            let scores = (0..<n).map { j in
+                (0..<hs).reduce(0.0) { $0 + Double(q[$1]) * Double(keys[j * stride + $1]) } * scale
+            }
+            let mx = scores.max()!
+            let e = scores.map { Foundation.exp($0 - mx) }
+            let z = e.reduce(0, +)
+            let ref = (0..<hs).map { d in (0..<n).reduce(0.0) { $0 + e[$1] / z * Double(values[$1 * stride + d]) } }
+            var out = [Float](repeating: .nan, count: hs), scratch = [Float](repeating: .nan, count: n)
+            k.attentionDecode(
+                out: &out, q: q, keys: keys, values: values, n: n, hs: hs, stride: stride, scale: Float(scale),
+                scratch: &scratch)
+            expectClose(out, ref, Tolerance(abs: 2e-6, rel: 2e-5), "\(path) decode attention n \(n) hs \(hs)")
+        }
+    }
+}
+
+/// Runs `body` with the path's kernels; a path this CPU lacks is recorded as a known issue (shown
+/// as such in the test report), so a machine without AVX-512 does not silently pass it.
+private func withKnownIssueIfUnavailable(_ path: KernelPath, _ body: (KernelTable) throws -> Void) throws {
+    guard let k = Kernels.table(path) else {
+        withKnownIssue("this CPU cannot run the \(path) kernels; the path is untested here") {
+            throw KernelPathUnavailable(path: path)
+        }
+        return
+    }
+    try body(k)
+}
