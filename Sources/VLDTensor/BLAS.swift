@@ -69,12 +69,9 @@ extension BLAS {
     }
 
     /// The OPENBLAS_CORETYPE to re-execute with, or nil when OpenBLAS's own choice is as wide as
-    /// the CPU allows. OpenBLAS picks its kernels once, from CPUID, when the library loads: on
-    /// virtual CPUs that report an unknown model it falls back to its Prescott (SSE3) kernels, and
-    /// 0.3.21 maps AMD Zen 4 (AVX-512) to its Zen (AVX2) kernels. Both leave speed on the table:
-    /// Prescott ran `small` training 3x slower than Haswell on a virtual Xeon, and on an AMD EPYC
-    /// with AVX-512 the SkylakeX kernels trained `medium` 1.66x faster than Zen's (vld-bench
-    /// --config medium --threads 1, 2026-12-07: 5,703 against 3,428 tokens/s).
+    /// the CPU allows. OpenBLAS picks its kernels once, from CPUID, when the library loads; on
+    /// virtual CPUs that report an unknown model it falls back to its Prescott (SSE3) kernels,
+    /// which ran `small` training 3x slower than Haswell's on a virtual Xeon.
     public static func betterCoreType(chosen: String, supported: String?) -> String? {
         guard let supported, vectorLevel(ofCore: supported) > vectorLevel(ofCore: chosen) else { return nil }
         return supported
