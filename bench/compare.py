@@ -23,11 +23,11 @@ CONFIGS = {  # name: (d, L, heads, T, V, B, loop)
 here = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_torch(py, name, arch, threads):
+def run_torch(py, name, arch, threads, reps):
     d, L, H, T, V, B, loop = CONFIGS[name]
     cmd = [py, os.path.join(here, "torch_gpt_bench.py"), "--name", name, "--arch", arch, "--d-model", str(d),
            "--n-layers", str(L), "--n-heads", str(H), "--ctx", str(T), "--vocab", str(V), "--batch", str(B),
-           "--threads", str(threads), "--loop", str(loop)]
+           "--threads", str(threads), "--loop", str(loop), "--sample-reps", str(reps)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
     s = {x["batch"]: x["tokens_per_s"] for x in r["sample"]}
@@ -36,8 +36,9 @@ def run_torch(py, name, arch, threads):
             "torch": r["versions"]["torch"]}
 
 
-def run_vld(exe, name, arch, threads):
-    out = subprocess.run([exe, "--config", name, "--arch", arch, "--threads", str(threads)], check=True,
+def run_vld(exe, name, arch, threads, reps):
+    out = subprocess.run([exe, "--config", name, "--arch", arch, "--threads", str(threads), "--sample-reps",
+                          str(reps)], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -56,6 +57,9 @@ def main():
     ap.add_argument("--archs", default="gpt2,llama")
     ap.add_argument("--vld", default=os.path.join(here, "..", ".build", "release", "vld-bench"))
     ap.add_argument("--json", default="")
+    ap.add_argument("--sample-reps", type=int, default=3,
+                    help="timed sampling repetitions on both sides (median reported); batch-1 runs take"
+                         " milliseconds, so more repetitions steady them")
     a = ap.parse_args()
     keys = ["train_tokens_per_s", "sample_b1_tokens_per_s", "sample_b32_tokens_per_s"]
     print("| config | arch | params vld/torch | train tok/s vld | torch | ratio | sample b1 vld | torch | ratio "
@@ -64,8 +68,8 @@ def main():
     rows = []
     for name in a.configs.split(","):
         for arch in a.archs.split(","):
-            v = run_vld(a.vld, name, arch, a.threads)
-            t = run_torch(a.python, name, arch, a.threads)
+            v = run_vld(a.vld, name, arch, a.threads, a.sample_reps)
+            t = run_torch(a.python, name, arch, a.threads, a.sample_reps)
             g = run_sgemm(a.vld, name, arch, a.threads)
             rows.append({"config": name, "arch": arch, "vld": v, "torch": t, "sgemm": g})
             cells = []

@@ -75,14 +75,7 @@ static VLD_TARGET float KN(sum)(const float *p, long n) {
     return s;
 }
 
-static VLD_TARGET void KN(axpy)(float *y, float a, const float *x, long n) {
-    long i = 0;
-    for (; i + VW <= n; i += VW) ST(y + i, LD(y + i) + a * LD(x + i));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
-static VLD_TARGET void KN(softmax)(float *p, long n) {
-    if (n <= 0) return;
+static VLD_TARGET float KN(max)(const float *p, long n) {
     float mx = p[0];
     long i = 0;
     if (n >= VW) {
@@ -91,6 +84,25 @@ static VLD_TARGET void KN(softmax)(float *p, long n) {
         for (int l = 0; l < VW; l++) mx = m[l] > mx ? m[l] : mx;
     }
     for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
+    return mx;
+}
+
+static VLD_TARGET void KN(scaled_exp)(float *out, const float *x, float scale, float shift, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) ST(out + i, KN(vexp)(LD(x + i) * scale - shift));
+    for (; i < n; i++) out[i] = KN(sexp)(x[i] * scale - shift);
+}
+
+static VLD_TARGET void KN(axpy)(float *y, float a, const float *x, long n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) ST(y + i, LD(y + i) + a * LD(x + i));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static VLD_TARGET void KN(softmax)(float *p, long n) {
+    if (n <= 0) return;
+    float mx = KN(max)(p, n);
+    long i;
     vf s = 0;
     float st = 0;
     for (i = 0; i + VW <= n; i += VW) {
@@ -196,6 +208,8 @@ static const vld_kernel_table KN(table) = {
     .name = PATH_NAME,
     .dot = KN(dot),
     .sum = KN(sum),
+    .max = KN(max),
+    .scaled_exp = KN(scaled_exp),
     .axpy = KN(axpy),
     .softmax = KN(softmax),
     .gelu_fwd = KN(gelu_fwd),

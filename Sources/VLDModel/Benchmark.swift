@@ -3,7 +3,7 @@
 // Training: 3 warm-up steps, then at least 10 steps and `minSeconds` of steps; tokens/s = B*T over
 // the median step time (forward + backward + AdamW). Sampling: a 16-token random prompt, 64 new
 // tokens by multinomial sampling at temperature 1 (1 prefill + 63 decode forwards), one warm-up
-// then the median of 3 repetitions; tokens/s = batch * 64 over the whole time including prefill.
+// then the median of `sampleReps` repetitions (3 unless --sample-reps); tokens/s = batch * 64 over the whole time including prefill.
 
 import Foundation
 import VLDJSON
@@ -16,6 +16,9 @@ public struct BenchOptions {
     public var minSeconds = 3.0
     public var train = true
     public var sample = true
+    /// Timed sampling repetitions after the warm-up (the median is reported), as
+    /// torch_gpt_bench.py's --sample-reps.
+    public var sampleReps = 3
     public init() {}
 }
 
@@ -105,7 +108,7 @@ public func runBenchmark(_ o: BenchOptions) -> [(String, JSONValue)] {
                 return monotonicSeconds() - t0
             }
             _ = once()
-            let t = median((0..<3).map { _ in once() })
+            let t = median((0..<max(1, o.sampleReps)).map { _ in once() })
             result.append(("sample_b\(batch)_tokens_per_s", JSONValue(Double(batch * 64) / t)))
         }
     }

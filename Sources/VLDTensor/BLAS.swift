@@ -31,6 +31,18 @@ public enum BLAS {
     }
 }
 
+extension BLAS {
+    /// y (M) = alpha * A (M,N) x (N) + beta * y, A row-major with leading dimension lda.
+    @inline(__always)
+    public static func sgemv(
+        M: Int, N: Int, alpha: Float = 1, A: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>, beta: Float,
+        y: UnsafeMutablePointer<Float>
+    ) {
+        if M == 0 { return }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(M), Int32(N), alpha, A, Int32(lda), x, 1, beta, y, 1)
+    }
+}
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -24,6 +24,8 @@ public struct KernelTable: @unchecked Sendable {
     public let path: KernelPath
     let dotFn: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Float
     let sumFn: @convention(c) (UnsafePointer<Float>?, Int) -> Float
+    let maxFn: @convention(c) (UnsafePointer<Float>?, Int) -> Float
+    let scaledExpFn: @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Float, Float, Int) -> Void
     let axpyFn: @convention(c) (UnsafeMutablePointer<Float>?, Float, UnsafePointer<Float>?, Int) -> Void
     let softmaxFn: @convention(c) (UnsafeMutablePointer<Float>?, Int) -> Void
     let geluFwdFn:
@@ -48,7 +50,7 @@ public struct KernelTable: @unchecked Sendable {
     init(_ t: UnsafePointer<vld_kernel_table>) {
         let k = t.pointee
         path = KernelPath(rawValue: k.path) ?? .generic
-        dotFn = k.dot; sumFn = k.sum; axpyFn = k.axpy; softmaxFn = k.softmax
+        dotFn = k.dot; sumFn = k.sum; maxFn = k.max; scaledExpFn = k.scaled_exp; axpyFn = k.axpy; softmaxFn = k.softmax
         geluFwdFn = k.gelu_fwd; geluBwdFn = k.gelu_bwd; swigluFwdFn = k.swiglu_fwd; adamwFn = k.adamw
         attnDecodeFn = k.attn_decode
     }
@@ -57,6 +59,12 @@ public struct KernelTable: @unchecked Sendable {
     @inline(__always) public func dot(_ a: CFPtr, _ b: CFPtr, _ n: Int) -> Float { dotFn(a, b, n) }
     /// p[0] + ... + p[n-1].
     @inline(__always) public func sum(_ p: CFPtr, _ n: Int) -> Float { sumFn(p, n) }
+    /// max(p[0..<n]), n >= 1.
+    @inline(__always) public func max(_ p: CFPtr, _ n: Int) -> Float { maxFn(p, n) }
+    /// out = exp(x scale - shift).
+    @inline(__always) public func scaledExp(_ out: FPtr, _ x: CFPtr, scale: Float, shift: Float, _ n: Int) {
+        scaledExpFn(out, x, scale, shift, n)
+    }
     /// y += a x.
     @inline(__always) public func axpy(_ y: FPtr, _ a: Float, _ x: CFPtr, _ n: Int) { axpyFn(y, a, x, n) }
     /// In-place softmax of p[0..<n].

@@ -21,9 +21,15 @@ public func linearForward(
         // Enough multiply-adds per thread to pay for a wake-up (about 5 us).
         let perThread = Swift.max(16, 32_768 / Swift.max(1, M * C))
         pool.parallelFor(OC, minPerThread: perThread) { r in
-            BLAS.sgemm(
-                transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
-                B: weight + r.lowerBound * C, ldb: C, beta: 0, C: out + r.lowerBound, ldc: OC)
+            if M == 1 {
+                // One row (batch-1 decoding): a matrix-vector product, without GEMM's packing.
+                BLAS.sgemv(
+                    M: r.count, N: C, A: weight + r.lowerBound * C, lda: C, x: inp, beta: 0, y: out + r.lowerBound)
+            } else {
+                BLAS.sgemm(
+                    transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
+                    B: weight + r.lowerBound * C, ldb: C, beta: 0, C: out + r.lowerBound, ldc: OC)
+            }
             if let bias { addBias(out, bias, rows: M, OC: OC, oc: r) }
         }
     }

@@ -5,13 +5,15 @@
 // which makes every reduction order (and so every floating-point result) a function of the
 // thread count alone: the same thread count gives bitwise the same numbers.
 //
-// Workers spin briefly after each job (kernels arrive back to back during a training step,
-// and a futex wake costs more than a short kernel), then sleep on a condition variable so an
-// idle pool costs nothing.
+// Workers spin for up to 200 us after each job (kernels arrive back to back during a training
+// step, and between the steps of decoding the caller samples tokens alone; a futex wake costs
+// tens of microseconds on a virtual machine, more than a short kernel), then sleep on a condition
+// variable so an idle pool costs nothing. The caller waits for the workers by spinning too.
 //
 // BLAS is set to one thread per call: the pool is the only source of parallelism, so the pool
 // and OpenBLAS can never oversubscribe the cores.
 
+import CKernels
 import COpenBLAS
 import Synchronization
 
@@ -29,6 +31,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let state = PoolState()
     private var handles: [pthread_t] = []
     private let lock = NSLockLite()
+    private var serialDepth = 0
 
     /// Starts `threads - 1` worker threads and sets OpenBLAS to single-threaded calls.
     public init(threads: Int) {
@@ -59,9 +62,23 @@ public final class ThreadPool: @unchecked Sendable {
     /// when all have finished. Not reentrant: a body must not call back into the same pool.
     public func run(_ body: (Int) -> Void) {
         if threads == 1 { body(0); return }
+        if serialDepth > 0 {
+            for w in 0..<threads { body(w) }
+            return
+        }
         lock.lock()
         defer { lock.unlock() }
         withoutActuallyEscaping(body) { escaping in state.post(escaping, workers: threads - 1) }
+    }
+
+    /// Runs `body` with every job of this pool executed on the caller alone, each worker's share
+    /// in worker order: the same partition, so bitwise the same numbers as in parallel, without
+    /// waking a thread. For work too small to pay for a fork-join (decoding a few rows of a small
+    /// model); the caller must be the only user of the pool meanwhile.
+    public func serially<T>(_ body: () throws -> T) rethrows -> T {
+        serialDepth += 1
+        defer { serialDepth -= 1 }
+        return try body()
     }
 
     /// Splits 0..<n into `threads` contiguous, nearly equal ranges and runs `body` on each in
@@ -121,9 +138,16 @@ private final class PoolState: @unchecked Sendable {
         announce()
         body(0)
         var spins = 0
+        var since = 0.0
         while pending.load(ordering: .acquiring) != 0 {
+            vld_cpu_relax()
             spins += 1
-            if spins > 1000 { sched_yield() }
+            // Yield only when a worker is late by a millisecond (it was descheduled): until then
+            // a yield is a system call per turn for nothing.
+            if spins & 255 == 0 {
+                let now = poolClock()
+                if since == 0 { since = now } else if now - since > 1e-3 { sched_yield() }
+            }
         }
         job = nil
     }
@@ -139,16 +163,22 @@ private final class PoolState: @unchecked Sendable {
         var seen = 0
         while true {
             var spins = 0
+            var idleSince = 0.0
             var g = generation.load(ordering: .acquiring)
             while g == seen {
+                vld_cpu_relax()
                 spins += 1
-                if spins > 20_000 {
-                    pthread_mutex_lock(mutex)
-                    sleepers.add(1, ordering: .relaxed)
-                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(cond, mutex) }
-                    sleepers.subtract(1, ordering: .relaxed)
-                    pthread_mutex_unlock(mutex)
-                    spins = 0
+                if spins & 255 == 0 {
+                    let now = poolClock()
+                    if idleSince == 0 { idleSince = now }
+                    if now - idleSince > PoolState.spinSeconds {
+                        pthread_mutex_lock(mutex)
+                        sleepers.add(1, ordering: .relaxed)
+                        while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(cond, mutex) }
+                        sleepers.subtract(1, ordering: .relaxed)
+                        pthread_mutex_unlock(mutex)
+                        idleSince = 0
+                    }
                 }
                 g = generation.load(ordering: .acquiring)
             }
@@ -158,6 +188,18 @@ private final class PoolState: @unchecked Sendable {
             pending.subtract(1, ordering: .releasing)
         }
     }
+}
+
+extension PoolState {
+    /// How long an idle worker spins before it sleeps.
+    static let spinSeconds = 200e-6
+}
+
+/// Seconds on the monotonic clock (a vDSO call, no system call).
+@inline(__always) private func poolClock() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 private final class WorkerStart {

@@ -44,6 +44,13 @@ func kernelReductionsMatchReference(path: KernelPath) throws {
             let scale = Double(n).squareRoot()
             expectClose(Double(gotDot), refDot, Tolerance(abs: 2e-6 * scale, rel: 1e-6), "\(path) dot n \(n)")
             expectClose(Double(gotSum), refSum, Tolerance(abs: 2e-6 * scale, rel: 1e-6), "\(path) sum n \(n)")
+            let gotMax = a.withUnsafeBufferPointer { k.max($0.baseAddress!, n) }
+            #expect(gotMax == a.max()!, "\(path) max n \(n)")
+            var ex = [Float](repeating: .nan, count: n)
+            a.withUnsafeBufferPointer { k.scaledExp(&ex, $0.baseAddress!, scale: 0.5, shift: 1.25, n) }
+            expectClose(
+                ex, a.d.map { Foundation.exp($0 * 0.5 - 1.25) }, Tolerance(abs: 1e-7, rel: 1e-6),
+                "\(path) scaledExp n \(n)")
             var y = randn(n, &rng)
             let refY = zip(y.d, a.d).map { $0 + 0.75 * $1 }
             a.withUnsafeBufferPointer { k.axpy(&y, 0.75, $0.baseAddress!, n) }

@@ -22,6 +22,10 @@ typedef struct vld_kernel_table {
     float (*dot)(const float *a, const float *b, long n);
     /// sum p[i]
     float (*sum)(const float *p, long n);
+    /// max p[i] (n >= 1)
+    float (*max)(const float *p, long n);
+    /// out[i] = exp(x[i] scale - shift)
+    void (*scaled_exp)(float *out, const float *x, float scale, float shift, long n);
     /// y[i] += a x[i]
     void (*axpy)(float *y, float a, const float *x, long n);
     /// p = softmax(p) (max-subtracted)
@@ -40,6 +44,15 @@ typedef struct vld_kernel_table {
     void (*attn_decode)(float *out, const float *q, const float *k, const float *v, long n, long hs, long stride,
                         float scale, float *scratch);
 } vld_kernel_table;
+
+/// A spin-wait hint (PAUSE on x86-64): the thread pool's busy-waits call it each turn.
+static inline void vld_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 /// The table in use (chosen once, at load time).
 const vld_kernel_table *vld_kernels(void);
