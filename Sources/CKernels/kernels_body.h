@@ -18,10 +18,22 @@ typedef int32_t vi __attribute__((ext_vector_type(VW)));
 #define LD(p) (*(const vfu *)(p))
 #define ST(p, x) (*(vfu *)(p) = (x))
 
+// The sum of a vector's lanes, halving it (lanes i and i + VW/2 first): a fixed order.
 static inline VLD_TARGET float KN(hsum)(vf x) {
-    float s = 0;
-    for (int l = 0; l < VW; l++) s += x[l];
-    return s;
+#if VW == 16
+    typedef float h8 __attribute__((ext_vector_type(8)));
+    h8 a = x.lo + x.hi;
+    typedef float h4 __attribute__((ext_vector_type(4)));
+    h4 b = a.lo + a.hi;
+#elif VW == 8
+    typedef float h4 __attribute__((ext_vector_type(4)));
+    h4 b = x.lo + x.hi;
+#else
+    vf b = x;
+#endif
+    typedef float h2 __attribute__((ext_vector_type(2)));
+    h2 c = b.lo + b.hi;
+    return c.x + c.y;
 }
 
 static inline VLD_TARGET vf KN(vexp)(vf xin) {

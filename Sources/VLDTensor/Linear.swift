@@ -25,6 +25,18 @@ public func linearForward(
                 // One row (batch-1 decoding): a matrix-vector product, without GEMM's packing.
                 BLAS.sgemv(
                     M: r.count, N: C, A: weight + r.lowerBound * C, lda: C, x: inp, beta: 0, y: out + r.lowerBound)
+            } else if M <= 32 && BLAS.hasSmallMatrixKernels {
+                // A few rows (batched decoding, search): in slices of 16 output channels, each small
+                // enough for OpenBLAS's unpacked small-matrix kernels, instead of repacking the
+                // weights on every call (decode shapes of the medium model, M = 32, 1.1-1.4x).
+                var o = r.lowerBound
+                while o < r.upperBound {
+                    let width = Swift.min(16, r.upperBound - o)
+                    BLAS.sgemm(
+                        transA: false, transB: true, M: M, N: width, K: C, A: inp, lda: C, B: weight + o * C, ldb: C,
+                        beta: 0, C: out + o, ldc: OC)
+                    o += width
+                }
             } else {
                 BLAS.sgemm(
                     transA: false, transB: true, M: M, N: r.count, K: C, A: inp, lda: C,
