@@ -19,6 +19,8 @@ public struct BenchOptions {
     /// Timed sampling repetitions after the warm-up (the median is reported), as
     /// torch_gpt_bench.py's --sample-reps.
     public var sampleReps = 3
+    /// Sampling batch sizes, as torch_gpt_bench.py's --sample-batches.
+    public var sampleBatches = [1, 32]
     public init() {}
 }
 
@@ -98,7 +100,7 @@ public func runBenchmark(_ o: BenchOptions) -> [(String, JSONValue)] {
         ]
     }
     if o.sample {
-        for batch in [1, 32] {
+        for batch in o.sampleBatches {
             var srng = SeededRNG(seed: 1241)
             func once() -> Double {
                 let prompts = (0..<batch).map { _ in (0..<16).map { _ in Int32(srng.nextInt(cfg.vocab)) } }

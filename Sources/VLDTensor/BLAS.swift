@@ -95,16 +95,40 @@ extension BLAS {
         return supported
     }
 
-    /// The choice can only be overridden through OPENBLAS_CORETYPE before the library loads, so
-    /// executables call this first: when the variable is unset and the CPU supports wider kernels
-    /// than OpenBLAS chose (`betterCoreType`), it sets the variable and re-executes the program with
-    /// the same arguments. It returns (doing nothing) in every other case; VLD_NO_BLAS_REEXEC=1
-    /// turns it off.
+    /// The environment OpenBLAS should have been loaded with, or nil when it was: the kernel family
+    /// (`betterCoreType`), and OPENBLAS_NUM_THREADS=1. OpenBLAS starts its own threads when it
+    /// loads, one per core, and an idle one spins calling sched_yield for about 0.1 s after each
+    /// wake; vld never gives them work (its pool calls single-threaded BLAS), but while they spin
+    /// they take a core from the pool: batch-1 sampling of `tiny` ran at 13k tokens/s instead of
+    /// 130k in the first tenth of a second of a process (vld-bench, 2 threads, 2026-12-07).
+    /// OpenBLAS still starts threads when asked later (`vld-bench --sgemm`). Variables already set
+    /// are the user's choice and are kept.
+    public static func preferredEnvironment(
+        chosenCore: String, supportedCore: String?, environment: [String: String]
+    ) -> [String: String]? {
+        var wanted: [String: String] = [:]
+        if environment["OPENBLAS_CORETYPE"] == nil,
+            let better = betterCoreType(chosen: chosenCore, supported: supportedCore)
+        {
+            wanted["OPENBLAS_CORETYPE"] = better
+        }
+        if environment["OPENBLAS_NUM_THREADS"] == nil { wanted["OPENBLAS_NUM_THREADS"] = "1" }
+        return wanted.isEmpty ? nil : wanted
+    }
+
+    /// Both can only be set before the library loads, so executables call this first: when
+    /// `preferredEnvironment` asks for a change, it sets the variables and re-executes the
+    /// program once with the same arguments. It returns (doing nothing) in every other case;
+    /// VLD_NO_BLAS_REEXEC=1 turns it off.
     public static func reexecWithSupportedKernelsIfNeeded() {
-        guard getenv("OPENBLAS_CORETYPE") == nil, getenv("VLD_NO_BLAS_REEXEC") == nil,
-            let better = betterCoreType(chosen: coreName, supported: supportedCoreType())
+        guard getenv("VLD_NO_BLAS_REEXEC") == nil,
+            let wanted = preferredEnvironment(
+                chosenCore: coreName, supportedCore: supportedCoreType(),
+                environment: ["OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS"].reduce(into: [:]) { env, key in
+                    if let v = getenv(key) { env[key] = String(cString: v) }
+                })
         else { return }
-        setenv("OPENBLAS_CORETYPE", better, 1)
+        for (key, value) in wanted { setenv(key, value, 1) }
         setenv("VLD_NO_BLAS_REEXEC", "1", 1)
         let args = CommandLine.unsafeArgv
         execv("/proc/self/exe", args)

@@ -11,7 +11,7 @@ BLAS.reexecWithSupportedKernelsIfNeeded()
 
 let usage = """
     usage: vld-bench [--config tiny|small|medium|small_loop2] [--arch gpt2|llama] [--threads N] [--all]
-                     [--min-seconds S] [--sample-reps N] [--no-sample] [--no-train]
+                     [--min-seconds S] [--sample-reps N] [--sample-batches 1,32] [--no-sample] [--no-train]
            vld-bench --search [--config NAME] [--arch gpt2|llama] [--threads N] [--min-seconds S]
            vld-bench --data MANIFEST... [--threads N] [--min-seconds S]
            vld-bench --sgemm [--config NAME] [--arch gpt2|llama] [--threads N] [--min-seconds S]
@@ -19,7 +19,8 @@ let usage = """
     Prints one JSON object per line: config, arch, threads, params, train_tokens_per_s, train_gflops,
     sample_b1_tokens_per_s, sample_b32_tokens_per_s, peak_rss_mib.
     --all runs every config for both architectures. Sampling reports the median of --sample-reps
-    timed repetitions (default 3, as bench/torch_gpt_bench.py).
+    timed repetitions (default 3, as bench/torch_gpt_bench.py) of each --sample-batches size
+    (default 1,32; each prints sample_b<size>_tokens_per_s).
 
     --search measures test-time search on the config's model (random weights): best-of-64 and beam
     search (N = 16, M = 4) from a 16-token prompt, steps of up to 16 tokens, 4 rounds (64 new tokens
@@ -65,6 +66,12 @@ while !args.isEmpty {
         guard let s = Double(value()), s >= 0 else { fail("--min-seconds needs a number") }; options.minSeconds = s
     case "--sample-reps":
         guard let n = Int(value()), n >= 1 else { fail("--sample-reps needs an integer >= 1") }; options.sampleReps = n
+    case "--sample-batches":
+        let sizes = value().split(separator: ",").map { Int($0) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            fail("--sample-batches needs batch sizes >= 1, comma-separated")
+        }
+        options.sampleBatches = sizes.map { $0! }
     case "--no-sample": options.sample = false
     case "--no-train": options.train = false
     case "--all": runAll = true

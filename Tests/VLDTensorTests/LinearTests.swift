@@ -54,3 +54,18 @@ func linearMatchesReference(threads: Int, shape: Int) {
     #expect(BLAS.betterCoreType(chosen: "Zen", supported: "Haswell") == nil)
     #expect(BLAS.betterCoreType(chosen: "Prescott", supported: nil) == nil)
 }
+
+/// The re-exec sets what is unset (the kernel family when wider ones exist, one OpenBLAS thread)
+/// and keeps what the user set.
+@Test func blasReexecKeepsTheUsersVariables() {
+    #expect(
+        BLAS.preferredEnvironment(chosenCore: "Zen", supportedCore: "SkylakeX", environment: [:])
+            == ["OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_NUM_THREADS": "1"])
+    #expect(
+        BLAS.preferredEnvironment(
+            chosenCore: "Haswell", supportedCore: "SkylakeX", environment: ["OPENBLAS_CORETYPE": "Haswell"])
+            == ["OPENBLAS_NUM_THREADS": "1"])
+    #expect(
+        BLAS.preferredEnvironment(
+            chosenCore: "SkylakeX", supportedCore: "SkylakeX", environment: ["OPENBLAS_NUM_THREADS": "4"]) == nil)
+}
