@@ -198,19 +198,54 @@ static VLD_TARGET void KN(adamw)(float *p, const float *g, float *m, float *v, l
     }
 }
 
+// Decode attention for one head: scores four keys at a time (four independent chains of
+// multiply-adds, then four lane sums) and accumulates the values with four accumulators per slice
+// of the head (keys j, j+1, j+2, j+3), summed in that fixed order at the end.
 static VLD_TARGET void KN(attn_decode)(float *out, const float *q, const float *k, const float *v, long n, long hs,
                                        long stride, float scale, float *p) {
-    for (long j = 0; j < n; j++) p[j] = KN(dot)(q, k + j * stride, hs) * scale;
+    long j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *k0 = k + j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        vf a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        long d = 0;
+        for (; d + VW <= hs; d += VW) {
+            vf qv = LD(q + d);
+            a0 += qv * LD(k0 + d);
+            a1 += qv * LD(k1 + d);
+            a2 += qv * LD(k2 + d);
+            a3 += qv * LD(k3 + d);
+        }
+        float s0 = KN(hsum)(a0), s1 = KN(hsum)(a1), s2 = KN(hsum)(a2), s3 = KN(hsum)(a3);
+        for (; d < hs; d++) {
+            s0 += q[d] * k0[d];
+            s1 += q[d] * k1[d];
+            s2 += q[d] * k2[d];
+            s3 += q[d] * k3[d];
+        }
+        p[j] = s0 * scale;
+        p[j + 1] = s1 * scale;
+        p[j + 2] = s2 * scale;
+        p[j + 3] = s3 * scale;
+    }
+    for (; j < n; j++) p[j] = KN(dot)(q, k + j * stride, hs) * scale;
     KN(softmax)(p, n);
     long d = 0;
     for (; d + VW <= hs; d += VW) {
-        vf acc = 0;
-        for (long j = 0; j < n; j++) acc += p[j] * LD(v + j * stride + d);
-        ST(out + d, acc);
+        vf c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        long i = 0;
+        for (; i + 4 <= n; i += 4) {
+            const float *r = v + i * stride + d;
+            c0 += p[i] * LD(r);
+            c1 += p[i + 1] * LD(r + stride);
+            c2 += p[i + 2] * LD(r + 2 * stride);
+            c3 += p[i + 3] * LD(r + 3 * stride);
+        }
+        for (; i < n; i++) c0 += p[i] * LD(v + i * stride + d);
+        ST(out + d, (c0 + c1) + (c2 + c3));
     }
     for (; d < hs; d++) {
         float acc = 0;
-        for (long j = 0; j < n; j++) acc += p[j] * v[j * stride + d];
+        for (long i = 0; i < n; i++) acc += p[i] * v[i * stride + d];
         out[d] = acc;
     }
 }
