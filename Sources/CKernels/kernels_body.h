@@ -151,19 +151,21 @@ static VLD_TARGET void KN(gelu_fwd)(float *out, const float *inp, float *tc, lon
     }
 }
 
-static VLD_TARGET void KN(gelu_bwd)(float *dinp, const float *inp, const float *tc, const float *dout, long n) {
+static VLD_TARGET void KN(gelu_bwd)(float *dinp, const float *inp, const float *tc, const float *dout, long n,
+                                    int overwrite) {
     long i = 0;
     for (; i + VW <= n; i += VW) {
         vf x = LD(inp + i), x2 = x * x;
         vf t = tc ? LD(tc + i) : KN(vtanh)(GELU_K * (x + 0.044715f * x2 * x));
         vf g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x2);
-        ST(dinp + i, LD(dinp + i) + LD(dout + i) * g);
+        vf d = LD(dout + i) * g;
+        ST(dinp + i, overwrite ? d : LD(dinp + i) + d);
     }
     for (; i < n; i++) {
         float x = inp[i], x2 = x * x;
         float t = tc ? tc[i] : KN(vtanh)((vf)(GELU_K * (x + 0.044715f * x2 * x)))[0];
         float g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x2);
-        dinp[i] += dout[i] * g;
+        dinp[i] = (overwrite ? 0.0f : dinp[i]) + dout[i] * g;
     }
 }
 
@@ -174,6 +176,100 @@ static VLD_TARGET void KN(swiglu_fwd)(float *out, const float *gate, const float
         ST(out + i, g / (1.0f + KN(vexp)(-g)) * LD(up + i));
     }
     for (; i < n; i++) out[i] = gate[i] / (1.0f + KN(sexp)(-gate[i])) * up[i];
+}
+
+static VLD_TARGET void KN(layernorm_fwd)(float *out, const float *x, const float *w, const float *b, long c, float eps,
+                                         float *mean, float *rstd) {
+    float m = KN(sum)(x, c) / (float)c;
+    vf acc = 0;
+    float st = 0;
+    long i = 0;
+    for (; i + VW <= c; i += VW) {
+        vf d = LD(x + i) - m;
+        acc += d * d;
+    }
+    for (; i < c; i++) st += (x[i] - m) * (x[i] - m);
+    float r = 1.0f / __builtin_sqrtf((KN(hsum)(acc) + st) / (float)c + eps);
+    for (i = 0; i + VW <= c; i += VW) ST(out + i, (LD(x + i) - m) * r * LD(w + i) + LD(b + i));
+    for (; i < c; i++) out[i] = (x[i] - m) * r * w[i] + b[i];
+    *mean = m;
+    *rstd = r;
+}
+
+static VLD_TARGET void KN(layernorm_bwd)(float *dx, float *dw, float *db, const float *g, const float *x, const float *w,
+                                         float m, float r, long c) {
+    vf a1 = 0, a2 = 0;
+    float s1 = 0, s2 = 0;
+    long i = 0;
+    for (; i + VW <= c; i += VW) {
+        vf norm = (LD(x + i) - m) * r, dnorm = LD(w + i) * LD(g + i);
+        a1 += dnorm;
+        a2 += dnorm * norm;
+    }
+    for (; i < c; i++) {
+        float norm = (x[i] - m) * r, dnorm = w[i] * g[i];
+        s1 += dnorm;
+        s2 += dnorm * norm;
+    }
+    float mean1 = (KN(hsum)(a1) + s1) / (float)c, mean2 = (KN(hsum)(a2) + s2) / (float)c;
+    for (i = 0; i + VW <= c; i += VW) {
+        vf gi = LD(g + i), norm = (LD(x + i) - m) * r, dnorm = LD(w + i) * gi;
+        ST(db + i, LD(db + i) + gi);
+        ST(dw + i, LD(dw + i) + norm * gi);
+        ST(dx + i, LD(dx + i) + (dnorm - mean1 - norm * mean2) * r);
+    }
+    for (; i < c; i++) {
+        float norm = (x[i] - m) * r, dnorm = w[i] * g[i];
+        db[i] += g[i];
+        dw[i] += norm * g[i];
+        dx[i] += (dnorm - mean1 - norm * mean2) * r;
+    }
+}
+
+static VLD_TARGET void KN(rmsnorm_fwd)(float *out, const float *x, const float *w, long c, float eps, float *rrms) {
+    float r = 1.0f / __builtin_sqrtf(KN(dot)(x, x, c) / (float)c + eps);
+    long i = 0;
+    for (; i + VW <= c; i += VW) ST(out + i, LD(x + i) * r * LD(w + i));
+    for (; i < c; i++) out[i] = x[i] * r * w[i];
+    *rrms = r;
+}
+
+static VLD_TARGET void KN(rmsnorm_bwd)(float *dx, float *dw, const float *g, const float *x, const float *w, float r,
+                                       long c) {
+    vf a = 0;
+    float s = 0;
+    long i = 0;
+    for (; i + VW <= c; i += VW) a += LD(w + i) * LD(g + i) * LD(x + i) * r;
+    for (; i < c; i++) s += w[i] * g[i] * x[i] * r;
+    float dot = (KN(hsum)(a) + s) / (float)c;
+    for (i = 0; i + VW <= c; i += VW) {
+        vf gi = LD(g + i), norm = LD(x + i) * r;
+        ST(dw + i, LD(dw + i) + norm * gi);
+        ST(dx + i, LD(dx + i) + r * (LD(w + i) * gi - norm * dot));
+    }
+    for (; i < c; i++) {
+        float norm = x[i] * r;
+        dw[i] += norm * g[i];
+        dx[i] += r * (w[i] * g[i] - norm * dot);
+    }
+}
+
+static VLD_TARGET void KN(swiglu_bwd)(float *dgate, float *dup, const float *gate, const float *up, const float *dout,
+                                      long n, int overwrite) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf g = LD(gate + i), u = LD(up + i), d = LD(dout + i);
+        vf sig = 1.0f / (1.0f + KN(vexp)(-g));
+        vf dg = d * u * sig * (1.0f + g * (1.0f - sig)), du = d * g * sig;
+        ST(dgate + i, overwrite ? dg : LD(dgate + i) + dg);
+        ST(dup + i, overwrite ? du : LD(dup + i) + du);
+    }
+    for (; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + KN(sexp)(-g));
+        float dg = dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig)), du = dout[i] * g * sig;
+        dgate[i] = (overwrite ? 0.0f : dgate[i]) + dg;
+        dup[i] = (overwrite ? 0.0f : dup[i]) + du;
+    }
 }
 
 static VLD_TARGET void KN(adamw)(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2,
@@ -262,6 +358,11 @@ static const vld_kernel_table KN(table) = {
     .gelu_fwd = KN(gelu_fwd),
     .gelu_bwd = KN(gelu_bwd),
     .swiglu_fwd = KN(swiglu_fwd),
+    .swiglu_bwd = KN(swiglu_bwd),
+    .layernorm_fwd = KN(layernorm_fwd),
+    .layernorm_bwd = KN(layernorm_bwd),
+    .rmsnorm_fwd = KN(rmsnorm_fwd),
+    .rmsnorm_bwd = KN(rmsnorm_bwd),
     .adamw = KN(adamw),
     .attn_decode = KN(attn_decode),
 };

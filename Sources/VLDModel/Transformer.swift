@@ -412,12 +412,13 @@ public final class Transformer {
         linearBackward(
             dinp: a[L.dfchAct], dweight: g[s.fcProjW], dbias: s.fcProjB.map { g[$0] }, dout: a[L.dres],
             inp: a[P.fchAct], weight: p[s.fcProjW], M: N, C: F, OC: C, pool: pool, overwriteInput: true)
-        a.zero(L.dfch, N * cfg.fcWidth)
         if cfg.arch == .gpt2 {
             geluBackward(
-                dinp: a[L.dfch], inp: a[P.fch], cached: a[P.geluTanh], dout: a[L.dfchAct], N: N * F, pool: pool)
+                dinp: a[L.dfch], inp: a[P.fch], cached: a[P.geluTanh], dout: a[L.dfchAct], N: N * F, pool: pool,
+                overwrite: true)
         } else {
-            swigluBackward(dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool)
+            swigluBackward(
+                dinp: a[L.dfch], inp: a[P.fch], dout: a[L.dfchAct], M: N, F: F, pool: pool, overwrite: true)
         }
         linearBackward(
             dinp: a[L.dln], dweight: g[s.fcW], dbias: s.fcB.map { g[$0] }, dout: a[L.dfch], inp: a[P.ln2],
@@ -429,10 +430,9 @@ public final class Transformer {
         linearBackward(
             dinp: a[L.datty], dweight: g[s.projW], dbias: s.projB.map { g[$0] }, dout: a[L.dres],
             inp: a[P.atty], weight: p[s.projW], M: N, C: C, OC: C, pool: pool, overwriteInput: true)
-        a.zero(L.dqkv, N * cfg.qkvWidth)
         attentionBackward(
             dqkv: a[L.dqkv], dout: a[L.datty], qkv: a[P.qkv], att: a[P.att], B: B, T: T, NH: cfg.heads,
-            KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool)
+            KVH: cfg.kvHeads, HS: cfg.headSize, pool: pool, overwrite: true)
         if let rope {
             positionBuf.withUnsafeBufferPointer { pos in
                 ropeApply(

@@ -10,12 +10,15 @@ public func geluForward(out: FPtr, inp: CFPtr, N: Int, pool: ThreadPool, tanhCac
     }
 }
 
-/// dinp += dout * gelu'(inp), with the tanh term cached by the forward pass.
-public func geluBackward(dinp: FPtr, inp: CFPtr, cached tanhCache: CFPtr, dout: CFPtr, N: Int, pool: ThreadPool) {
+/// dinp += dout * gelu'(inp), with the tanh term cached by the forward pass; with `overwrite`,
+/// dinp = dout * gelu'(inp) (no zero-filled buffer needed).
+public func geluBackward(
+    dinp: FPtr, inp: CFPtr, cached tanhCache: CFPtr, dout: CFPtr, N: Int, pool: ThreadPool, overwrite: Bool = false
+) {
     let k = Kernels.active
     pool.parallelFor(N, minPerThread: 16384) { r in
         let i = r.lowerBound
-        k.geluBackward(dinp + i, inp + i, tanhCache + i, dout + i, r.count)
+        k.geluBackward(dinp + i, inp + i, tanhCache + i, dout + i, r.count, overwrite: overwrite)
     }
 }
 
@@ -36,16 +39,16 @@ public func swigluForward(out: FPtr, inp: CFPtr, M: Int, F: Int, pool: ThreadPoo
     }
 }
 
-/// dinp (M,2F) += gradient of swigluForward: dgate = dout up sig (1 + gate (1 - sig)), dup = dout silu(gate).
-public func swigluBackward(dinp: FPtr, inp: CFPtr, dout: CFPtr, M: Int, F: Int, pool: ThreadPool) {
+/// dinp (M,2F) += gradient of swigluForward: dgate = dout up sig (1 + gate (1 - sig)), dup = dout silu(gate);
+/// with `overwrite`, dinp = the gradient.
+public func swigluBackward(
+    dinp: FPtr, inp: CFPtr, dout: CFPtr, M: Int, F: Int, pool: ThreadPool, overwrite: Bool = false
+) {
+    let k = Kernels.active
     pool.parallelFor(M, minPerThread: max(1, 16384 / F)) { r in
         for m in r {
-            let g = inp + m * 2 * F, u = g + F, dg = dinp + m * 2 * F, du = dg + F, d = dout + m * F
-            for i in 0..<F {
-                let sig = fastSigmoid(g[i])
-                dg[i] += d[i] * u[i] * sig * (1 + g[i] * (1 - sig))
-                du[i] += d[i] * g[i] * sig
-            }
+            let g = inp + m * 2 * F, dg = dinp + m * 2 * F
+            k.swigluBackward(dgate: dg, dup: dg + F, gate: g, up: g + F, dout: dout + m * F, F, overwrite: overwrite)
         }
     }
 }

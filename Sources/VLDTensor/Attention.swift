@@ -52,10 +52,12 @@ public func attentionForward(
 }
 
 /// dqkv += gradient of attentionForward given dout (B,T,NH*HS). Work is split by (batch, kv head)
-/// so that the query heads sharing a key/value head accumulate into it on one thread.
+/// so that the query heads sharing a key/value head accumulate into it on one thread. With
+/// `overwrite`, dqkv = the gradient: each query head's first product, and each key/value head's
+/// first contribution, writes instead of adding (no zero-filled buffer needed).
 public func attentionBackward(
     dqkv: FPtr, dout: CFPtr, qkv: CFPtr, att: CFPtr, B: Int, T: Int, NH: Int, KVH: Int, HS: Int,
-    pool: ThreadPool
+    pool: ThreadPool, overwrite: Bool = false
 ) {
     let QKV = (NH + 2 * KVH) * HS, C = NH * HS, group = NH / KVH
     let scale = 1 / Float(HS).squareRoot()
@@ -69,6 +71,8 @@ public func attentionBackward(
             let k = base + (NH + kvh) * HS, v = base + (NH + KVH + kvh) * HS
             let dk = dbase + (NH + kvh) * HS, dv = dbase + (NH + KVH + kvh) * HS
             for h in (kvh * group)..<((kvh + 1) * group) {
+                // The first query head of the group writes dK and dV; every head writes its dQ once.
+                let kvBeta: Float = overwrite && h == kvh * group ? 0 : 1, qBeta: Float = overwrite ? 0 : 1
                 let q = base + h * HS, dq = dbase + h * HS
                 let a = att + (b * NH + h) * T * T
                 let dy = dout + b * T * C + h * HS
@@ -78,7 +82,7 @@ public func attentionBackward(
                     beta: 0, C: dp, ldc: T)
                 BLAS.sgemm(
                     transA: true, transB: false, M: T, N: HS, K: T, A: a, lda: T, B: dy, ldb: C,
-                    beta: 1, C: dv, ldc: QKV)
+                    beta: kvBeta, C: dv, ldc: QKV)
                 // dS = P * (dP - rowsum(P * dP)), masked entries have P = 0
                 for t in 0..<T {
                     let pr = a + t * T, dr = dp + t * T
@@ -89,10 +93,10 @@ public func attentionBackward(
                 // dQ += scale dS K ; dK += scale dS^T Q
                 BLAS.sgemm(
                     transA: false, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: k,
-                    ldb: QKV, beta: 1, C: dq, ldc: QKV)
+                    ldb: QKV, beta: qBeta, C: dq, ldc: QKV)
                 BLAS.sgemm(
                     transA: true, transB: false, M: T, N: HS, K: T, alpha: scale, A: dp, lda: T, B: q,
-                    ldb: QKV, beta: 1, C: dk, ldc: QKV)
+                    ldb: QKV, beta: kvBeta, C: dk, ldc: QKV)
             }
         }
     }

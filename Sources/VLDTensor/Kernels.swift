@@ -32,7 +32,33 @@ public struct KernelTable: @unchecked Sendable {
         @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
     let geluBwdFn:
         @convention(c) (
-            UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int
+            UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int,
+            Int32
+        ) -> Void
+    let swigluBwdFn:
+        @convention(c) (
+            UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?,
+            UnsafePointer<Float>?, Int, Int32
+        ) -> Void
+    let layerNormFwdFn:
+        @convention(c) (
+            UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int,
+            Float, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?
+        ) -> Void
+    let layerNormBwdFn:
+        @convention(c) (
+            UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+            UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Float, Float, Int
+        ) -> Void
+    let rmsNormFwdFn:
+        @convention(c) (
+            UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int, Float,
+            UnsafeMutablePointer<Float>?
+        ) -> Void
+    let rmsNormBwdFn:
+        @convention(c) (
+            UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?,
+            UnsafePointer<Float>?, Float, Int
         ) -> Void
     let swigluFwdFn:
         @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Void
@@ -51,7 +77,9 @@ public struct KernelTable: @unchecked Sendable {
         let k = t.pointee
         path = KernelPath(rawValue: k.path) ?? .generic
         dotFn = k.dot; sumFn = k.sum; maxFn = k.max; scaledExpFn = k.scaled_exp; axpyFn = k.axpy; softmaxFn = k.softmax
-        geluFwdFn = k.gelu_fwd; geluBwdFn = k.gelu_bwd; swigluFwdFn = k.swiglu_fwd; adamwFn = k.adamw
+        geluFwdFn = k.gelu_fwd; geluBwdFn = k.gelu_bwd; layerNormFwdFn = k.layernorm_fwd; swigluBwdFn = k.swiglu_bwd
+        layerNormBwdFn = k.layernorm_bwd; rmsNormFwdFn = k.rmsnorm_fwd; rmsNormBwdFn = k.rmsnorm_bwd;
+        swigluFwdFn = k.swiglu_fwd; adamwFn = k.adamw
         attnDecodeFn = k.attn_decode
     }
 
@@ -73,10 +101,43 @@ public struct KernelTable: @unchecked Sendable {
     @inline(__always) public func geluForward(_ out: FPtr, _ inp: CFPtr, _ tanhCache: FPtr?, _ n: Int) {
         geluFwdFn(out, inp, tanhCache, n)
     }
-    /// dinp += dout gelu'(inp).
-    @inline(__always) public func geluBackward(_ dinp: FPtr, _ inp: CFPtr, _ tanhCache: CFPtr?, _ dout: CFPtr, _ n: Int)
-    {
-        geluBwdFn(dinp, inp, tanhCache, dout, n)
+    /// dinp += dout gelu'(inp); with `overwrite`, dinp = dout gelu'(inp).
+    @inline(__always) public func geluBackward(
+        _ dinp: FPtr, _ inp: CFPtr, _ tanhCache: CFPtr?, _ dout: CFPtr, _ n: Int, overwrite: Bool = false
+    ) {
+        geluBwdFn(dinp, inp, tanhCache, dout, n, overwrite ? 1 : 0)
+    }
+    /// dgate += dout up sig (1 + gate (1 - sig)), dup += dout silu(gate); = with `overwrite`.
+    @inline(__always) public func swigluBackward(
+        dgate: FPtr, dup: FPtr, gate: CFPtr, up: CFPtr, dout: CFPtr, _ n: Int, overwrite: Bool = false
+    ) {
+        swigluBwdFn(dgate, dup, gate, up, dout, n, overwrite ? 1 : 0)
+    }
+    /// One row of LayerNorm: out = (x - mean) rstd w + b; returns (mean, rstd).
+    @inline(__always) public func layerNormRow(
+        _ out: FPtr, _ x: CFPtr, _ w: CFPtr, _ b: CFPtr, _ c: Int, eps: Float
+    ) -> (mean: Float, rstd: Float) {
+        var m: Float = 0, r: Float = 0
+        layerNormFwdFn(out, x, w, b, c, eps, &m, &r)
+        return (m, r)
+    }
+    /// The backward of one LayerNorm row: dx, dw, db accumulate.
+    @inline(__always) public func layerNormRowBackward(
+        dx: FPtr, dw: FPtr, db: FPtr, dout: CFPtr, x: CFPtr, w: CFPtr, mean: Float, rstd: Float, _ c: Int
+    ) {
+        layerNormBwdFn(dx, dw, db, dout, x, w, mean, rstd, c)
+    }
+    /// One row of RMSNorm: out = x rrms w; returns rrms.
+    @inline(__always) public func rmsNormRow(_ out: FPtr, _ x: CFPtr, _ w: CFPtr, _ c: Int, eps: Float) -> Float {
+        var r: Float = 0
+        rmsNormFwdFn(out, x, w, c, eps, &r)
+        return r
+    }
+    /// The backward of one RMSNorm row: dx and dw accumulate.
+    @inline(__always) public func rmsNormRowBackward(
+        dx: FPtr, dw: FPtr, dout: CFPtr, x: CFPtr, w: CFPtr, rrms: Float, _ c: Int
+    ) {
+        rmsNormBwdFn(dx, dw, dout, x, w, rrms, c)
     }
     /// out = silu(gate) up.
     @inline(__always) public func swigluForward(_ out: FPtr, _ gate: CFPtr, _ up: CFPtr, _ n: Int) {

@@ -13,17 +13,10 @@ public func layerNormForward(
     out: FPtr, mean: FPtr, rstd: FPtr, inp: CFPtr, weight: CFPtr, bias: CFPtr,
     N: Int, C: Int, eps: Float, pool: ThreadPool
 ) {
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 64) { range in
         for n in range {
-            let x = inp + n * C
-            let m = sum8(x, C) / Float(C)
-            let o = out + n * C
-            for c in 0..<C { o[c] = x[c] - m }  // centred input, scaled in place below
-            let v = dot8(o, o, C)
-            let r = 1 / (v / Float(C) + eps).squareRoot()
-            for c in 0..<C { o[c] = o[c] * r * weight[c] + bias[c] }
-            mean[n] = m
-            rstd[n] = r
+            (mean[n], rstd[n]) = k.layerNormRow(out + n * C, inp + n * C, weight, bias, C, eps: eps)
         }
     }
 }
@@ -34,6 +27,7 @@ public func layerNormBackward(
     mean: CFPtr, rstd: CFPtr, N: Int, C: Int, pool: ThreadPool
 ) {
     let parts = Swift.min(pool.threads, Swift.max(1, N / 64))
+    let k = Kernels.active
     let scratch = FPtr.allocate(capacity: parts * 2 * C)
     scratch.initialize(repeating: 0, count: parts * 2 * C)
     defer { scratch.deallocate() }
@@ -41,24 +35,9 @@ public func layerNormBackward(
         for part in pr {
             let dw = scratch + part * 2 * C, db = dw + C
             for n in ThreadPool.chunk(N, parts: parts, index: part) {
-                let x = inp + n * C, g = dout + n * C, dx = dinp + n * C
-                let m = mean[n], r = rstd[n]
-                var dnormMean: Float = 0, dnormNormMean: Float = 0
-                for c in 0..<C {
-                    let norm = (x[c] - m) * r
-                    let dnorm = weight[c] * g[c]
-                    dnormMean += dnorm
-                    dnormNormMean += dnorm * norm
-                }
-                dnormMean /= Float(C)
-                dnormNormMean /= Float(C)
-                for c in 0..<C {
-                    let norm = (x[c] - m) * r
-                    let dnorm = weight[c] * g[c]
-                    db[c] += g[c]
-                    dw[c] += norm * g[c]
-                    dx[c] += (dnorm - dnormMean - norm * dnormNormMean) * r
-                }
+                k.layerNormRowBackward(
+                    dx: dinp + n * C, dw: dw, db: db, dout: dout + n * C, x: inp + n * C, w: weight, mean: mean[n],
+                    rstd: rstd[n], C)
             }
         }
     }
@@ -72,14 +51,9 @@ public func layerNormBackward(
 public func rmsNormForward(
     out: FPtr, rrms: FPtr, inp: CFPtr, weight: CFPtr, N: Int, C: Int, eps: Float, pool: ThreadPool
 ) {
+    let k = Kernels.active
     pool.parallelFor(N, minPerThread: 64) { range in
-        for n in range {
-            let x = inp + n * C
-            let r = 1 / (dot8(x, x, C) / Float(C) + eps).squareRoot()
-            let o = out + n * C
-            for c in 0..<C { o[c] = x[c] * r * weight[c] }
-            rrms[n] = r
-        }
+        for n in range { rrms[n] = k.rmsNormRow(out + n * C, inp + n * C, weight, C, eps: eps) }
     }
 }
 
@@ -89,6 +63,7 @@ public func rmsNormBackward(
     N: Int, C: Int, pool: ThreadPool
 ) {
     let parts = Swift.min(pool.threads, Swift.max(1, N / 64))
+    let k = Kernels.active
     let scratch = FPtr.allocate(capacity: parts * C)
     scratch.initialize(repeating: 0, count: parts * C)
     defer { scratch.deallocate() }
@@ -96,16 +71,8 @@ public func rmsNormBackward(
         for part in pr {
             let dw = scratch + part * C
             for n in ThreadPool.chunk(N, parts: parts, index: part) {
-                let x = inp + n * C, g = dout + n * C, dx = dinp + n * C
-                let r = rrms[n]
-                var dot: Float = 0
-                for c in 0..<C { dot += weight[c] * g[c] * x[c] * r }
-                dot /= Float(C)
-                for c in 0..<C {
-                    let norm = x[c] * r
-                    dw[c] += norm * g[c]
-                    dx[c] += r * (weight[c] * g[c] - norm * dot)
-                }
+                k.rmsNormRowBackward(
+                    dx: dinp + n * C, dw: dw, dout: dout + n * C, x: inp + n * C, w: weight, rrms: rrms[n], C)
             }
         }
     }

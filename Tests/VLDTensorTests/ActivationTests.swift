@@ -32,6 +32,10 @@ func geluMatchesReference(threads: Int, N: Int) {
     geluBackward(dinp: &dinp, inp: x, dout: dout, N: N, pool: p)
     let ref = zip(Reference.geluGrad(x.d), dout.d).map { Double(prefill) + $0 * $1 }
     expectClose(dinp, ref, gradTol, "gelu dinp (accumulated) vs Reference.geluGrad")
+    var tanhCache = [Float](repeating: .nan, count: N), fresh = [Float](repeating: .nan, count: N)
+    geluForward(out: &out, inp: x, N: N, pool: p, tanhCache: &tanhCache)
+    geluBackward(dinp: &fresh, inp: x, cached: tanhCache, dout: dout, N: N, pool: p, overwrite: true)
+    expectClose(fresh, ref.map { $0 - Double(prefill) }, gradTol, "gelu dinp (overwritten, cached tanh)")
 
     if N <= 40 {
         let fd = numericGradient(x.d) { dot(dout.d, Reference.gelu($0)) }
@@ -63,6 +67,9 @@ func swigluMatchesReference(threads: Int, M: Int) {
     var dinp = [Float](repeating: prefill, count: M * 2 * F)
     swigluBackward(dinp: &dinp, inp: x, dout: dout, M: M, F: F, pool: p)
     expectClose(dinp, ref, gradTol, "swiglu dinp (accumulated)")
+    var fresh = [Float](repeating: .nan, count: M * 2 * F)
+    swigluBackward(dinp: &fresh, inp: x, dout: dout, M: M, F: F, pool: p, overwrite: true)
+    expectClose(fresh, ref.map { $0 - Double(prefill) }, gradTol, "swiglu dinp (overwritten)")
 
     if M <= 10 {
         let fd = numericGradient(x.d) { dot(dout.d, Reference.swiglu($0, M: M, F: F)) }

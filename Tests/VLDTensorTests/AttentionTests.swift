@@ -96,6 +96,12 @@ func attentionBackwardMatchesFiniteDifferences(threads: Int, s: AttentionShape) 
     var dqkv = [Float](repeating: prefill, count: qkv.count)
     attentionBackward(dqkv: &dqkv, dout: w, qkv: qkv, att: att, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p)
     expectClose(dqkv, add(fd, Double(prefill)), gradTol, "attention dqkv (accumulated) \(s)")
+    // Overwriting: a buffer of NaNs comes back as the gradient alone (every element written).
+    var fresh = [Float](repeating: .nan, count: qkv.count)
+    attentionBackward(
+        dqkv: &fresh, dout: w, qkv: qkv, att: att, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS, pool: p,
+        overwrite: true)
+    expectClose(fresh, fd, gradTol, "attention dqkv (overwritten) \(s)")
 }
 
 /// Packed rows: documents of 3, 1 and 2 tokens (row 0) and 2 and 4 (row 1, T = 6). Each token

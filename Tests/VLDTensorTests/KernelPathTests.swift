@@ -100,6 +100,53 @@ func kernelSoftmaxAndActivationsMatchReference(path: KernelPath) throws {
 }
 
 @Test(arguments: paths)
+func kernelNormRowsMatchReference(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        var rng = SeededRNG(seed: 905)
+        for c in [3, 16, 17, 64, 100] {
+            let x = randn(c, &rng, scale: 2).map { $0 + 0.5 }, w = randn(c, &rng), b = randn(c, &rng)
+            let dout = randn(c, &rng)
+            var out = [Float](repeating: .nan, count: c)
+            let (m, r) = k.layerNormRow(&out, x, w, b, c, eps: 1e-5)
+            expectClose(
+                out, Reference.layerNorm(x.d, w: w.d, b: b.d, C: c, eps: 1e-5), Tolerance(abs: 2e-6, rel: 2e-5),
+                "\(path) layernorm c \(c)")
+            var dx = [Float](repeating: prefill, count: c), dw = [Float](repeating: prefill, count: c)
+            var db = [Float](repeating: prefill, count: c)
+            k.layerNormRowBackward(dx: &dx, dw: &dw, db: &db, dout: dout, x: x, w: w, mean: m, rstd: r, c)
+            let (rdx, rdw, rdb) = Reference.layerNormBackward(dout: dout.d, x: x.d, w: w.d, C: c, eps: 1e-5)
+            let tol = Tolerance(abs: 1e-5, rel: 1e-4)
+            expectClose(dx, add(rdx, Double(prefill)), tol, "\(path) layernorm dx c \(c)")
+            expectClose(dw, add(rdw, Double(prefill)), tol, "\(path) layernorm dw c \(c)")
+            expectClose(db, add(rdb, Double(prefill)), tol, "\(path) layernorm db c \(c)")
+
+            let rr = k.rmsNormRow(&out, x, w, c, eps: 1e-5)
+            expectClose(
+                out, Reference.rmsNorm(x.d, w: w.d, C: c, eps: 1e-5), Tolerance(abs: 2e-6, rel: 2e-5),
+                "\(path) rmsnorm c \(c)")
+            dx = [Float](repeating: prefill, count: c); dw = [Float](repeating: prefill, count: c)
+            k.rmsNormRowBackward(dx: &dx, dw: &dw, dout: dout, x: x, w: w, rrms: rr, c)
+            let (sdx, sdw) = Reference.rmsNormBackward(dout: dout.d, x: x.d, w: w.d, C: c, eps: 1e-5)
+            expectClose(dx, add(sdx, Double(prefill)), tol, "\(path) rmsnorm dx c \(c)")
+            expectClose(dw, add(sdw, Double(prefill)), tol, "\(path) rmsnorm dw c \(c)")
+
+            let gate = randn(c, &rng, scale: 3), up = randn(c, &rng)
+            var dg = [Float](repeating: .nan, count: c), du = [Float](repeating: .nan, count: c)
+            k.swigluBackward(dgate: &dg, dup: &du, gate: gate, up: up, dout: dout, c, overwrite: true)
+            let sig = gate.d.map { 1 / (1 + Foundation.exp(-$0)) }
+            var rdg = [Double](repeating: 0, count: c), rdu = [Double](repeating: 0, count: c)
+            for i in 0..<c {
+                let d = Double(dout[i]), g = Double(gate[i]), u = Double(up[i])
+                rdg[i] = d * u * sig[i] * (1 + g * (1 - sig[i]))
+                rdu[i] = d * g * sig[i]
+            }
+            expectClose(dg, rdg, Tolerance(abs: 1e-6, rel: 1e-5), "\(path) swiglu dgate c \(c)")
+            expectClose(du, rdu, Tolerance(abs: 1e-6, rel: 1e-5), "\(path) swiglu dup c \(c)")
+        }
+    }
+}
+
+@Test(arguments: paths)
 func kernelAdamWMatchesReference(path: KernelPath) throws {
     try withKnownIssueIfUnavailable(path) { k in
         var rng = SeededRNG(seed: 903)

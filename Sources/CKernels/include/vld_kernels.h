@@ -32,10 +32,24 @@ typedef struct vld_kernel_table {
     void (*softmax)(float *p, long n);
     /// out = gelu_tanh(inp); tanh_cache (nullable) receives the tanh term
     void (*gelu_fwd)(float *out, const float *inp, float *tanh_cache, long n);
-    /// dinp += dout gelu'(inp); tanh_cache (nullable) from gelu_fwd saves the exponential
-    void (*gelu_bwd)(float *dinp, const float *inp, const float *tanh_cache, const float *dout, long n);
+    /// dinp += dout gelu'(inp) (dinp = ... when overwrite); tanh_cache (nullable) from gelu_fwd
+    /// saves the exponential
+    void (*gelu_bwd)(float *dinp, const float *inp, const float *tanh_cache, const float *dout, long n, int overwrite);
     /// out[i] = silu(gate[i]) up[i]
     void (*swiglu_fwd)(float *out, const float *gate, const float *up, long n);
+    /// dgate += dout up sig (1 + gate (1 - sig)), dup += dout silu(gate) (= when overwrite)
+    void (*swiglu_bwd)(float *dgate, float *dup, const float *gate, const float *up, const float *dout, long n,
+                       int overwrite);
+    /// One row of LayerNorm: out = (x - mean) rstd w + b, with *mean and *rstd stored
+    void (*layernorm_fwd)(float *out, const float *x, const float *w, const float *b, long c, float eps, float *mean,
+                          float *rstd);
+    /// Its backward for one row: dx += ..., dw += norm dout, db += dout
+    void (*layernorm_bwd)(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                          float mean, float rstd, long c);
+    /// One row of RMSNorm: out = x rrms w, with *rrms stored
+    void (*rmsnorm_fwd)(float *out, const float *x, const float *w, long c, float eps, float *rrms);
+    /// Its backward for one row: dx += rrms (w dout - norm mean(w dout norm)), dw += norm dout
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w, float rrms, long c);
     /// One AdamW step: m, v updated; p -= lr (m c1 / (sqrt(v c2) + eps) + wd p)
     void (*adamw)(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2, float c1,
                   float c2, float eps, float wd);
