@@ -7,10 +7,12 @@ import VLDTensor
 private let valueTol = Tolerance(abs: 2e-6, rel: 2e-6)
 private let gradTol = Tolerance(abs: 1e-5, rel: 1e-5)
 
-/// (M, C, OC): small; many rows (row split with 2 threads); few rows, many outputs (channel split).
-private let linearShapes: [(Int, Int, Int)] = [(10, 8, 11), (40, 8, 12), (3, 8, 600)]
+/// (M, C, OC): small; many rows (row split with 2 threads); few rows, many outputs (channel split,
+/// in 16-channel calls where OpenBLAS has small-matrix kernels); one row (sgemv, decoding); 32 rows
+/// of a wide layer (the batched-decode shape).
+private let linearShapes: [(Int, Int, Int)] = [(10, 8, 11), (40, 8, 12), (3, 8, 600), (1, 24, 70), (32, 40, 90)]
 
-@Test(arguments: threadCounts, [0, 1, 2])
+@Test(arguments: threadCounts, [0, 1, 2, 3, 4])
 func linearMatchesReference(threads: Int, shape: Int) {
     let (M, C, OC) = linearShapes[shape]
     var rng = SeededRNG(seed: 201 + UInt64(shape))
