@@ -18,6 +18,7 @@
 #undef PATH_ID
 #undef PATH_NAME
 
+#if defined(__x86_64__)
 #define VW 8
 #define SFX avx2
 #define VLD_TARGET __attribute__((target("avx2,fma")))
@@ -36,24 +37,33 @@
 #define PATH_ID VLD_PATH_AVX512
 #define PATH_NAME "avx512"
 #include "kernels_body.h"
+#endif
 
+// Only x86-64 has the wider paths; elsewhere the generic build (the compiler's own vectors of 4)
+// is the one path.
 static int cpu_has(int path) {
     switch (path) {
     case VLD_PATH_GENERIC: return 1;
+#if defined(__x86_64__)
     case VLD_PATH_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case VLD_PATH_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
     default: return 0;
     }
 }
 
 const vld_kernel_table *vld_kernels_for(int path) {
+#if defined(__x86_64__)
     __builtin_cpu_init();
+#endif
     if (!cpu_has(path)) return NULL;
     switch (path) {
     case VLD_PATH_GENERIC: return &table_generic;
+#if defined(__x86_64__)
     case VLD_PATH_AVX2: return &table_avx2;
     case VLD_PATH_AVX512: return &table_avx512;
+#endif
     default: return NULL;
     }
 }
@@ -61,7 +71,9 @@ const vld_kernel_table *vld_kernels_for(int path) {
 static const vld_kernel_table *active;
 
 __attribute__((constructor)) static void vld_kernels_init(void) {
+#if defined(__x86_64__)
     __builtin_cpu_init();
+#endif
     int best = cpu_has(VLD_PATH_AVX512) ? VLD_PATH_AVX512 : cpu_has(VLD_PATH_AVX2) ? VLD_PATH_AVX2 : VLD_PATH_GENERIC;
     const char *want = getenv("VLD_KERNELS");
     if (want && *want) {
