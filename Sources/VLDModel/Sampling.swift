@@ -284,11 +284,12 @@ public func sampleToken(logits: UnsafeBufferPointer<Float>, options: SamplingOpt
         candidates.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
         if options.topK > 0 && options.topK < V { candidates.removeLast(V - options.topK) }
     }
+    var e = [Float](repeating: 0, count: V)
+    Kernels.active.scaledExp(&e, logits.baseAddress!, scale: invT, shift: mx, V)
     var sum: Double = 0
     var weights = candidates.map { i -> Double in
-        let e = Double(fastExp(probs[i] - mx))
-        sum += e
-        return e
+        sum += Double(e[i])
+        return Double(e[i])
     }
     if options.topP < 1 {
         var acc: Double = 0

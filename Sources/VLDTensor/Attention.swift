@@ -63,6 +63,7 @@ public func attentionBackward(
     let scale = 1 / Float(HS).squareRoot()
     let scratch = FPtr.allocate(capacity: pool.threads * T * T)
     defer { scratch.deallocate() }
+    let kernels = Kernels.active
     pool.run { w in
         let dp = scratch + w * T * T
         for item in ThreadPool.chunk(B * KVH, parts: pool.threads, index: w) {
@@ -86,7 +87,7 @@ public func attentionBackward(
                 // dS = P * (dP - rowsum(P * dP)), masked entries have P = 0
                 for t in 0..<T {
                     let pr = a + t * T, dr = dp + t * T
-                    let s = dot8(pr, dr, t + 1)
+                    let s = kernels.dot(pr, dr, t + 1)
                     for j in 0...t { dr[j] = pr[j] * (dr[j] - s) }
                     for j in (t + 1)..<T { dr[j] = 0 }
                 }

@@ -145,7 +145,7 @@ private final class PoolState: @unchecked Sendable {
             // Yield only when a worker is late by a millisecond (it was descheduled): until then
             // a yield is a system call per turn for nothing.
             if spins & 255 == 0 {
-                let now = poolClock()
+                let now = monotonicSeconds()
                 if since == 0 { since = now } else if now - since > 1e-3 { sched_yield() }
             }
         }
@@ -169,7 +169,7 @@ private final class PoolState: @unchecked Sendable {
                 vld_cpu_relax()
                 spins += 1
                 if spins & 255 == 0 {
-                    let now = poolClock()
+                    let now = monotonicSeconds()
                     if idleSince == 0 { idleSince = now }
                     if now - idleSince > PoolState.spinSeconds {
                         pthread_mutex_lock(mutex)
@@ -195,8 +195,9 @@ extension PoolState {
     static let spinSeconds = 200e-6
 }
 
-/// Seconds on the monotonic clock (a vDSO call, no system call).
-@inline(__always) private func poolClock() -> Double {
+/// Seconds on the monotonic clock (a vDSO call, no system call): the pool's spin timer and the
+/// benchmarks' stopwatch.
+@inline(__always) public func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

@@ -99,6 +99,42 @@ func kernelSoftmaxAndActivationsMatchReference(path: KernelPath) throws {
     }
 }
 
+/// Every `step` from lo to hi, as Floats.
+private func sweep(_ lo: Double, _ hi: Double, step: Double) -> [Float] {
+    (0...Int(((hi - lo) / step).rounded())).map { Float(lo + Double($0) * step) }
+}
+
+@Test(arguments: paths)
+func kernelExpRelativeErrorAndClamping(path: KernelPath) throws {
+    try withKnownIssueIfUnavailable(path) { k in
+        // A dense regular sweep plus tiny magnitudes of both signs (where n = 0 and r = x).
+        var xs = sweep(-80, 80, step: 1.0 / 4096)
+        for e in -40 ... -3 {
+            for j in 0..<16 {
+                let x = Float(Foundation.pow(2.0, Double(e)) * (1 + Double(j) / 16))
+                xs += [x, -x]
+            }
+        }
+        var ys = [Float](repeating: .nan, count: xs.count)
+        k.scaledExp(&ys, xs, scale: 1, shift: 0, xs.count)
+        var worst = (x: Float(0), err: 0.0)
+        for (x, y) in zip(xs, ys) {
+            let ref = Foundation.exp(Double(x))
+            let err = abs(Double(y) - ref) / ref
+            if !(err <= worst.err) { worst = (x, err) }
+        }
+        #expect(worst.err < 3e-7, "\(path) exp worst relative error \(worst.err) at x = \(worst.x)")
+        // Clamped to the normal range at both ends, infinities included.
+        let low: [Float] = [-87.3, -100, -1e4, -Float.greatestFiniteMagnitude, -.infinity]
+        let high: [Float] = [88.3, 100, 1e4, Float.greatestFiniteMagnitude, .infinity]
+        var lo = [Float](repeating: .nan, count: 5), hi = lo
+        k.scaledExp(&lo, low, scale: 1, shift: 0, 5)
+        k.scaledExp(&hi, high, scale: 1, shift: 0, 5)
+        #expect(lo.allSatisfy { $0.isNormal && $0 > 0 && $0 < 1.3e-38 }, "\(path) exp of very negative x: \(lo)")
+        #expect(hi.allSatisfy { $0.isFinite && $0 > 1e38 }, "\(path) exp of very large x: \(hi)")
+    }
+}
+
 @Test(arguments: paths)
 func kernelNormRowsMatchReference(path: KernelPath) throws {
     try withKnownIssueIfUnavailable(path) { k in
