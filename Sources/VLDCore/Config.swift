@@ -65,6 +65,12 @@ public struct DaemonConfig: Equatable, Sendable {
     /// the operator decides which ones (specs/ops.md; issue 12).
     public var checkpointRoots: [String] = []
 
+    /// Where jobs run: worker processes on this machine, or Slurm jobs on a cluster (issue 16).
+    public enum Executor: String, Sendable, CaseIterable { case local, slurm }
+    public var executor = Executor.local
+    /// The Slurm settings, used with `executor = slurm`.
+    public var slurm = SlurmSettings()
+
     public init() {}
 
     public var effectiveTotalMemoryBytes: Int {
@@ -81,6 +87,9 @@ public struct DaemonConfig: Equatable, Sendable {
         next.stateDirectory = stateDirectory
         next.socketPath = socketPath
         next.submitGroup = submitGroup
+        // Jobs in flight belong to one executor; switching needs a restart (which adopts or
+        // cancels the Slurm jobs a previous daemon left).
+        next.executor = executor
         return next
     }
 
@@ -119,6 +128,20 @@ public struct DaemonConfig: Equatable, Sendable {
             "checkpoint_roots",
             "absolute directories, separated by ':', under which manifests may name checkpoints by path; default none"
         ),
+        ("executor", "where jobs run: local (worker processes here) or slurm (one sbatch job each); default local"),
+        ("slurm_partition", "partition of the Slurm jobs; default the cluster's default partition"),
+        ("slurm_account", "account the Slurm jobs are charged to; default the daemon user's default account"),
+        (
+            "slurm_time_limit",
+            "time limit of one Slurm job (Slurm's format, e.g. 4:00:00 or 2-0); default the partition's"
+        ),
+        (
+            "slurm_extra_args",
+            "further sbatch options, separated by spaces (e.g. --qos=long --constraint=avx512); default none"
+        ),
+        ("slurm_max_jobs", "most Slurm jobs submitted and not yet ended at a time, 1-100000; default 100"),
+        ("slurm_poll_seconds", "how often squeue is asked about the jobs in flight; default 5"),
+        ("slurm_vldd", "the vldd executable on the compute nodes; default the daemon's own path"),
     ]
 
     /// Parses the text of a configuration file; `file` names it in errors.
@@ -207,6 +230,39 @@ public struct DaemonConfig: Equatable, Sendable {
                         "checkpoint_roots holds \"\(root.prefix(80))\"; expected absolute directories separated by ':'")
                 }
                 config.checkpointRoots = roots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            case "executor":
+                guard let e = Executor(rawValue: value) else {
+                    throw fail("executor must be local or slurm, got \"\(value.prefix(40))\"")
+                }
+                config.executor = e
+            case "slurm_partition", "slurm_account":
+                guard !value.isEmpty, value.count <= 200,
+                    value.allSatisfy({ $0.isLetter || $0.isNumber || "_-.,".contains($0) })
+                else {
+                    throw fail("\(key) must be a Slurm name (letters, digits, _ - . ,), got \"\(value.prefix(60))\"")
+                }
+                if key == "slurm_partition" { config.slurm.partition = value } else { config.slurm.account = value }
+            case "slurm_time_limit":
+                guard SlurmSettings.isTimeLimit(value) else {
+                    throw fail(
+                        "slurm_time_limit must be minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S, got \"\(value.prefix(40))\""
+                    )
+                }
+                config.slurm.timeLimit = value
+            case "slurm_extra_args":
+                let parts = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                if let bad = parts.first(where: { !$0.hasPrefix("-") }) {
+                    throw fail(
+                        "slurm_extra_args holds \"\(bad.prefix(60))\"; expected sbatch options, each starting with -")
+                }
+                config.slurm.extraArguments = parts
+            case "slurm_max_jobs": config.slurm.maxJobs = try int(1...100_000)
+            case "slurm_poll_seconds": config.slurm.pollSeconds = try seconds(0.2...3_600)
+            case "slurm_vldd":
+                guard value.hasPrefix("/") else {
+                    throw fail("slurm_vldd must be an absolute path, got \"\(value.prefix(80))\"")
+                }
+                config.slurm.vldd = try path()
             default: break
             }
         }
@@ -268,6 +324,33 @@ extension DaemonConfig {
             if resolved == rootReal || resolved.hasPrefix(rootReal == "/" ? "/" : rootReal + "/") { return resolved }
         }
         return nil
+    }
+}
+
+/// The sbatch settings of `executor = slurm`.
+public struct SlurmSettings: Equatable, Sendable {
+    public var partition: String?
+    public var account: String?
+    public var timeLimit: String?
+    public var extraArguments: [String] = []
+    public var maxJobs = 100
+    public var pollSeconds = 5.0
+    /// The vldd the compute nodes run; nil: the daemon's own executable (the same path on every
+    /// node, as a package installs it).
+    public var vldd: String?
+
+    public init() {}
+
+    /// Slurm's time formats: "minutes", "minutes:seconds", "hours:minutes:seconds",
+    /// "days-hours", "days-hours:minutes", "days-hours:minutes:seconds", or UNLIMITED.
+    static func isTimeLimit(_ s: String) -> Bool {
+        if s == "UNLIMITED" || s == "INFINITE" { return true }
+        let dash = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard dash.count <= 2, dash.allSatisfy({ !$0.isEmpty }) else { return false }
+        let clock = dash.last!.split(separator: ":", omittingEmptySubsequences: false)
+        let numbers = dash.dropLast().map { Int($0) } + clock.map { Int($0) }
+        guard numbers.allSatisfy({ $0 != nil && $0! >= 0 }) else { return false }
+        return dash.count == 1 ? clock.count <= 3 : clock.count <= 3
     }
 }
 

@@ -112,6 +112,7 @@ struct ControlAPI {
             "counts": .object(
                 JobState.allCases.map { ($0.rawValue, JSONValue(counts[$0] ?? 0)) }.sorted { $0.0 < $1.0 }),
             "running": .array(running.map(jobObject)),
+            "executor": .string(c.executor.rawValue),
             "workers": JSONValue(c.workers), "totalThreads": JSONValue(c.effectiveTotalThreads),
             "threadsPerJob": JSONValue(c.threadsPerJob),
             "limits": [
@@ -291,6 +292,7 @@ struct ControlAPI {
             ("error", job.error.map { .string($0) }), ("exitCode", int(job.exitCode)), ("signal", int(job.termSignal)),
             ("outbox", job.outboxPath.map { .string($0) }), ("startedAt", int64(job.startedAt)),
             ("finishedAt", int64(job.finishedAt)), ("heartbeatAt", int64(job.heartbeatAt)), ("pid", int(job.pid)),
+            ("slurmJob", job.slurmJobID.map { .string($0) }), ("slurmState", job.slurmState.map { .string($0) }),
             ("stage", job.stage.map { .string($0) }),
             ("waitingFor", job.waitingFor.isEmpty ? nil : JSONValue(job.waitingFor)), ("blockedBy", int(job.blockedBy)),
             ("notBefore", job.notBefore > queue.clock() ? JSONValue(job.notBefore) : nil),

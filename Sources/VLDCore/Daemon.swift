@@ -77,6 +77,9 @@ public final class Daemon {
                     "\(tree.database) fails its integrity check: \(check); restore it from db/*.bak or move it aside")
         }
         boot = try queue.startBoot(uuid: UUID().uuidString, pid: getpid(), version: VLD.version)
+        // Jobs a previous daemon left on Slurm run on: follow them (or, with executor = local,
+        // cancel them there) before the queue requeues what was left running here.
+        let onSlurm = try Supervisor.recoverSlurmJobs(queue: queue, boot: boot, config: config, tree: tree, log: log)
         let (requeued, cancelled) = try queue.reconcile(currentBoot: boot)
         if !requeued.isEmpty || !cancelled.isEmpty {
             log.notice(
@@ -85,6 +88,7 @@ public final class Daemon {
         }
         spool = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: log)
         supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID)
+        supervisor.adopt(onSlurm)
         supervisor.onFinished = { [unowned self] job in
             if job.state.isTerminal { publishSummaryIfDone(manifest: job.manifestID) }
         }
@@ -126,6 +130,7 @@ public final class Daemon {
                 "version": VLD.version, "state": tree.root, "socket": socketPath, "pid": getpid(),
                 "boot": boot, "spool": first.count, "workers": config.workers,
                 "threads": config.effectiveTotalThreads, "submit_group": policy.groupName,
+                "executor": config.executor.rawValue,
             ])
         notifier.ready(status: statusLine())
 
@@ -136,6 +141,7 @@ public final class Daemon {
             supervisor.dispatch()
             supervisor.enforceCancels()
             supervisor.enforceLeases()
+            supervisor.followSlurm()
             if options.exitWhenIdle && supervisor.runningCount == 0 {
                 let counts = (try? queue.counts()) ?? [:]
                 if counts[.queued, default: 0] == 0 && counts[.cancelling, default: 0] == 0 && !deferred {
@@ -353,7 +359,7 @@ public final class Daemon {
         notifier.stopping()
         control?.stop()
         if supervisor.runningCount > 0 {
-            notifier.extendTimeout(seconds: config.jobStopGraceSeconds + 10)
+            if supervisor.localRunningCount > 0 { notifier.extendTimeout(seconds: config.jobStopGraceSeconds + 10) }
             supervisor.stopAll(grace: config.jobStopGraceSeconds)
         }
         try? queue.stopBoot(boot)

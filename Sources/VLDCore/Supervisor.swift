@@ -42,6 +42,10 @@ public final class Supervisor {
         var lastHeard = DispatchTime.now()
         /// The worker closed its end (it is exiting): stop polling until it is reaped.
         var hungUp = false
+        /// The worker said it stopped after a checkpoint (its `stopped` event).
+        var stopped = false
+        /// The Slurm job that runs the worker (`executor = slurm`; pid and pipe are then unused).
+        var slurm: SlurmRun?
     }
 
     let tree: StateTree
@@ -54,7 +58,12 @@ public final class Supervisor {
     let groupID: UInt32?
     /// Called when a job reaches a terminal state or is requeued (the daemon publishes summaries).
     public var onFinished: ((JobRecord) -> Void)?
-    private(set) var running: [Int: Running] = [:]
+    var running: [Int: Running] = [:]
+    /// Slurm's commands, and when the controller may next be asked after it did not answer.
+    let slurmClient = SlurmClient()
+    var slurmRetryAt = Date.distantPast
+    var slurmUnreachableCount = 0
+    var nextSlurmPoll = Date.distantPast
 
     public init(
         tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
@@ -78,6 +87,8 @@ public final class Supervisor {
     static func heartbeatSeconds(lease: Double) -> Double { min(10, lease / 4) }
 
     public var runningCount: Int { running.count }
+    /// Workers that are processes of this machine (not Slurm jobs).
+    public var localRunningCount: Int { running.values.filter { $0.slurm == nil }.count }
     public var runningJobIDs: [Int] { running.keys.sorted() }
     var threadsInUse: Int { running.values.reduce(0) { $0 + $1.job.threads } }
     var memoryInUse: Int { running.values.reduce(0) { $0 + ($1.job.memoryBytes ?? 0) } }
@@ -91,6 +102,7 @@ public final class Supervisor {
     /// Starts queued jobs while workers and threads allow. Returns the ids started.
     @discardableResult
     public func dispatch() -> [Int] {
+        if config.executor == .slurm { return dispatchToSlurm() }
         var started: [Int] = []
         while running.count < config.workers {
             let free = config.effectiveTotalThreads - threadsInUse
@@ -171,7 +183,8 @@ public final class Supervisor {
         }
     }
 
-    private func start(_ job: JobRecord) throws {
+    /// Writes runs/<id>/job.json for a claimed job; returns the run directory.
+    func prepare(_ job: JobRecord) throws -> String {
         guard let manifest = try queue.manifest(job.manifestID) else {
             throw SystemError(message: "manifest \(job.manifestID) is missing")
         }
@@ -185,7 +198,26 @@ public final class Supervisor {
         description.checkpoints = resolveCheckpoints(job, manifest: manifest)
         try writeFileAtomically(
             Data((description.json.serialized() + "\n").utf8), to: runDir + "/job.json", mode: 0o640)
+        return runDir
+    }
 
+    /// The environment of a worker: fixed values, the job's thread count, and the few variables
+    /// passed through from the daemon's own environment.
+    func workerEnvironment(_ job: JobRecord, runDirectory runDir: String) -> [String] {
+        var env = [
+            "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
+            "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)",
+        ]
+        // Test hooks: VLDD_FAULT_WORKER_FSIZE (a file-size limit for workers, to make their writes fail)
+        // and VLD_FAULT_STEP_DELAY_MS (slower steps, to interrupt a job between checkpoints on any machine).
+        for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE", "VLD_FAULT_STEP_DELAY_MS"] {
+            if let value = ProcessInfo.processInfo.environment[key] { env.append("\(key)=\(value)") }
+        }
+        return env
+    }
+
+    private func start(_ job: JobRecord) throws {
+        let runDir = try prepare(job)
         var fds: [Int32] = [-1, -1]
         guard clinux_pipe2(&fds, O_CLOEXEC) == 0 else { throw SystemError("pipe2", path: runDir) }
         let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -215,15 +247,7 @@ public final class Supervisor {
             &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
-        var env = [
-            "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=\(runDir)", "VLD_JOB_ID=\(job.id)",
-            "OPENBLAS_NUM_THREADS=\(job.threads)", "OMP_NUM_THREADS=\(job.threads)",
-        ]
-        // Test hooks: VLDD_FAULT_WORKER_FSIZE (a file-size limit for workers, to make their writes fail)
-        // and VLD_FAULT_STEP_DELAY_MS (slower steps, to interrupt a job between checkpoints on any machine).
-        for key in ["OPENBLAS_CORETYPE", "TZ", "VLDD_FAULT_WORKER_FSIZE", "VLD_FAULT_STEP_DELAY_MS"] {
-            if let value = ProcessInfo.processInfo.environment[key] { env.append("\(key)=\(value)") }
-        }
+        let env = workerEnvironment(job, runDirectory: runDir)
         var pid: pid_t = 0
         let rc = withCStrings(args) { argv in
             withCStrings(env) { envp in
@@ -244,7 +268,7 @@ public final class Supervisor {
     // MARK: events from workers
 
     /// The pipes to poll for reading.
-    public var pollFDs: [Int32] { running.values.filter { !$0.hungUp }.map(\.pipe) }
+    public var pollFDs: [Int32] { running.values.filter { !$0.hungUp && $0.pipe >= 0 }.map(\.pipe) }
 
     /// Reads whatever a worker wrote on `fd`.
     public func readable(_ fd: Int32) {
@@ -269,7 +293,7 @@ public final class Supervisor {
         flushProgress(id, force: false)
     }
 
-    private func handle(event line: [UInt8], job id: Int) {
+    func handle(event line: [UInt8], job id: Int) {
         switch WorkerEvent(line: line) {
         case let .progress(done, total, _, loss, evalLoss, eta, _)?:
             running[id]?.pendingProgress = JobProgress(
@@ -285,14 +309,16 @@ public final class Supervisor {
         case let .failed(message, retryable)?:
             running[id]?.lastError = message
             running[id]?.retryable = retryable
-        case .stopped?, nil:
+        case .stopped?:
+            running[id]?.stopped = true
+        case nil:
             break
         }
     }
 
     /// Writes the latest progress (or, after a heartbeat, just a renewed lease) to the queue at
     /// most once a second per job.
-    private func flushProgress(_ id: Int, force: Bool) {
+    func flushProgress(_ id: Int, force: Bool) {
         guard let entry = running[id], entry.pendingProgress != nil || entry.beat else { return }
         let now = queue.clock()
         guard force || now - entry.lastHeartbeat >= 1000 else { return }
@@ -322,7 +348,9 @@ public final class Supervisor {
             return
         }
         for id in expired {
-            guard let entry = running[id], !entry.leaseExpired else { continue }
+            // On Slurm the scheduler watches the job (node failures, time limits); the lease is
+            // for processes of this machine.
+            guard let entry = running[id], !entry.leaseExpired, entry.slurm == nil else { continue }
             // Whatever the worker wrote before its lease ran out counts (a busy daemon may have
             // left its pipe unread).
             readable(entry.pipe)
@@ -344,12 +372,13 @@ public final class Supervisor {
 
     /// Reaps every exited worker and records its outcome.
     public func reap() {
-        while true {
+        // Each worker by its own pid: other children of the daemon (Slurm's commands) are waited
+        // for by whoever started them.
+        for (id, worker) in running where worker.slurm == nil {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid < 0 && errno == EINTR { continue }
-            guard pid > 0 else { return }
-            guard let (id, _) = running.first(where: { $0.value.pid == pid }) else { continue }
+            var pid: pid_t
+            repeat { pid = waitpid(worker.pid, &status, WNOHANG) } while pid < 0 && errno == EINTR
+            guard pid == worker.pid else { continue }
             readable(running[id]!.pipe)
             flushProgress(id, force: true)
             let entry = running.removeValue(forKey: id)!
@@ -386,7 +415,7 @@ public final class Supervisor {
         }
     }
 
-    private func record(_ id: Int, _ outcome: JobQueue.Outcome) {
+    func record(_ id: Int, _ outcome: JobQueue.Outcome) {
         do {
             let job = try queue.finish(
                 id, outcome: outcome, retryBaseMilliseconds: Int64(config.retryBaseSeconds * 1000))
@@ -417,6 +446,10 @@ public final class Supervisor {
     /// Asks one job's process group to checkpoint and stop.
     func terminate(_ id: Int) {
         guard let entry = running[id], entry.termSentAt == nil else { return }
+        if entry.slurm != nil {
+            cancelOnSlurm(id)
+            return
+        }
         kill(-entry.pid, SIGTERM)
         running[id]?.termSentAt = Date()
         log.info("job stopping", ["job": id, "pid": entry.pid])
@@ -424,7 +457,7 @@ public final class Supervisor {
 
     /// SIGKILL for groups that ignored SIGTERM past the grace period.
     func escalate() {
-        for (id, entry) in running {
+        for (id, entry) in running where entry.slurm == nil {
             guard let sent = entry.termSentAt, !entry.killed,
                 Date().timeIntervalSince(sent) > config.jobStopGraceSeconds
             else { continue }
@@ -437,6 +470,14 @@ public final class Supervisor {
     /// Stops every worker (daemon shutdown): SIGTERM, wait up to `grace`, SIGKILL, reap. The
     /// queue records them as requeued (exit 75) or as their exit says.
     public func stopAll(grace: Double, tick: () -> Void = {}) {
+        // Jobs on Slurm run on without the daemon; the next start adopts them.
+        let onSlurm = running.filter { $0.value.slurm != nil }
+        if !onSlurm.isEmpty {
+            log.notice(
+                "jobs left running on Slurm; the next start of vldd follows them again",
+                ["jobs": onSlurm.keys.sorted().map(String.init).joined(separator: ",")])
+            for id in onSlurm.keys { running.removeValue(forKey: id) }
+        }
         for id in running.keys { terminate(id) }
         let deadline = Date().addingTimeInterval(grace)
         while !running.isEmpty && Date() < deadline {
@@ -450,12 +491,10 @@ public final class Supervisor {
             kill(-entry.pid, SIGKILL)
             running[id]?.killed = true
         }
-        while !running.isEmpty {
+        for (id, entry) in running {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
-            if pid < 0 && errno == EINTR { continue }
-            if pid < 0 { break }
-            if let (id, entry) = running.first(where: { $0.value.pid == pid }) {
+            while waitpid(entry.pid, &status, 0) < 0 && errno == EINTR {}
+            do {
                 running.removeValue(forKey: id)
                 close(entry.pipe)
                 // Killed during shutdown: requeue; its last checkpoint is where it resumes.

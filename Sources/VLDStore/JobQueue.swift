@@ -119,7 +119,8 @@ public final class JobQueue {
                 """
                 UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, heartbeat_at = ?,
                   attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?, exit_code = NULL,
-                  term_signal = NULL, pid = NULL, pgid = NULL
+                  term_signal = NULL, pid = NULL, pgid = NULL, slurm_job_id = NULL,
+                  slurm_state = NULL
                 WHERE id = (SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.not_before <= ? AND q.cpus <= ?
                               AND coalesce(q.mem_bytes, 0) <= ?
                               AND NOT EXISTS (SELECT 1 FROM job_needs n JOIN jobs d ON d.id = n.needs_job_id
@@ -339,7 +340,7 @@ public final class JobQueue {
 
     /// Fails the queued and held jobs that need `id` (which just failed or was cancelled), and
     /// theirs in turn: they could never start. Must run inside a transaction.
-    private func failDependents(of id: Int, at now: Int64) throws {
+    func failDependents(of id: Int, at now: Int64) throws {
         guard let need = try job(id) else { return }
         let what = need.stage.map { "stage \($0)" } ?? "job \(id)"
         let verb = need.state == .cancelled ? "was cancelled" : "failed"
@@ -485,14 +486,14 @@ public final class JobQueue {
 
     // MARK: helpers
 
-    private func event(_ id: Int, from: JobState?, to: JobState, detail: String?, at: Int64) throws {
+    func event(_ id: Int, from: JobState?, to: JobState, detail: String?, at: Int64) throws {
         try db.run(
             "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
             [id, at, from?.rawValue, to.rawValue, detail])
     }
 
     /// The guarded update: `state` changes only if it is still `from`. Must run inside a transaction.
-    private func update(
+    func update(
         _ id: Int, from: JobState, to: JobState, at now: Int64, detail: String?, set: String,
         _ args: [any SQLValueConvertible]
     ) throws {

@@ -130,6 +130,10 @@ public struct JobRecord: Sendable, Equatable {
     public var maxFailures: Int
     public var cancelRequested: Bool
     public var pid: Int?
+    /// The Slurm job that runs (or last ran) this job, with `executor = slurm`.
+    public var slurmJobID: String?
+    /// Slurm's last reported state of that job, with its reason.
+    public var slurmState: String?
     public var threads: Int
     public var memoryBytes: Int?
     public var progress: Double?
@@ -171,6 +175,8 @@ public struct JobRecord: Sendable, Equatable {
         maxFailures = row.int("max_failures") ?? 0
         cancelRequested = row.int("cancel_requested") == 1
         pid = row.int("pid")
+        slurmJobID = row.string("slurm_job_id")
+        slurmState = row.string("slurm_state")
         threads = row.int("cpus") ?? 1
         memoryBytes = row.int("mem_bytes")
         progress = row.double("progress")

@@ -72,6 +72,16 @@ enum Schema {
         CREATE INDEX job_needs_needed ON job_needs(needs_job_id);
         CREATE INDEX jobs_blocked ON jobs(blocked_by) WHERE blocked_by IS NOT NULL;
         """,
+        // v3 (issue 16): the Slurm executor. `slurm_job_id` is the Slurm job that runs the job's
+        // current (or last) attempt; a live job with one is the cluster's, not a local process,
+        // and a restarted daemon adopts it instead of requeueing it. Text: Slurm ids of arrays and
+        // heterogeneous jobs are not plain integers. `slurm_state`: Slurm's last word on it
+        // ("PENDING (Resources)", "RUNNING"), for `vldctl show`.
+        """
+        ALTER TABLE jobs ADD COLUMN slurm_job_id TEXT;
+        ALTER TABLE jobs ADD COLUMN slurm_state TEXT;
+        CREATE INDEX jobs_slurm ON jobs(slurm_job_id) WHERE slurm_job_id IS NOT NULL;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

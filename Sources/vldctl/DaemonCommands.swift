@@ -231,6 +231,10 @@ enum DaemonCommands {
             ),
             ("threads", "\(job["threads"]?.intValue ?? 0)"),
         ]
+        if let slurm = job["slurmJob"]?.stringValue {
+            let state = job["slurmState"]?.stringValue.map { " (\(DisplayText.escaped($0)))" } ?? ""
+            lines.append(("slurm job", DisplayText.escaped(slurm) + state))
+        }
         if let stage = job["stage"]?.stringValue { lines.append(("stage", DisplayText.escaped(stage))) }
         if let needs = job["waitingFor"]?.arrayValue?.compactMap({ $0.intValue }), !needs.isEmpty {
             lines.append(("waits for", "jobs " + needs.map(String.init).joined(separator: ", ") + " (to succeed)"))

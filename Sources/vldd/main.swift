@@ -8,7 +8,7 @@ import VLDTensor
 
 let usage = """
     usage: vldd [--config FILE] [--exit-when-idle] [--debug]
-           vldd worker --job N --state DIR [--nice K]
+           vldd worker --job N --state DIR [--nice K] [--events FILE]
            vldd --version
 
     Runs queued vld experiments: watches <state>/spool/incoming for manifests, queues them in
@@ -41,7 +41,7 @@ if args.contains("-h") || args.contains("--help") {
 
 if args.first == "worker" {
     BLAS.reexecWithSupportedKernelsIfNeeded()
-    var job: Int?, state: String?, niceness = 0
+    var job: Int?, state: String?, niceness = 0, events: String?
     var i = 1
     while i < args.count {
         guard i + 1 < args.count else { fail("\(args[i]) needs a value\n\(usage)", 64) }
@@ -49,13 +49,21 @@ if args.first == "worker" {
         case "--job": job = Int(args[i + 1])
         case "--state": state = args[i + 1]
         case "--nice": niceness = Int(args[i + 1]) ?? 0
+        case "--events": events = args[i + 1]
         default: fail("unknown worker option \(args[i])", 64)
         }
         i += 2
     }
     guard let job, job > 0, let state else { fail("worker needs --job N and --state DIR", 64) }
     if niceness > 0 { _ = nice(Int32(min(niceness, 19))) }
-    exit(Worker.run(job: job, tree: StateTree(root: state)))
+    // Events go to fd 3 (a pipe from the local supervisor) or, on Slurm, appended to a file in the
+    // shared run directory that the daemon follows.
+    var progressFD: Int32 = 3
+    if let events {
+        progressFD = open(events, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        guard progressFD >= 0 else { fail("cannot open \(events): \(String(cString: strerror(errno)))", 74) }
+    }
+    exit(Worker.run(job: job, tree: StateTree(root: state), progressFD: progressFD))
 }
 
 var configPath: String?

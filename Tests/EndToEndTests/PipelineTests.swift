@@ -8,7 +8,7 @@ import Testing
 
 /// A pipeline: "pre" trains, "tune" (a grid of two) starts from its checkpoint with lr 0, so a
 /// tuned model must equal the pretrained one weight for weight.
-private func pipelineManifest(preSteps: Int = 20, checkpointEvery: Int = 10) -> String {
+func pipelineManifest(preSteps: Int = 20, checkpointEvery: Int = 10) -> String {
     let body =
         #""task": {"type": "bios", "people": 20, "exposures": 10}, "model": {"dModel": 16, "layers": 1, "heads": 2, "context": 48}"#
     return #"{"name": "pipe", "seed": 3, "resources": {"threads": 1}, "stages": {"#

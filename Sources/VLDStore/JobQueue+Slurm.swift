@@ -1,0 +1,64 @@
+// JobQueue+Slurm.swift: what the queue records for jobs that run on Slurm (issue 16).
+
+import Foundation
+
+extension JobQueue {
+    /// Records the Slurm job that runs a live job's current attempt.
+    public func setSlurmJob(_ id: Int, slurmJobID: String, detail: String) throws {
+        try db.immediate {
+            let now = clock()
+            let changed = try db.run(
+                """
+                UPDATE jobs SET slurm_job_id = ?, slurm_state = 'PENDING', updated_at = ?
+                WHERE id = ? AND state IN ('running','cancelling')
+                """, [slurmJobID, now, id])
+            guard changed == 1, let job = try job(id) else { return }
+            try event(id, from: job.state, to: job.state, detail: detail, at: now)
+        }
+    }
+
+    /// Slurm's latest state of a live job's Slurm job.
+    public func setSlurmState(_ id: Int, _ state: String) throws {
+        try db.run(
+            "UPDATE jobs SET slurm_state = ?, updated_at = ? WHERE id = ? AND state IN ('running','cancelling')",
+            [state, clock(), id])
+    }
+
+    /// Gives a claimed job back to the queue before anything ran (Slurm could not be reached):
+    /// no failure, no attempt counted.
+    public func unclaim(_ id: Int, detail: String) throws {
+        try db.immediate {
+            try update(
+                id, from: .running, to: .queued, at: clock(), detail: detail,
+                set:
+                    "attempts = max(0, attempts - 1), lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL, slurm_state = NULL",
+                [])
+        }
+    }
+
+    /// Live jobs on Slurm that other daemon boots left become `boot`'s: the cluster runs them on
+    /// and this daemon follows them (instead of `reconcile` requeueing them). Returns them.
+    public func adoptSlurmJobs(boot: Int, leaseMilliseconds: Int64) throws -> [JobRecord] {
+        try db.immediate {
+            let now = clock()
+            let rows = try db.query(
+                """
+                UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
+                WHERE state IN ('running','cancelling') AND slurm_job_id IS NOT NULL
+                  AND (lease_owner IS NULL OR lease_owner != ?)
+                RETURNING id
+                """, [boot, now + leaseMilliseconds, now, boot])
+            var adopted: [JobRecord] = []
+            for id in rows.compactMap({ $0.int("id") }).sorted() {
+                guard let job = try job(id) else { continue }
+                try event(
+                    id, from: job.state, to: job.state,
+                    detail:
+                        "followed again by daemon boot \(boot): Slurm job \(job.slurmJobID ?? "?") was left running",
+                    at: now)
+                adopted.append(job)
+            }
+            return adopted
+        }
+    }
+}

@@ -1,0 +1,234 @@
+// SlurmTests.swift: vldd with `executor = slurm` against a real Slurm cluster on this machine
+// (scripts/slurm-local up: munged, slurmdbd, slurmctld and slurmd, one node, partition "vld";
+// .ci/run starts it). Grids and pipelines give the local executor's results, vldctl cancel
+// reaches Slurm, a worker killed by Slurm is retried and resumes from its checkpoint, a daemon
+// restart mid-run neither loses nor repeats a job, and a controller that does not answer stalls
+// nothing. Without a cluster that answers, the suite is skipped (and says so).
+
+import Foundation
+import Testing
+
+/// Runs a Slurm command from /usr/bin.
+func slurmCommand(_ args: [String]) -> Run {
+    (try? runProcess(URL(fileURLWithPath: "/usr/bin/" + args[0]), Array(args.dropFirst())))
+        ?? Run(status: -1, stdout: "", stderr: "\(args[0]) is not installed")
+}
+
+/// A Slurm cluster answers here with a partition that is up.
+let slurmAnswers: Bool = {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sinfo") else { return false }
+    let r = slurmCommand(["sinfo", "-h", "-o", "%a"])
+    return r.status == 0 && r.stdout.contains("up")
+}()
+
+/// The Slurm state of job `id` (squeue while the controller holds it).
+func slurmState(_ id: String) -> String {
+    slurmCommand(["squeue", "-h", "--states=all", "-j", id, "-o", "%T"]).stdout.trimmingCharacters(
+        in: .whitespacesAndNewlines)
+}
+
+/// A daemon with the Slurm executor, polling Slurm twice a second.
+func slurmHarness(_ extra: String = "") -> DaemonHarness {
+    DaemonHarness(extraConfig: "executor = slurm\nslurm_poll_seconds = 0.5\n" + extra)
+}
+
+/// Cancels on Slurm whatever the harness's jobs still run there (a failed test leaves nothing).
+func cancelOnSlurm(_ d: DaemonHarness) {
+    for job in (try? d.jobs()) ?? [] {
+        if let id = job["slurmJob"] as? String { _ = slurmCommand(["scancel", id]) }
+    }
+}
+
+/// results.json (without timing) of every succeeded job, by trial name.
+func resultsByName(_ d: DaemonHarness) throws -> [String: NSDictionary] {
+    var out: [String: NSDictionary] = [:]
+    for job in try d.jobs() where job["state"] as? String == "succeeded" {
+        let name = try #require(job["name"] as? String), outbox = try #require(job["outbox"] as? String)
+        out[name] = NSDictionary(dictionary: try resultsWithoutTiming(outbox))
+    }
+    return out
+}
+
+@Suite(
+    .serialized,
+    .enabled(if: slurmAnswers, "no Slurm cluster answers here (scripts/slurm-local up starts a one-node one)"))
+struct SlurmTests {
+    @Test func aGridAndAPipelineOnSlurmGiveTheLocalExecutorsResults() throws {
+        let grid = quickManifest(name: "g", steps: 20, grid: #", "grid": {"model.schedule": ["base", "cyc(1)"]}"#)
+        func runAll(_ d: DaemonHarness) throws -> [String: NSDictionary] {
+            try d.start()
+            for (name, text) in [("g", grid), ("pipe", pipelineManifest())] {
+                let file = d.dir.appendingPathComponent("\(name).json").path
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                let submit = try d.ctl(["submit", file])
+                #expect(submit.status == 0, "\(submit.stderr)")
+            }
+            try d.waitFor("five jobs to succeed", timeout: 180) {
+                states($0) == Array(repeating: "succeeded", count: 5)
+            }
+            return try resultsByName(d)
+        }
+        let local = DaemonHarness(extraConfig: "workers = 2\ntotal_threads = 2\n")
+        let expected = try runAll(local)
+        local.stop()
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        let got = try runAll(d)
+        #expect(got.count == 5 && Set(got.keys) == Set(expected.keys))
+        for (name, results) in expected { #expect(got[name] == results, "\(name) differs from the local executor's") }
+        // Every job ran as a Slurm job of its own, which Slurm reports COMPLETED.
+        let jobs = try d.jobs()
+        let slurmIDs = Set(jobs.compactMap { $0["slurmJob"] as? String })
+        #expect(slurmIDs.count == 5, "\(jobs)")
+        for id in slurmIDs { #expect(slurmState(id) == "COMPLETED", "Slurm job \(id)") }
+        let show = try d.ctl(["show", "3"])
+        #expect(show.stdout.contains("slurm job") && show.stdout.contains("COMPLETED exit 0"), "\(show.stdout)")
+        #expect(show.stdout.contains("submitted to Slurm as job"), "\(show.stdout)")
+        // The tune stage started from the pre stage's published checkpoint, on its node.
+        let pipeJobs = jobs.filter { ($0["name"] as? String ?? "").hasPrefix("pipe/") }
+        let pre = try #require(pipeJobs.first { $0["stage"] as? String == "pre" }?["outbox"] as? String)
+        for tune in pipeJobs where tune["stage"] as? String == "tune" {
+            let id = try #require(tune["id"] as? Int)
+            let log = try String(contentsOfFile: d.state + "/runs/\(id)/stdout.log", encoding: .utf8)
+            #expect(log.contains("initialized the weights from @pre (\(pre)/checkpoint)"), "\(log.prefix(2000))")
+        }
+        try d.waitFor("both summaries") { _ in
+            FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv")
+                && FileManager.default.fileExists(atPath: d.state + "/outbox/summary-2-pipe/summary.csv")
+        }
+        #expect(d.stop().status == 0)
+    }
+
+    @Test func vldctlCancelReachesSlurm() throws {
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        try d.start()
+        try d.submitManifest("long", steps: 100_000, checkpointEvery: 1000)
+        try d.waitFor("the job to run on Slurm") { ($0.first?["step"] as? Int ?? 0) > 5 }
+        let slurmID = try #require(try d.jobs().first?["slurmJob"] as? String)
+        #expect(slurmState(slurmID) == "RUNNING")
+        let cancel = try d.ctl(["cancel", "1"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        try d.waitFor("the cancel") { states($0) == ["cancelled"] }
+        #expect(slurmState(slurmID) == "CANCELLED")
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("cancel requested") && show.stdout.contains("CANCELLED"), "\(show.stdout)")
+        #expect(d.log.contains("job cancelled on Slurm"))
+    }
+
+    @Test func aWorkerKilledOnSlurmIsRetriedAndResumesFromItsCheckpoint() throws {
+        let reference = DaemonHarness()
+        try reference.start()
+        try reference.submitManifest("k", steps: 400, checkpointEvery: 50)
+        try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
+        reference.stop()
+
+        let d = slurmHarness("max_failures = 4\n")
+        defer { cancelOnSlurm(d) }
+        // At least 8 s for 400 steps, so the kill lands between checkpoints however fast the machine.
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
+        try d.start()
+        try d.submitManifest("k", steps: 400, checkpointEvery: 50)
+        try d.waitFor("a checkpoint past step 100") { ($0.first?["step"] as? Int ?? 0) >= 120 }
+        let first = try #require(try d.jobs().first?["slurmJob"] as? String)
+        // Slurm turns a KILL of the job into its cancel sequence (SIGTERM, then SIGKILL after
+        // KillWait): the worker checkpoints, and vldd counts a cancel it did not ask for as a failure.
+        let kill = slurmCommand(["scancel", "--signal=KILL", first])
+        #expect(kill.status == 0, "\(kill.stderr)")
+        try d.waitFor("the second attempt past step 250", timeout: 120) {
+            ($0.first?["attempts"] as? Int) == 2 && ($0.first?["step"] as? Int ?? 0) >= 250
+        }
+        // SIGKILL to the worker itself (the batch shell execs it): no checkpoint on the way out.
+        let second = try #require(try d.jobs().first?["slurmJob"] as? String)
+        #expect(second != first)
+        let killBatch = slurmCommand(["scancel", "--batch", "--signal=KILL", second])
+        #expect(killBatch.status == 0, "\(killBatch.stderr)")
+        try d.waitFor("the retried run", timeout: 180) { states($0) == ["succeeded"] }
+        let job = try #require(try d.jobs().first)
+        #expect(job["attempts"] as? Int == 3 && job["failures"] as? Int == 2, "\(job)")
+        let third = try #require(job["slurmJob"] as? String)
+        let show = try d.ctl(["show", "1"])
+        #expect(
+            show.stdout.contains("cancelled on Slurm, not through vldd (Slurm job \(first) ended CANCELLED"),
+            "\(show.stdout)")
+        #expect(show.stdout.contains("Slurm job \(second) ended FAILED"), "\(show.stdout)")
+        #expect(show.stdout.contains("signal 9"), "\(show.stdout)")
+        #expect(show.stdout.contains("submitted to Slurm as job \(third)"), "\(show.stdout)")
+        let log = try String(contentsOfFile: d.state + "/runs/1/stdout.log", encoding: .utf8)
+        #expect(log.contains("resuming"), "\(log.suffix(1500))")
+        let a = try resultsWithoutTiming(reference.state + "/outbox/1-k")
+        let b = try resultsWithoutTiming(d.state + "/outbox/1-k")
+        #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
+    }
+
+    @Test func aDaemonRestartMidRunNeitherLosesNorRepeatsTheJob() throws {
+        let reference = DaemonHarness()
+        try reference.start()
+        try reference.submitManifest("r", steps: 400, checkpointEvery: 50)
+        try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
+        reference.stop()
+
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
+        try d.start()
+        try d.submitManifest("r", steps: 400, checkpointEvery: 50)
+        try d.waitFor("the job to run") { ($0.first?["step"] as? Int ?? 0) >= 40 }
+        let slurmID = try #require(try d.jobs().first?["slurmJob"] as? String)
+        // A clean stop leaves the Slurm job running; the next daemon follows it.
+        #expect(d.stop().status == 0)
+        #expect(d.log.contains("jobs left running on Slurm"))
+        #expect(slurmState(slurmID) == "RUNNING")
+        try d.start()
+        let stepBefore = try d.jobs().first?["step"] as? Int ?? 0
+        try d.waitFor("progress followed after the restart") {
+            ($0.first?["step"] as? Int ?? 0) > stepBefore && states($0) == ["running"]
+        }
+        // A crash, and the job ends while no daemon runs.
+        d.stop(SIGKILL)
+        let deadline = Date().addingTimeInterval(120)
+        while slurmState(slurmID) != "COMPLETED" && Date() < deadline { usleep(200_000) }
+        #expect(slurmState(slurmID) == "COMPLETED")
+        try d.start()
+        try d.waitFor("the job's success") { states($0) == ["succeeded"] }
+        let job = try #require(try d.jobs().first)
+        #expect(job["attempts"] as? Int == 1 && job["slurmJob"] as? String == slurmID, "\(job)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d.state + "/outbox") == ["1-r"])
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("followed again by daemon boot 2"), "\(show.stdout)")
+        #expect(show.stdout.contains("followed again by daemon boot 3"), "\(show.stdout)")
+        #expect(!show.stdout.contains("requeued"), "\(show.stdout)")
+        let a = try resultsWithoutTiming(reference.state + "/outbox/1-r")
+        let b = try resultsWithoutTiming(d.state + "/outbox/1-r")
+        #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
+    }
+
+    /// slurmctld stopped with SIGSTOP: the controller neither answers nor refuses. Needs root and
+    /// a controller on this machine (scripts/slurm-local).
+    @Test(
+        .enabled(
+            if: getuid() == 0 && !slurmCommand(["pgrep", "-x", "slurmctld"]).stdout.isEmpty,
+            "needs root and slurmctld on this machine"))
+    func aControllerThatDoesNotAnswerStallsNothing() throws {
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        try d.start()
+        let pid = try #require(Int32(slurmCommand(["pgrep", "-x", "slurmctld"]).stdout.split(separator: "\n")[0]))
+        kill(pid, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { kill(pid, SIGCONT) } }
+        try d.submitManifest("s", steps: 10)
+        try d.waitFor("the daemon to notice", timeout: 60) { _ in d.log.contains("the controller does not answer") }
+        // The daemon still answers, and the job waits in the queue without a failure.
+        let t0 = Date()
+        let job = try #require(try d.jobs().first)
+        #expect(Date().timeIntervalSince(t0) < 5)
+        #expect(job["state"] as? String == "queued" && job["failures"] as? Int == 0, "\(job)")
+        kill(pid, SIGCONT)
+        resumed = true
+        try d.waitFor("the job once Slurm answers", timeout: 120) { states($0) == ["succeeded"] }
+        #expect(d.log.contains("the controller answers again"))
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("it waits until Slurm answers"), "\(show.stdout)")
+    }
+}
