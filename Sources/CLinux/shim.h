@@ -92,3 +92,13 @@ static inline int clinux_accept_cloexec(int fd) { return accept4(fd, NULL, NULL,
 /// prctl(PR_SET_PDEATHSIG): the kernel sends `signo` to this process when its parent dies (a
 /// worker checkpoints and stops when vldd is killed, instead of running on as an orphan).
 static inline int clinux_set_parent_death_signal(int signo) { return prctl(PR_SET_PDEATHSIG, (unsigned long)signo); }
+
+#include <sys/vfs.h>
+
+/// The statfs(2) magic number of the file system holding `path` (0 with errno set on failure):
+/// `vldctl doctor` tells a shared state tree (NFS, Lustre, ...) from a local one.
+static inline unsigned long clinux_fs_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return 0;
+    return (unsigned long)fs.f_type;
+}

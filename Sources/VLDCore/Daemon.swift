@@ -121,6 +121,11 @@ public final class Daemon {
         control = server
         server.start()
 
+        if config.executor == .slurm {
+            for check in SlurmCheck.run(config: config) where check.level != .ok {
+                log.warning("slurm: \(check.message)", ["fix": check.fix])
+            }
+        }
         spool.pruneRejected(reload: false)
         let first = spool.rescan()
         lastRescan = Date()

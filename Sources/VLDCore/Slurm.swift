@@ -137,7 +137,8 @@ public struct SlurmClient: Sendable {
         let r = Self.run(argv, timeout: timeoutSeconds)
         if r.timedOut {
             throw SlurmError(
-                message: "\(argv[0]) did not answer within \(Int(timeoutSeconds)) s", unreachable: true)
+                message: "\(argv[0]) did not answer within \(String(format: "%g", timeoutSeconds)) s", unreachable: true
+            )
         }
         guard r.status == 0 else {
             let said = r.stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -168,6 +168,14 @@ extension Supervisor {
             guard let run = running[id]?.slurm else { continue }
             let info = states[run.id]
             if let info, !info.isTerminal {
+                if info.state.hasPrefix("REQUEUE") || (info.state == "PENDING" && run.state != "PENDING") {
+                    // Slurm requeued the job itself (a node failure, preemption with requeue): the
+                    // next run's events decide; what the last run said no longer does.
+                    running[id]?.stopped = false
+                    running[id]?.published = nil
+                    running[id]?.lastError = nil
+                    running[id]?.retryable = nil
+                }
                 if info.state != run.state || info.reason != run.reason {
                     running[id]?.slurm?.state = info.state
                     running[id]?.slurm?.reason = info.reason

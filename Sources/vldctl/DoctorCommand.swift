@@ -11,7 +11,7 @@ enum DoctorCommand {
     static func run(_ args: [String]) throws -> Int32 {
         if DaemonCommands.help(
             args,
-            "usage: vldctl doctor\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and prints each problem with its fix. Exit 1 if any check fails."
+            "usage: vldctl doctor\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and with executor = slurm the cluster (commands, controller, partition, a state\ntree the nodes can see), and prints each problem with its fix. Exit 1 if any check fails."
         ) {
             return 0
         }
@@ -120,6 +120,15 @@ enum DoctorCommand {
                     "free some space; checkpoints and outboxes need room")
             } else {
                 ok(String(format: "%.1f GiB free under the state tree", free))
+            }
+        }
+        if config.executor == .slurm {
+            for check in SlurmCheck.run(config: config) {
+                switch check.level {
+                case .ok: ok(check.message)
+                case .warn: warn(check.message, check.fix)
+                case .fail: bad(check.message, check.fix)
+                }
             }
         }
         print(problems == 0 ? "\nno problems found" : "\n\(problems) problem(s) found")

@@ -32,6 +32,19 @@ struct ConfigTests {
         ("rescan_seconds = nan", "c:1: rescan_seconds must be a number of seconds, got \"nan\""),
         ("threads_per_job = 8\nmax_threads = 4", "c:1: threads_per_job (8) exceeds max_threads (4)"),
         ("submit_group = a b", "c:1: submit_group must be a group name, got \"a b\""),
+        ("executor = pbs", "c:1: executor must be local or slurm, got \"pbs\""),
+        ("slurm_partition = a;b", "c:1: slurm_partition must be a Slurm name (letters, digits, _ - . ,), got \"a;b\""),
+        (
+            "slurm_time_limit = 4h",
+            "c:1: slurm_time_limit must be minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S, got \"4h\""
+        ),
+        ("slurm_time_limit = 1:2:3:4", "c:1: slurm_time_limit must be minutes"),
+        (
+            "slurm_extra_args = --qos=x ; rm",
+            "c:1: slurm_extra_args holds \";\"; expected sbatch options, each starting with -"
+        ),
+        ("slurm_vldd = vldd", "c:1: slurm_vldd must be an absolute path, got \"vldd\""),
+        ("slurm_poll_seconds = 0", "c:1: slurm_poll_seconds must be in 0.2...3600.0 seconds, got 0"),
     ])
     func errorsNameTheLine(text: String, expected: String) {
         do {
@@ -40,6 +53,65 @@ struct ConfigTests {
         } catch {
             #expect("\(error)".hasPrefix(expected), "\(error)")
         }
+    }
+
+    @Test func slurmSettingsParse() throws {
+        let config = try DaemonConfig.parse(
+            """
+            executor = slurm
+            slurm_partition = gpu-a,cpu
+            slurm_account = lab_1
+            slurm_time_limit = 2-04:00:00
+            slurm_extra_args = --qos=long  --constraint=avx512
+            slurm_max_jobs = 12
+            slurm_poll_seconds = 0.5
+            slurm_vldd = /opt/vld/vldd
+            """, file: "c")
+        #expect(config.executor == .slurm && config.slurm.partition == "gpu-a,cpu" && config.slurm.account == "lab_1")
+        #expect(config.slurm.timeLimit == "2-04:00:00" && config.slurm.maxJobs == 12 && config.slurm.pollSeconds == 0.5)
+        #expect(config.slurm.extraArguments == ["--qos=long", "--constraint=avx512"])
+        #expect(config.slurm.vldd == "/opt/vld/vldd")
+        for limit in ["30", "30:00", "4:00:00", "2-0", "2-4:30", "1-00:00:00", "UNLIMITED"] {
+            #expect(SlurmSettings.isTimeLimit(limit), "\(limit)")
+        }
+        for limit in ["", "-1", "1-", "a", "1:2:3:4", "1-2-3", "1:-2"] {
+            #expect(!SlurmSettings.isTimeLimit(limit), "\(limit)")
+        }
+        // The executor is the running daemon's until it restarts; the Slurm settings reload.
+        let next = try DaemonConfig.parse("executor = local", file: "c").reloadable(
+            from: DaemonConfig.parse("executor = slurm\nslurm_max_jobs = 3", file: "c"))
+        #expect(next.executor == .local && next.slurm.maxJobs == 3)
+    }
+
+    @Test func slurmCommandsAreTimedAndTheirAnswersRead() throws {
+        // A command past its limit is killed and reported as unreachable, in about the limit.
+        let t0 = Date()
+        let slow = SlurmClient.run(["sleep", "5"], timeout: 0.3)
+        #expect(slow.timedOut && slow.status == nil && Date().timeIntervalSince(t0) < 3)
+        let client = SlurmClient(timeoutSeconds: 0.3)
+        #expect(throws: SlurmError(message: "sleep did not answer within 0.3 s", unreachable: true)) {
+            _ = try client.call(["sleep", "5"])
+        }
+        // A missing command is unreachable too; a refusal carries the command's message.
+        #expect((try? client.call(["vld-no-such-command"])) == nil)
+        do {
+            _ = try client.call(["sh", "-c", "echo 'sbatch: error: Invalid partition name specified' >&2; exit 1"])
+            Issue.record("accepted")
+        } catch let e as SlurmError {
+            #expect(
+                !e.unreachable && e.message == "sh failed (exit 1): sbatch: error: Invalid partition name specified")
+        }
+        do {
+            _ = try client.call([
+                "sh", "-c", "echo 'error: Unable to contact slurm controller (connect failure)' >&2; exit 1",
+            ])
+            Issue.record("accepted")
+        } catch let e as SlurmError { #expect(e.unreachable) }
+        #expect(try client.call(["printf", "a\\nb"]) == "a\nb")
+        #expect(SlurmClient.exitStatus("75:0") == (75, nil) && SlurmClient.exitStatus("0:9") == (nil, 9))
+        #expect(SlurmClient.exitStatus("x") == (nil, nil))
+        #expect(Supervisor.slurmJobName(stateRoot: "/var/lib/vldd", job: 17).hasPrefix("vld-"))
+        #expect(Supervisor.slurmJobName(stateRoot: "/a", job: 1) != Supervisor.slurmJobName(stateRoot: "/b", job: 1))
     }
 
     @Test func reloadKeepsThePathsOfTheRunningConfig() throws {
