@@ -40,6 +40,7 @@ done
 install -m 0644 packaging/debian/copyright "$doc/copyright"
 gzip -9n < packaging/debian/changelog > "$doc/changelog.Debian.gz"
 install -m 0644 examples/*.json "$doc/examples/"
+install -m 0644 packaging/slurm-override.conf "$doc/slurm-override.conf"
 install -D -m 0644 packaging/lintian/vldd "$stage/usr/share/lintian/overrides/vldd"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$stage/DEBIAN/"
 echo /etc/vldd/vldd.conf > "$stage/DEBIAN/conffiles"

@@ -370,6 +370,9 @@ enum DaemonCommands {
             "vldd \(shown(r["version"])) pid \(r["pid"]?.intValue ?? 0), up \(shortDuration(r["uptimeSeconds"]?.doubleValue))"
         )
         print("state \(shown(r["state"])), config \(shown(r["config"])), submit group \(shown(r["submitGroup"]))")
+        if r["executor"]?.stringValue == "slurm" {
+            print("executor slurm: each job runs as a Slurm job ('vldctl show ID' gives its Slurm id)")
+        }
         print(
             "workers \(r["workers"]?.intValue ?? 0), threads \(r["totalThreads"]?.intValue ?? 0) (\(r["threadsPerJob"]?.intValue ?? 0) per job by default), SQLite \(shown(r["sqlite"]))"
         )

@@ -116,46 +116,56 @@ struct SlurmTests {
         #expect(d.log.contains("job cancelled on Slurm"))
     }
 
-    @Test func aWorkerKilledOnSlurmIsRetriedAndResumesFromItsCheckpoint() throws {
+    @Test func aWorkerStoppedOrKilledOnSlurmIsRetriedAndResumesFromItsCheckpoint() throws {
         let reference = DaemonHarness()
         try reference.start()
-        try reference.submitManifest("k", steps: 400, checkpointEvery: 50)
+        try reference.submitManifest("k", steps: 600, checkpointEvery: 50)
         try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
         reference.stop()
 
         let d = slurmHarness("max_failures = 4\n")
         defer { cancelOnSlurm(d) }
-        // At least 8 s for 400 steps, so the kill lands between checkpoints however fast the machine.
+        // At least 12 s for 600 steps, so each signal lands between checkpoints however fast the machine.
         d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
         try d.start()
-        try d.submitManifest("k", steps: 400, checkpointEvery: 50)
-        try d.waitFor("a checkpoint past step 100") { ($0.first?["step"] as? Int ?? 0) >= 120 }
-        let first = try #require(try d.jobs().first?["slurmJob"] as? String)
+        try d.submitManifest("k", steps: 600, checkpointEvery: 50)
+        func slurmJob() throws -> String { try #require(try d.jobs().first?["slurmJob"] as? String) }
+        func waitForAttempt(_ n: Int, pastStep step: Int) throws {
+            try d.waitFor("attempt \(n) past step \(step)", timeout: 120) {
+                ($0.first?["attempts"] as? Int) == n && ($0.first?["step"] as? Int ?? 0) >= step
+            }
+        }
+        // SIGTERM to the worker alone, as Slurm sends before a time limit or a preemption
+        // (--signal=B:TERM): it checkpoints and exits 75; queued again without a failure.
+        try waitForAttempt(1, pastStep: 120)
+        let first = try slurmJob()
+        #expect(slurmCommand(["scancel", "--batch", "--signal=TERM", first]).status == 0)
         // Slurm turns a KILL of the job into its cancel sequence (SIGTERM, then SIGKILL after
         // KillWait): the worker checkpoints, and vldd counts a cancel it did not ask for as a failure.
-        let kill = slurmCommand(["scancel", "--signal=KILL", first])
-        #expect(kill.status == 0, "\(kill.stderr)")
-        try d.waitFor("the second attempt past step 250", timeout: 120) {
-            ($0.first?["attempts"] as? Int) == 2 && ($0.first?["step"] as? Int ?? 0) >= 250
-        }
-        // SIGKILL to the worker itself (the batch shell execs it): no checkpoint on the way out.
-        let second = try #require(try d.jobs().first?["slurmJob"] as? String)
+        try waitForAttempt(2, pastStep: 250)
+        let second = try slurmJob()
         #expect(second != first)
-        let killBatch = slurmCommand(["scancel", "--batch", "--signal=KILL", second])
-        #expect(killBatch.status == 0, "\(killBatch.stderr)")
+        let kill = slurmCommand(["scancel", "--signal=KILL", second])
+        #expect(kill.status == 0, "\(kill.stderr)")
+        // SIGKILL to the worker itself (the batch shell execs it): no checkpoint on the way out.
+        try waitForAttempt(3, pastStep: 380)
+        let third = try slurmJob()
+        #expect(slurmCommand(["scancel", "--batch", "--signal=KILL", third]).status == 0)
         try d.waitFor("the retried run", timeout: 180) { states($0) == ["succeeded"] }
         let job = try #require(try d.jobs().first)
-        #expect(job["attempts"] as? Int == 3 && job["failures"] as? Int == 2, "\(job)")
-        let third = try #require(job["slurmJob"] as? String)
+        #expect(job["attempts"] as? Int == 4 && job["failures"] as? Int == 2, "\(job)")
+        let fourth = try slurmJob()
         let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("stopped after a checkpoint (Slurm job \(first) ended FAILED)"), "\(show.stdout)")
         #expect(
-            show.stdout.contains("cancelled on Slurm, not through vldd (Slurm job \(first) ended CANCELLED"),
+            show.stdout.contains("cancelled on Slurm, not through vldd (Slurm job \(second) ended CANCELLED"),
             "\(show.stdout)")
-        #expect(show.stdout.contains("Slurm job \(second) ended FAILED"), "\(show.stdout)")
-        #expect(show.stdout.contains("signal 9"), "\(show.stdout)")
-        #expect(show.stdout.contains("submitted to Slurm as job \(third)"), "\(show.stdout)")
+        #expect(
+            show.stdout.contains("Slurm job \(third) ended FAILED") && show.stdout.contains("signal 9"),
+            "\(show.stdout)")
+        #expect(show.stdout.contains("submitted to Slurm as job \(fourth)"), "\(show.stdout)")
         let log = try String(contentsOfFile: d.state + "/runs/1/stdout.log", encoding: .utf8)
-        #expect(log.contains("resuming"), "\(log.suffix(1500))")
+        #expect(log.components(separatedBy: "resuming at step").count - 1 == 3, "\(log.suffix(3000))")
         let a = try resultsWithoutTiming(reference.state + "/outbox/1-k")
         let b = try resultsWithoutTiming(d.state + "/outbox/1-k")
         #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
