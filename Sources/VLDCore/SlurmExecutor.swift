@@ -137,6 +137,8 @@ extension Supervisor {
         arguments += config.slurm.extraArguments
         let id = try slurmClient.submit(script: scriptPath, arguments: arguments)
         slurmAnswered()
+        // Fault injection for the tests: a crash after sbatch answered and before the id is recorded.
+        if ProcessInfo.processInfo.environment["VLDD_FAULT"] == "exit-after-sbatch" { _exit(99) }
         try? queue.setSlurmJob(job.id, slurmJobID: id, detail: "submitted to Slurm as job \(id)")
         running[job.id] = Running(
             job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds, slurm: SlurmRun(id: id, events: events))

@@ -213,6 +213,32 @@ struct SlurmTests {
         #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
     }
 
+    @Test func aCrashBeforeTheSlurmIdIsRecordedIsFoundByTheJobsName() throws {
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        d.environment["VLDD_FAULT"] = "exit-after-sbatch"
+        try d.start()
+        try d.submitManifest("c", steps: 20)
+        d.process?.waitUntilExit()
+        #expect(d.process?.terminationStatus == 99)
+        d.environment = [:]
+        try d.start()
+        try d.waitFor("the job") { states($0) == ["succeeded"] }
+        let job = try #require(try d.jobs().first)
+        let slurmID = try #require(job["slurmJob"] as? String)
+        #expect(job["attempts"] as? Int == 1, "\(job)")
+        let show = try d.ctl(["show", "1"])
+        #expect(
+            show.stdout.contains("found on Slurm by name vld-") && show.stdout.contains("as job \(slurmID)"),
+            "\(show.stdout)")
+        // One Slurm job ran under the job's name: nothing was submitted twice.
+        let name = try #require(
+            slurmCommand(["squeue", "-h", "--states=all", "-j", slurmID, "-o", "%j"]).stdout
+                .split(separator: "\n").first.map(String.init))
+        let runs = slurmCommand(["squeue", "-h", "--states=all", "--name", name, "-o", "%i"]).stdout
+        #expect(runs.split(separator: "\n").count == 1, "\(runs)")
+    }
+
     /// slurmctld stopped with SIGSTOP: the controller neither answers nor refuses. Needs root and
     /// a controller on this machine (scripts/slurm-local).
     @Test(
