@@ -73,15 +73,8 @@ public struct SlurmClient: Sendable {
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        initChildAttributes(&attributes, ownProcessGroup: false)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let rc = withCStrings(argv) { args in
             posix_spawnp(&pid, argv[0], &actions, &attributes, args, Glibc.environ)

@@ -153,17 +153,8 @@ public final class Supervisor {
         clinux_spawn_addchdir(&actions, runDir)
 
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        initChildAttributes(&attributes, ownProcessGroup: true)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let args = [executable, "worker", "--job", "\(job.id)", "--state", tree.root, "--nice", "\(config.workerNice)"]
         let env = workerEnvironment(job, runDirectory: runDir)
@@ -424,6 +415,25 @@ public final class Supervisor {
             }
         }
     }
+}
+
+/// Initialises spawn attributes for a child of the daemon: an empty signal mask and default
+/// dispositions (the daemon's own blocked and caught signals are not the child's), and, for a
+/// worker, its own process group (so that a stop reaches everything it started).
+func initChildAttributes(_ attributes: inout posix_spawnattr_t, ownProcessGroup: Bool) {
+    posix_spawnattr_init(&attributes)
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var defaults = sigset_t()
+    sigfillset(&defaults)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+    if ownProcessGroup {
+        posix_spawnattr_setpgroup(&attributes, 0)
+        flags |= POSIX_SPAWN_SETPGROUP
+    }
+    posix_spawnattr_setflags(&attributes, Int16(flags))
 }
 
 /// Calls `body` with a NULL-terminated C array of the strings.

@@ -312,12 +312,7 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         let file = scratch().appendingPathComponent("k.json").path
         try quickManifest(name: "k", steps: 400, checkpointEvery: 50).write(
             toFile: file, atomically: true, encoding: .utf8)
-
-        let reference = DaemonHarness()
-        try reference.start()
-        #expect(try reference.ctl(["submit", file]).status == 0)
-        try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
-        reference.stop()
+        let expected = try uninterruptedResults("k", steps: 400)
 
         let d = DaemonHarness()
         // At least 8 s for 400 steps, so the kill lands between checkpoints however fast the machine.
@@ -334,9 +329,8 @@ func resultsWithoutTiming(_ path: String) throws -> [String: Any] {
         #expect(show.stdout.contains("requeued to resume from its last checkpoint"), "\(show.stdout)")
         let log = try String(contentsOfFile: d.state + "/runs/1/stdout.log", encoding: .utf8)
         #expect(log.contains("resuming"), "\(log.suffix(1500))")
-        let a = try resultsWithoutTiming(reference.state + "/outbox/1-k")
-        let b = try resultsWithoutTiming(d.state + "/outbox/1-k")
-        #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
+        let got = try resultsWithoutTiming(d.state + "/outbox/1-k")
+        #expect(NSDictionary(dictionary: expected).isEqual(to: got), "\(expected) vs \(got)")
     }
 
     @Test func sigtermRequeuesTheRunningJobAndExitsInTime() throws {

@@ -49,6 +49,17 @@ func resultsByName(_ d: DaemonHarness) throws -> [String: NSDictionary] {
     return out
 }
 
+/// results.json (without timing) of `quickManifest(name:steps:checkpointEvery: 50)` run without
+/// interruption by a local daemon: what a resumed run must reproduce.
+func uninterruptedResults(_ name: String, steps: Int) throws -> [String: Any] {
+    let reference = DaemonHarness()
+    try reference.start()
+    try reference.submitManifest(name, steps: steps, checkpointEvery: 50)
+    try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
+    reference.stop()
+    return try resultsWithoutTiming(reference.state + "/outbox/1-\(name)")
+}
+
 @Suite(
     .serialized,
     .enabled(if: slurmAnswers, "no Slurm cluster answers here (scripts/slurm-local up starts a one-node one)"))
@@ -117,11 +128,7 @@ struct SlurmTests {
     }
 
     @Test func aWorkerStoppedOrKilledOnSlurmIsRetriedAndResumesFromItsCheckpoint() throws {
-        let reference = DaemonHarness()
-        try reference.start()
-        try reference.submitManifest("k", steps: 600, checkpointEvery: 50)
-        try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
-        reference.stop()
+        let expected = try uninterruptedResults("k", steps: 600)
 
         let d = slurmHarness("max_failures = 4\n")
         defer { cancelOnSlurm(d) }
@@ -166,17 +173,12 @@ struct SlurmTests {
         #expect(show.stdout.contains("submitted to Slurm as job \(fourth)"), "\(show.stdout)")
         let log = try String(contentsOfFile: d.state + "/runs/1/stdout.log", encoding: .utf8)
         #expect(log.components(separatedBy: "resuming at step").count - 1 == 3, "\(log.suffix(3000))")
-        let a = try resultsWithoutTiming(reference.state + "/outbox/1-k")
-        let b = try resultsWithoutTiming(d.state + "/outbox/1-k")
-        #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
+        let got = try resultsWithoutTiming(d.state + "/outbox/1-k")
+        #expect(NSDictionary(dictionary: expected).isEqual(to: got), "\(expected) vs \(got)")
     }
 
     @Test func aDaemonRestartMidRunNeitherLosesNorRepeatsTheJob() throws {
-        let reference = DaemonHarness()
-        try reference.start()
-        try reference.submitManifest("r", steps: 400, checkpointEvery: 50)
-        try reference.waitFor("the reference run") { states($0) == ["succeeded"] }
-        reference.stop()
+        let expected = try uninterruptedResults("r", steps: 400)
 
         let d = slurmHarness()
         defer { cancelOnSlurm(d) }
@@ -208,9 +210,8 @@ struct SlurmTests {
         #expect(show.stdout.contains("followed again by daemon boot 2"), "\(show.stdout)")
         #expect(show.stdout.contains("followed again by daemon boot 3"), "\(show.stdout)")
         #expect(!show.stdout.contains("requeued"), "\(show.stdout)")
-        let a = try resultsWithoutTiming(reference.state + "/outbox/1-r")
-        let b = try resultsWithoutTiming(d.state + "/outbox/1-r")
-        #expect(NSDictionary(dictionary: a).isEqual(to: b), "\(a) vs \(b)")
+        let got = try resultsWithoutTiming(d.state + "/outbox/1-r")
+        #expect(NSDictionary(dictionary: expected).isEqual(to: got), "\(expected) vs \(got)")
     }
 
     @Test func aCrashBeforeTheSlurmIdIsRecordedIsFoundByTheJobsName() throws {
