@@ -135,7 +135,8 @@ enum DaemonCommands {
             Lists jobs, newest first: ID, NAME, KIND, STATE, PROGRESS, ETA, LOSS, AGE. By default everything
             not finished plus what finished in the last day; --all for everything. States: queued, held,
             running, cancelling, succeeded, failed, cancelled. A job of a pipeline stage that waits for the
-            jobs of the stages it needs shows them: "queued (needs 3,4)".
+            jobs of the stages it needs shows them: "queued (needs 3,4)"; a job Slurm has not started yet
+            (executor = slurm) is "running (pending on Slurm)".
             """)
         {
             return 0
@@ -183,6 +184,9 @@ enum DaemonCommands {
                 let needs = job["waitingFor"]?.arrayValue?.compactMap({ $0.intValue }), !needs.isEmpty
             {
                 stateText += " (needs \(needs.map(String.init).joined(separator: ",")))"
+            }
+            if state == "running", job["slurmState"]?.stringValue?.hasPrefix("PENDING") == true {
+                stateText += " (pending on Slurm)"
             }
             return [
                 "\(job["id"]?.intValue ?? 0)", shown(job["name"]), shown(job["kind"]), stateText, progress, eta, loss,

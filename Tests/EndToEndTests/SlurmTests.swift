@@ -214,6 +214,35 @@ struct SlurmTests {
         #expect(NSDictionary(dictionary: expected).isEqual(to: got), "\(expected) vs \(got)")
     }
 
+    @Test func aPendingJobAndARefusedOneAreShownWithSlurmsReasons() throws {
+        // --hold from slurm_extra_args: Slurm keeps the job pending until it is released.
+        let d = slurmHarness("slurm_extra_args = --hold\n")
+        defer { cancelOnSlurm(d) }
+        try d.start()
+        try d.submitManifest("p", steps: 10)
+        try d.waitFor("Slurm's pending reason") { ($0.first?["slurmState"] as? String) == "PENDING (JobHeldUser)" }
+        let ls = try d.ctl(["ls"])
+        #expect(ls.stdout.contains("running (pending on Slurm)"), "\(ls.stdout)")
+        let slurmID = try #require(try d.jobs().first?["slurmJob"] as? String)
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("slurm job      \(slurmID) (PENDING (JobHeldUser))"), "\(show.stdout)")
+        #expect(slurmCommand(["scontrol", "release", slurmID]).status == 0)
+        try d.waitFor("the released job") { states($0) == ["succeeded"] }
+
+        // A partition Slurm does not have: sbatch refuses, and the job fails with its reason
+        // after max_failures (the daemon does not take a refusal for an unreachable controller).
+        let e = slurmHarness("slurm_partition = vld-no-such-partition\nmax_failures = 2\n")
+        try e.start()
+        try e.submitManifest("r", steps: 10)
+        try e.waitFor("the refusal") { states($0) == ["failed"] }
+        let job = try #require(try e.jobs().first)
+        let error = job["error"] as? String ?? ""
+        #expect(error.hasPrefix("Slurm did not accept the job: sbatch failed (exit 1)"), "\(error)")
+        #expect(error.lowercased().contains("invalid partition"), "\(error)")
+        #expect(job["failures"] as? Int == 2, "\(job)")
+        #expect(!e.log.contains("the controller does not answer"))
+    }
+
     @Test func aCrashBeforeTheSlurmIdIsRecordedIsFoundByTheJobsName() throws {
         let d = slurmHarness()
         defer { cancelOnSlurm(d) }
