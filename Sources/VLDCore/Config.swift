@@ -255,6 +255,11 @@ public struct DaemonConfig: Equatable, Sendable {
                     throw fail(
                         "slurm_extra_args holds \"\(bad.prefix(60))\"; expected sbatch options, each starting with -")
                 }
+                if let bad = parts.first(where: { SlurmSettings.reservedOption($0) }) {
+                    throw fail(
+                        "slurm_extra_args holds \(bad.prefix(60)), which vldd sets itself or relies on "
+                            + "(job name, output, directory, tasks, CPUs, memory, requeue, signal, cluster, arrays)")
+                }
                 config.slurm.extraArguments = parts
             case "slurm_max_jobs": config.slurm.maxJobs = try int(1...100_000)
             case "slurm_poll_seconds": config.slurm.pollSeconds = try seconds(0.2...3_600)
@@ -340,6 +345,23 @@ public struct SlurmSettings: Equatable, Sendable {
     public var vldd: String?
 
     public init() {}
+
+    /// sbatch options the executor sets or relies on: the job name (found by it after a crash),
+    /// the output and directory (the run directory), one task, the CPUs and memory (the manifest's
+    /// resources), requeue and the early signal, the cluster (squeue must see the job), arrays
+    /// (one job per vld job), and the waiting and parsable modes of sbatch itself.
+    static func reservedOption(_ option: String) -> Bool {
+        let name = option.split(separator: "=", maxSplits: 1).first.map(String.init) ?? option
+        let long: Set<String> = [
+            "--job-name", "--output", "--error", "--chdir", "--array", "--requeue", "--no-requeue", "--signal",
+            "--clusters", "--cluster", "--parsable", "--wrap", "--wait", "--open-mode", "--cpus-per-task", "--mem",
+            "--ntasks", "--nodes", "--input",
+        ]
+        if long.contains(name) { return true }
+        // Short forms, alone or with their value attached (-J name is two arguments; -Jname one).
+        return !option.hasPrefix("--")
+            && ["-J", "-o", "-e", "-D", "-a", "-M", "-W", "-c", "-n", "-N", "-i"].contains { option.hasPrefix($0) }
+    }
 
     /// Slurm's time formats: "minutes", "minutes:seconds", "hours:minutes:seconds",
     /// "days-hours", "days-hours:minutes", "days-hours:minutes:seconds", or UNLIMITED.

@@ -79,7 +79,7 @@ public final class Daemon {
         boot = try queue.startBoot(uuid: UUID().uuidString, pid: getpid(), version: VLD.version)
         // Jobs a previous daemon left on Slurm run on: follow them (or, with executor = local,
         // cancel them there) before the queue requeues what was left running here.
-        let onSlurm = try Supervisor.recoverSlurmJobs(queue: queue, boot: boot, config: config, tree: tree, log: log)
+        let onSlurm = try Supervisor.recoverSlurmJobs(queue: queue, boot: boot, config: config, log: log)
         let (requeued, cancelled) = try queue.reconcile(currentBoot: boot)
         if !requeued.isEmpty || !cancelled.isEmpty {
             log.notice(
@@ -89,6 +89,7 @@ public final class Daemon {
         spool = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: log)
         supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID)
         supervisor.adopt(onSlurm)
+        supervisor.keepAlive = { [unowned self] in heartbeat() }
         supervisor.onFinished = { [unowned self] job in
             if job.state.isTerminal { publishSummaryIfDone(manifest: job.manifestID) }
         }
@@ -339,7 +340,7 @@ public final class Daemon {
         while buffer.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
     }
 
-    private func heartbeat() {
+    func heartbeat() {
         let status = statusLine()
         if status != lastStatus {
             notifier.status(status)

@@ -7,9 +7,8 @@
 //
 // Formats read (Slurm 22.05, Debian 12's slurm-wlm):
 //   sbatch --parsable                        "<id>" or "<id>;<cluster>"
-//   squeue -h --states=all -j A,B -o %i|%T|%r "<id>|<STATE>|<reason>" per job the controller
-//                                             still holds (an unknown id is left out; a list of
-//                                             only unknown ids exits 1 "Invalid job id specified")
+//   squeue -h --me --states=all -o %i|%T|%r|%j   "<id>|<STATE>|<reason>|<name>" per job of this
+//                                             user the controller still holds (until MinJobAge)
 //   scontrol show job -o <id>                 one line of Key=Value, JobState= and ExitCode=code:signal
 //   sacct -n -X -P -j <id> -o JobIDRaw,State,ExitCode   "<id>|<STATE>[ by <uid>]|code:signal"
 
@@ -17,12 +16,29 @@ import CLinux
 import Foundation
 import VLDJSON
 
-/// Why a Slurm command failed. `unreachable`: the controller did not answer (or the command
-/// timed out, or is missing): nothing is known and everything is tried again later.
+/// Why a Slurm command failed.
 public struct SlurmError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The controller did not answer, the command timed out or could not be started: nothing
+        /// is known, and what was asked may or may not have happened.
+        case unreachable
+        /// The command could not be started (not installed): nothing happened.
+        case notRun
+        /// The controller answered "not now" (a submit limit of the user, account or QOS; busy):
+        /// asked again later, not a failure of the job.
+        case busy
+        /// The controller answered no (an unknown partition, a request no node can satisfy...).
+        case refused
+    }
     public var message: String
-    public var unreachable: Bool
+    public var kind: Kind
+    /// Slurm cannot be asked now (the daemon backs off).
+    public var unreachable: Bool { kind == .unreachable || kind == .notRun }
     public var description: String { message }
+    public init(message: String, kind: Kind) {
+        self.message = message
+        self.kind = kind
+    }
 }
 
 /// A Slurm job as its controller or its accounting reports it.
@@ -32,14 +48,21 @@ public struct SlurmJobInfo: Equatable, Sendable {
     public var reason: String?
     public var exitCode: Int?
     public var signal: Int?
+    /// The job's name (from `jobs(named:)`).
+    public var name: String?
 
     /// The states after which the job never runs again (a job Slurm requeues itself goes back to
-    /// PENDING instead).
+    /// PENDING instead; SPECIAL_EXIT is requeued and held, so not final).
     public static let terminalStates: Set<String> = [
         "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
-        "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED",
+        "OUT_OF_MEMORY", "REVOKED",
     ]
     public var isTerminal: Bool { Self.terminalStates.contains(state) }
+    /// Held by a user, an administrator or after a failed launch: it waits until released.
+    public var isHeld: Bool {
+        state == "SPECIAL_EXIT" || state.hasPrefix("REQUEUE_HOLD")
+            || (state == "PENDING" && (reason.map { $0.hasPrefix("JobHeld") || $0.contains("held") } ?? false))
+    }
 }
 
 public struct SlurmClient: Sendable {
@@ -99,7 +122,11 @@ public struct SlurmClient: Sendable {
             }
             var fds = open.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), Int32(min(1000, (deadline - now) / 1_000_000 + 1)))
-            if n < 0 && errno != EINTR { break }
+            if n < 0 && errno != EINTR {
+                // Cannot wait for its output: do not wait for the command either.
+                timedOut = true
+                break
+            }
             for f in fds where f.revents != 0 {
                 let slot = open.firstIndex(of: f.fd)!
                 var chunk = [UInt8](repeating: 0, count: 65536)
@@ -124,33 +151,44 @@ public struct SlurmClient: Sendable {
             timedOut: timedOut)
     }
 
-    /// Runs a command; a missing command, a timeout, or an answer that says the controller cannot
-    /// be reached is `unreachable`; any other non-zero exit is an error with Slurm's message.
+    /// Runs a command and returns its output; a timeout, a command that cannot be started, and
+    /// an answer that says the controller cannot be reached are `unreachable`, submit limits
+    /// `busy`, any other non-zero exit `refused`, each with Slurm's message.
     func call(_ argv: [String]) throws -> String {
         let r = Self.run(argv, timeout: timeoutSeconds)
         if r.timedOut {
             throw SlurmError(
-                message: "\(argv[0]) did not answer within \(String(format: "%g", timeoutSeconds)) s", unreachable: true
-            )
+                message: "\(argv[0]) did not answer within \(String(format: "%g", timeoutSeconds)) s",
+                kind: .unreachable)
         }
-        guard r.status == 0 else {
-            let said = r.stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }.joined(separator: "; ")
-            let message = "\(argv[0]) failed\(r.status.map { " (exit \($0))" } ?? ""): \(said.prefix(400))"
-            throw SlurmError(message: message, unreachable: r.status == nil || Self.unreachable(said))
+        let said = r.stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
+        guard let status = r.status else {
+            throw SlurmError(message: "\(argv[0]) could not be started: \(said.prefix(200))", kind: .notRun)
+        }
+        guard status == 0 else {
+            let kind: SlurmError.Kind = Self.unreachable(said) ? .unreachable : Self.busy(said) ? .busy : .refused
+            throw SlurmError(message: "\(argv[0]) failed (exit \(status)): \(said.prefix(400))", kind: kind)
         }
         return r.stdout
     }
 
-    /// Slurm's words for "the controller (or its accounting) did not answer".
+    /// Slurm's words for "the controller did not answer".
     static func unreachable(_ stderr: String) -> Bool {
         let s = stderr.lowercased()
         return [
             "unable to contact slurm controller", "socket timed out", "connection refused",
-            "communication connection failure",
-            "slurm_persist_conn_open", "unable to connect", "zero bytes were transmitted",
-            "munge", "slurmctld not responding", "slurm_receive_msg",
+            "communication connection failure", "unable to connect", "zero bytes were transmitted", "munge",
+            "slurmctld not responding", "slurm_receive_msg",
         ].contains { s.contains($0) }
+    }
+
+    /// Slurm's words for "not now": submit limits (QOSMaxSubmitJobPerUserLimit,
+    /// AssocMaxSubmitJobLimit, MaxSubmitJobs...) and a controller too busy to take the job.
+    static func busy(_ stderr: String) -> Bool {
+        let s = stderr.lowercased()
+        return ["maxsubmit", "submit limit", "temporarily unable", "resource temporarily unavailable", "try again"]
+            .contains { s.contains($0) }
     }
 
     // MARK: commands
@@ -160,38 +198,29 @@ public struct SlurmClient: Sendable {
         let out = try call(["sbatch", "--parsable"] + arguments + [script])
         let id = out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
         guard !id.isEmpty, id.allSatisfy({ $0.isNumber || $0 == "_" || $0 == "+" }) else {
+            // Whether a job was created is not known: as if the controller had not answered.
             throw SlurmError(
                 message: "sbatch answered \(DisplayText.quoted(String(out.prefix(200)))), not a job id",
-                unreachable: false)
+                kind: .unreachable)
         }
         return id
     }
 
-    /// The states of the jobs the controller still holds, by id (jobs it has forgotten are absent).
-    public func states(_ ids: [String]) throws -> [String: SlurmJobInfo] {
-        guard !ids.isEmpty else { return [:] }
+    /// The jobs of this user whose names start with `prefix` that the controller still holds
+    /// (ended ones too, until MinJobAge), by id.
+    public func jobs(named prefix: String) throws -> [String: SlurmJobInfo] {
         var result: [String: SlurmJobInfo] = [:]
-        // Long lists in chunks: one command line stays short.
-        for start in stride(from: 0, to: ids.count, by: 200) {
-            let chunk = ids[start..<min(ids.count, start + 200)]
-            let text: String
-            do {
-                text = try call(["squeue", "-h", "--states=all", "-j", chunk.joined(separator: ","), "-o", "%i|%T|%r"])
-            } catch let e as SlurmError where !e.unreachable && e.message.contains("Invalid job id") {
-                continue
-            }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-                guard f.count >= 2 else { continue }
-                let reason = f.count > 2 && f[2] != "None" && !f[2].isEmpty ? f[2] : nil
-                result[f[0]] = SlurmJobInfo(state: f[1], reason: reason)
-            }
+        for line in try call(["squeue", "-h", "--me", "--states=all", "-o", "%i|%T|%r|%j"]).split(separator: "\n") {
+            let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 4, f[3].hasPrefix(prefix) else { continue }
+            let reason = f[2] != "None" && !f[2].isEmpty ? f[2] : nil
+            result[f[0]] = SlurmJobInfo(state: f[1], reason: reason, name: f[3])
         }
         return result
     }
 
     /// One job with its exit status: from the controller while it holds the job, else from
-    /// accounting; nil when neither knows it.
+    /// accounting; nil when neither knows it. Throws only when the controller does not answer.
     public func detail(_ id: String) throws -> SlurmJobInfo? {
         do {
             let line = try call(["scontrol", "show", "job", "-o", id])
@@ -209,11 +238,10 @@ public struct SlurmClient: Sendable {
         } catch let e as SlurmError where !e.unreachable {
             // "Invalid job id specified": the controller forgot it; accounting may still know it.
         }
-        let text: String
-        do {
-            text = try call(["sacct", "-n", "-X", "-P", "-j", id, "-o", "JobIDRaw,State,ExitCode"])
-        } catch let e as SlurmError where !e.unreachable {
-            return nil  // no accounting on this cluster
+        // Accounting may be missing or down (slurmdbd): then nothing more is known of the job,
+        // which is not the controller being unreachable.
+        guard let text = try? call(["sacct", "-n", "-X", "-P", "-j", id, "-o", "JobIDRaw,State,ExitCode"]) else {
+            return nil
         }
         for line in text.split(separator: "\n") {
             let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
@@ -235,11 +263,5 @@ public struct SlurmClient: Sendable {
     /// Asks Slurm to end the job (SIGTERM to its steps and batch shell, SIGKILL after KillWait).
     public func cancel(_ id: String) throws {
         _ = try call(["scancel", id])
-    }
-
-    /// Jobs of this user named `name` that the controller holds and that have not ended.
-    public func find(name: String) throws -> [String] {
-        try call(["squeue", "-h", "--me", "--name", name, "-o", "%i"]).split(separator: "\n")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }

@@ -3,30 +3,41 @@
 // (intake, the queue, stages, retries, summaries, the outbox, vldctl) stays the daemon's.
 //
 // - Submission: runs/<id>/slurm-<attempt>.sh (the worker's environment and command line, no user
-//   text) goes to sbatch with --cpus-per-task and --mem from the manifest's resources,
-//   --time, --requeue, --signal=B:TERM@<job_stop_grace_seconds> (the batch shell execs the worker,
-//   so a preempted or timed-out worker gets SIGTERM early enough to checkpoint), --output
-//   runs/<id>/stdout.log, and the job name vld-<state key>-<id>, by which a restarted daemon finds
-//   a job whose id it never recorded. The Slurm id goes to the queue (`vldctl show`).
+//   text) goes to sbatch with --cpus-per-task and --mem from the manifest's resources, --time,
+//   --requeue, --signal=B:TERM@<job_stop_grace_seconds> (the batch shell execs the worker, so a
+//   worker about to reach its time limit gets SIGTERM early enough to checkpoint; at preemption
+//   Slurm's own SIGTERM reaches it the same way), --output runs/<id>/stdout.log, and the job name
+//   vld-<key>-<id>, the key being a hash of the queue database's first boot: each vldd database
+//   names its Slurm jobs apart. The Slurm id goes to the queue (`vldctl show`).
 // - Stages: a job is claimed only once the jobs it needs have succeeded (the queue's rule), so
 //   no --dependency is used: the dependent's job.json must name its need's published
 //   checkpoint, which exists only then.
 // - Progress crosses machines through the shared state tree: the worker appends its events
 //   (WorkerEvent.swift) to runs/<id>/events-<attempt>.jsonl and the daemon follows the file every
-//   turn of its loop. Slurm's state comes from squeue every slurm_poll_seconds; once it is
-//   final, scontrol (or sacct, after the controller forgot the job) gives the exit status.
-// - Ends follow the local rules: published and COMPLETED -> succeeded; a `stopped` event (a
-//   checkpoint after SIGTERM: preemption, the time limit) -> queued again without a failure;
-//   anything else (FAILED, TIMEOUT, NODE_FAIL, PREEMPTED, OUT_OF_MEMORY, a CANCELLED that
-//   vldd did not ask for) -> a failure retried with backoff up to max_failures, unless the
-//   worker said a retry cannot help. A retry is a new sbatch job that resumes from the
-//   checkpoint in runs/<id>/work/. `vldctl cancel` is scancel.
+//   turn of its loop. Every slurm_poll_seconds one `squeue --me` lists the jobs with the
+//   daemon's name prefix; for a job that ended or is no longer listed, scontrol (or sacct, once
+//   the controller forgot it) gives the exit status.
+// - Ends follow the local rules: published and COMPLETED -> succeeded; a checkpoint after SIGTERM
+//   (the `stopped` event, or exit 75: time limit, preemption) -> queued again without a failure;
+//   anything else (FAILED, TIMEOUT, NODE_FAIL, PREEMPTED, OUT_OF_MEMORY, a CANCELLED that vldd
+//   did not ask for) -> a failure retried with backoff up to max_failures, unless the worker said
+//   a retry cannot help. A retry is a new sbatch job that resumes from the checkpoint in
+//   runs/<id>/work/. Each run of the worker starts its events with `started`, which clears what
+//   an earlier run (a Slurm requeue) said. `vldctl cancel` is scancel.
+// - Never twice: an sbatch whose answer was lost (a timeout, an unreadable answer) may still have
+//   created the job, so the claim is kept and the job looked up by name once Slurm answers; only
+//   after two listings without it is the claim given back. A live Slurm job with the daemon's
+//   prefix that is not the one the daemon follows for its vld job (a submission found late) is
+//   cancelled.
 // - Slurm down: a command that times out or cannot reach the controller marks Slurm unreachable;
 //   the daemon then submits nothing and asks again after a backoff (5 s doubling to 5 min).
-//   Jobs in flight keep running on the nodes; their events files are still followed.
-// - Daemon stop: the Slurm jobs run on. A restart adopts every live job with a Slurm id (and
-//   finds by name any it claimed without recording one) instead of requeueing it, then learns
-//   how each ended from squeue/scontrol/sacct: nothing is lost or run twice.
+//   Jobs in flight keep running on the nodes; their events files are still followed. A submit
+//   limit ("not now") pauses submission for 30 s and gives the claim back. A refusal (an unknown
+//   partition...) is a failure of that job, with Slurm's message. Slurm commands in one turn of
+//   the loop stop after 5 s of submitting, and the watchdog is pinged between them.
+// - Daemon stop: the Slurm jobs run on. A restart follows every live job again (those whose
+//   Slurm id was never recorded are looked up by name) instead of requeueing it, then learns how
+//   each ended from squeue/scontrol/sacct.
 
 import Foundation
 import VLDExperiments
@@ -34,7 +45,8 @@ import VLDStore
 
 /// A job running as a Slurm job.
 struct SlurmRun {
-    var id: String
+    /// The Slurm job id; nil while it is not known whether sbatch created the job.
+    var id: String?
     /// runs/<job>/events-<attempt>.jsonl
     var events: String
     var offset: UInt64 = 0
@@ -42,13 +54,18 @@ struct SlurmRun {
     var reason: String?
     /// Polls in a row in which neither the controller nor accounting knew the job.
     var missing = 0
+    /// Listings that did not show a job whose submission is unknown.
+    var notFound = 0
+    var heldWarned = false
 }
 
 extension Supervisor {
-    /// The Slurm job name of a vld job: the state tree's key (two daemons on one cluster never
-    /// take each other's jobs) and the job id.
-    static func slurmJobName(stateRoot: String, job: Int) -> String {
-        "vld-\(SHA256.hex(Array(stateRoot.utf8)).prefix(8))-\(job)"
+    /// The prefix of this daemon's Slurm job names: "vld-" and 8 hex digits of the database's
+    /// first boot (two vldd databases on one cluster and user never take each other's jobs).
+    static func slurmNamePrefix(queue: JobQueue, fallback: String) -> String {
+        let first = (try? queue.db.query("SELECT boot_uuid FROM daemon_boots ORDER BY id LIMIT 1"))?.first?.string(
+            "boot_uuid")
+        return "vld-\(SHA256.hex(Array((first ?? fallback).utf8)).prefix(8))-"
     }
 
     var slurmReachable: Bool { Date() >= slurmRetryAt }
@@ -75,7 +92,10 @@ extension Supervisor {
 
     func dispatchToSlurm() -> [Int] {
         var started: [Int] = []
-        while running.count < config.slurm.maxJobs && slurmReachable {
+        let turn = Date()
+        while running.count < config.slurm.maxJobs && slurmReachable && Date() >= slurmSubmitRetryAt
+            && Date().timeIntervalSince(turn) < 5
+        {
             let job: JobRecord?
             do {
                 // Slurm schedules threads and memory; the daemon only caps the jobs in flight.
@@ -86,28 +106,54 @@ extension Supervisor {
                 break
             }
             guard let job else { break }
-            do {
-                try submitToSlurm(job)
-                started.append(job.id)
-            } catch let e as SlurmError where e.unreachable {
-                try? queue.unclaim(job.id, detail: "not submitted: \(e.message); it waits until Slurm answers")
-                slurmUnreachable(e)
-            } catch {
-                // Slurm refused the job (a partition it lacks, resources no node has...): a failure,
-                // retried with backoff, then failed with Slurm's reason.
-                log.error("slurm: the job was not accepted", ["job": job.id, "error": "\(error)"])
+            defer { keepAlive() }
+            let runDir: String
+            do { runDir = try prepare(job) } catch {
                 record(
                     job.id,
-                    .failed(
-                        error: "Slurm did not accept the job: \(error)", exitCode: nil, signal: nil, retryable: true))
+                    .failed(error: "cannot prepare the job: \(error)", exitCode: nil, signal: nil, retryable: true))
+                continue
+            }
+            let events = runDir + "/events-\(job.attempts).jsonl"
+            do {
+                try submitToSlurm(job, runDirectory: runDir, events: events)
+                started.append(job.id)
+            } catch let e as SlurmError {
+                switch e.kind {
+                case .unreachable:
+                    // The job may exist: follow it under an unknown id until a listing settles it.
+                    running[job.id] = Running(
+                        job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds,
+                        slurm: SlurmRun(id: nil, events: events))
+                    try? queue.setSlurmState(job.id, "submission unknown (\(e.message)); looked up by name")
+                    slurmUnreachable(e)
+                case .notRun:
+                    try? queue.unclaim(job.id, detail: "not submitted: \(e.message)")
+                    slurmUnreachable(e)
+                case .busy:
+                    try? queue.unclaim(job.id, detail: "not submitted: \(e.message); submitted again in 30 s")
+                    log.notice("slurm: a submit limit was reached; pausing submission for 30 s", ["error": e.message])
+                    slurmSubmitRetryAt = Date().addingTimeInterval(30)
+                case .refused:
+                    // Slurm refused the job (a partition it lacks, resources no node has...): a
+                    // failure, retried with backoff, then failed with Slurm's reason.
+                    log.error("slurm: the job was not accepted", ["job": job.id, "error": e.message])
+                    record(
+                        job.id,
+                        .failed(
+                            error: "Slurm did not accept the job: \(e.message)", exitCode: nil, signal: nil,
+                            retryable: true))
+                }
+            } catch {
+                record(
+                    job.id,
+                    .failed(error: "cannot submit the job: \(error)", exitCode: nil, signal: nil, retryable: true))
             }
         }
         return started
     }
 
-    private func submitToSlurm(_ job: JobRecord) throws {
-        let runDir = try prepare(job)
-        let events = runDir + "/events-\(job.attempts).jsonl"
+    private func submitToSlurm(_ job: JobRecord, runDirectory runDir: String, events: String) throws {
         let vldd = config.slurm.vldd ?? executable
         func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let environment = workerEnvironment(job, runDirectory: runDir).map { entry -> String in
@@ -125,7 +171,7 @@ extension Supervisor {
         let scriptPath = runDir + "/slurm-\(job.attempts).sh"
         try writeFileAtomically(Data(script.utf8), to: scriptPath, mode: 0o750)
         var arguments = [
-            "--job-name=\(Self.slurmJobName(stateRoot: tree.root, job: job.id))", "--chdir=\(runDir)",
+            "--job-name=\(slurmPrefix)\(job.id)", "--chdir=\(runDir)",
             "--output=\(runDir)/stdout.log", "--open-mode=append", "--nodes=1", "--ntasks=1",
             "--cpus-per-task=\(job.threads)", "--requeue",
             "--signal=B:TERM@\(Int(min(65535, max(1, config.jobStopGraceSeconds.rounded(.up)))))",
@@ -149,60 +195,123 @@ extension Supervisor {
 
     // MARK: following
 
-    /// Reads the workers' new events and, every slurm_poll_seconds, Slurm's states; records the
-    /// jobs that ended. Called on every turn of the daemon's loop.
+    /// Reads the workers' new events and, every slurm_poll_seconds, Slurm's list of the daemon's
+    /// jobs; settles unknown submissions, cancels strays, records the jobs that ended. Called on
+    /// every turn of the daemon's loop.
     public func followSlurm() {
-        let ids = running.filter { $0.value.slurm != nil }.map(\.key)
-        guard !ids.isEmpty else { return }
+        let ids = running.filter { $0.value.slurm != nil }.map(\.key).sorted()
         for id in ids { readEvents(id) }
-        guard Date() >= nextSlurmPoll, slurmReachable else { return }
+        guard !ids.isEmpty, Date() >= nextSlurmPoll, slurmReachable else { return }
         nextSlurmPoll = Date().addingTimeInterval(config.slurm.pollSeconds)
-        let slurmIDs = ids.compactMap { running[$0]?.slurm?.id }
-        let states: [String: SlurmJobInfo]
+        let listed: [String: SlurmJobInfo]
         do {
-            states = try slurmClient.states(slurmIDs)
+            listed = try slurmClient.jobs(named: slurmPrefix)
             slurmAnswered()
         } catch let e as SlurmError {
             if e.unreachable { slurmUnreachable(e) } else { log.warning("slurm: squeue failed", ["error": e.message]) }
             return
         } catch { return }
-        for id in ids.sorted() {
-            guard let run = running[id]?.slurm else { continue }
-            let info = states[run.id]
-            if let info, !info.isTerminal {
-                if info.state.hasPrefix("REQUEUE") || (info.state == "PENDING" && run.state != "PENDING") {
-                    // Slurm requeued the job itself (a node failure, preemption with requeue): the
-                    // next run's events decide; what the last run said no longer does.
-                    running[id]?.stopped = false
-                    running[id]?.published = nil
-                    running[id]?.lastError = nil
-                    running[id]?.retryable = nil
-                }
-                if info.state != run.state || info.reason != run.reason {
-                    running[id]?.slurm?.state = info.state
-                    running[id]?.slurm?.reason = info.reason
-                    try? queue.setSlurmState(id, info.state + (info.reason.map { " (\($0))" } ?? ""))
-                }
-                // Slurm holds the job: the daemon still knows where it is.
-                if running[id]?.beat == false { running[id]?.beat = true }
-                flushProgress(id, force: false)
+        keepAlive()
+        var byJob: [Int: [(id: String, info: SlurmJobInfo)]] = [:]
+        for (slurmID, info) in listed {
+            guard let job = info.name.flatMap({ Int($0.dropFirst(slurmPrefix.count)) }) else { continue }
+            byJob[job, default: []].append((slurmID, info))
+        }
+        settleUnknownSubmissions(ids, byJob)
+        cancelStrays(byJob)
+        for id in ids {
+            guard let run = running[id]?.slurm, let slurmID = run.id else { continue }
+            if let info = listed[slurmID], !info.isTerminal {
+                note(id, info)
                 continue
             }
             // Ended, or no longer in the controller's list: ask for the details.
             let detail: SlurmJobInfo?
-            do { detail = try slurmClient.detail(run.id) } catch let e as SlurmError {
-                if e.unreachable { slurmUnreachable(e) }
-                return
-            } catch { return }
+            do { detail = try slurmClient.detail(slurmID) } catch let e as SlurmError {
+                if e.unreachable {
+                    slurmUnreachable(e)
+                    return
+                }
+                continue
+            } catch { continue }
+            keepAlive()
             if let detail, detail.isTerminal {
                 finishOnSlurm(id, detail)
-            } else if detail == nil {
+            } else if let detail {
+                note(id, detail)
+            } else {
                 // Neither the controller nor accounting knows it (purged, no accounting): after
                 // three polls, decide from the worker's own events.
                 running[id]?.slurm?.missing += 1
                 if (running[id]?.slurm?.missing ?? 0) >= 3 { finishOnSlurm(id, nil) }
             }
         }
+    }
+
+    /// Records Slurm's state of a job that has not ended (its pending reason; a hold, once, as a
+    /// warning) and renews its lease.
+    private func note(_ id: Int, _ info: SlurmJobInfo) {
+        guard let run = running[id]?.slurm else { return }
+        if info.state != run.state || info.reason != run.reason {
+            running[id]?.slurm?.state = info.state
+            running[id]?.slurm?.reason = info.reason
+            try? queue.setSlurmState(id, info.state + (info.reason.map { " (\($0))" } ?? ""))
+        }
+        if info.isHeld && !run.heldWarned {
+            running[id]?.slurm?.heldWarned = true
+            log.warning(
+                "slurm: the job is held; it waits until released ('scontrol release') or cancelled ('vldctl cancel')",
+                ["job": id, "slurm_job": run.id, "state": info.state, "reason": info.reason])
+        }
+        running[id]?.slurm?.missing = 0
+        // Slurm holds the job: the daemon still knows where it is.
+        running[id]?.beat = true
+        flushProgress(id, force: false)
+    }
+
+    /// Jobs whose sbatch answer was lost: the listing shows the job (follow it) or, twice, does
+    /// not (it was never created: the claim goes back to the queue).
+    private func settleUnknownSubmissions(_ ids: [Int], _ byJob: [Int: [(id: String, info: SlurmJobInfo)]]) {
+        for id in ids where running[id]?.slurm != nil && running[id]?.slurm?.id == nil {
+            if let found = byJob[id]?.max(by: { (Int($0.id) ?? 0) < (Int($1.id) ?? 0) }) {
+                running[id]?.slurm?.id = found.id
+                try? queue.setSlurmJob(
+                    id, slurmJobID: found.id, detail: "found on Slurm by name \(slurmPrefix)\(id) as job \(found.id)")
+                log.notice("slurm: found a job whose submission was not confirmed", ["job": id, "slurm_job": found.id])
+                continue
+            }
+            running[id]?.slurm?.notFound += 1
+            guard (running[id]?.slurm?.notFound ?? 0) >= 2 else { continue }
+            running.removeValue(forKey: id)
+            try? queue.unclaim(id, detail: "Slurm has no job named \(slurmPrefix)\(id): it was not submitted")
+            log.notice("slurm: a submission that was not confirmed did not happen; queued again", ["job": id])
+        }
+    }
+
+    /// Cancels live Slurm jobs with the daemon's prefix that are not the ones it follows (a
+    /// submission whose answer was lost and that the controller made after all).
+    private func cancelStrays(_ byJob: [Int: [(id: String, info: SlurmJobInfo)]]) {
+        for (job, list) in byJob {
+            let followed = running[job]?.slurm
+            // A job still being looked up is settled first (settleUnknownSubmissions).
+            if let followed, followed.id == nil { continue }
+            for (slurmID, info) in list where !info.isTerminal && followed?.id != slurmID {
+                cancelStray(job, slurmID)
+            }
+        }
+    }
+
+    private func cancelStray(_ job: Int, _ slurmID: String) {
+        do {
+            try slurmClient.cancel(slurmID)
+            log.warning(
+                "slurm: cancelled a Slurm job of this daemon that it does not follow (a duplicate submission)",
+                ["job": job, "slurm_job": slurmID])
+        } catch {
+            log.warning(
+                "slurm: cannot cancel a stray Slurm job", ["job": job, "slurm_job": slurmID, "error": "\(error)"])
+        }
+        keepAlive()
     }
 
     /// Appends what the worker wrote to its events file since the last read.
@@ -234,18 +343,18 @@ extension Supervisor {
     private func finishOnSlurm(_ id: Int, _ info: SlurmJobInfo?) {
         readEvents(id)
         flushProgress(id, force: true)
-        guard let entry = running.removeValue(forKey: id), let run = entry.slurm else { return }
+        guard let entry = running.removeValue(forKey: id), let run = entry.slurm, let slurmID = run.id else { return }
         try? queue.setSlurmState(
             id,
             info.map {
                 $0.state + ($0.exitCode.map { " exit \($0)" } ?? "") + ($0.signal.map { " signal \($0)" } ?? "")
             } ?? "unknown to Slurm")
-        let ended = info.map { "Slurm job \(run.id) ended \($0.state)" } ?? "Slurm no longer knows job \(run.id)"
+        let ended = info.map { "Slurm job \(slurmID) ended \($0.state)" } ?? "Slurm no longer knows job \(slurmID)"
         let outcome: JobQueue.Outcome
         if let path = entry.published, info == nil || info?.state == "COMPLETED" {
             outcome = .succeeded(outbox: path)
-        } else if entry.stopped && info?.state != "CANCELLED" {
-            // Preemption or the time limit: the worker checkpointed on SIGTERM. Queued again
+        } else if (entry.stopped || info?.exitCode == Int(Worker.exitPreempted)) && info?.state != "CANCELLED" {
+            // The time limit or a preemption: the worker checkpointed on SIGTERM. Queued again
             // without a failure; the next attempt resumes.
             outcome = .preempted(detail: "stopped after a checkpoint (\(ended))")
         } else {
@@ -269,73 +378,71 @@ extension Supervisor {
     }
 
     /// scancel for a job whose cancel was requested (tried again on the next turns until Slurm
-    /// answers); the job is recorded cancelled once Slurm reports it ended.
+    /// answers; a job whose submission is unknown waits until it is found or given back); the
+    /// job is recorded cancelled once Slurm reports it ended.
     func cancelOnSlurm(_ id: Int) {
-        guard let run = running[id]?.slurm, slurmReachable else { return }
+        guard let slurmID = running[id]?.slurm?.id, slurmReachable else { return }
         do {
-            try slurmClient.cancel(run.id)
+            try slurmClient.cancel(slurmID)
             running[id]?.termSentAt = Date()
-            log.info("job cancelled on Slurm", ["job": id, "slurm_job": run.id])
+            log.info("job cancelled on Slurm", ["job": id, "slurm_job": slurmID])
         } catch let e as SlurmError where e.unreachable {
             slurmUnreachable(e)
         } catch {
-            log.warning("slurm: scancel failed", ["job": id, "slurm_job": run.id, "error": "\(error)"])
+            log.warning("slurm: scancel failed", ["job": id, "slurm_job": slurmID, "error": "\(error)"])
             running[id]?.termSentAt = Date()
         }
+        keepAlive()
     }
 
     // MARK: restarts
 
-    /// Follows the live jobs a previous daemon left on Slurm (after `recoverSlurmJobs`).
+    /// Follows the live jobs a previous daemon left (after `recoverSlurmJobs`); those without a
+    /// Slurm id are looked up by name.
     public func adopt(_ jobs: [JobRecord]) {
         for job in jobs {
-            guard let slurmID = job.slurmJobID else { continue }
             let events = tree.run(job.id) + "/events-\(job.attempts).jsonl"
             running[job.id] = Running(
                 job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds,
-                slurm: SlurmRun(id: slurmID, events: events))
+                slurm: SlurmRun(id: job.slurmJobID, events: events))
         }
         if !jobs.isEmpty {
             log.notice(
-                "slurm: following the jobs a previous daemon left on Slurm",
+                "slurm: following the jobs a previous daemon left",
                 ["jobs": jobs.map { "\($0.id)=\($0.slurmJobID ?? "?")" }.joined(separator: ",")])
         }
     }
 
     /// At daemon start, before the queue requeues what a previous daemon left running: with
-    /// `executor = slurm`, live jobs on Slurm become this boot's (a job claimed without a recorded
-    /// Slurm id is looked up by its job name); with `local`, they are cancelled on Slurm so that
-    /// the requeued job does not run twice. Returns the jobs to follow.
-    public static func recoverSlurmJobs(
-        queue: JobQueue, boot: Int, config: DaemonConfig, tree: StateTree, log: Logger
-    ) throws -> [JobRecord] {
-        let live = try queue.jobs(JobFilter(states: [.running, .cancelling]))
-        let client = SlurmClient()
+    /// `executor = slurm`, every live job becomes this boot's and is followed on Slurm (a job
+    /// claimed without a recorded Slurm id is looked up by its name); with `local`, live jobs with
+    /// a Slurm id are cancelled there so that the requeued job does not run twice. Returns the
+    /// jobs to follow.
+    public static func recoverSlurmJobs(queue: JobQueue, boot: Int, config: DaemonConfig, log: Logger) throws
+        -> [JobRecord]
+    {
         guard config.executor == .slurm else {
-            for job in live where job.slurmJobID != nil {
+            let client = SlurmClient()
+            var reachable = true
+            for job in try queue.jobs(JobFilter(states: [.running, .cancelling])) where job.slurmJobID != nil {
                 let id = job.slurmJobID!
                 do {
+                    guard reachable else { throw SlurmError(message: "Slurm did not answer", kind: .unreachable) }
                     try client.cancel(id)
                     log.warning(
                         "slurm: executor is local now; cancelled a Slurm job a previous daemon started",
                         ["job": job.id, "slurm_job": id])
                 } catch {
+                    // One unanswered command is enough: the daemon's start must not wait 10 s per job.
+                    if (error as? SlurmError)?.unreachable == true { reachable = false }
                     log.error(
                         "slurm: executor is local now and a previous daemon's Slurm job could not be cancelled; "
-                            + "cancel it by hand or the job may run twice",
+                            + "cancel it by hand ('scancel \(id)') or the job may run twice",
                         ["job": job.id, "slurm_job": id, "error": "\(error)"])
                 }
             }
             return []
         }
-        for job in live where job.slurmJobID == nil {
-            // Claimed, then the daemon died before sbatch answered (or before recording it).
-            let name = slurmJobName(stateRoot: tree.root, job: job.id)
-            if let found = try? client.find(name: name), let id = found.last {
-                try queue.setSlurmJob(job.id, slurmJobID: id, detail: "found on Slurm by name \(name) as job \(id)")
-            }
-        }
-        return try queue.adoptSlurmJobs(
-            boot: boot, leaseMilliseconds: Int64(config.leaseSeconds * 1000))
+        return try queue.adoptLiveJobs(boot: boot, leaseMilliseconds: Int64(config.leaseSeconds * 1000))
     }
 }

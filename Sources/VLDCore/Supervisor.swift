@@ -67,6 +67,12 @@ public final class Supervisor {
     var slurmRetryAt = Date.distantPast
     var slurmUnreachableCount = 0
     var nextSlurmPoll = Date.distantPast
+    /// When submitting may go on after a submit limit was reached.
+    var slurmSubmitRetryAt = Date.distantPast
+    /// The prefix of this daemon's Slurm job names (SlurmExecutor.swift).
+    let slurmPrefix: String
+    /// Called between slow steps (Slurm's commands) so that the daemon can ping its watchdog.
+    public var keepAlive: () -> Void = {}
 
     public init(
         tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
@@ -79,6 +85,7 @@ public final class Supervisor {
         self.boot = boot
         self.log = log
         self.executable = executable
+        slurmPrefix = Supervisor.slurmNamePrefix(queue: queue, fallback: tree.root)
     }
 
     public func update(config: DaemonConfig) { self.config = config }
@@ -221,6 +228,12 @@ public final class Supervisor {
             running[id]?.retryable = retryable
         case .stopped?:
             running[id]?.stopped = true
+        case .started?:
+            // A new run of the worker (a Slurm requeue): what an earlier run said no longer holds.
+            running[id]?.stopped = false
+            running[id]?.published = nil
+            running[id]?.lastError = nil
+            running[id]?.retryable = nil
         case nil:
             break
         }

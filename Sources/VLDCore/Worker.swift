@@ -150,6 +150,8 @@ public enum Worker {
         }
 
         let events = EventPipe(fd: progressFD)
+        events.send(
+            .started(restart: ProcessInfo.processInfo.environment["SLURM_RESTART_COUNT"].flatMap { Int($0) }))
         func fail(_ message: String, retryable: Bool) -> Int32 {
             events.send(.failed(message: message, retryable: retryable))
             FileHandle.standardError.write(Data("vldd worker: job \(id): \(message)\n".utf8))

@@ -2,6 +2,8 @@
 //
 //   {"event":"progress","done":120,"total":800,"unit":"steps","loss":1.93,"eta":41.5,"rate":52000}
 //   {"event":"progress",...,"evalLoss":1.2}                 on an evaluation
+//   {"event":"started","restart":1}                         first, each time the worker starts (restart:
+//                                                           Slurm's SLURM_RESTART_COUNT, when set)
 //   {"event":"heartbeat"}                                   every heartbeatSeconds, from its own thread
 //   {"event":"stopped","done":400}                          checkpointed on SIGTERM; exit 75 follows
 //   {"event":"published","path":"/var/lib/vldd/outbox/17-vld-quick-001-..."}
@@ -20,6 +22,7 @@ public enum WorkerEvent: Equatable, Sendable {
     /// throughput unit (tokens per second for `train`).
     case progress(
         done: Int, total: Int, unit: String, loss: Double?, evalLoss: Double?, etaSeconds: Double?, rate: Double?)
+    case started(restart: Int?)
     case heartbeat
     case stopped(done: Int)
     case published(path: String)
@@ -36,6 +39,8 @@ public enum WorkerEvent: Equatable, Sendable {
                 ]
                     + optional("loss", loss) + optional("evalLoss", evalLoss) + optional("eta", eta)
                     + optional("rate", rate))
+        case let .started(restart):
+            return .object([("event", .string("started"))] + (restart.map { [("restart", JSONValue($0))] } ?? []))
         case .heartbeat:
             return .object([("event", .string("heartbeat"))])
         case let .stopped(done):
@@ -64,6 +69,8 @@ public enum WorkerEvent: Equatable, Sendable {
                 done: done, total: total, unit: unit, loss: value["loss"]?.doubleValue,
                 evalLoss: value["evalLoss"]?.doubleValue, etaSeconds: value["eta"]?.doubleValue,
                 rate: value["rate"]?.doubleValue)
+        case "started":
+            self = .started(restart: value["restart"]?.intValue)
         case "heartbeat":
             self = .heartbeat
         case "stopped":

@@ -24,28 +24,37 @@ extension JobQueue {
             [state, clock(), id])
     }
 
-    /// Gives a claimed job back to the queue before anything ran (Slurm could not be reached):
-    /// no failure, no attempt counted.
+    /// Gives a claimed job back to the queue before anything ran (Slurm could not be reached, or
+    /// a submission turned out not to have happened): no failure, no attempt counted. A job whose
+    /// cancel arrived meanwhile is cancelled instead.
     public func unclaim(_ id: Int, detail: String) throws {
         try db.immediate {
+            let now = clock()
+            let clear =
+                "lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL, slurm_state = NULL, pid = NULL, pgid = NULL"
+            if try job(id)?.state == .cancelling {
+                try update(
+                    id, from: .cancelling, to: .cancelled, at: now, detail: "cancelled before it ran (\(detail))",
+                    set: "finished_at = ?, \(clear)", [now])
+                try failDependents(of: id, at: now)
+                return
+            }
             try update(
-                id, from: .running, to: .queued, at: clock(), detail: detail,
-                set:
-                    "attempts = max(0, attempts - 1), lease_owner = NULL, lease_expires_at = NULL, slurm_job_id = NULL, slurm_state = NULL",
-                [])
+                id, from: .running, to: .queued, at: now, detail: detail,
+                set: "attempts = max(0, attempts - 1), \(clear)", [])
         }
     }
 
-    /// Live jobs on Slurm that other daemon boots left become `boot`'s: the cluster runs them on
-    /// and this daemon follows them (instead of `reconcile` requeueing them). Returns them.
-    public func adoptSlurmJobs(boot: Int, leaseMilliseconds: Int64) throws -> [JobRecord] {
+    /// Live jobs that other daemon boots left become `boot`'s (`executor = slurm`: the cluster
+    /// runs them on and this daemon follows them, instead of `reconcile` requeueing them; one
+    /// without a Slurm id is looked up by name). Returns them.
+    public func adoptLiveJobs(boot: Int, leaseMilliseconds: Int64) throws -> [JobRecord] {
         try db.immediate {
             let now = clock()
             let rows = try db.query(
                 """
                 UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
-                WHERE state IN ('running','cancelling') AND slurm_job_id IS NOT NULL
-                  AND (lease_owner IS NULL OR lease_owner != ?)
+                WHERE state IN ('running','cancelling') AND (lease_owner IS NULL OR lease_owner != ?)
                 RETURNING id
                 """, [boot, now + leaseMilliseconds, now, boot])
             var adopted: [JobRecord] = []
@@ -53,8 +62,9 @@ extension JobQueue {
                 guard let job = try job(id) else { continue }
                 try event(
                     id, from: job.state, to: job.state,
-                    detail:
-                        "followed again by daemon boot \(boot): Slurm job \(job.slurmJobID ?? "?") was left running",
+                    detail: job.slurmJobID.map {
+                        "followed again by daemon boot \(boot): Slurm job \($0) was left running"
+                    } ?? "followed again by daemon boot \(boot): its Slurm job is looked up by name",
                     at: now)
                 adopted.append(job)
             }

@@ -278,23 +278,47 @@ struct SlurmTests {
     func aControllerThatDoesNotAnswerStallsNothing() throws {
         let d = slurmHarness()
         defer { cancelOnSlurm(d) }
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
         try d.start()
+        // A job in flight before the controller stops (at least 30 s of steps; the stalled sbatch
+        // alone takes 10).
+        try d.submitManifest("before", steps: 1500, checkpointEvery: 500)
+        try d.waitFor("the first job to run") { ($0.first?["step"] as? Int ?? 0) > 10 }
         let pid = try #require(Int32(slurmCommand(["pgrep", "-x", "slurmctld"]).stdout.split(separator: "\n")[0]))
         kill(pid, SIGSTOP)
         var resumed = false
         defer { if !resumed { kill(pid, SIGCONT) } }
-        try d.submitManifest("s", steps: 10)
+        try d.submitManifest("during", steps: 10)
         try d.waitFor("the daemon to notice", timeout: 60) { _ in d.log.contains("the controller does not answer") }
-        // The daemon still answers, and the job waits in the queue without a failure.
+        // The daemon still answers; the job whose sbatch got no answer is kept (it may exist) and
+        // has no failure; the job in flight runs on, its progress read from its events file.
         let t0 = Date()
-        let job = try #require(try d.jobs().first)
+        let jobs = Dictionary(uniqueKeysWithValues: try d.jobs().map { ($0["id"] as? Int ?? 0, $0) })
         #expect(Date().timeIntervalSince(t0) < 5)
-        #expect(job["state"] as? String == "queued" && job["failures"] as? Int == 0, "\(job)")
+        let during = try #require(jobs[2])
+        #expect(during["state"] as? String == "running" && during["failures"] as? Int == 0, "\(during)")
+        #expect((during["slurmState"] as? String ?? "").hasPrefix("submission unknown"), "\(during)")
+        let step = jobs[1]?["step"] as? Int ?? 0
+        try d.waitFor("progress while the controller is stopped", timeout: 30) { jobs in
+            (jobs.first { $0["id"] as? Int == 1 }?["step"] as? Int ?? 0) > step
+        }
         kill(pid, SIGCONT)
         resumed = true
-        try d.waitFor("the job once Slurm answers", timeout: 120) { states($0) == ["succeeded"] }
+        try d.waitFor("both jobs once Slurm answers", timeout: 180) { states($0) == ["succeeded", "succeeded"] }
         #expect(d.log.contains("the controller answers again"))
-        let show = try d.ctl(["show", "1"])
-        #expect(show.stdout.contains("it waits until Slurm answers"), "\(show.stdout)")
+        // The unconfirmed submission was found by name or found not to exist; either way one
+        // Slurm job of that name completed, and any other was cancelled as a duplicate.
+        let show = try d.ctl(["show", "2"])
+        #expect(
+            show.stdout.contains("found on Slurm by name") || show.stdout.contains("it was not submitted"),
+            "\(show.stdout)")
+        let slurmID = try #require(try d.jobs().first { $0["id"] as? Int == 2 }?["slurmJob"] as? String)
+        let name = slurmCommand(["squeue", "-h", "--states=all", "-j", slurmID, "-o", "%j"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let runs = slurmCommand(["squeue", "-h", "--states=all", "--name", name, "-o", "%T"]).stdout
+            .split(separator: "\n").map(String.init)
+        #expect(
+            runs.filter { $0 == "COMPLETED" }.count == 1 && runs.allSatisfy { $0 == "COMPLETED" || $0 == "CANCELLED" },
+            "\(runs)")
     }
 }

@@ -44,6 +44,7 @@ struct ConfigTests {
             "c:1: slurm_extra_args holds \";\"; expected sbatch options, each starting with -"
         ),
         ("slurm_vldd = vldd", "c:1: slurm_vldd must be an absolute path, got \"vldd\""),
+        ("slurm_extra_args = --qos=x --job-name=y", "c:1: slurm_extra_args holds --job-name=y, which vldd sets itself"),
         ("slurm_poll_seconds = 0", "c:1: slurm_poll_seconds must be in 0.2...3600.0 seconds, got 0"),
     ])
     func errorsNameTheLine(text: String, expected: String) {
@@ -89,29 +90,46 @@ struct ConfigTests {
         let slow = SlurmClient.run(["sleep", "5"], timeout: 0.3)
         #expect(slow.timedOut && slow.status == nil && Date().timeIntervalSince(t0) < 3)
         let client = SlurmClient(timeoutSeconds: 0.3)
-        #expect(throws: SlurmError(message: "sleep did not answer within 0.3 s", unreachable: true)) {
+        #expect(throws: SlurmError(message: "sleep did not answer within 0.3 s", kind: .unreachable)) {
             _ = try client.call(["sleep", "5"])
         }
-        // A missing command is unreachable too; a refusal carries the command's message.
-        #expect((try? client.call(["vld-no-such-command"])) == nil)
-        do {
-            _ = try client.call(["sh", "-c", "echo 'sbatch: error: Invalid partition name specified' >&2; exit 1"])
-            Issue.record("accepted")
-        } catch let e as SlurmError {
-            #expect(
-                !e.unreachable && e.message == "sh failed (exit 1): sbatch: error: Invalid partition name specified")
+        // A missing command ran not at all; Slurm's answers are sorted into down, "not now" and no.
+        func kind(_ stderr: String) -> SlurmError.Kind? {
+            do {
+                _ = try client.call(["sh", "-c", "echo '\(stderr)' >&2; exit 1"])
+                return nil
+            } catch { return (error as? SlurmError)?.kind }
         }
         do {
-            _ = try client.call([
-                "sh", "-c", "echo 'error: Unable to contact slurm controller (connect failure)' >&2; exit 1",
-            ])
-            Issue.record("accepted")
-        } catch let e as SlurmError { #expect(e.unreachable) }
+            _ = try client.call(["vld-no-such-command"])
+            Issue.record("ran")
+        } catch let e as SlurmError { #expect(e.kind == .notRun && e.unreachable) }
+        #expect(kind("sbatch: error: Invalid partition name specified") == .refused)
+        #expect(kind("error: Unable to contact slurm controller (connect failure)") == .unreachable)
+        #expect(kind("sbatch: error: QOSMaxSubmitJobPerUserLimit") == .busy)
+        #expect(kind("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying") == .busy)
+        do {
+            _ = try client.call(["sh", "-c", "echo 'sbatch: error: Invalid partition name specified' >&2; exit 1"])
+        } catch let e as SlurmError {
+            #expect(e.message == "sh failed (exit 1): sbatch: error: Invalid partition name specified")
+        }
         #expect(try client.call(["printf", "a\\nb"]) == "a\nb")
         #expect(SlurmClient.exitStatus("75:0") == (75, nil) && SlurmClient.exitStatus("0:9") == (nil, 9))
         #expect(SlurmClient.exitStatus("x") == (nil, nil))
-        #expect(Supervisor.slurmJobName(stateRoot: "/var/lib/vldd", job: 17).hasPrefix("vld-"))
-        #expect(Supervisor.slurmJobName(stateRoot: "/a", job: 1) != Supervisor.slurmJobName(stateRoot: "/b", job: 1))
+        // Held jobs are not ended; SPECIAL_EXIT is a hold.
+        #expect(SlurmJobInfo(state: "PENDING", reason: "JobHeldAdmin").isHeld)
+        #expect(SlurmJobInfo(state: "SPECIAL_EXIT").isHeld && !SlurmJobInfo(state: "SPECIAL_EXIT").isTerminal)
+        #expect(!SlurmJobInfo(state: "PENDING", reason: "Resources").isHeld)
+        // Options the executor sets itself are refused in slurm_extra_args; others pass.
+        for option in [
+            "--job-name=x", "-Jx", "-J", "--output=/tmp/o", "--array=1-3", "--no-requeue", "-M", "--clusters=b",
+            "--signal=USR1@60", "--mem=4G", "-c4",
+        ] {
+            #expect(SlurmSettings.reservedOption(option), "\(option)")
+        }
+        for option in ["--qos=long", "--constraint=avx512", "--hold", "--exclusive", "--gres=gpu:1", "-p"] {
+            #expect(!SlurmSettings.reservedOption(option), "\(option)")
+        }
     }
 
     @Test func reloadKeepsThePathsOfTheRunningConfig() throws {

@@ -10,7 +10,7 @@ struct WorkerEventTests {
         WorkerEvent.progress(
             done: 120, total: 800, unit: "steps", loss: 1.93, evalLoss: nil, etaSeconds: 41.5, rate: 52000),
         .progress(done: 800, total: 800, unit: "steps", loss: nil, evalLoss: 1.25, etaSeconds: nil, rate: nil),
-        .heartbeat,
+        .heartbeat, .started(restart: nil), .started(restart: 2),
         .stopped(done: 400),
         .published(path: "/var/lib/vldd/outbox/17-vld-quick-001-schedule=cyc(1)-seed1"),
         .failed(message: "diverged at step 12: loss is nan\nsecond line \"quoted\"", retryable: false),

@@ -172,31 +172,36 @@ struct JobQueueTests {
         let dir = TempDir()
         let q = try JobQueue(path: dir.path("q.sqlite3"))
         let old = try q.startBoot(uuid: "old", pid: 1, version: "t")
-        let ids = try q.ingest(sampleManifest(trials: 3)).jobIDs
+        let ids = try q.ingest(sampleManifest(trials: 4)).jobIDs
         for _ in 0..<3 { _ = try q.claimNext(boot: old, maxThreads: 1) }
         try q.setSlurmJob(ids[0], slurmJobID: "41", detail: "submitted to Slurm as job 41")
         try q.setSlurmJob(ids[1], slurmJobID: "42", detail: "submitted to Slurm as job 42")
         try q.setSlurmState(ids[1], "RUNNING")
         _ = try q.cancel(ids[1])
-        // Job 3 was claimed by a local worker: reconcile requeues it as before.
+        // Job 3 was claimed and its sbatch never answered: adopted too, to be looked up by name.
         let new = try q.startBoot(uuid: "new", pid: 2, version: "t")
-        let adopted = try q.adoptSlurmJobs(boot: new, leaseMilliseconds: 1000)
-        #expect(adopted.map(\.id) == [ids[0], ids[1]] && adopted.map(\.slurmJobID) == ["41", "42"])
+        let adopted = try q.adoptLiveJobs(boot: new, leaseMilliseconds: 1000)
+        #expect(adopted.map(\.id) == [ids[0], ids[1], ids[2]] && adopted.map(\.slurmJobID) == ["41", "42", nil])
         #expect(adopted[1].state == .cancelling && adopted[1].slurmState == "RUNNING")
         let result = try q.reconcile(currentBoot: new)
-        #expect(result.requeued == [ids[2]] && result.cancelled.isEmpty)
+        #expect(result.requeued.isEmpty && result.cancelled.isEmpty)
         #expect(try q.job(ids[0])?.state == .running && q.job(ids[0])?.attempts == 1)
         #expect(
             try q.events(ids[0]).last?.detail == "followed again by daemon boot \(new): Slurm job 41 was left running")
+        #expect(try q.events(ids[2]).last?.detail?.hasSuffix("its Slurm job is looked up by name") == true)
         // Adopting again changes nothing; a new claim forgets the previous Slurm job.
-        #expect(try q.adoptSlurmJobs(boot: new, leaseMilliseconds: 1000).isEmpty)
+        #expect(try q.adoptLiveJobs(boot: new, leaseMilliseconds: 1000).isEmpty)
         _ = try q.finish(ids[0], outcome: .preempted(detail: "stopped"))
         let again = try #require(try q.claimNext(boot: new, maxThreads: 1))
         #expect(again.id == ids[0] && again.slurmJobID == nil && again.attempts == 2)
-        // A claim Slurm could not take goes back without counting an attempt.
+        // A claim Slurm did not take goes back without counting an attempt...
         try q.unclaim(ids[0], detail: "not submitted")
         let back = try #require(try q.job(ids[0]))
         #expect(back.state == .queued && back.attempts == 1 && back.failures == 0)
+        // ...unless its cancel arrived meanwhile.
+        _ = try q.cancel(ids[2])
+        try q.unclaim(ids[2], detail: "not submitted")
+        #expect(try q.job(ids[2])?.state == .cancelled)
     }
 
     @Test func heartbeatAndMetricsAreStored() throws {
