@@ -79,7 +79,9 @@ public final class Daemon {
         boot = try queue.startBoot(uuid: UUID().uuidString, pid: getpid(), version: VLD.version)
         // Jobs a previous daemon left on Slurm run on: follow them (or, with executor = local,
         // cancel them there) before the queue requeues what was left running here.
-        let onSlurm = try Supervisor.recoverSlurmJobs(queue: queue, boot: boot, config: config, log: log)
+        let slurmPrefix = try Supervisor.slurmNamePrefix(queue: queue, stateRoot: tree.root)
+        let onSlurm = try Supervisor.recoverSlurmJobs(
+            queue: queue, boot: boot, config: config, prefix: slurmPrefix, log: log)
         let (requeued, cancelled) = try queue.reconcile(currentBoot: boot)
         if !requeued.isEmpty || !cancelled.isEmpty {
             log.notice(
@@ -87,7 +89,9 @@ public final class Daemon {
                 ["requeued": requeued.count, "cancelled": cancelled.count])
         }
         spool = SpoolConsumer(tree: tree, queue: queue, config: config, policy: policy, log: log)
-        supervisor = Supervisor(tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID)
+        supervisor = Supervisor(
+            tree: tree, queue: queue, config: config, boot: boot, log: log, groupID: policy.groupID,
+            slurmPrefix: slurmPrefix)
         supervisor.adopt(onSlurm)
         supervisor.keepAlive = { [unowned self] in heartbeat() }
         supervisor.onFinished = { [unowned self] job in

@@ -76,6 +76,8 @@ public struct SlurmClient: Sendable {
         public var stdout: String
         public var stderr: String
         public var timedOut: Bool
+        /// posix_spawn failed: the command never ran.
+        public var spawnFailed = false
     }
 
     /// Runs `argv` (looked up on PATH) with stdin from /dev/null; kills it at the time limit.
@@ -108,7 +110,8 @@ public struct SlurmClient: Sendable {
             close(out[0])
             close(err[0])
             return Output(
-                status: nil, stdout: "", stderr: "\(argv[0]): \(String(cString: strerror(rc)))", timedOut: false)
+                status: nil, stdout: "", stderr: "\(argv[0]): \(String(cString: strerror(rc)))", timedOut: false,
+                spawnFailed: true)
         }
         var buffers: [[UInt8]] = [[], []]
         var open = [out[0], err[0]]
@@ -164,7 +167,11 @@ public struct SlurmClient: Sendable {
         let said = r.stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }.joined(separator: "; ")
         guard let status = r.status else {
-            throw SlurmError(message: "\(argv[0]) could not be started: \(said.prefix(200))", kind: .notRun)
+            // Never started, or killed by a signal part way (which may have done what was asked).
+            throw SlurmError(
+                message: r.spawnFailed
+                    ? "\(argv[0]) could not be started: \(said.prefix(200))" : "\(argv[0]) was killed by a signal",
+                kind: r.spawnFailed ? .notRun : .unreachable)
         }
         guard status == 0 else {
             let kind: SlurmError.Kind = Self.unreachable(said) ? .unreachable : Self.busy(said) ? .busy : .refused
@@ -210,7 +217,9 @@ public struct SlurmClient: Sendable {
     /// (ended ones too, until MinJobAge), by id.
     public func jobs(named prefix: String) throws -> [String: SlurmJobInfo] {
         var result: [String: SlurmJobInfo] = [:]
-        for line in try call(["squeue", "-h", "--me", "--states=all", "-o", "%i|%T|%r|%j"]).split(separator: "\n") {
+        // -a: jobs in hidden partitions too.
+        for line in try call(["squeue", "-a", "-h", "--me", "--states=all", "-o", "%i|%T|%r|%j"]).split(separator: "\n")
+        {
             let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             guard f.count >= 4, f[3].hasPrefix(prefix) else { continue }
             let reason = f[2] != "None" && !f[2].isEmpty ? f[2] : nil
@@ -219,11 +228,11 @@ public struct SlurmClient: Sendable {
         return result
     }
 
-    /// One job with its exit status: from the controller while it holds the job, else from
-    /// accounting; nil when neither knows it. Throws only when the controller does not answer.
+    /// One job with its exit status as the controller holds it; nil once it has forgotten the
+    /// job. Throws only when the controller does not answer.
     public func detail(_ id: String) throws -> SlurmJobInfo? {
         do {
-            let line = try call(["scontrol", "show", "job", "-o", id])
+            let line = try call(["scontrol", "-a", "show", "job", "-o", id])
             var fields: [String: String] = [:]
             for token in line.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
                 guard let eq = token.firstIndex(of: "=") else { continue }
@@ -238,11 +247,13 @@ public struct SlurmClient: Sendable {
         } catch let e as SlurmError where !e.unreachable {
             // "Invalid job id specified": the controller forgot it; accounting may still know it.
         }
-        // Accounting may be missing or down (slurmdbd): then nothing more is known of the job,
-        // which is not the controller being unreachable.
-        guard let text = try? call(["sacct", "-n", "-X", "-P", "-j", id, "-o", "JobIDRaw,State,ExitCode"]) else {
-            return nil
-        }
+        return nil
+    }
+
+    /// One job as accounting recorded it; nil when it has no record. Throws when sacct fails
+    /// (no accounting on the cluster, slurmdbd down), which says nothing about the controller.
+    public func accounting(_ id: String) throws -> SlurmJobInfo? {
+        let text = try call(["sacct", "-n", "-X", "-P", "-j", id, "-o", "JobIDRaw,State,ExitCode"])
         for line in text.split(separator: "\n") {
             let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             guard f.count >= 3, f[0] == id else { continue }

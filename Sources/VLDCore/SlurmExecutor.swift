@@ -7,8 +7,8 @@
 //   --requeue, --signal=B:TERM@<job_stop_grace_seconds> (the batch shell execs the worker, so a
 //   worker about to reach its time limit gets SIGTERM early enough to checkpoint; at preemption
 //   Slurm's own SIGTERM reaches it the same way), --output runs/<id>/stdout.log, and the job name
-//   vld-<key>-<id>, the key being a hash of the queue database's first boot: each vldd database
-//   names its Slurm jobs apart. The Slurm id goes to the queue (`vldctl show`).
+//   vld-<key>-<id>.<attempt>, the key being a hash of the queue database's first boot and the
+//   state directory: each vldd names its Slurm jobs apart. The Slurm id goes to the queue.
 // - Stages: a job is claimed only once the jobs it needs have succeeded (the queue's rule), so
 //   no --dependency is used: the dependent's job.json must name its need's published
 //   checkpoint, which exists only then.
@@ -47,6 +47,8 @@ import VLDStore
 struct SlurmRun {
     /// The Slurm job id; nil while it is not known whether sbatch created the job.
     var id: String?
+    /// The attempt it runs (its job name ends in ".<attempt>").
+    var attempt: Int
     /// runs/<job>/events-<attempt>.jsonl
     var events: String
     var offset: UInt64 = 0
@@ -60,12 +62,26 @@ struct SlurmRun {
 }
 
 extension Supervisor {
-    /// The prefix of this daemon's Slurm job names: "vld-" and 8 hex digits of the database's
-    /// first boot (two vldd databases on one cluster and user never take each other's jobs).
-    static func slurmNamePrefix(queue: JobQueue, fallback: String) -> String {
-        let first = (try? queue.db.query("SELECT boot_uuid FROM daemon_boots ORDER BY id LIMIT 1"))?.first?.string(
-            "boot_uuid")
-        return "vld-\(SHA256.hex(Array((first ?? fallback).utf8)).prefix(8))-"
+    /// The prefix of this daemon's Slurm job names: "vld-" and 8 hex digits of a hash of the
+    /// database's first boot and the state directory (two vldd on one cluster and user, or a copy
+    /// of a database restored elsewhere, never take each other's jobs).
+    public static func slurmNamePrefix(queue: JobQueue, stateRoot: String) throws -> String {
+        guard
+            let first = try queue.db.query("SELECT boot_uuid FROM daemon_boots ORDER BY id LIMIT 1").first?.string(
+                "boot_uuid")
+        else { throw SystemError(message: "the queue has no daemon boot yet") }
+        return "vld-\(SHA256.hex(Array((first + "\n" + stateRoot).utf8)).prefix(8))-"
+    }
+
+    /// Job `id`'s Slurm job name for `attempt`.
+    func slurmJobName(_ id: Int, attempt: Int) -> String { "\(slurmPrefix)\(id).\(attempt)" }
+
+    /// Gives a claim back to the queue; if the queue refuses (it changed meanwhile), records it
+    /// as stopped so that it is not left running outside the supervisor.
+    func giveBack(_ id: Int, detail: String, countAttempt: Bool) {
+        do { try queue.unclaim(id, detail: detail, countAttempt: countAttempt) } catch {
+            record(id, .preempted(detail: detail))
+        }
     }
 
     var slurmReachable: Bool { Date() >= slurmRetryAt }
@@ -124,14 +140,15 @@ extension Supervisor {
                     // The job may exist: follow it under an unknown id until a listing settles it.
                     running[job.id] = Running(
                         job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds,
-                        slurm: SlurmRun(id: nil, events: events))
+                        slurm: SlurmRun(id: nil, attempt: job.attempts, events: events))
                     try? queue.setSlurmState(job.id, "submission unknown (\(e.message)); looked up by name")
                     slurmUnreachable(e)
                 case .notRun:
-                    try? queue.unclaim(job.id, detail: "not submitted: \(e.message)")
+                    giveBack(job.id, detail: "not submitted: \(e.message)", countAttempt: false)
                     slurmUnreachable(e)
                 case .busy:
-                    try? queue.unclaim(job.id, detail: "not submitted: \(e.message); submitted again in 30 s")
+                    giveBack(
+                        job.id, detail: "not submitted: \(e.message); submitted again in 30 s", countAttempt: false)
                     log.notice("slurm: a submit limit was reached; pausing submission for 30 s", ["error": e.message])
                     slurmSubmitRetryAt = Date().addingTimeInterval(30)
                 case .refused:
@@ -171,7 +188,7 @@ extension Supervisor {
         let scriptPath = runDir + "/slurm-\(job.attempts).sh"
         try writeFileAtomically(Data(script.utf8), to: scriptPath, mode: 0o750)
         var arguments = [
-            "--job-name=\(slurmPrefix)\(job.id)", "--chdir=\(runDir)",
+            "--job-name=\(slurmJobName(job.id, attempt: job.attempts))", "--chdir=\(runDir)",
             "--output=\(runDir)/stdout.log", "--open-mode=append", "--nodes=1", "--ntasks=1",
             "--cpus-per-task=\(job.threads)", "--requeue",
             "--signal=B:TERM@\(Int(min(65535, max(1, config.jobStopGraceSeconds.rounded(.up)))))",
@@ -187,7 +204,8 @@ extension Supervisor {
         if ProcessInfo.processInfo.environment["VLDD_FAULT"] == "exit-after-sbatch" { _exit(99) }
         try? queue.setSlurmJob(job.id, slurmJobID: id, detail: "submitted to Slurm as job \(id)")
         running[job.id] = Running(
-            job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds, slurm: SlurmRun(id: id, events: events))
+            job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds,
+            slurm: SlurmRun(id: id, attempt: job.attempts, events: events))
         log.info(
             "job submitted to Slurm",
             ["job": job.id, "name": job.name, "slurm_job": id, "threads": job.threads, "attempt": job.attempts])
@@ -212,21 +230,29 @@ extension Supervisor {
             return
         } catch { return }
         keepAlive()
-        var byJob: [Int: [(id: String, info: SlurmJobInfo)]] = [:]
+        var byJob: [Int: [(id: String, attempt: Int, info: SlurmJobInfo)]] = [:]
         for (slurmID, info) in listed {
-            guard let job = info.name.flatMap({ Int($0.dropFirst(slurmPrefix.count)) }) else { continue }
-            byJob[job, default: []].append((slurmID, info))
+            let parts = (info.name ?? "").dropFirst(slurmPrefix.count).split(separator: ".")
+            guard parts.count == 2, let job = Int(parts[0]), let attempt = Int(parts[1]) else { continue }
+            byJob[job, default: []].append((slurmID, attempt, info))
         }
         settleUnknownSubmissions(ids, byJob)
         cancelStrays(byJob)
+        let turn = Date()
         for id in ids {
             guard let run = running[id]?.slurm, let slurmID = run.id else { continue }
+            if Date().timeIntervalSince(turn) > 5 {
+                // The rest on the next turn: the loop must go on (signals, intake, cancels).
+                nextSlurmPoll = .distantPast
+                break
+            }
             if let info = listed[slurmID], !info.isTerminal {
                 note(id, info)
                 continue
             }
-            // Ended, or no longer in the controller's list: ask for the details.
-            let detail: SlurmJobInfo?
+            // Ended, or no longer in the controller's list: ask for the details (the controller,
+            // then accounting, which is given 5 minutes' rest after it did not answer).
+            var detail: SlurmJobInfo?
             do { detail = try slurmClient.detail(slurmID) } catch let e as SlurmError {
                 if e.unreachable {
                     slurmUnreachable(e)
@@ -235,6 +261,16 @@ extension Supervisor {
                 continue
             } catch { continue }
             keepAlive()
+            if detail == nil && Date() >= accountingRetryAt {
+                do { detail = try slurmClient.accounting(slurmID) } catch {
+                    if (error as? SlurmError)?.kind == .unreachable {
+                        accountingRetryAt = Date().addingTimeInterval(300)
+                        log.warning(
+                            "slurm: accounting (sacct) does not answer; not asked for 5 min", ["error": "\(error)"])
+                    }
+                }
+                keepAlive()
+            }
             if let detail, detail.isTerminal {
                 finishOnSlurm(id, detail)
             } else if let detail {
@@ -269,39 +305,50 @@ extension Supervisor {
         flushProgress(id, force: false)
     }
 
-    /// Jobs whose sbatch answer was lost: the listing shows the job (follow it) or, twice, does
-    /// not (it was never created: the claim goes back to the queue).
-    private func settleUnknownSubmissions(_ ids: [Int], _ byJob: [Int: [(id: String, info: SlurmJobInfo)]]) {
-        for id in ids where running[id]?.slurm != nil && running[id]?.slurm?.id == nil {
-            if let found = byJob[id]?.max(by: { (Int($0.id) ?? 0) < (Int($1.id) ?? 0) }) {
+    /// Jobs whose sbatch answer was lost: the listing shows the job of that attempt (follow it)
+    /// or, twice, does not (it was never created: the claim goes back to the queue, keeping its
+    /// attempt number, so that a Slurm job the controller still makes of it is a stray of another
+    /// name and events file).
+    private func settleUnknownSubmissions(
+        _ ids: [Int], _ byJob: [Int: [(id: String, attempt: Int, info: SlurmJobInfo)]]
+    ) {
+        for id in ids {
+            guard let run = running[id]?.slurm, run.id == nil else { continue }
+            let name = slurmJobName(id, attempt: run.attempt)
+            if let found = byJob[id]?.filter({ $0.attempt == run.attempt }).max(by: {
+                (Int($0.id) ?? 0) < (Int($1.id) ?? 0)
+            }) {
                 running[id]?.slurm?.id = found.id
                 try? queue.setSlurmJob(
-                    id, slurmJobID: found.id, detail: "found on Slurm by name \(slurmPrefix)\(id) as job \(found.id)")
+                    id, slurmJobID: found.id, detail: "found on Slurm by name \(name) as job \(found.id)")
                 log.notice("slurm: found a job whose submission was not confirmed", ["job": id, "slurm_job": found.id])
                 continue
             }
             running[id]?.slurm?.notFound += 1
             guard (running[id]?.slurm?.notFound ?? 0) >= 2 else { continue }
             running.removeValue(forKey: id)
-            try? queue.unclaim(id, detail: "Slurm has no job named \(slurmPrefix)\(id): it was not submitted")
+            giveBack(id, detail: "Slurm has no job named \(name): it was not submitted", countAttempt: true)
             log.notice("slurm: a submission that was not confirmed did not happen; queued again", ["job": id])
         }
     }
 
     /// Cancels live Slurm jobs with the daemon's prefix that are not the ones it follows (a
     /// submission whose answer was lost and that the controller made after all).
-    private func cancelStrays(_ byJob: [Int: [(id: String, info: SlurmJobInfo)]]) {
+    private func cancelStrays(_ byJob: [Int: [(id: String, attempt: Int, info: SlurmJobInfo)]]) {
         for (job, list) in byJob {
             let followed = running[job]?.slurm
             // A job still being looked up is settled first (settleUnknownSubmissions).
             if let followed, followed.id == nil { continue }
-            for (slurmID, info) in list where !info.isTerminal && followed?.id != slurmID {
-                cancelStray(job, slurmID)
+            for entry in list where !entry.info.isTerminal && followed?.id != entry.id {
+                cancelStray(job, entry.id)
             }
         }
     }
 
     private func cancelStray(_ job: Int, _ slurmID: String) {
+        // Once: a cancelled job is listed (CANCELLED, or COMPLETING for a while) until MinJobAge.
+        guard !cancelledStrays.contains(slurmID) else { return }
+        cancelledStrays.insert(slurmID)
         do {
             try slurmClient.cancel(slurmID)
             log.warning(
@@ -404,7 +451,7 @@ extension Supervisor {
             let events = tree.run(job.id) + "/events-\(job.attempts).jsonl"
             running[job.id] = Running(
                 job: job, pid: 0, pipe: -1, leaseSeconds: config.leaseSeconds,
-                slurm: SlurmRun(id: job.slurmJobID, events: events))
+                slurm: SlurmRun(id: job.slurmJobID, attempt: job.attempts, events: events))
         }
         if !jobs.isEmpty {
             log.notice(
@@ -415,31 +462,40 @@ extension Supervisor {
 
     /// At daemon start, before the queue requeues what a previous daemon left running: with
     /// `executor = slurm`, every live job becomes this boot's and is followed on Slurm (a job
-    /// claimed without a recorded Slurm id is looked up by its name); with `local`, live jobs with
-    /// a Slurm id are cancelled there so that the requeued job does not run twice. Returns the
-    /// jobs to follow.
-    public static func recoverSlurmJobs(queue: JobQueue, boot: Int, config: DaemonConfig, log: Logger) throws
-        -> [JobRecord]
-    {
+    /// claimed without a recorded Slurm id is looked up by its name); with `local`, when live jobs
+    /// were left on Slurm, every live Slurm job with the daemon's name prefix is cancelled (one
+    /// listing, so the start never waits on one command per job) so that the requeued jobs do not
+    /// run twice. Returns the jobs to follow.
+    public static func recoverSlurmJobs(
+        queue: JobQueue, boot: Int, config: DaemonConfig, prefix: String, log: Logger
+    ) throws -> [JobRecord] {
         guard config.executor == .slurm else {
+            let left = try queue.jobs(JobFilter(states: [.running, .cancelling])).filter {
+                $0.slurmJobID != nil || $0.slurmState != nil
+            }
+            guard !left.isEmpty else { return [] }
             let client = SlurmClient()
-            var reachable = true
-            for job in try queue.jobs(JobFilter(states: [.running, .cancelling])) where job.slurmJobID != nil {
-                let id = job.slurmJobID!
-                do {
-                    guard reachable else { throw SlurmError(message: "Slurm did not answer", kind: .unreachable) }
-                    try client.cancel(id)
-                    log.warning(
-                        "slurm: executor is local now; cancelled a Slurm job a previous daemon started",
-                        ["job": job.id, "slurm_job": id])
-                } catch {
-                    // One unanswered command is enough: the daemon's start must not wait 10 s per job.
-                    if (error as? SlurmError)?.unreachable == true { reachable = false }
-                    log.error(
-                        "slurm: executor is local now and a previous daemon's Slurm job could not be cancelled; "
-                            + "cancel it by hand ('scancel \(id)') or the job may run twice",
-                        ["job": job.id, "slurm_job": id, "error": "\(error)"])
+            do {
+                for (slurmID, info) in try client.jobs(named: prefix) where !info.isTerminal {
+                    do {
+                        try client.cancel(slurmID)
+                        log.warning(
+                            "slurm: executor is local now; cancelled a Slurm job a previous daemon started",
+                            ["slurm_job": slurmID, "name": info.name])
+                    } catch {
+                        log.error(
+                            "slurm: cannot cancel a previous daemon's Slurm job; cancel it by hand or its job may run twice",
+                            ["slurm_job": slurmID, "error": "\(error)"])
+                    }
                 }
+            } catch {
+                log.error(
+                    "slurm: executor is local now and Slurm cannot be asked about the jobs a previous daemon left "
+                        + "there; cancel them by hand ('scancel --name' with prefix \(prefix)) or they may run twice",
+                    [
+                        "jobs": left.map { "\($0.id)=\($0.slurmJobID ?? "?")" }.joined(separator: ","),
+                        "error": "\(error)",
+                    ])
             }
             return []
         }

@@ -69,6 +69,10 @@ public final class Supervisor {
     var nextSlurmPoll = Date.distantPast
     /// When submitting may go on after a submit limit was reached.
     var slurmSubmitRetryAt = Date.distantPast
+    /// When accounting (sacct) may be asked again after it did not answer.
+    var accountingRetryAt = Date.distantPast
+    /// Duplicate Slurm jobs already cancelled (asked once).
+    var cancelledStrays: Set<String> = []
     /// The prefix of this daemon's Slurm job names (SlurmExecutor.swift).
     let slurmPrefix: String
     /// Called between slow steps (Slurm's commands) so that the daemon can ping its watchdog.
@@ -76,7 +80,7 @@ public final class Supervisor {
 
     public init(
         tree: StateTree, queue: JobQueue, config: DaemonConfig, boot: Int, log: Logger, groupID: UInt32? = nil,
-        executable: String = Supervisor.ownExecutable()
+        slurmPrefix: String = "vld-local-", executable: String = Supervisor.ownExecutable()
     ) {
         self.tree = tree
         self.groupID = groupID
@@ -85,7 +89,7 @@ public final class Supervisor {
         self.boot = boot
         self.log = log
         self.executable = executable
-        slurmPrefix = Supervisor.slurmNamePrefix(queue: queue, fallback: tree.root)
+        self.slurmPrefix = slurmPrefix
     }
 
     public func update(config: DaemonConfig) { self.config = config }

@@ -25,9 +25,10 @@ extension JobQueue {
     }
 
     /// Gives a claimed job back to the queue before anything ran (Slurm could not be reached, or
-    /// a submission turned out not to have happened): no failure, no attempt counted. A job whose
-    /// cancel arrived meanwhile is cancelled instead.
-    public func unclaim(_ id: Int, detail: String) throws {
+    /// a submission turned out not to have happened): no failure, and with `countAttempt` false
+    /// no attempt (the next claim reuses its number; only where no Slurm job can carry it). A job
+    /// whose cancel arrived meanwhile is cancelled instead.
+    public func unclaim(_ id: Int, detail: String, countAttempt: Bool = false) throws {
         try db.immediate {
             let now = clock()
             let clear =
@@ -41,13 +42,14 @@ extension JobQueue {
             }
             try update(
                 id, from: .running, to: .queued, at: now, detail: detail,
-                set: "attempts = max(0, attempts - 1), \(clear)", [])
+                set: (countAttempt ? "" : "attempts = max(0, attempts - 1), ") + clear, [])
         }
     }
 
     /// Live jobs that other daemon boots left become `boot`'s (`executor = slurm`: the cluster
     /// runs them on and this daemon follows them, instead of `reconcile` requeueing them; one
-    /// without a Slurm id is looked up by name). Returns them.
+    /// without a Slurm id is looked up by name). Local workers of an earlier daemon (a pid) are
+    /// left to `reconcile`. Returns them.
     public func adoptLiveJobs(boot: Int, leaseMilliseconds: Int64) throws -> [JobRecord] {
         try db.immediate {
             let now = clock()
@@ -55,6 +57,7 @@ extension JobQueue {
                 """
                 UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
                 WHERE state IN ('running','cancelling') AND (lease_owner IS NULL OR lease_owner != ?)
+                  AND (slurm_job_id IS NOT NULL OR pid IS NULL)
                 RETURNING id
                 """, [boot, now + leaseMilliseconds, now, boot])
             var adopted: [JobRecord] = []

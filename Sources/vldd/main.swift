@@ -60,8 +60,15 @@ if args.first == "worker" {
     // shared run directory that the daemon follows.
     var progressFD: Int32 = 3
     if let events {
-        progressFD = open(events, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        progressFD = open(events, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
         guard progressFD >= 0 else { fail("cannot open \(events): \(String(cString: strerror(errno)))", 74) }
+        // A run killed part way through a line leaves it unfinished: end it, so that this run's
+        // first event is a line of its own.
+        var last: UInt8 = 0x0A
+        let size = lseek(progressFD, 0, SEEK_END)
+        if size > 0, pread(progressFD, &last, 1, size - 1) == 1, last != 0x0A {
+            _ = write(progressFD, [UInt8(0x0A)], 1)
+        }
     }
     exit(Worker.run(job: job, tree: StateTree(root: state), progressFD: progressFD))
 }
