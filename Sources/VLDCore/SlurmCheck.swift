@@ -5,6 +5,7 @@
 
 import CLinux
 import Foundation
+import VLDJSON
 
 public struct SlurmCheck: Equatable, Sendable {
     public enum Level: String, Sendable { case ok, warn, fail }
@@ -124,5 +125,51 @@ public struct SlurmCheck: Equatable, Sendable {
                 ))
         }
         return checks
+    }
+
+    /// Runs a one-minute job on a compute node (srun) that reports the node's name and the inode
+    /// numbers it sees for state_dir and state_dir/db; they must be this machine's: the node
+    /// sees the same tree at the same path. Waits at most `timeout` seconds for the job.
+    public static func probe(config: DaemonConfig, timeout: Double = 60) -> SlurmCheck {
+        let root = config.stateDirectory
+        var local = stat(), db = stat()
+        guard stat(root, &local) == 0, stat(root + "/db", &db) == 0 else {
+            return SlurmCheck(
+                level: .fail, message: "cannot stat \(root) here", fix: "start vldd once to create the state tree")
+        }
+        var argv = ["srun", "--nodes=1", "--ntasks=1", "--time=1", "--job-name=vld-doctor-probe", "--quiet"]
+        if let p = config.slurm.partition { argv.append("--partition=\(p)") }
+        if let a = config.slurm.account { argv.append("--account=\(a)") }
+        // The path reaches the node as an argument ($0), never as shell text.
+        argv += ["sh", "-c", "hostname -s; stat -c %i \"$0\" \"$0/db\"", root]
+        let r = SlurmClient.run(argv, timeout: timeout)
+        if r.timedOut {
+            return SlurmCheck(
+                level: .warn, message: "the probe job did not run within \(Int(timeout)) s (the cluster may be busy)",
+                fix: "try again later, or check 'squeue' for a job named vld-doctor-probe")
+        }
+        let lines = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard r.status == 0, lines.count >= 3 else {
+            let said = r.stderr.split(separator: "\n").prefix(3).joined(separator: "; ")
+            if lines.isEmpty {
+                return SlurmCheck(
+                    level: .fail,
+                    message: "the probe job did not run: \(DisplayText.escaped(String(said.prefix(300))))",
+                    fix: "see Slurm's message (slurm_partition, slurm_account, the partition's limits)")
+            }
+            return SlurmCheck(
+                level: .fail,
+                message: "on a compute node, \(root) cannot be read: \(DisplayText.escaped(String(said.prefix(300))))",
+                fix: "mount the state tree at the same path on every node (and give the daemon's user access)")
+        }
+        let node = DisplayText.escaped(lines[0])
+        guard lines[1] == "\(local.st_ino)", lines[2] == "\(db.st_ino)" else {
+            return SlurmCheck(
+                level: .fail,
+                message:
+                    "node \(node) has a different \(root) (inodes \(lines[1]), \(lines[2]); here \(local.st_ino), \(db.st_ino))",
+                fix: "the node sees another directory at that path: mount the shared state tree there")
+        }
+        return SlurmCheck(level: .ok, message: "compute node \(node) sees this state tree at \(root)", fix: "")
     }
 }

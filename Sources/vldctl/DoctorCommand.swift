@@ -11,11 +11,11 @@ enum DoctorCommand {
     static func run(_ args: [String]) throws -> Int32 {
         if DaemonCommands.help(
             args,
-            "usage: vldctl doctor\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and with executor = slurm the cluster (commands, controller, partition, a state\ntree the nodes can see), and prints each problem with its fix. Exit 1 if any check fails."
+            "usage: vldctl doctor [--probe]\n\nChecks the configuration, the state tree and its modes, group membership, the control socket,\nBLAS and SQLite, and with executor = slurm the cluster (commands, controller, partition, a state\ntree the nodes can see; --probe runs a one-minute job on a node that checks it sees the same\nstate tree), and prints each problem with its fix. Exit 1 if any check fails."
         ) {
             return 0
         }
-        let p = try CLI.parse(args, options: DaemonTarget.options, flags: [])
+        let p = try CLI.parse(args, options: DaemonTarget.options, flags: ["--probe"])
         let target = DaemonTarget.resolve(p.values)
         var problems = 0
         func ok(_ s: String) { print("ok    \(s)") }
@@ -123,13 +123,18 @@ enum DoctorCommand {
             }
         }
         if config.executor == .slurm {
-            for check in SlurmCheck.run(config: config) {
+            var checks = SlurmCheck.run(config: config)
+            if p.flags.contains("--probe") { checks.append(SlurmCheck.probe(config: config)) }
+            for check in checks {
                 switch check.level {
                 case .ok: ok(check.message)
                 case .warn: warn(check.message, check.fix)
                 case .fail: bad(check.message, check.fix)
                 }
             }
+        }
+        if config.executor == .slurm && !p.flags.contains("--probe") {
+            print("note  'vldctl doctor --probe' runs a job on a compute node to check that it sees the state tree")
         }
         print(problems == 0 ? "\nno problems found" : "\n\(problems) problem(s) found")
         return problems == 0 ? 0 : 1

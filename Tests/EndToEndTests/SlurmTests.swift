@@ -103,6 +103,11 @@ struct SlurmTests {
             let log = try String(contentsOfFile: d.state + "/runs/\(id)/stdout.log", encoding: .utf8)
             #expect(log.contains("initialized the weights from @pre (\(pre)/checkpoint)"), "\(log.prefix(2000))")
         }
+        // doctor checks the cluster, and with --probe a node's view of the state tree.
+        let doctor = try d.ctl(["doctor", "--probe"])
+        #expect(
+            doctor.stdout.contains("ok    the Slurm controller answers; partition vld (default) up")
+                && doctor.stdout.contains("sees this state tree at \(d.state)"), "\(doctor.stdout)")
         try d.waitFor("both summaries") { _ in
             FileManager.default.fileExists(atPath: d.state + "/outbox/summary-1-g/summary.csv")
                 && FileManager.default.fileExists(atPath: d.state + "/outbox/summary-2-pipe/summary.csv")
