@@ -219,6 +219,30 @@ struct SlurmTests {
         #expect(NSDictionary(dictionary: expected).isEqual(to: got), "\(expected) vs \(got)")
     }
 
+    @Test func restartingWithTheLocalExecutorCancelsTheSlurmJobAndResumesHere() throws {
+        let d = slurmHarness()
+        defer { cancelOnSlurm(d) }
+        d.environment["VLD_FAULT_STEP_DELAY_MS"] = "20"
+        try d.start()
+        try d.submitManifest("sw", steps: 400, checkpointEvery: 50)
+        try d.waitFor("a checkpoint on Slurm") { ($0.first?["step"] as? Int ?? 0) >= 60 }
+        let slurmID = try #require(try d.jobs().first?["slurmJob"] as? String)
+        d.stop(SIGKILL)
+        let config = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "executor = slurm\n", with: "").write(
+            toFile: d.configPath, atomically: true, encoding: .utf8)
+        try d.start()
+        #expect(d.log.contains("executor is local now; cancelled a Slurm job a previous daemon started"), "\(d.log)")
+        let deadline = Date().addingTimeInterval(30)
+        while slurmState(slurmID) != "CANCELLED" && Date() < deadline { usleep(200_000) }
+        #expect(slurmState(slurmID) == "CANCELLED")
+        try d.waitFor("the job, run here") { states($0) == ["succeeded"] }
+        let show = try d.ctl(["show", "1"])
+        #expect(show.stdout.contains("requeued to resume from its last checkpoint"), "\(show.stdout)")
+        let log = try String(contentsOfFile: d.state + "/runs/1/stdout.log", encoding: .utf8)
+        #expect(log.contains("resuming at step"), "\(log.suffix(1500))")
+    }
+
     @Test func aPendingJobAndARefusedOneAreShownWithSlurmsReasons() throws {
         // --hold from slurm_extra_args: Slurm keeps the job pending until it is released.
         let d = slurmHarness("slurm_extra_args = --hold\n")
