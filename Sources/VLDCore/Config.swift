@@ -372,7 +372,7 @@ public struct SlurmSettings: Equatable, Sendable {
         let clock = dash.last!.split(separator: ":", omittingEmptySubsequences: false)
         let numbers = dash.dropLast().map { Int($0) } + clock.map { Int($0) }
         guard numbers.allSatisfy({ $0 != nil && $0! >= 0 }) else { return false }
-        return dash.count == 1 ? clock.count <= 3 : clock.count <= 3
+        return clock.count <= 3
     }
 }
 
